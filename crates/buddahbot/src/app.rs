@@ -1,0 +1,66 @@
+//! The process's application: configuration, store and token verifier, built once and shared
+//! by every request through a cheap clone.
+
+use std::sync::Arc;
+
+use crate::{
+    auth::jwt::Hs256,
+    config::{Config, ConfigError},
+    store::{Store, StoreError},
+};
+
+/// Everything a handler needs. Cloning is one reference-count increment.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    store: Store,
+    auth: Hs256,
+}
+
+/// Why the application could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot set up the redis client")]
+    Store(#[from] StoreError),
+}
+
+impl App {
+    /// Reads the environment once and builds the application.
+    ///
+    /// # Errors
+    /// [`BootError::Config`] naming every missing or invalid variable.
+    pub fn from_env() -> Result<Self, BootError> {
+        Ok(Self::new(Config::from_env()?)?)
+    }
+
+    /// Builds the application from a configuration. Must run inside a Tokio runtime; does no
+    /// I/O (the Redis connection opens on first use).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the Redis client cannot be created from the URL.
+    pub fn new(config: Config) -> Result<Self, StoreError> {
+        let store = Store::new(&config.redis, &config.store)?;
+        let auth = Hs256::new(&config.auth.secrets);
+        Ok(Self(Arc::new(Inner {
+            config,
+            store,
+            auth,
+        })))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn auth(&self) -> &Hs256 {
+        &self.0.auth
+    }
+}

@@ -1,0 +1,137 @@
+//! The local server: every Vercel function on one port, with embedded defaults.
+//!
+//! ```text
+//! cargo run --bin dev                      # serve on 127.0.0.1:3000 (PORT overrides)
+//! cargo run --bin dev -- token <user-id>   # print a bearer token for that user (24 h)
+//! ```
+//!
+//! Reads `.env` when present. Without `REDIS_URL`/`KV_URL` it starts a private
+//! `redis-server` on a free port (stopped on exit); without `AUTH_SECRET` it uses a fixed,
+//! public development secret; without `NOUS_API_KEY` it sets a placeholder (chat is not built
+//! yet). Each default is announced in the log. The Vercel functions never do any of this.
+
+use std::{collections::HashMap, io::Write, net::SocketAddr, process::ExitCode};
+
+use axum::serve::ListenerExt;
+use buddahbot::{
+    app::App, config::Config, domain::UserId, local_redis::RedisServer, routes, telemetry,
+};
+
+/// Public, well-known secret for local use only (the same as the shared test vectors').
+const DEV_AUTH_SECRET: &str = "dev-secret-please-change-0123456789abcdef";
+const DEV_NOUS_API_KEY: &str = "offline-placeholder";
+const DEFAULT_PORT: u16 = 3000;
+const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    telemetry::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None | Some("serve") => serve().await,
+        Some("token") => print_token(args.get(1).map(String::as_str)),
+        Some(other) => Err(format!(
+            "unknown command `{other}`; use `dev` to serve or `dev token <user-id>`"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The environment with the development defaults filled in (but not `REDIS_URL`).
+fn dev_vars() -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = std::env::vars()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .collect();
+    if !vars.contains_key("AUTH_SECRET") {
+        tracing::warn!("AUTH_SECRET is not set: using the public development secret");
+        vars.insert("AUTH_SECRET".into(), DEV_AUTH_SECRET.into());
+    }
+    if !vars.contains_key("NOUS_API_KEY") {
+        tracing::warn!("NOUS_API_KEY is not set: using a placeholder (chat is not available yet)");
+        vars.insert("NOUS_API_KEY".into(), DEV_NOUS_API_KEY.into());
+    }
+    vars
+}
+
+fn print_token(user: Option<&str>) -> Result<(), String> {
+    let user = user.ok_or("usage: dev token <user-id>")?;
+    let user = UserId::parse(user).map_err(|e| format!("invalid user id: {e}"))?;
+    let mut vars = dev_vars();
+    // Signing needs only the secret; keep config validation happy without a real Redis.
+    vars.entry("REDIS_URL".into())
+        .or_insert_with(|| "redis://127.0.0.1:1".into());
+    let config = Config::from_vars(vars).map_err(|e| e.to_string())?;
+    let token = buddahbot::auth::jwt::Hs256::new(&config.auth.secrets)
+        .mint(&user, DEV_TOKEN_TTL_SECS)
+        .map_err(|e| format!("cannot sign: {e}"))?;
+    writeln!(std::io::stdout(), "{token}").map_err(|e| e.to_string())
+}
+
+async fn serve() -> Result<(), String> {
+    let mut vars = dev_vars();
+    let mut private_redis = None;
+    if !vars.contains_key("REDIS_URL") && !vars.contains_key("KV_URL") {
+        let server = RedisServer::start().await.map_err(|e| e.to_string())?;
+        tracing::warn!(
+            url = %server.url(),
+            "REDIS_URL is not set: started a private redis-server (data is lost on exit)"
+        );
+        vars.insert("REDIS_URL".into(), server.url());
+        private_redis = Some(server);
+    }
+    let config = Config::from_vars(vars).map_err(|e| e.to_string())?;
+    let app = App::new(config).map_err(|e| e.to_string())?;
+
+    let port = match std::env::var("PORT") {
+        Ok(p) => p.parse::<u16>().map_err(|_| "PORT must be a port number")?,
+        Err(_) => DEFAULT_PORT,
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Nagle plus delayed ACKs would add ~40 ms to small keep-alive responses.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tracing::info!("listening on http://{addr}");
+
+    let result = axum::serve(listener, routes::local(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string());
+    if let Some(mut server) = private_redis {
+        server.stop().await;
+        tracing::info!("stopped the private redis-server");
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,525 @@
+//! Process configuration, read once from the environment.
+//!
+//! [`Config::from_vars`] is pure: it takes the variables as a list of pairs, so tests feed it a
+//! map and never touch the process environment. Every problem is collected and reported
+//! together, by variable name; values never appear in errors or `Debug` output (secrets are
+//! [`SecretString`]s).
+//!
+//! This module does not load `.env`: only the dev server and tests do that.
+
+use std::{collections::HashMap, fmt, num::NonZeroU64, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+pub const DEFAULT_NOUS_API_BASE_URL: &str = "https://inference-api.nousresearch.com/v1";
+pub const DEFAULT_MODEL: &str = "Hermes-4-70B";
+pub const DEFAULT_ALLOWED_MODELS: &str = "Hermes-4-405B,Hermes-4-70B";
+/// Auth.js asks for at least 32 random bytes; a shorter HMAC key is guessable.
+pub const MIN_AUTH_SECRET_BYTES: usize = 32;
+
+/// One environment variable the service reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    /// `None` when the variable is required.
+    pub default: Option<&'static str>,
+    pub about: &'static str,
+}
+
+/// Every variable, in the order `.env.example` lists them.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "AUTH_SECRET",
+        default: None,
+        about: "HS256 / Auth.js secret, >= 32 bytes; comma-separated for rotation, the first signs",
+    },
+    Variable {
+        name: "REDIS_URL",
+        default: None,
+        about: "redis:// URL of the store (Vercel's KV_URL is used when REDIS_URL is unset)",
+    },
+    Variable {
+        name: "NOUS_API_KEY",
+        default: None,
+        about: "bearer key for the Nous inference API",
+    },
+    Variable {
+        name: "NOUS_API_BASE_URL",
+        default: Some(DEFAULT_NOUS_API_BASE_URL),
+        about: "OpenAI-compatible base URL; chat goes to {base}/chat/completions",
+    },
+    Variable {
+        name: "DEFAULT_MODEL",
+        default: Some(DEFAULT_MODEL),
+        about: "model used when a request names none; must be in ALLOWED_MODELS",
+    },
+    Variable {
+        name: "ALLOWED_MODELS",
+        default: Some(DEFAULT_ALLOWED_MODELS),
+        about: "comma-separated models a request may ask for",
+    },
+    Variable {
+        name: "THREAD_TTL_DAYS",
+        default: Some("90"),
+        about: "days an untouched thread is kept; every write restarts the clock",
+    },
+    Variable {
+        name: "REDIS_CONNECT_TIMEOUT_MS",
+        default: Some("2000"),
+        about: "give up connecting to Redis after this long (then 503 store_unavailable)",
+    },
+    Variable {
+        name: "REDIS_RESPONSE_TIMEOUT_MS",
+        default: Some("2000"),
+        about: "give up waiting for a Redis reply after this long (then 503 store_unavailable)",
+    },
+    Variable {
+        name: "MAX_BODY_BYTES",
+        default: Some("4194304"),
+        about: "largest accepted request body (larger gets 413); Vercel's own cap is 4.5 MB",
+    },
+];
+
+/// What is wrong with one variable. Never holds the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub var: &'static str,
+    pub reason: &'static str,
+}
+
+/// Every problem found in the environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid configuration: ")?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "`{}` {}", p.var, p.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub auth: AuthConfig,
+    pub redis: RedisConfig,
+    pub store: StoreConfig,
+    pub upstream: UpstreamConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Accepted secrets, newest first; the first one signs (rotation keeps older ones valid).
+    pub secrets: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// Secret because managed Redis URLs carry the password.
+    pub url: SecretString,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Sliding lifetime of a thread's keys and of the user's index. Public so tests can use
+    /// seconds instead of days.
+    pub thread_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub api_key: SecretString,
+    pub base_url: Url,
+    pub default_model: String,
+    pub allowed_models: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// As [`Config::from_vars`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Builds the configuration from `(name, value)` pairs. Empty values count as unset.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] listing every variable that is missing, unparsable or out of range.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        let mut r = Reader {
+            vars,
+            problems: Vec::new(),
+        };
+
+        let secrets = r.required("AUTH_SECRET", parse_secrets);
+        let redis_url = r.redis_url();
+        let api_key = r.required("NOUS_API_KEY", |v| Ok(SecretString::from(v)));
+        let base_url = r.optional("NOUS_API_BASE_URL", parse_http_url);
+        let default_model = r.optional("DEFAULT_MODEL", |v| Ok(v.trim().to_owned()));
+        let allowed_models = r.optional("ALLOWED_MODELS", parse_list);
+        let ttl_days = r.optional("THREAD_TTL_DAYS", parse_positive);
+        let connect_ms = r.optional("REDIS_CONNECT_TIMEOUT_MS", parse_positive);
+        let response_ms = r.optional("REDIS_RESPONSE_TIMEOUT_MS", parse_positive);
+        let max_body = r.optional("MAX_BODY_BYTES", parse_positive);
+
+        if let (Some(default), Some(allowed)) = (&default_model, &allowed_models)
+            && !allowed.contains(default)
+        {
+            r.problem("DEFAULT_MODEL", "must be one of ALLOWED_MODELS");
+        }
+
+        match (
+            secrets,
+            redis_url,
+            api_key,
+            base_url,
+            default_model,
+            allowed_models,
+            ttl_days,
+            connect_ms,
+            response_ms,
+            max_body,
+        ) {
+            (
+                Some(secrets),
+                Some(url),
+                Some(api_key),
+                Some(base_url),
+                Some(default_model),
+                Some(allowed_models),
+                Some(ttl_days),
+                Some(connect_ms),
+                Some(response_ms),
+                Some(max_body),
+            ) if r.problems.is_empty() => Ok(Config {
+                auth: AuthConfig { secrets },
+                redis: RedisConfig {
+                    url,
+                    connect_timeout: Duration::from_millis(connect_ms.get()),
+                    response_timeout: Duration::from_millis(response_ms.get()),
+                },
+                store: StoreConfig {
+                    thread_ttl: Duration::from_secs(ttl_days.get().saturating_mul(86_400)),
+                },
+                upstream: UpstreamConfig {
+                    api_key,
+                    base_url,
+                    default_model,
+                    allowed_models,
+                },
+                http: HttpConfig {
+                    max_body_bytes: usize::try_from(max_body.get()).unwrap_or(usize::MAX),
+                },
+            }),
+            _ => Err(ConfigError {
+                problems: r.problems,
+            }),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// The client for this URL (it does not connect).
+    ///
+    /// # Errors
+    /// When the URL cannot be parsed; `from_vars` already checked it, so this is not expected.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.url.expose_secret())
+    }
+}
+
+/// Walks the variables, remembering every problem.
+struct Reader {
+    vars: HashMap<String, String>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Reader {
+    fn problem(&mut self, var: &'static str, reason: &'static str) {
+        self.problems.push(ConfigProblem { var, reason });
+    }
+
+    fn required<T>(
+        &mut self,
+        var: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        match self.vars.get(var).map(|v| parse(v)) {
+            Some(Ok(value)) => Some(value),
+            Some(Err(reason)) => {
+                self.problem(var, reason);
+                None
+            }
+            None => {
+                self.problem(var, "is required");
+                None
+            }
+        }
+    }
+
+    /// Parses `var`, or its default from [`VARIABLES`] when unset.
+    fn optional<T>(
+        &mut self,
+        var: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        let default = VARIABLES
+            .iter()
+            .find(|v| v.name == var)
+            .and_then(|v| v.default)
+            .unwrap_or_default();
+        let raw = self.vars.get(var).map_or(default, String::as_str);
+        match parse(raw) {
+            Ok(value) => Some(value),
+            Err(reason) => {
+                self.problem(var, reason);
+                None
+            }
+        }
+    }
+
+    /// `REDIS_URL`, or Vercel KV's `KV_URL` when `REDIS_URL` is unset (the Vercel KV and
+    /// Upstash integrations set only `KV_URL`). A problem is reported under the name the value
+    /// came from.
+    fn redis_url(&mut self) -> Option<SecretString> {
+        let var = if self.vars.contains_key("REDIS_URL") || !self.vars.contains_key("KV_URL") {
+            "REDIS_URL"
+        } else {
+            "KV_URL"
+        };
+        self.required(var, parse_redis_url)
+    }
+}
+
+fn parse_secrets(raw: &str) -> Result<Vec<SecretString>, &'static str> {
+    let secrets: Vec<&str> = raw.split(',').map(str::trim).collect();
+    if secrets.iter().any(|s| s.len() < MIN_AUTH_SECRET_BYTES) {
+        return Err("must be at least 32 bytes (each, when comma-separated)");
+    }
+    Ok(secrets.into_iter().map(SecretString::from).collect())
+}
+
+fn parse_redis_url(raw: &str) -> Result<SecretString, &'static str> {
+    let url = Url::parse(raw.trim()).map_err(|_| "is not a valid URL")?;
+    match url.scheme() {
+        "redis" => {}
+        "rediss" => return Err("uses rediss:// (TLS), which this build does not support yet"),
+        _ => return Err("must be a redis:// URL"),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host");
+    }
+    redis::Client::open(raw.trim()).map_err(|_| "is not a valid Redis URL")?;
+    Ok(SecretString::from(raw.trim()))
+}
+
+fn parse_http_url(raw: &str) -> Result<Url, &'static str> {
+    let url = Url::parse(raw.trim()).map_err(|_| "is not a valid URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL");
+    }
+    Ok(url)
+}
+
+fn parse_list(raw: &str) -> Result<Vec<String>, &'static str> {
+    let items: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if items.is_empty() {
+        return Err("must list at least one name");
+    }
+    Ok(items)
+}
+
+fn parse_positive(raw: &str) -> Result<NonZeroU64, &'static str> {
+    raw.trim()
+        .parse::<NonZeroU64>()
+        .map_err(|_| "must be a positive whole number")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "dev-secret-please-change-0123456789abcdef";
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn minimal() -> Vec<(String, String)> {
+        vars(&[
+            ("AUTH_SECRET", SECRET),
+            ("REDIS_URL", "redis://127.0.0.1:6390"),
+            ("NOUS_API_KEY", "sk-test"),
+        ])
+    }
+
+    fn problem_vars(err: &ConfigError) -> Vec<&'static str> {
+        err.problems.iter().map(|p| p.var).collect()
+    }
+
+    #[test]
+    fn an_empty_environment_names_every_required_variable() {
+        let err = Config::from_vars(Vec::new()).unwrap_err();
+        assert_eq!(
+            problem_vars(&err),
+            ["AUTH_SECRET", "REDIS_URL", "NOUS_API_KEY"]
+        );
+        let text = err.to_string();
+        for name in ["AUTH_SECRET", "REDIS_URL", "NOUS_API_KEY"] {
+            assert!(text.contains(name), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_minimal_environment_gets_the_documented_defaults() {
+        let config = Config::from_vars(minimal()).unwrap();
+        assert_eq!(config.store.thread_ttl, Duration::from_secs(90 * 86_400));
+        assert_eq!(config.upstream.default_model, "Hermes-4-70B");
+        assert_eq!(
+            config.upstream.allowed_models,
+            ["Hermes-4-405B", "Hermes-4-70B"]
+        );
+        assert_eq!(config.upstream.base_url.as_str(), DEFAULT_NOUS_API_BASE_URL);
+        assert_eq!(config.redis.connect_timeout, Duration::from_millis(2000));
+        assert_eq!(config.http.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.auth.secrets.len(), 1);
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_by_name_and_never_echoed() {
+        let mut env = vars(&[
+            ("AUTH_SECRET", "short-secret-value"),
+            ("REDIS_URL", "http://example.com"),
+            ("NOUS_API_KEY", "sk-test"),
+            ("NOUS_API_BASE_URL", "ftp://nope-value"),
+            ("THREAD_TTL_DAYS", "0"),
+            ("REDIS_CONNECT_TIMEOUT_MS", "soon"),
+            ("REDIS_RESPONSE_TIMEOUT_MS", "-5"),
+            ("MAX_BODY_BYTES", "lots"),
+            ("ALLOWED_MODELS", " , "),
+        ]);
+        env.push(("DEFAULT_MODEL".into(), "gpt-4".into()));
+        let err = Config::from_vars(env).unwrap_err();
+        assert_eq!(
+            problem_vars(&err),
+            [
+                "AUTH_SECRET",
+                "REDIS_URL",
+                "NOUS_API_BASE_URL",
+                "ALLOWED_MODELS",
+                "THREAD_TTL_DAYS",
+                "REDIS_CONNECT_TIMEOUT_MS",
+                "REDIS_RESPONSE_TIMEOUT_MS",
+                "MAX_BODY_BYTES",
+            ]
+        );
+        let text = format!("{err} {err:?}");
+        for value in [
+            "short-secret-value",
+            "example.com",
+            "nope-value",
+            "soon",
+            "lots",
+        ] {
+            assert!(!text.contains(value), "value {value:?} leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn the_default_model_must_be_allowed() {
+        let mut env = minimal();
+        env.push(("DEFAULT_MODEL".into(), "gpt-4".into()));
+        let err = Config::from_vars(env).unwrap_err();
+        assert_eq!(problem_vars(&err), ["DEFAULT_MODEL"]);
+    }
+
+    #[test]
+    fn kv_url_stands_in_for_redis_url() {
+        let env = vars(&[
+            ("AUTH_SECRET", SECRET),
+            ("KV_URL", "redis://default:pw@127.0.0.1:6390"),
+            ("NOUS_API_KEY", "sk-test"),
+        ]);
+        let config = Config::from_vars(env).unwrap();
+        assert_eq!(
+            config.redis.url.expose_secret(),
+            "redis://default:pw@127.0.0.1:6390"
+        );
+        let env = vars(&[
+            ("AUTH_SECRET", SECRET),
+            ("KV_URL", "not a url"),
+            ("NOUS_API_KEY", "sk-test"),
+        ]);
+        assert_eq!(
+            problem_vars(&Config::from_vars(env).unwrap_err()),
+            ["KV_URL"]
+        );
+    }
+
+    #[test]
+    fn secrets_rotate_as_a_comma_separated_list() {
+        let mut env = minimal();
+        env[0].1 = format!("{SECRET},{}", "b".repeat(40));
+        let config = Config::from_vars(env).unwrap();
+        assert_eq!(config.auth.secrets.len(), 2);
+        assert_eq!(config.auth.secrets[0].expose_secret(), SECRET);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let config = Config::from_vars(minimal()).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(!debug.contains("sk-test"), "{debug}");
+    }
+
+    #[test]
+    fn env_example_lists_every_variable_with_its_default() {
+        let example = include_str!("../../../.env.example");
+        for var in VARIABLES {
+            let line = example
+                .lines()
+                .find(|l| {
+                    l.trim_start_matches("# ")
+                        .starts_with(&format!("{}=", var.name))
+                })
+                .unwrap_or_else(|| panic!("{} missing from .env.example", var.name));
+            if let Some(default) = var.default {
+                assert!(line.ends_with(&format!("={default}")), "{line}");
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Conversation values: threads, their titles, and the messages they hold.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{MessageId, ThreadId, UserId};
+
+/// Longest accepted thread title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// Title given to a thread created without one.
+pub const DEFAULT_TITLE: &str = "New chat";
+
+/// Why a string was refused as a title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TitleError {
+    #[error("title is empty")]
+    Empty,
+    #[error("title is longer than {MAX_TITLE_CHARS} characters")]
+    TooLong,
+    #[error("title contains a control character")]
+    ControlCharacter,
+}
+
+/// A thread's title: trimmed, non-empty, at most [`MAX_TITLE_CHARS`] characters, one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Title(String);
+
+impl Title {
+    /// Trims surrounding whitespace and checks what is left.
+    ///
+    /// # Errors
+    /// [`TitleError::Empty`] when nothing but whitespace was given, [`TitleError::TooLong`]
+    /// above [`MAX_TITLE_CHARS`] characters, [`TitleError::ControlCharacter`] for line breaks,
+    /// tabs and other control characters.
+    pub fn parse(raw: &str) -> Result<Self, TitleError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(TitleError::Empty);
+        }
+        if trimmed.chars().count() > MAX_TITLE_CHARS {
+            return Err(TitleError::TooLong);
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(TitleError::ControlCharacter);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// Title of a thread nobody named.
+    pub fn untitled() -> Self {
+        Self(DEFAULT_TITLE.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// Token counts the upstream reported for one reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// One stored message, exactly as `GET /api/threads/:id` returns it.
+///
+/// The assistant-only fields are absent (not `null`) on other roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    pub id: MessageId,
+    pub role: Role,
+    pub content: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+impl ChatMessage {
+    /// A message of `role` with `content`, a fresh id and the current time.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            id: MessageId::new(),
+            role,
+            content: content.into(),
+            created_at: now(),
+            model: None,
+            finish_reason: None,
+            usage: None,
+            ttft_ms: None,
+            duration_ms: None,
+        }
+    }
+}
+
+/// A conversation's metadata, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thread {
+    pub id: ThreadId,
+    pub user_id: UserId,
+    pub title: Title,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub message_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// The current time at millisecond precision: the precision the store keeps, so a value
+/// read back equals the value written.
+pub fn now() -> Timestamp {
+    let ms = Timestamp::now().as_millisecond();
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_trimmed() {
+        assert_eq!(
+            Title::parse("  Trip to Rome \t").unwrap().as_str(),
+            "Trip to Rome"
+        );
+        let longest = "é".repeat(MAX_TITLE_CHARS);
+        assert_eq!(Title::parse(&longest).unwrap().as_str(), longest);
+    }
+
+    #[test]
+    fn bad_titles_are_refused() {
+        let too_long = "a".repeat(MAX_TITLE_CHARS + 1);
+        let cases = [
+            ("", TitleError::Empty),
+            ("   \n ", TitleError::Empty),
+            (too_long.as_str(), TitleError::TooLong),
+            ("two\nlines", TitleError::ControlCharacter),
+            ("bell\u{7}", TitleError::ControlCharacter),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(Title::parse(raw), Err(want), "case {raw:?}");
+        }
+    }
+
+    #[test]
+    fn messages_serialize_in_camel_case_without_absent_fields() {
+        let mut msg = ChatMessage::new(Role::Assistant, "hi");
+        msg.created_at = Timestamp::from_millisecond(1_700_000_000_123).unwrap();
+        msg.usage = Some(Usage {
+            prompt_tokens: 3,
+            completion_tokens: 1,
+        });
+        msg.ttft_ms = Some(12);
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(json["role"], "assistant");
+        assert_eq!(json["createdAt"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(json["usage"]["promptTokens"], 3);
+        assert_eq!(json["ttftMs"], 12);
+        assert!(json.get("model").is_none());
+        assert!(json.get("finishReason").is_none());
+        let back: ChatMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(back, msg);
+    }
+}

@@ -1,0 +1,301 @@
+//! The edge error: every failure a request can meet, mapped once to a status, a stable code and
+//! a public message, and rendered as the single JSON shape
+//! `{"error": {"code": "<snake_case>", "message": "<human sentence>"}}`.
+//!
+//! Internal causes never reach the response body of a 5xx; they travel in the response
+//! extensions to [`log_errors`], the only place errors are logged.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::Request,
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::{auth::AuthError, config::ConfigError, store::StoreError};
+
+/// Seconds a client should wait before retrying after a 503 from the store.
+pub const STORE_RETRY_AFTER_SECS: u32 = 1;
+
+/// Everything that can end a request early.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is JSON but not the shape the endpoint takes.
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    /// The body is not JSON at all.
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// A query parameter is missing or malformed.
+    #[error("invalid query parameter `{name}`: {reason}")]
+    InvalidParam { name: &'static str, reason: String },
+    #[error("authentication failed")]
+    Unauthorized(#[from] AuthError),
+    /// The thread does not exist for this user (it may exist for another: same answer).
+    #[error("thread not found")]
+    ThreadNotFound,
+    #[error("thread id already in use")]
+    ThreadExists,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content type is not `application/json`")]
+    UnsupportedMediaType,
+    #[error("`{0}` is not implemented yet")]
+    NotImplemented(&'static str),
+    #[error("store operation failed")]
+    Store(#[from] StoreError),
+    #[error("configuration is invalid")]
+    Config(#[source] Arc<ConfigError>),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidBody(_) | Self::InvalidJson(_) | Self::InvalidParam { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::ThreadNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ThreadExists => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidBody(_) => "invalid_body",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::InvalidParam { .. } => "invalid_param",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::ThreadNotFound => "thread_not_found",
+            Self::ThreadExists => "thread_exists",
+            Self::RouteNotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NotImplemented(_) => "not_implemented",
+            Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
+            Self::Store(_) => "internal_error",
+            Self::Config(_) => "config_error",
+        }
+    }
+
+    /// The sentence the client sees. For 5xx it never includes the cause (except the names of
+    /// misconfigured variables, which an operator needs and which are not secret).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::InvalidBody(detail) => format!("The request body is invalid: {detail}."),
+            Self::InvalidJson(detail) => format!("The request body is not valid JSON: {detail}."),
+            Self::InvalidParam { name, reason } => {
+                format!("The query parameter `{name}` is invalid: {reason}.")
+            }
+            Self::Unauthorized(AuthError::Missing) => {
+                "Authentication is required: send `Authorization: Bearer <token>`.".to_owned()
+            }
+            Self::Unauthorized(AuthError::Expired) => "The token has expired.".to_owned(),
+            Self::Unauthorized(_) => "The credentials are invalid.".to_owned(),
+            Self::ThreadNotFound => "No such thread.".to_owned(),
+            Self::ThreadExists => "A thread with this id already exists.".to_owned(),
+            Self::RouteNotFound => "No such route.".to_owned(),
+            Self::MethodNotAllowed { allow } => {
+                format!("This route does not allow that method; use one of: {allow}.")
+            }
+            Self::PayloadTooLarge { limit } => {
+                format!("The request body is larger than the limit of {limit} bytes.")
+            }
+            Self::UnsupportedMediaType => {
+                "The request body must be JSON, sent with `content-type: application/json`."
+                    .to_owned()
+            }
+            Self::NotImplemented(what) => format!("{what} is not available yet."),
+            Self::Store(StoreError::Unavailable(_)) => {
+                "The store is temporarily unavailable; retry shortly.".to_owned()
+            }
+            Self::Store(_) => "Something went wrong on our side.".to_owned(),
+            Self::Config(err) => {
+                let names: Vec<&str> = err.problems.iter().map(|p| p.var).collect();
+                format!(
+                    "The service is misconfigured; check these environment variables: {}.",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+
+    fn log_level(&self) -> tracing::Level {
+        match self.status() {
+            s if s.is_server_error() => tracing::Level::ERROR,
+            _ => tracing::Level::DEBUG,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.public_message(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Store(StoreError::Unavailable(_)) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(STORE_RETRY_AFTER_SECS),
+                );
+            }
+            _ => {}
+        }
+        response.extensions_mut().insert(Arc::new(self));
+        response
+    }
+}
+
+/// Logs the error a response carries, once, with its cause chain, at a level set by its
+/// status.
+pub async fn log_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(err) = response.extensions().get::<Arc<ApiError>>() {
+        let chain = cause_chain(err.as_ref());
+        match err.log_level() {
+            tracing::Level::ERROR => {
+                tracing::error!(%method, %path, code = err.code(), error = %chain, "request failed");
+            }
+            _ => {
+                tracing::debug!(%method, %path, code = err.code(), error = %chain, "request refused")
+            }
+        }
+    }
+    response
+}
+
+/// `error: cause: cause…`, for logs only.
+fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigProblem;
+
+    fn redis_error(kind: std::io::ErrorKind) -> redis::RedisError {
+        std::io::Error::from(kind).into()
+    }
+
+    #[test]
+    fn every_error_maps_to_its_status_and_code() {
+        let config = Arc::new(ConfigError {
+            problems: vec![ConfigProblem {
+                var: "AUTH_SECRET",
+                reason: "is required",
+            }],
+        });
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (ApiError::InvalidBody("x".into()), 400, "invalid_body"),
+            (ApiError::InvalidJson("x".into()), 400, "invalid_json"),
+            (
+                ApiError::InvalidParam {
+                    name: "limit",
+                    reason: "x".into(),
+                },
+                400,
+                "invalid_param",
+            ),
+            (AuthError::Expired.into(), 401, "unauthorized"),
+            (ApiError::ThreadNotFound, 404, "thread_not_found"),
+            (ApiError::RouteNotFound, 404, "not_found"),
+            (
+                ApiError::MethodNotAllowed { allow: "GET" },
+                405,
+                "method_not_allowed",
+            ),
+            (ApiError::ThreadExists, 409, "thread_exists"),
+            (
+                ApiError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::NotImplemented("chat"), 501, "not_implemented"),
+            (
+                StoreError::from(redis_error(std::io::ErrorKind::ConnectionRefused)).into(),
+                503,
+                "store_unavailable",
+            ),
+            (
+                StoreError::Corrupt {
+                    key: "k".into(),
+                    reason: "r".into(),
+                }
+                .into(),
+                500,
+                "internal_error",
+            ),
+            (ApiError::Config(config), 500, "config_error"),
+        ];
+        for (err, status, code) in cases {
+            let label = format!("{err:?}");
+            assert_eq!(err.status().as_u16(), status, "{label}");
+            assert_eq!(err.code(), code, "{label}");
+        }
+    }
+
+    #[test]
+    fn server_errors_do_not_leak_their_cause() {
+        let err = ApiError::Store(StoreError::Corrupt {
+            key: "user:{secret-user}:thread:t:meta".into(),
+            reason: "bad".into(),
+        });
+        assert!(!err.public_message().contains("secret-user"));
+        let err = ApiError::Store(redis_error(std::io::ErrorKind::TimedOut).into());
+        assert!(!err.public_message().to_lowercase().contains("timed out"));
+    }
+}

@@ -1,0 +1,177 @@
+//! A private `redis-server` child process on a free loopback port, for the dev server (when no
+//! `REDIS_URL` is set) and for tests. Never touches port 6379 or a server someone else runs.
+//!
+//! The child is killed when the [`RedisServer`] is dropped, and, on Linux, also when this
+//! process dies without running destructors (parent-death signal), so no server outlives us.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use tokio::process::{Child, Command};
+
+/// How long to wait for a started server to answer `PING`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Why a private server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalRedisError {
+    #[error(
+        "`redis-server` was not found on PATH; install it (Debian/Ubuntu: `sudo apt-get install -y redis-server`, macOS: `brew install redis`) or set REDIS_URL"
+    )]
+    NotInstalled,
+    #[error("could not start `redis-server`")]
+    Spawn(#[source] std::io::Error),
+    #[error("`redis-server` did not answer PING within {timeout:?}; its log says: {log}")]
+    NoAnswer { timeout: Duration, log: String },
+}
+
+/// A running private `redis-server`.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    /// Whether `dir` was made by us (and is removed on drop).
+    owns_dir: bool,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port with persistence off, data and log in a fresh temporary
+    /// folder, and waits until it answers `PING`.
+    ///
+    /// # Errors
+    /// [`LocalRedisError::NotInstalled`] without `redis-server` on `PATH`; `Spawn` when it
+    /// cannot be started; `NoAnswer` (with its log) when it does not come up in time.
+    pub async fn start() -> Result<Self, LocalRedisError> {
+        let port = free_port().map_err(LocalRedisError::Spawn)?;
+        let dir =
+            std::env::temp_dir().join(format!("buddahbot-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(LocalRedisError::Spawn)?;
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+            owns_dir: true,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Starts the server again on the same port (after [`RedisServer::stop`]), as a restart
+    /// of a real server would look to clients.
+    ///
+    /// # Errors
+    /// As [`RedisServer::start`].
+    pub async fn restart(&mut self) -> Result<(), LocalRedisError> {
+        self.stop().await;
+        self.spawn().await
+    }
+
+    /// Kills the server and waits for it to exit. Clients see their connections drop.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn spawn(&mut self) -> Result<(), LocalRedisError> {
+        let log = self.dir.join("redis.log");
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => LocalRedisError::NotInstalled,
+            _ => LocalRedisError::Spawn(e),
+        })?;
+        self.child = Some(child);
+
+        let client = redis::Client::open(self.url())
+            .map_err(|e| LocalRedisError::Spawn(std::io::Error::other(e.to_string())))?;
+        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.stop().await;
+                return Err(LocalRedisError::NoAnswer {
+                    timeout: STARTUP_TIMEOUT,
+                    log: std::fs::read_to_string(&log).unwrap_or_default(),
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// On Linux, asks the kernel to SIGKILL the child when this process dies, so a killed dev
+/// server or test binary leaves no `redis-server` behind.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    #[expect(
+        unsafe_code,
+        reason = "prctl in pre_exec is the only way to set PDEATHSIG"
+    )]
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}

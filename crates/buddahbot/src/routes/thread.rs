@@ -1,0 +1,95 @@
+//! `GET /api/threads/:id` (a page of messages), `PATCH` (rename), `DELETE`. The id arrives
+//! as the `id` query parameter, as Vercel passes a `[id].rs` segment.
+
+use axum::{extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    app::App,
+    auth::Authenticated,
+    domain::{ChatMessage, Thread, ThreadId, Title},
+    error::ApiError,
+    http::{AppJson, QueryParams, page_limit},
+    store::MessageCursor,
+};
+
+/// Messages per page when the client does not say.
+pub const DEFAULT_MESSAGES_LIMIT: usize = 50;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadWithMessages {
+    thread: Thread,
+    messages: Vec<ChatMessage>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RenameThread {
+    title: String,
+}
+
+/// The thread id of the route. A malformed id cannot name any thread: 404, like a missing one.
+fn thread_id(query: &QueryParams) -> Result<ThreadId, ApiError> {
+    query
+        .get("id")
+        .and_then(|raw| ThreadId::parse(raw).ok())
+        .ok_or(ApiError::ThreadNotFound)
+}
+
+pub async fn get(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<AppJson<ThreadWithMessages>, ApiError> {
+    let id = thread_id(&query)?;
+    let limit = page_limit(query.get("limit"), DEFAULT_MESSAGES_LIMIT)?;
+    let before = query
+        .get("before")
+        .map(MessageCursor::parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidParam {
+            name: "before",
+            reason: e.to_string(),
+        })?;
+    let page = app
+        .store()
+        .thread_page(&user, &id, limit, before)
+        .await?
+        .ok_or(ApiError::ThreadNotFound)?;
+    Ok(AppJson(ThreadWithMessages {
+        thread: page.thread,
+        messages: page.messages,
+        next_cursor: page.next.map(MessageCursor::encode),
+    }))
+}
+
+pub async fn rename(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+    AppJson(body): AppJson<RenameThread>,
+) -> Result<AppJson<Thread>, ApiError> {
+    let id = thread_id(&query)?;
+    let title =
+        Title::parse(&body.title).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}")))?;
+    let thread = app
+        .store()
+        .rename_thread(&user, &id, &title)
+        .await?
+        .ok_or(ApiError::ThreadNotFound)?;
+    Ok(AppJson(thread))
+}
+
+pub async fn delete(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<StatusCode, ApiError> {
+    let id = thread_id(&query)?;
+    if app.store().delete_thread(&user, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::ThreadNotFound)
+    }
+}

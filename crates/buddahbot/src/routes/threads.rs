@@ -1,0 +1,86 @@
+//! `GET /api/threads` (list), `POST /api/threads` (create), `DELETE /api/threads` (delete all).
+
+use axum::{extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    app::App,
+    auth::Authenticated,
+    domain::{Thread, ThreadId, Title},
+    error::ApiError,
+    http::{AppJson, OptionalJson, QueryParams, page_limit},
+    store::ThreadCursor,
+};
+
+/// Threads per page when the client does not say.
+pub const DEFAULT_THREADS_LIMIT: usize = 20;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadList {
+    threads: Vec<Thread>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct CreateThread {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<AppJson<ThreadList>, ApiError> {
+    let limit = page_limit(query.get("limit"), DEFAULT_THREADS_LIMIT)?;
+    let cursor = query
+        .get("cursor")
+        .map(ThreadCursor::parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidParam {
+            name: "cursor",
+            reason: e.to_string(),
+        })?;
+    let page = app.store().list_threads(&user, limit, cursor).await?;
+    Ok(AppJson(ThreadList {
+        threads: page.threads,
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
+}
+
+pub async fn create(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    OptionalJson(body): OptionalJson<CreateThread>,
+) -> Result<(StatusCode, AppJson<Thread>), ApiError> {
+    let body = body.unwrap_or_default();
+    let id = body
+        .id
+        .as_deref()
+        .map(ThreadId::parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidBody(format!("`id`: {e}; use 1-64 of A-Z a-z 0-9 _ -")))?;
+    let title = match body.title.as_deref() {
+        None => Title::untitled(),
+        Some(raw) => {
+            Title::parse(raw).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}")))?
+        }
+    };
+    let thread = app
+        .store()
+        .create_thread(&user, id, title)
+        .await?
+        .ok_or(ApiError::ThreadExists)?;
+    Ok((StatusCode::CREATED, AppJson(thread)))
+}
+
+pub async fn delete_all(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    app.store().delete_all_threads(&user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

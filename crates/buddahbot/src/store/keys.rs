@@ -1,0 +1,67 @@
+//! The only place Redis keys are built.
+//!
+//! Every key of a user shares the hash tag `{<userId>}`, so all of them live in one Cluster
+//! slot and one MULTI/EXEC or script may touch them together. Keys are built only from a
+//! verified [`UserId`] and a validated [`ThreadId`]: neither can contain a brace, so the tag is
+//! exactly the user id and no user's key can spell another user's.
+
+use crate::domain::{ThreadId, UserId};
+
+const PREFIX: &str = "user:";
+
+/// `user:{<userId>}:threads`, the ZSET of the user's thread ids scored by `updatedAt` (ms).
+pub fn thread_index(user: &UserId) -> String {
+    format!("{PREFIX}{{{user}}}:threads")
+}
+
+/// `user:{<userId>}:thread:<threadId>:meta`, the HASH of a thread's metadata.
+pub fn thread_meta(user: &UserId, thread: &ThreadId) -> String {
+    format!("{PREFIX}{{{user}}}:thread:{thread}:meta")
+}
+
+/// `user:{<userId>}:thread:<threadId>:messages`, the LIST of a thread's messages as JSON,
+/// oldest first.
+pub fn thread_messages(user: &UserId, thread: &ThreadId) -> String {
+    format!("{PREFIX}{{{user}}}:thread:{thread}:messages")
+}
+
+/// Glob matching every key of `user` (for tests and operators; the service never scans).
+pub fn user_pattern(user: &UserId) -> String {
+    format!("{PREFIX}{{{user}}}:*")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_exactly_as_designed() {
+        let user = UserId::parse("github:583231").unwrap();
+        let thread = ThreadId::parse("Xy7kP2mQ9rT4vW1z").unwrap();
+        assert_eq!(thread_index(&user), "user:{github:583231}:threads");
+        assert_eq!(
+            thread_meta(&user, &thread),
+            "user:{github:583231}:thread:Xy7kP2mQ9rT4vW1z:meta"
+        );
+        assert_eq!(
+            thread_messages(&user, &thread),
+            "user:{github:583231}:thread:Xy7kP2mQ9rT4vW1z:messages"
+        );
+        assert_eq!(user_pattern(&user), "user:{github:583231}:*");
+    }
+
+    #[test]
+    fn the_hash_tag_is_the_whole_user_id() {
+        let user = UserId::parse("auth0|65f0:a").unwrap();
+        let thread = ThreadId::new();
+        for key in [
+            thread_index(&user),
+            thread_meta(&user, &thread),
+            thread_messages(&user, &thread),
+        ] {
+            let open = key.find('{').unwrap();
+            let close = key.find('}').unwrap();
+            assert_eq!(&key[open + 1..close], "auth0|65f0:a", "{key}");
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Lua sources, loaded once per process. `redis::Script` sends `EVALSHA` and falls back to
+//! `EVAL` when the server has not seen the script yet (a restart, a new Cluster node).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+pub static CREATE_THREAD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/create_thread.lua")));
+
+pub static TOUCH_THREAD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/touch_thread.lua")));
+
+pub static PRUNE_INDEX: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/prune_index.lua")));
