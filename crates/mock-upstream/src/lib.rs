@@ -1,0 +1,1 @@
+//! OpenAI-compatible mock upstream (placeholder; being built).
