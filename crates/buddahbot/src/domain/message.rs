@@ -84,6 +84,7 @@ pub struct ChatMessage {
     pub id: MessageId,
     pub role: Role,
     pub content: String,
+    #[serde(with = "iso_millis")]
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -121,11 +122,31 @@ pub struct Thread {
     pub id: ThreadId,
     pub user_id: UserId,
     pub title: Title,
+    #[serde(serialize_with = "iso_millis::serialize")]
     pub created_at: Timestamp,
+    #[serde(serialize_with = "iso_millis::serialize")]
     pub updated_at: Timestamp,
     pub message_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+}
+
+/// Timestamps on the wire: ISO 8601 UTC with exactly three fractional digits
+/// (`2026-11-22T05:19:19.990Z`), so they have one width and sort as strings.
+mod iso_millis {
+    use jiff::{Timestamp, fmt::temporal::DateTimePrinter};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const PRINTER: DateTimePrinter = DateTimePrinter::new().precision(Some(3));
+
+    pub fn serialize<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&PRINTER.timestamp_to_string(ts))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The current time at millisecond precision: the precision the store keeps, so a value
@@ -176,6 +197,9 @@ mod tests {
         let json = serde_json::to_value(&msg).unwrap();
         assert_eq!(json["role"], "assistant");
         assert_eq!(json["createdAt"], "2023-11-14T22:13:20.123Z");
+        msg.created_at = Timestamp::from_millisecond(1_700_000_000_100).unwrap();
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(json["createdAt"], "2023-11-14T22:13:20.100Z", "fixed width");
         assert_eq!(json["usage"]["promptTokens"], 3);
         assert_eq!(json["ttftMs"], 12);
         assert!(json.get("model").is_none());

@@ -79,6 +79,16 @@ async fn read_body(req: Request, app: &App) -> Result<Bytes, ApiError> {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body this API takes is an object; serde would otherwise read a struct from an
+    // array of its fields in order.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::InvalidBody("the body must be a JSON object".to_owned()),
+                Err(e) => ApiError::InvalidJson(strip_position(&e.to_string())),
+            },
+        );
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();

@@ -62,15 +62,20 @@ pub fn config_error(err: ConfigError) -> Router {
 }
 
 /// Every function on one port, routed the way `vercel.json` and the platform route them.
+///
+/// Each function router is mounted whole (as a service, so it sees the full original URI, as
+/// on Vercel) rather than nested, which would strip the path.
 pub fn local(app: App) -> Router {
     Router::new()
-        .route_service("/api/threads", threads(app.clone()))
+        .route_service("/api/threads", threads(app.clone()).into_service())
         .route_service(
             "/api/threads/{id}",
-            thread(app.clone()).layer(middleware::map_request(segment_as_id_param)),
+            thread(app.clone())
+                .layer(middleware::map_request(segment_as_id_param))
+                .into_service(),
         )
-        .route_service("/api/chat", chat(app.clone()))
-        .route_service("/api/chat/completions", chat(app))
+        .route_service("/api/chat", chat(app.clone()).into_service())
+        .route_service("/api/chat/completions", chat(app).into_service())
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(middleware::from_fn(log_errors))
 }

@@ -327,13 +327,15 @@ impl Store {
                     threads.push(parse_meta(user, &id, &meta)?);
                 }
             }
+            if !expired.is_empty() {
+                self.prune_index(&mut conn, user, &expired).await?;
+            }
             if expired.is_empty() || !more {
                 return Ok(ThreadPage {
                     threads,
                     next: if more { cursor } else { None },
                 });
             }
-            self.prune_index(&mut conn, user, &expired).await?;
         }
         Ok(ThreadPage {
             threads,

@@ -1,0 +1,404 @@
+//! Per-request overrides of the knobs: `x-mock-*` headers and `[[mock …]]` message directives.
+//!
+//! Both spellings go through one table of knob names, so a header and a directive can never
+//! disagree about what a knob means. This module parses and applies overrides; deciding which
+//! message text to read is the handler's job.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+
+use crate::config::Knobs;
+
+/// Opens a directive inside message text; it ends at the next `]]`.
+const DIRECTIVE_OPEN: &str = "[[mock";
+
+/// The prefix of override headers; the rest of the name is a knob name with `-` for `_`.
+const HEADER_PREFIX: &str = "x-mock-";
+
+/// Why a request's overrides were rejected (the request gets a 400).
+///
+/// # Design
+/// A typo in a test's knob should fail that test loudly, not fall back to the instance values
+/// and pass for the wrong reason, so nothing here is ignored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum OverrideError {
+    #[error("unknown mock knob `{key}`")]
+    UnknownKnob { key: String },
+    #[error("invalid value `{value}` for mock knob `{knob}`: expected {expected}")]
+    InvalidValue {
+        knob: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("mock directive part `{part}` is not `key=value`")]
+    NotKeyValue { part: String },
+    #[error("mock directive is not closed with `]]`")]
+    Unterminated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Knob {
+    Tokens,
+    TtftMs,
+    InterTokenMs,
+    Status,
+    RetryAfterSecs,
+    Hang,
+    CutAfter,
+    ErrorAfter,
+    GarbageAfter,
+}
+
+/// Every accepted knob name (directive spelling) and the knob it sets; first name is canonical.
+const KNOB_NAMES: [(&str, Knob); 11] = [
+    ("tokens", Knob::Tokens),
+    ("ttft_ms", Knob::TtftMs),
+    ("inter_token_ms", Knob::InterTokenMs),
+    ("status", Knob::Status),
+    ("retry_after_secs", Knob::RetryAfterSecs),
+    ("retry_after", Knob::RetryAfterSecs),
+    ("hang", Knob::Hang),
+    ("hang_before_headers", Knob::Hang),
+    ("cut_after", Knob::CutAfter),
+    ("error_after", Knob::ErrorAfter),
+    ("garbage_after", Knob::GarbageAfter),
+];
+
+impl Knob {
+    /// Finds a knob by directive (`ttft_ms`) or header (`ttft-ms`) spelling, without allocating.
+    fn from_name(name: &str) -> Option<Self> {
+        let same = |canonical: &str| {
+            canonical.len() == name.len()
+                && canonical
+                    .bytes()
+                    .zip(name.bytes())
+                    .all(|(c, n)| c == n || (c == b'_' && n == b'-'))
+        };
+        KNOB_NAMES
+            .iter()
+            .find(|(canonical, _)| same(canonical))
+            .map(|&(_, knob)| knob)
+    }
+
+    fn name(self) -> &'static str {
+        KNOB_NAMES
+            .iter()
+            .find(|&&(_, knob)| knob == self)
+            .map_or("?", |&(name, _)| name)
+    }
+}
+
+/// The knob values one request sets; `None` leaves the instance value alone.
+///
+/// Optional knobs use `Option<Option<_>>` so a request can also clear an instance value
+/// (`status=none`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Overrides {
+    tokens: Option<usize>,
+    ttft: Option<Duration>,
+    inter_token: Option<Duration>,
+    status: Option<Option<u16>>,
+    retry_after_secs: Option<u64>,
+    hang: Option<bool>,
+    cut_after: Option<Option<usize>>,
+    error_after: Option<Option<usize>>,
+    garbage_after: Option<Option<usize>>,
+}
+
+impl Overrides {
+    /// Reads every `[[mock key=value …]]` directive in `text`; later values win.
+    ///
+    /// An occurrence of `[[mock` not followed by whitespace or `]]` (say `[[mockingbird]]`) is
+    /// plain text, not a directive.
+    ///
+    /// # Errors
+    /// - [`OverrideError::Unterminated`] when a directive has no closing `]]`;
+    /// - [`OverrideError::NotKeyValue`] when a part lacks `=`;
+    /// - the errors of a single knob (unknown name, unparsable value).
+    pub(crate) fn read_directives(&mut self, text: &str) -> Result<(), OverrideError> {
+        let mut rest = text;
+        while let Some((_, after_open)) = rest.split_once(DIRECTIVE_OPEN) {
+            rest = after_open;
+            let is_directive = after_open.starts_with("]]")
+                || after_open.starts_with(|c: char| c.is_whitespace());
+            if !is_directive {
+                continue;
+            }
+            let (body, after_close) = after_open
+                .split_once("]]")
+                .ok_or(OverrideError::Unterminated)?;
+            for part in body.split_whitespace() {
+                let (key, value) =
+                    part.split_once('=')
+                        .ok_or_else(|| OverrideError::NotKeyValue {
+                            part: part.to_owned(),
+                        })?;
+                self.set(key, value)?;
+            }
+            rest = after_close;
+        }
+        Ok(())
+    }
+
+    /// Reads every `x-mock-<knob>` header (knob name with `-` for `_`).
+    ///
+    /// # Errors
+    /// The errors of a single knob (unknown name, unparsable or non-UTF-8 value).
+    pub(crate) fn read_headers(&mut self, headers: &HeaderMap) -> Result<(), OverrideError> {
+        for (name, value) in headers {
+            let Some(key) = name.as_str().strip_prefix(HEADER_PREFIX) else {
+                continue;
+            };
+            let value = value.to_str().unwrap_or("\u{FFFD}");
+            self.set(key, value.trim())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the values this request set over `knobs`.
+    pub(crate) fn apply(&self, knobs: &mut Knobs) {
+        let Self {
+            tokens,
+            ttft,
+            inter_token,
+            status,
+            retry_after_secs,
+            hang,
+            cut_after,
+            error_after,
+            garbage_after,
+        } = *self;
+        knobs.tokens = tokens.unwrap_or(knobs.tokens);
+        knobs.ttft = ttft.unwrap_or(knobs.ttft);
+        knobs.inter_token = inter_token.unwrap_or(knobs.inter_token);
+        knobs.status = status.unwrap_or(knobs.status);
+        knobs.retry_after_secs = retry_after_secs.unwrap_or(knobs.retry_after_secs);
+        knobs.hang = hang.unwrap_or(knobs.hang);
+        knobs.cut_after = cut_after.unwrap_or(knobs.cut_after);
+        knobs.error_after = error_after.unwrap_or(knobs.error_after);
+        knobs.garbage_after = garbage_after.unwrap_or(knobs.garbage_after);
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), OverrideError> {
+        let knob = Knob::from_name(key).ok_or_else(|| OverrideError::UnknownKnob {
+            key: key.to_owned(),
+        })?;
+        match knob {
+            Knob::Tokens => self.tokens = Some(parse_count(knob, value)?),
+            Knob::TtftMs => self.ttft = Some(parse_millis(knob, value)?),
+            Knob::InterTokenMs => self.inter_token = Some(parse_millis(knob, value)?),
+            Knob::Status => self.status = Some(parse_status(knob, value)?),
+            Knob::RetryAfterSecs => {
+                self.retry_after_secs = Some(parse_number(knob, value, "whole seconds")?);
+            }
+            Knob::Hang => self.hang = Some(parse_flag(knob, value)?),
+            Knob::CutAfter => self.cut_after = Some(parse_optional_count(knob, value)?),
+            Knob::ErrorAfter => self.error_after = Some(parse_optional_count(knob, value)?),
+            Knob::GarbageAfter => self.garbage_after = Some(parse_optional_count(knob, value)?),
+        }
+        Ok(())
+    }
+}
+
+fn invalid(knob: Knob, value: &str, expected: &'static str) -> OverrideError {
+    OverrideError::InvalidValue {
+        knob: knob.name(),
+        value: value.to_owned(),
+        expected,
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(
+    knob: Knob,
+    value: &str,
+    expected: &'static str,
+) -> Result<T, OverrideError> {
+    value.parse().map_err(|_| invalid(knob, value, expected))
+}
+
+fn parse_count(knob: Knob, value: &str) -> Result<usize, OverrideError> {
+    parse_number(knob, value, "a whole number")
+}
+
+fn parse_millis(knob: Knob, value: &str) -> Result<Duration, OverrideError> {
+    parse_number(knob, value, "whole milliseconds").map(Duration::from_millis)
+}
+
+fn is_none(value: &str) -> bool {
+    matches!(value, "none" | "off" | "")
+}
+
+fn parse_optional_count(knob: Knob, value: &str) -> Result<Option<usize>, OverrideError> {
+    if is_none(value) {
+        return Ok(None);
+    }
+    parse_number(knob, value, "a whole number or `none`").map(Some)
+}
+
+fn parse_status(knob: Knob, value: &str) -> Result<Option<u16>, OverrideError> {
+    const EXPECTED: &str = "an HTTP error status (400-599) or `none`";
+    if is_none(value) {
+        return Ok(None);
+    }
+    let status: u16 = parse_number(knob, value, EXPECTED)?;
+    if !(400..=599).contains(&status) {
+        return Err(invalid(knob, value, EXPECTED));
+    }
+    Ok(Some(status))
+}
+
+fn parse_flag(knob: Knob, value: &str) -> Result<bool, OverrideError> {
+    match value {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(knob, value, "`1`/`true` or `0`/`false`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::MockConfig;
+
+    fn knobs_after(text: &str) -> Result<Knobs, OverrideError> {
+        let mut overrides = Overrides::default();
+        overrides.read_directives(text)?;
+        let mut knobs = MockConfig::default().knobs();
+        overrides.apply(&mut knobs);
+        Ok(knobs)
+    }
+
+    #[test]
+    fn a_full_directive_sets_every_knob() {
+        let knobs = knobs_after(
+            "hello\n[[mock tokens=3 ttft_ms=7 inter_token_ms=200 status=429 retry_after_secs=9 \
+             cut_after=2 error_after=4 garbage_after=1 hang=1]]\nthere",
+        )
+        .unwrap();
+
+        assert_eq!(
+            knobs,
+            Knobs {
+                tokens: 3,
+                ttft: Duration::from_millis(7),
+                inter_token: Duration::from_millis(200),
+                status: Some(429),
+                retry_after_secs: 9,
+                hang: true,
+                cut_after: Some(2),
+                error_after: Some(4),
+                garbage_after: Some(1),
+            }
+        );
+    }
+
+    #[test]
+    fn text_without_a_directive_changes_nothing() {
+        let cases = ["", "plain text", "[[mockingbird]]", "[mock tokens=1]"];
+        for text in cases {
+            assert_eq!(
+                knobs_after(text).unwrap(),
+                MockConfig::default().knobs(),
+                "case {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn later_directives_win_and_none_clears_a_knob() {
+        let mut overrides = Overrides::default();
+        overrides
+            .read_directives("[[mock tokens=1 cut_after=3]] and [[mock tokens=2]]")
+            .unwrap();
+        overrides.read_directives("[[mock cut_after=none]]").unwrap();
+
+        let mut knobs = MockConfig::default().knobs();
+        knobs.cut_after = Some(9);
+        overrides.apply(&mut knobs);
+
+        assert_eq!(knobs.tokens, 2);
+        assert_eq!(knobs.cut_after, None);
+    }
+
+    #[test]
+    fn invalid_directives_are_rejected_with_the_cause() {
+        let cases = [
+            ("[[mock tokens=3", OverrideError::Unterminated),
+            (
+                "[[mock tokens]]",
+                OverrideError::NotKeyValue {
+                    part: "tokens".into(),
+                },
+            ),
+            (
+                "[[mock token=3]]",
+                OverrideError::UnknownKnob {
+                    key: "token".into(),
+                },
+            ),
+            (
+                "[[mock tokens=-1]]",
+                OverrideError::InvalidValue {
+                    knob: "tokens",
+                    value: "-1".into(),
+                    expected: "a whole number",
+                },
+            ),
+            (
+                "[[mock status=200]]",
+                OverrideError::InvalidValue {
+                    knob: "status",
+                    value: "200".into(),
+                    expected: "an HTTP error status (400-599) or `none`",
+                },
+            ),
+            (
+                "[[mock hang=maybe]]",
+                OverrideError::InvalidValue {
+                    knob: "hang",
+                    value: "maybe".into(),
+                    expected: "`1`/`true` or `0`/`false`",
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(knobs_after(text).unwrap_err(), expected, "case {text:?}");
+        }
+    }
+
+    #[test]
+    fn headers_use_dashed_knob_names_and_ignore_other_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-mock-inter-token-ms", HeaderValue::from_static("15"));
+        headers.insert("x-mock-hang", HeaderValue::from_static("true"));
+        headers.insert("x-mock-error-after", HeaderValue::from_static(" 2 "));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+
+        let mut overrides = Overrides::default();
+        overrides.read_headers(&headers).unwrap();
+        let mut knobs = MockConfig::default().knobs();
+        overrides.apply(&mut knobs);
+
+        assert_eq!(knobs.inter_token, Duration::from_millis(15));
+        assert!(knobs.hang);
+        assert_eq!(knobs.error_after, Some(2));
+    }
+
+    #[test]
+    fn an_unknown_override_header_is_rejected() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-mock-tokenz", HeaderValue::from_static("1"));
+
+        let error = Overrides::default().read_headers(&headers).unwrap_err();
+
+        assert_eq!(
+            error,
+            OverrideError::UnknownKnob {
+                key: "tokenz".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Each Vercel function binary, started alone the way the platform starts it
+//! (`VERCEL_DEV_PORT`, `vercel_runtime::run` owning the socket), answers its route.
+
+use std::{process::Stdio, time::Duration};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::helpers::{TestApp, error_code, eventually, into_parts, random_user, test_vars};
+
+struct Function {
+    _child: Child,
+    base: String,
+}
+
+async fn start(binary: &str, vars: Vec<(String, String)>) -> Function {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(binary)
+        .env_clear()
+        .envs(vars)
+        .env("VERCEL_DEV_PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let ping = format!("{base}/_vercel/ping");
+    let up = eventually(Duration::from_secs(10), || {
+        let ping = ping.clone();
+        async move {
+            reqwest::get(ping)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        }
+    })
+    .await;
+    assert!(up.is_some(), "{binary} did not start listening");
+    Function {
+        _child: child,
+        base,
+    }
+}
+
+async fn call(
+    f: &Function,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", f.base))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    into_parts(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn the_threads_function_serves_the_collection() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let f = start(env!("CARGO_BIN_EXE_threads"), test_vars(&app.redis.url())).await;
+
+    let (status, created) = call(
+        &f,
+        Method::POST,
+        "/api/threads",
+        &token,
+        Some(json!({ "title": "from the function" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, list) = call(&f, Method::GET, "/api/threads", &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["threads"][0]["id"], created["id"]);
+}
+
+#[tokio::test]
+async fn the_thread_function_reads_the_id_from_the_query_as_vercel_passes_it() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let id = app.create_thread(&token, "routed").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let f = start(
+        env!("CARGO_BIN_EXE_threads-id"),
+        test_vars(&app.redis.url()),
+    )
+    .await;
+
+    let (status, page) = call(
+        &f,
+        Method::GET,
+        &format!("/api/threads/{id}?id={id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["thread"]["title"], "routed");
+
+    let (status, body) = call(&f, Method::GET, &format!("/api/threads/{id}"), &token, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "no ?id= means no thread: {body}"
+    );
+
+    let (status, _) = call(
+        &f,
+        Method::DELETE,
+        &format!("/api/threads/{id}?id={id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_chat_function_answers_501_for_now() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let f = start(env!("CARGO_BIN_EXE_chat"), test_vars(&app.redis.url())).await;
+    let (status, body) = call(&f, Method::POST, "/api/chat", &token, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(error_code(&body), "not_implemented");
+}
+
+#[tokio::test]
+async fn a_function_without_configuration_names_every_missing_variable() {
+    let f = start(env!("CARGO_BIN_EXE_threads"), Vec::new()).await;
+    let (status, body) = call(&f, Method::GET, "/api/threads", "whatever", None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(error_code(&body), "config_error");
+    let message = body["error"]["message"].as_str().unwrap();
+    for name in ["AUTH_SECRET", "REDIS_URL", "NOUS_API_KEY"] {
+        assert!(message.contains(name), "{name} not named: {message}");
+    }
+}

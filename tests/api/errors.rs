@@ -1,0 +1,295 @@
+//! Every bad input gets the single JSON error shape with the right status: one table per
+//! endpoint.
+
+use reqwest::{Method, StatusCode, header};
+
+use crate::helpers::{TestApp, error_code, into_parts, random_user};
+
+/// A request to make and the answer it must get.
+struct Case {
+    name: &'static str,
+    method: Method,
+    path: String,
+    content_type: Option<&'static str>,
+    body: Option<String>,
+    authenticated: bool,
+    status: StatusCode,
+    code: &'static str,
+}
+
+fn case(name: &'static str, method: Method, path: &str, status: u16, code: &'static str) -> Case {
+    Case {
+        name,
+        method,
+        path: path.to_owned(),
+        content_type: None,
+        body: None,
+        authenticated: true,
+        status: StatusCode::from_u16(status).unwrap(),
+        code,
+    }
+}
+
+impl Case {
+    fn json(mut self, body: &str) -> Self {
+        self.content_type = Some("application/json");
+        self.body = Some(body.to_owned());
+        self
+    }
+
+    fn raw(mut self, content_type: Option<&'static str>, body: &str) -> Self {
+        self.content_type = content_type;
+        self.body = Some(body.to_owned());
+        self
+    }
+
+    fn anonymous(mut self) -> Self {
+        self.authenticated = false;
+        self
+    }
+}
+
+/// Body limit used by these tests, small so 413 is cheap to provoke.
+const LIMIT: usize = 1024;
+
+async fn run(app: &TestApp, cases: Vec<Case>) {
+    let token = app.token_for(&random_user());
+    for case in cases {
+        let mut req = app.client.request(case.method.clone(), app.url(&case.path));
+        if case.authenticated {
+            req = req.bearer_auth(&token);
+        }
+        if let Some(ct) = case.content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(body) = case.body {
+            req = req.body(body);
+        }
+        let resp = req.send().await.unwrap();
+        let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let allow = resp.headers().get(header::ALLOW).cloned();
+        let (status, body) = into_parts(resp).await;
+        assert_eq!(status, case.status, "{}: {body}", case.name);
+        assert_eq!(error_code(&body), case.code, "{}", case.name);
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{}",
+            case.name
+        );
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(allow.is_some(), "{}: 405 without `allow`", case.name);
+        }
+    }
+}
+
+async fn small_body_app() -> TestApp {
+    TestApp::spawn_with(|config| config.http.max_body_bytes = LIMIT).await
+}
+
+#[tokio::test]
+async fn threads_collection_rejects_bad_input_with_json_errors() {
+    let app = small_body_app().await;
+    let big = format!(r#"{{"title": "{}"}}"#, "a".repeat(LIMIT));
+    let p = "/api/threads";
+    let cases = vec![
+        case("no token", Method::GET, p, 401, "unauthorized").anonymous(),
+        case("no token on create", Method::POST, p, 401, "unauthorized")
+            .anonymous()
+            .json("{}"),
+        case(
+            "limit zero",
+            Method::GET,
+            "/api/threads?limit=0",
+            400,
+            "invalid_param",
+        ),
+        case(
+            "limit too big",
+            Method::GET,
+            "/api/threads?limit=101",
+            400,
+            "invalid_param",
+        ),
+        case(
+            "limit not a number",
+            Method::GET,
+            "/api/threads?limit=ten",
+            400,
+            "invalid_param",
+        ),
+        case(
+            "forged cursor",
+            Method::GET,
+            "/api/threads?cursor=abc",
+            400,
+            "invalid_param",
+        ),
+        case("text body", Method::POST, p, 415, "unsupported_media_type")
+            .raw(Some("text/plain"), "{}"),
+        case("form body", Method::POST, p, 415, "unsupported_media_type")
+            .raw(Some("application/x-www-form-urlencoded"), "title=x"),
+        case(
+            "body without a type",
+            Method::POST,
+            p,
+            415,
+            "unsupported_media_type",
+        )
+        .raw(None, r#"{"title":"x"}"#),
+        case("broken json", Method::POST, p, 400, "invalid_json").json(r#"{"title": "#),
+        case("title not a string", Method::POST, p, 400, "invalid_body").json(r#"{"title": 5}"#),
+        case("blank title", Method::POST, p, 400, "invalid_body").json(r#"{"title": "  "}"#),
+        case("title with a newline", Method::POST, p, 400, "invalid_body")
+            .json(r#"{"title": "a\nb"}"#),
+        case("title too long", Method::POST, p, 400, "invalid_body")
+            .json(&format!(r#"{{"title": "{}"}}"#, "a".repeat(201))),
+        case("id with a slash", Method::POST, p, 400, "invalid_body").json(r#"{"id": "a/b"}"#),
+        case("id too long", Method::POST, p, 400, "invalid_body")
+            .json(&format!(r#"{{"id": "{}"}}"#, "a".repeat(65))),
+        case("array body", Method::POST, p, 400, "invalid_body").json("[]"),
+        case(
+            "body over the limit",
+            Method::POST,
+            p,
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+        case("put", Method::PUT, p, 405, "method_not_allowed").json("{}"),
+        case("patch", Method::PATCH, p, 405, "method_not_allowed").json("{}"),
+    ];
+    run(&app, cases).await;
+}
+
+#[tokio::test]
+async fn a_single_thread_rejects_bad_input_with_json_errors() {
+    let app = small_body_app().await;
+    let token = app.token_for(&random_user());
+    // The cases run as another user; this thread only shows a valid id gets the same errors.
+    let id = app.create_thread(&token, "x").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let p = "/api/threads/Xy7kP2mQ9rT4vW1z";
+    let big = format!(r#"{{"title": "{}"}}"#, "a".repeat(LIMIT));
+    let cases = vec![
+        case("no token", Method::GET, p, 401, "unauthorized").anonymous(),
+        case("unknown thread", Method::GET, p, 404, "thread_not_found"),
+        case(
+            "someone else's thread",
+            Method::GET,
+            &format!("/api/threads/{id}"),
+            404,
+            "thread_not_found",
+        ),
+        case(
+            "malformed id",
+            Method::GET,
+            "/api/threads/bad.id",
+            404,
+            "thread_not_found",
+        ),
+        case("delete unknown", Method::DELETE, p, 404, "thread_not_found"),
+        case("rename unknown", Method::PATCH, p, 404, "thread_not_found").json(r#"{"title":"t"}"#),
+        case(
+            "limit zero",
+            Method::GET,
+            &format!("{p}?limit=0"),
+            400,
+            "invalid_param",
+        ),
+        case(
+            "limit too big",
+            Method::GET,
+            &format!("{p}?limit=1000"),
+            400,
+            "invalid_param",
+        ),
+        case(
+            "forged before",
+            Method::GET,
+            &format!("{p}?before=zz"),
+            400,
+            "invalid_param",
+        ),
+        case(
+            "rename without a type",
+            Method::PATCH,
+            p,
+            415,
+            "unsupported_media_type",
+        )
+        .raw(None, r#"{"title":"t"}"#),
+        case(
+            "rename with text",
+            Method::PATCH,
+            p,
+            415,
+            "unsupported_media_type",
+        )
+        .raw(Some("text/plain"), r#"{"title":"t"}"#),
+        case(
+            "rename without a body",
+            Method::PATCH,
+            p,
+            400,
+            "invalid_json",
+        )
+        .json(""),
+        case(
+            "rename without a title",
+            Method::PATCH,
+            p,
+            400,
+            "invalid_body",
+        )
+        .json("{}"),
+        case("rename to blank", Method::PATCH, p, 400, "invalid_body").json(r#"{"title":""}"#),
+        case(
+            "rename with broken json",
+            Method::PATCH,
+            p,
+            400,
+            "invalid_json",
+        )
+        .json("{"),
+        case(
+            "rename over the limit",
+            Method::PATCH,
+            p,
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+        case("post", Method::POST, p, 405, "method_not_allowed").json("{}"),
+        case("put", Method::PUT, p, 405, "method_not_allowed").json("{}"),
+    ];
+    run(&app, cases).await;
+}
+
+#[tokio::test]
+async fn chat_answers_501_until_it_is_built_and_unknown_routes_404() {
+    let app = TestApp::spawn().await;
+    let cases = vec![
+        case("chat", Method::POST, "/api/chat", 501, "not_implemented").json("{}"),
+        case(
+            "openai alias",
+            Method::POST,
+            "/api/chat/completions",
+            501,
+            "not_implemented",
+        )
+        .json("{}"),
+        case(
+            "get chat",
+            Method::GET,
+            "/api/chat",
+            405,
+            "method_not_allowed",
+        ),
+        case("unknown route", Method::GET, "/api/nope", 404, "not_found"),
+        case("root", Method::GET, "/", 404, "not_found"),
+    ];
+    run(&app, cases).await;
+}
