@@ -146,9 +146,12 @@ impl ApiError {
         }
     }
 
+    /// Failures of ours are errors; an outage is a warning (it is retryable and shows in
+    /// every request); a client's mistake is only worth a debug line.
     fn log_level(&self) -> tracing::Level {
-        match self.status() {
-            s if s.is_server_error() => tracing::Level::ERROR,
+        match self {
+            Self::Store(StoreError::Unavailable(_)) => tracing::Level::WARN,
+            Self::Store(_) | Self::Config(_) => tracing::Level::ERROR,
             _ => tracing::Level::DEBUG,
         }
     }
@@ -187,19 +190,24 @@ impl IntoResponse for ApiError {
 
 /// Logs the error a response carries, once, with its cause chain, at a level set by its
 /// status.
+///
+/// The error is taken out of the response as it is logged, so nested routers (the local
+/// server mounts the function routers) log it once.
 pub async fn log_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    if let Some(err) = response.extensions().get::<Arc<ApiError>>() {
+    let mut response = next.run(request).await;
+    if let Some(err) = response.extensions_mut().remove::<Arc<ApiError>>() {
         let chain = cause_chain(err.as_ref());
+        let code = err.code();
         match err.log_level() {
             tracing::Level::ERROR => {
-                tracing::error!(%method, %path, code = err.code(), error = %chain, "request failed");
+                tracing::error!(%method, %path, code, error = %chain, "request failed");
             }
-            _ => {
-                tracing::debug!(%method, %path, code = err.code(), error = %chain, "request refused")
+            tracing::Level::WARN => {
+                tracing::warn!(%method, %path, code, error = %chain, "request failed");
             }
+            _ => tracing::debug!(%method, %path, code, error = %chain, "request refused"),
         }
     }
     response

@@ -1,5 +1,5 @@
-//! Logging setup: `tracing` to stdout (Vercel collects it), filtered by `RUST_LOG`
-//! (default `info`).
+//! Logging setup: `tracing` to stderr (Vercel collects it; stdout stays free for command
+//! output such as `dev token`), filtered by `RUST_LOG` (default `info`).
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,5 +9,8 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Escape codes only for a person at a terminal, never in platform logs or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
         .try_init();
 }

@@ -85,7 +85,8 @@ fn function(app: App, methods: MethodRouter<App>, allow: &'static str) -> Router
     Router::new()
         .fallback_service(methods.with_state(app))
         .layer(middleware::from_fn(log_errors))
-        .layer(TraceLayer::new_for_http())
+        // Failures are logged once, by `log_errors`, with their cause.
+        .layer(TraceLayer::new_for_http().on_failure(()))
 }
 
 /// Does what Vercel does for `api/threads/[id].rs`: the last path segment is appended to the
