@@ -356,38 +356,20 @@ impl Store {
         let fetch = want + 1;
         let raw: Scored = match cursor {
             None => {
-                redis::cmd("ZRANGE")
-                    .arg(index)
-                    .arg("+inf")
-                    .arg("-inf")
-                    .arg("BYSCORE")
-                    .arg("REV")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(fetch)
-                    .arg("WITHSCORES")
+                newest_first(index, "+inf", "-inf", Some(fetch))
                     .query_async(conn)
                     .await?
             }
             Some(c) => {
+                let score = c.updated_at_ms.to_string();
                 let (tied, lower): (Scored, Scored) = redis::pipe()
-                    .cmd("ZRANGE")
-                    .arg(index)
-                    .arg(c.updated_at_ms)
-                    .arg(c.updated_at_ms)
-                    .arg("BYSCORE")
-                    .arg("REV")
-                    .arg("WITHSCORES")
-                    .cmd("ZRANGE")
-                    .arg(index)
-                    .arg(format!("({}", c.updated_at_ms))
-                    .arg("-inf")
-                    .arg("BYSCORE")
-                    .arg("REV")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(fetch)
-                    .arg("WITHSCORES")
+                    .add_command(newest_first(index, &score, &score, None))
+                    .add_command(newest_first(
+                        index,
+                        &format!("({score}"),
+                        "-inf",
+                        Some(fetch),
+                    ))
                     .query_async(conn)
                     .await?;
                 tied.into_iter()
@@ -485,6 +467,22 @@ impl Store {
             next: (first > 0).then_some(MessageCursor(first)),
         }))
     }
+}
+
+/// `ZRANGE index max min BYSCORE REV WITHSCORES [LIMIT 0 limit]`: index entries from score
+/// `max` down to `min`, newest first.
+fn newest_first(index: &str, max: &str, min: &str, limit: Option<usize>) -> redis::Cmd {
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(index)
+        .arg(max)
+        .arg(min)
+        .arg("BYSCORE")
+        .arg("REV")
+        .arg("WITHSCORES");
+    if let Some(limit) = limit {
+        cmd.arg("LIMIT").arg(0).arg(limit);
+    }
+    cmd
 }
 
 /// Reads a meta hash back into a [`Thread`].
