@@ -1,1 +1,107 @@
-//! OpenAI-compatible mock upstream (placeholder; being built).
+//! An OpenAI-compatible mock of the chat completions API (the Nous Research inference API with
+//! models `Hermes-4-405B` and `Hermes-4-70B`), for integration tests, benchmarks and the offline
+//! demo.
+//!
+//! It answers `POST /v1/chat/completions` (and `/chat/completions`) with a deterministic reply,
+//! streamed as `chat.completion.chunk` events or as one `chat.completion` object, and can be
+//! told to be slow or to fail in the ways a real upstream does. It is built to stay far below a
+//! benchmark's noise: a reply without delays is one template, one buffer and one socket write.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use mock_upstream::{MockConfig, MockUpstream, reply_text};
+//!
+//! let mock = MockUpstream::start(MockConfig::default().with_tokens(4)).await?;
+//! // Point the client under test at `mock.base_url()`; it will read `reply_text(4)`.
+//! mock.set_config(MockConfig::default().with_ttft(Duration::from_millis(300)));
+//! assert_eq!(mock.calls(), 0);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The reply
+//! `tokens` content chunks, chunk `i` carrying word `i` of a fixed word list with a trailing
+//! space, so [`reply_text`] and [`reply_tokens`] predict it. A stream sends the role chunk
+//! (`delta: {"role":"assistant","content":""}`), the content chunks, a finish chunk
+//! (`finish_reason` `"stop"`, or `"length"` when `max_tokens`/`max_completion_tokens` is below
+//! `tokens`), the usage chunk (`choices: []`) only when `stream_options.include_usage` is true
+//! (every earlier chunk then carries `"usage": null`), and `data: [DONE]`. `prompt_tokens` is
+//! [`prompt_tokens`] of the characters of all message text.
+//!
+//! # Knobs
+//! A [`MockConfig`] sets the instance defaults (changeable at run time with
+//! [`MockUpstream::set_config`]); each request may override any knob except the API key:
+//!
+//! | knob | directive key | header | effect |
+//! |---|---|---|---|
+//! | `tokens` | `tokens` | `x-mock-tokens` | reply length in tokens (default 16) |
+//! | `ttft` | `ttft_ms` | `x-mock-ttft-ms` | delay before the response head, which leaves with the first chunk |
+//! | `inter_token` | `inter_token_ms` | `x-mock-inter-token-ms` | delay between content chunks |
+//! | `status` | `status` | `x-mock-status` | answer this 4xx/5xx with an OpenAI error body at once |
+//! | `retry_after_secs` | `retry_after_secs` | `x-mock-retry-after-secs` | `retry-after` of an injected 429/503 (default 1) |
+//! | `hang_before_headers` | `hang` | `x-mock-hang` | never answer, until the client gives up or the mock stops |
+//! | `cut_after` | `cut_after` | `x-mock-cut-after` | drop the connection after N content chunks (no clean end) |
+//! | `error_after` | `error_after` | `x-mock-error-after` | after N content chunks send `data: {"error":{…,"code":"mock_error"}}` and end without `[DONE]` |
+//! | `garbage_after` | `garbage_after` | `x-mock-garbage-after` | after N content chunks send one `data: {not json` event, then carry on |
+//!
+//! Precedence, lowest first: the instance config, directives, headers. Headers are for direct
+//! tests; directives exist because a proxy in front of the mock forwards only the messages.
+//! A non-streamed reply arrives after `ttft + inter_token × (tokens − 1)`; there, a failure knob
+//! that would fire within the reply turns into a 500 (`error_after`), half a JSON body and a
+//! dropped connection (`cut_after`), or a body that is not JSON (`garbage_after`).
+//!
+//! # Directive syntax
+//! A directive is text inside the **last message with role `user`** (string content or any
+//! `text` part):
+//!
+//! ```text
+//! [[mock tokens=3 ttft_ms=0 inter_token_ms=200 status=429 cut_after=2 error_after=2 garbage_after=1 hang=1]]
+//! ```
+//!
+//! - `[[mock`, then whitespace-separated `key=value` pairs in any order and any subset, then
+//!   `]]`; it may sit on its own line or inside other text, and several directives apply in
+//!   order (later values win). `[[mock` not followed by whitespace or `]]` is plain text.
+//! - Counts and milliseconds are whole numbers; `hang` takes `1`/`true`/`yes`/`on` or
+//!   `0`/`false`/`no`/`off`; `status`, `cut_after`, `error_after` and `garbage_after` also take
+//!   `none` (or `off`) to clear an instance value; `status` must be 400–599. `retry_after` and
+//!   `hang_before_headers` are accepted aliases.
+//! - Headers use the same keys with `-` for `_` after `x-mock-` and the same values.
+//! - An unknown key, a malformed pair, an unclosed directive or a bad value is a 400
+//!   (`code: "invalid_mock_directive"`), so a typo fails the test that made it.
+//!
+//! # Errors it answers with
+//! Every error is `{"error":{"message","type","param":null,"code"}}`: 401 `invalid_api_key`
+//! when an API key is configured and the bearer token is missing or wrong (also on
+//! `/v1/models`); 400 `invalid_json` / `invalid_request` for an unparsable body or missing or
+//! empty `messages`; injected statuses with `code` `rate_limit_exceeded` (429, type `requests`),
+//! `service_unavailable` (503) or `mock_status`; 429 and 503 carry `retry-after`.
+//!
+//! # Observability
+//! [`MockUpstream::calls`] counts chat completion requests (all of them, errors included),
+//! [`MockUpstream::requests`] returns the last [`REQUEST_LOG_CAPACITY`] request bodies, and
+//! [`MockUpstream::reset`] clears both.
+//!
+//! # Layout
+//! - `config`: [`MockConfig`], the instance knobs, and the per-request copy.
+//! - `overrides`: `x-mock-*` headers and `[[mock …]]` directives.
+//! - `reply`: the word list and token arithmetic.
+//! - `wire`: OpenAI request and JSON response types.
+//! - `stream`: the SSE body and the cut body.
+//! - `server`: [`MockState`], [`router`], handlers, the error answer and [`MockUpstream`].
+//! - `main.rs`: the `mock-upstream` binary.
+
+mod config;
+mod overrides;
+mod reply;
+mod server;
+mod stream;
+mod wire;
+
+pub use config::{DEFAULT_RETRY_AFTER_SECS, DEFAULT_TOKENS, MockConfig};
+pub use reply::{prompt_tokens, reply_text, reply_tokens};
+pub use server::{MockState, MockUpstream, REQUEST_LOG_CAPACITY, router};
+
+/// The models `GET /v1/models` lists. Chat requests may name any model; it is echoed back.
+pub const MODELS: [&str; 2] = ["Hermes-4-405B", "Hermes-4-70B"];

@@ -120,8 +120,8 @@ impl Overrides {
         let mut rest = text;
         while let Some((_, after_open)) = rest.split_once(DIRECTIVE_OPEN) {
             rest = after_open;
-            let is_directive = after_open.starts_with("]]")
-                || after_open.starts_with(|c: char| c.is_whitespace());
+            let is_directive =
+                after_open.starts_with("]]") || after_open.starts_with(|c: char| c.is_whitespace());
             if !is_directive {
                 continue;
             }
@@ -313,7 +313,9 @@ mod tests {
         overrides
             .read_directives("[[mock tokens=1 cut_after=3]] and [[mock tokens=2]]")
             .unwrap();
-        overrides.read_directives("[[mock cut_after=none]]").unwrap();
+        overrides
+            .read_directives("[[mock cut_after=none]]")
+            .unwrap();
 
         let mut knobs = MockConfig::default().knobs();
         knobs.cut_after = Some(9);

@@ -63,7 +63,11 @@ mod tests {
     fn every_word_is_json_safe_so_chunks_can_embed_it_unescaped() {
         for word in WORDS {
             let quoted = serde_json::to_string(word).unwrap();
-            assert_eq!(quoted, format!("\"{word}\""), "word {word:?} needs escaping");
+            assert_eq!(
+                quoted,
+                format!("\"{word}\""),
+                "word {word:?} needs escaping"
+            );
             assert!(word.ends_with(' '), "word {word:?} must end with a space");
         }
     }

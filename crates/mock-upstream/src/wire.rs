@@ -1,0 +1,264 @@
+//! OpenAI chat-completions wire types: the request the mock reads and the JSON bodies it writes.
+//!
+//! Streamed `chat.completion.chunk` events are not here: [`crate::stream`] writes them as bytes
+//! straight from per-request templates, because serializing a struct per token would dominate
+//! the mock's cost in a benchmark.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+/// Shown in `system_fingerprint` so a captured reply is recognizably the mock's.
+pub(crate) const SYSTEM_FINGERPRINT: &str = "fp_mock_upstream";
+
+/// The part of a chat completion request the mock acts on; other fields are accepted and ignored.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChatRequest<'a> {
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    #[serde(borrow)]
+    pub messages: Vec<Message<'a>>,
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
+    pub max_tokens: Option<u64>,
+    /// The newer OpenAI name for `max_tokens`; either one caps the reply.
+    pub max_completion_tokens: Option<u64>,
+}
+
+impl ChatRequest<'_> {
+    /// The reply cap the request asks for, if any.
+    pub(crate) fn max_tokens(&self) -> Option<u64> {
+        match (self.max_tokens, self.max_completion_tokens) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the request wants the final usage chunk of a stream.
+    pub(crate) fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|options| options.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// Characters of every message's text, the input of the prompt-token estimate.
+    pub(crate) fn prompt_chars(&self) -> usize {
+        self.messages
+            .iter()
+            .flat_map(Message::texts)
+            .map(|text| text.chars().count())
+            .sum()
+    }
+
+    /// The last message with role `user`: where a message directive is read from.
+    pub(crate) fn last_user_message(&self) -> Option<&Message<'_>> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|message| message.role == "user")
+    }
+}
+
+/// `stream_options` of a request.
+#[derive(Debug, Deserialize)]
+pub(crate) struct StreamOptions {
+    pub include_usage: Option<bool>,
+}
+
+/// One chat message; `content` may be absent or null (an assistant turn with tool calls).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Message<'a> {
+    #[serde(borrow)]
+    pub role: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub content: Option<Content<'a>>,
+}
+
+impl Message<'_> {
+    /// The message's text: the string content, or the `text` of each text part.
+    pub(crate) fn texts(&self) -> impl Iterator<Item = &str> {
+        let (whole, parts): (Option<&str>, &[ContentPart<'_>]) = match &self.content {
+            None => (None, &[]),
+            Some(Content::Text(text)) => (Some(text), &[]),
+            Some(Content::Parts(parts)) => (None, parts),
+        };
+        whole
+            .into_iter()
+            .chain(parts.iter().filter_map(ContentPart::text))
+    }
+}
+
+/// Message content: a plain string or an array of typed parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Content<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Parts(#[serde(borrow)] Vec<ContentPart<'a>>),
+}
+
+/// One content part; only `text` parts carry text, the rest (`image_url`, …) are tolerated.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ContentPart<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
+}
+
+impl ContentPart<'_> {
+    fn text(&self) -> Option<&str> {
+        if self.kind == "text" {
+            self.text.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+/// Token accounting of one reply, as OpenAI reports it.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+}
+
+impl Usage {
+    pub(crate) fn new(prompt_tokens: usize, completion_tokens: usize) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        }
+    }
+}
+
+/// A non-streamed reply (`object: "chat.completion"`).
+#[derive(Debug, Serialize)]
+pub(crate) struct ChatCompletion<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub system_fingerprint: &'static str,
+    pub choices: [Choice<'a>; 1],
+    pub usage: Usage,
+}
+
+/// The single choice of a non-streamed reply.
+#[derive(Debug, Serialize)]
+pub(crate) struct Choice<'a> {
+    pub index: u32,
+    pub message: AssistantMessage<'a>,
+    pub logprobs: Option<()>,
+    pub finish_reason: &'static str,
+}
+
+/// The assistant message of a non-streamed reply.
+#[derive(Debug, Serialize)]
+pub(crate) struct AssistantMessage<'a> {
+    pub role: &'static str,
+    pub content: &'a str,
+    pub refusal: Option<()>,
+}
+
+/// `{"error": {...}}`, the one error shape of every non-2xx answer.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorDetail<'a> {
+    pub message: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub param: Option<&'a str>,
+    pub code: &'a str,
+}
+
+/// The answer of `GET /v1/models`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<Model>,
+}
+
+/// One entry of [`ModelList`].
+#[derive(Debug, Serialize)]
+pub(crate) struct Model {
+    pub id: &'static str,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: &'static str,
+}
+
+/// Appends `text` to `out` as a JSON string literal, quotes included.
+///
+/// Infallible, unlike `serde_json::to_writer`, so building a chunk template has no error path.
+pub(crate) fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                use std::fmt::Write as _;
+                // Writing to a `String` cannot fail.
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_json_string_matches_serde_json() {
+        for text in [
+            "Hermes-4-405B",
+            "a\"b\\c",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}",
+            "é✓",
+        ] {
+            let mut ours = String::new();
+            push_json_string(&mut ours, text);
+            let parsed: String = serde_json::from_str(&ours).unwrap();
+            assert_eq!(parsed, text, "case {text:?}");
+        }
+    }
+
+    #[test]
+    fn request_text_comes_from_strings_and_text_parts() {
+        let body = br#"{"model":"m","messages":[
+            {"role":"system","content":"abcd"},
+            {"role":"assistant","content":null},
+            {"role":"user","content":[{"type":"text","text":"ef"},
+                {"type":"image_url","image_url":{"url":"data:x"}},{"type":"text","text":"g\"h"}]}
+        ],"temperature":0.2,"unknown":{"x":1}}"#;
+
+        let request: ChatRequest<'_> = serde_json::from_slice(body).unwrap();
+
+        assert_eq!(request.prompt_chars(), 4 + 2 + 3);
+        let last: Vec<&str> = request.last_user_message().unwrap().texts().collect();
+        assert_eq!(last, ["ef", "g\"h"]);
+        assert!(!request.include_usage());
+    }
+
+    #[test]
+    fn the_smaller_of_both_token_caps_wins() {
+        let body = br#"{"model":"m","messages":[],"max_tokens":9,"max_completion_tokens":4}"#;
+        let request: ChatRequest<'_> = serde_json::from_slice(body).unwrap();
+        assert_eq!(request.max_tokens(), Some(4));
+    }
+}
