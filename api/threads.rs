@@ -1,16 +1,10 @@
 //! Vercel function: `GET/POST/DELETE /api/threads`.
 
-use buddahbot::routes;
+use buddahbot::{routes, vercel::VercelAdapter};
 use tower::ServiceBuilder;
-use vercel_runtime::axum::VercelLayer;
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {
     let router = buddahbot::function(routes::threads);
-    vercel_runtime::run(
-        ServiceBuilder::new()
-            .layer(VercelLayer::new())
-            .service(router),
-    )
-    .await
+    vercel_runtime::run(ServiceBuilder::new().layer(VercelAdapter).service(router)).await
 }

@@ -1,16 +1,10 @@
 //! Vercel function: `GET/PATCH/DELETE /api/threads/:id` (Vercel passes the segment as `?id=`).
 
-use buddahbot::routes;
+use buddahbot::{routes, vercel::VercelAdapter};
 use tower::ServiceBuilder;
-use vercel_runtime::axum::VercelLayer;
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {
     let router = buddahbot::function(routes::thread);
-    vercel_runtime::run(
-        ServiceBuilder::new()
-            .layer(VercelLayer::new())
-            .service(router),
-    )
-    .await
+    vercel_runtime::run(ServiceBuilder::new().layer(VercelAdapter).service(router)).await
 }

@@ -7,7 +7,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{TestApp, error_code, eventually, into_parts, random_user, test_vars};
+use crate::helpers::{
+    TestApp, error_code, eventually, into_parts, random_user, read_chat, test_vars,
+    test_vars_with_upstream,
+};
 
 struct Function {
     _child: Child,
@@ -129,13 +132,27 @@ async fn the_thread_function_reads_the_id_from_the_query_as_vercel_passes_it() {
 }
 
 #[tokio::test]
-async fn the_chat_function_answers_501_for_now() {
+async fn the_chat_function_streams_a_reply_and_stores_it() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let f = start(env!("CARGO_BIN_EXE_chat"), test_vars(&app.redis.url())).await;
-    let (status, body) = call(&f, Method::POST, "/api/chat", &token, Some(json!({}))).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
-    assert_eq!(error_code(&body), "not_implemented");
+    let f = start(
+        env!("CARGO_BIN_EXE_chat"),
+        test_vars_with_upstream(&app.redis.url(), &app.mock.base_url()),
+    )
+    .await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/chat", f.base))
+        .bearer_auth(&token)
+        .json(&json!({ "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    let reply = read_chat(resp).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(reply.text(), mock_upstream::reply_text(16));
+    let messages = app.messages(&token, reply.header("x-thread-id")).await;
+    assert_eq!(messages.len(), 2);
 }
 
 #[tokio::test]

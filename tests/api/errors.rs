@@ -269,18 +269,9 @@ async fn a_single_thread_rejects_bad_input_with_json_errors() {
 }
 
 #[tokio::test]
-async fn chat_answers_501_until_it_is_built_and_unknown_routes_404() {
+async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn().await;
     let cases = vec![
-        case("chat", Method::POST, "/api/chat", 501, "not_implemented").json("{}"),
-        case(
-            "openai alias",
-            Method::POST,
-            "/api/chat/completions",
-            501,
-            "not_implemented",
-        )
-        .json("{}"),
         case(
             "get chat",
             Method::GET,
@@ -288,8 +279,119 @@ async fn chat_answers_501_until_it_is_built_and_unknown_routes_404() {
             405,
             "method_not_allowed",
         ),
+        case(
+            "delete chat",
+            Method::DELETE,
+            "/api/chat/completions",
+            405,
+            "method_not_allowed",
+        ),
         case("unknown route", Method::GET, "/api/nope", 404, "not_found"),
         case("root", Method::GET, "/", 404, "not_found"),
     ];
     run(&app, cases).await;
+}
+
+#[tokio::test]
+async fn chat_rejects_every_invalid_request_with_a_json_error_naming_the_field() {
+    let app = TestApp::spawn_with(|config| {
+        config.http.max_body_bytes = 4096;
+        config.chat.max_messages = 3;
+        config.chat.max_content_chars = 50;
+        config.chat.max_tokens_cap = 100;
+    })
+    .await;
+    let user_id = random_user();
+    let token = app.token_for(&user_id);
+    let p = "/api/chat";
+    let user = r#"{"role":"user","content":"hi"}"#;
+    let with = |extra: &str| format!(r#"{{"messages":[{user}]{extra}}}"#);
+    let cases: Vec<(Case, &str)> = vec![
+        (case("no token", Method::POST, p, 401, "unauthorized").anonymous().json(&with("")), ""),
+        (case("text body", Method::POST, p, 415, "unsupported_media_type").raw(Some("text/plain"), &with("")), ""),
+        (case("no content type", Method::POST, p, 415, "unsupported_media_type").raw(None, &with("")), ""),
+        (case("too large", Method::POST, p, 413, "payload_too_large").json(&with(&format!(r#","pad":"{}""#, "x".repeat(5000)))), ""),
+        (case("not json", Method::POST, p, 400, "invalid_json").json("{"), ""),
+        (case("not an object", Method::POST, p, 400, "invalid_body").json("[]"), ""),
+        (case("no messages", Method::POST, p, 400, "invalid_body").json("{}"), "messages"),
+        (case("empty messages", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[]}"#), "messages"),
+        (case("too many messages", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{user},{user},{user},{user}]}}"#)), "messages"),
+        (case("unknown role", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"wizard","content":"hi"}]}"#), "messages[0].role"),
+        (case("tool role", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"tool","content":"hi"}]}"#), "messages[0].role"),
+        (case("missing content", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user"}]}"#), "messages"),
+        (case("empty content", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user","content":"  "}]}"#), "messages[0].content"),
+        (case("content too long", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(51))), "messages[0].content"),
+        (case("image part", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}"#), "messages[0].content"),
+        (case("last is assistant", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{user},{{"role":"assistant","content":"a"}}]}}"#)), "messages[1].role"),
+        (case("bad message id", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"id":"a b","role":"user","content":"hi"}]}"#), "messages[0].id"),
+        (case("unknown model", Method::POST, p, 400, "invalid_body").json(&with(r#","model":"gpt-4o""#)), "model"),
+        (case("temperature too high", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":2.5"#)), "temperature"),
+        (case("negative temperature", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":-1"#)), "temperature"),
+        (case("temperature not a number", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":"hot""#)), "temperature"),
+        (case("zero max_tokens", Method::POST, p, 400, "invalid_body").json(&with(r#","max_tokens":0"#)), "max_tokens"),
+        (case("max_tokens over the cap", Method::POST, p, 400, "invalid_body").json(&with(r#","max_tokens":101"#)), "max_tokens"),
+        (case("n of two", Method::POST, p, 400, "invalid_body").json(&with(r#","n":2"#)), "`n`"),
+        (case("bad thread id", Method::POST, p, 400, "invalid_body").json(&with(r#","threadId":"no/slash""#)), "threadId"),
+        (case("unknown thread", Method::POST, p, 404, "thread_not_found").json(&with(r#","threadId":"Xy7kP2mQ9rT4vW1z""#)), ""),
+    ];
+    for (case, field) in cases {
+        let name = case.name;
+        let mut req = app.client.request(case.method.clone(), app.url(&case.path));
+        if case.authenticated {
+            req = req.bearer_auth(&token);
+        }
+        if let Some(ct) = case.content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(body) = case.body {
+            req = req.body(body);
+        }
+        let (status, body) = into_parts(req.send().await.unwrap()).await;
+        assert_eq!(status, case.status, "{name}: {body}");
+        assert_eq!(error_code(&body), case.code, "{name}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(field),
+            "{name}: {message:?} does not name {field:?}"
+        );
+    }
+    assert_eq!(app.mock.calls(), 0, "an invalid request reached the model");
+    assert_eq!(
+        app.keys_of(&user_id).await,
+        Vec::<String>::new(),
+        "nothing was stored"
+    );
+}
+
+#[tokio::test]
+async fn chat_accepts_what_the_openai_sdks_send() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let resp = app
+        .client
+        .post(app.url("/api/chat/completions"))
+        .bearer_auth(&token)
+        .header(header::ACCEPT, "application/json")
+        .header("x-stainless-retry-count", "0")
+        .json(&serde_json::json!({
+            "model": "Hermes-4-70B",
+            "messages": [
+                { "role": "developer", "content": "Be brief." },
+                { "role": "user", "content": [{ "type": "text", "text": "hello" }] },
+            ],
+            "stream": true,
+            "stream_options": { "include_usage": true },
+            "n": 1,
+            "user": "end-user-1",
+            "max_completion_tokens": 50,
+            "temperature": 0.2,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let sent = &app.mock.requests()[0];
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert_eq!(sent["messages"][1]["content"], "hello");
+    assert_eq!(sent["max_tokens"], 50);
 }

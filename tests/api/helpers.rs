@@ -2,6 +2,12 @@
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use mock_upstream::{MockConfig, MockUpstream};
+use reqwest::header::HeaderMap;
+use tokio::time::Instant;
+
 use axum::serve::ListenerExt;
 use buddahbot::{
     app::App, auth::jwt::Hs256, config::Config, domain::UserId, local_redis::RedisServer, routes,
@@ -16,6 +22,12 @@ pub const SECRET: &str = "dev-secret-please-change-0123456789abcdef";
 /// Response timeout for Redis in tests: short, so "Redis down" answers quickly.
 pub const REDIS_TIMEOUT_MS: u64 = 500;
 
+/// The key the test app sends the mock upstream (which insists on it).
+pub const UPSTREAM_KEY: &str = "sk-test";
+
+/// Time-to-first-token timeout in tests: short, so a hanging upstream answers quickly.
+pub const TTFT_TIMEOUT_MS: u64 = 1_000;
+
 pub fn init_tracing() {
     if std::env::var_os("TEST_LOG").is_some() {
         buddahbot::telemetry::init();
@@ -24,10 +36,18 @@ pub fn init_tracing() {
 
 /// The variables a test process would have.
 pub fn test_vars(redis_url: &str) -> Vec<(String, String)> {
+    test_vars_with_upstream(redis_url, "http://127.0.0.1:9/v1")
+}
+
+/// The variables of a test process whose model API is at `upstream`.
+pub fn test_vars_with_upstream(redis_url: &str, upstream: &str) -> Vec<(String, String)> {
     [
         ("AUTH_SECRET", SECRET.to_owned()),
         ("REDIS_URL", redis_url.to_owned()),
-        ("NOUS_API_KEY", "sk-test".to_owned()),
+        ("NOUS_API_KEY", UPSTREAM_KEY.to_owned()),
+        ("NOUS_API_BASE_URL", upstream.to_owned()),
+        ("UPSTREAM_TTFT_TIMEOUT_MS", TTFT_TIMEOUT_MS.to_string()),
+        ("CHAT_MAX_DURATION_MS", "20000".to_owned()),
         ("REDIS_CONNECT_TIMEOUT_MS", REDIS_TIMEOUT_MS.to_string()),
         ("REDIS_RESPONSE_TIMEOUT_MS", REDIS_TIMEOUT_MS.to_string()),
     ]
@@ -40,10 +60,96 @@ pub fn test_config(redis_url: &str) -> Config {
     Config::from_vars(test_vars(redis_url)).unwrap()
 }
 
+/// One chat request's answer: the event payloads with their arrival times, or a JSON body.
+pub struct ChatReply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// `data:` payloads in order (`[DONE]` included).
+    pub events: Vec<String>,
+    pub arrivals: Vec<Instant>,
+    /// The body, for answers that are not event streams.
+    pub json: Value,
+}
+
+impl ChatReply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no `{name}` header"))
+    }
+
+    /// The chunks (every event but `[DONE]` and error events), parsed.
+    pub fn chunks(&self) -> Vec<Value> {
+        self.events
+            .iter()
+            .filter(|e| *e != "[DONE]")
+            .map(|e| serde_json::from_str::<Value>(e).unwrap())
+            .filter(|v| v.get("error").is_none())
+            .collect()
+    }
+
+    /// The streamed text, concatenated.
+    pub fn text(&self) -> String {
+        self.chunks()
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// The error event, if the stream ended with one.
+    pub fn error_event(&self) -> Option<Value> {
+        self.events
+            .iter()
+            .filter(|e| *e != "[DONE]")
+            .map(|e| serde_json::from_str::<Value>(e).unwrap())
+            .find(|v| v.get("error").is_some())
+    }
+}
+
+/// Reads a chat answer to its end, parsing an event stream with an SSE library.
+pub async fn read_chat(resp: reqwest::Response) -> ChatReply {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let is_sse = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if !is_sse {
+        let (_, json) = into_parts(resp).await;
+        return ChatReply {
+            status,
+            headers,
+            events: Vec::new(),
+            arrivals: Vec::new(),
+            json,
+        };
+    }
+    let mut stream = resp.bytes_stream().eventsource();
+    let (mut events, mut arrivals) = (Vec::new(), Vec::new());
+    while let Some(event) = stream.next().await {
+        let Ok(event) = event else { break };
+        arrivals.push(Instant::now());
+        events.push(event.data);
+    }
+    ChatReply {
+        status,
+        headers,
+        events,
+        arrivals,
+        json: Value::Null,
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub redis: RedisServer,
+    pub mock: MockUpstream,
     pub app: App,
     signer: Hs256,
     server: tokio::task::JoinHandle<()>,
@@ -64,7 +170,11 @@ impl TestApp {
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
         init_tracing();
         let redis = RedisServer::start().await.unwrap();
-        let mut config = test_config(&redis.url());
+        let mock = MockUpstream::start(MockConfig::default().with_api_key(UPSTREAM_KEY))
+            .await
+            .unwrap();
+        let mut config =
+            Config::from_vars(test_vars_with_upstream(&redis.url(), &mock.base_url())).unwrap();
         tweak(&mut config);
         let signer = Hs256::new(&config.auth.secrets);
         let app = App::new(config).unwrap();
@@ -73,6 +183,7 @@ impl TestApp {
             address,
             client: reqwest::Client::new(),
             redis,
+            mock,
             app,
             signer,
             server,
@@ -112,6 +223,31 @@ impl TestApp {
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.request(Method::GET, path, Some(token), None).await
+    }
+
+    /// `POST path` with a JSON body, read to the end.
+    pub async fn chat_at(&self, path: &str, token: &str, body: Value) -> ChatReply {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        read_chat(resp).await
+    }
+
+    /// `POST /api/chat`, read to the end.
+    pub async fn chat(&self, token: &str, body: Value) -> ChatReply {
+        self.chat_at("/api/chat", token, body).await
+    }
+
+    /// The stored messages of a thread (first page).
+    pub async fn messages(&self, token: &str, thread: &str) -> Vec<Value> {
+        let (status, page) = self.get(&format!("/api/threads/{thread}"), token).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["messages"].as_array().unwrap().clone()
     }
 
     pub async fn create_thread(&self, token: &str, title: &str) -> Value {

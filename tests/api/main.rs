@@ -9,6 +9,7 @@
 
 mod auth;
 mod binaries;
+mod chat;
 mod errors;
 mod helpers;
 mod isolation;

@@ -7,6 +7,7 @@ use crate::{
     auth::jwt::Hs256,
     config::{Config, ConfigError},
     store::{Store, StoreError},
+    upstream::{Upstream, UpstreamError},
 };
 
 /// Everything a handler needs. Cloning is one reference-count increment.
@@ -16,6 +17,7 @@ pub struct App(Arc<Inner>);
 struct Inner {
     config: Config,
     store: Store,
+    upstream: Upstream,
     auth: Hs256,
 }
 
@@ -26,6 +28,8 @@ pub enum BootError {
     Config(#[from] ConfigError),
     #[error("cannot set up the redis client")]
     Store(#[from] StoreError),
+    #[error("cannot set up the model api client")]
+    Upstream(#[from] UpstreamError),
 }
 
 impl App {
@@ -34,20 +38,22 @@ impl App {
     /// # Errors
     /// [`BootError::Config`] naming every missing or invalid variable.
     pub fn from_env() -> Result<Self, BootError> {
-        Ok(Self::new(Config::from_env()?)?)
+        Self::new(Config::from_env()?)
     }
 
     /// Builds the application from a configuration. Must run inside a Tokio runtime; does no
     /// I/O (the Redis connection opens on first use).
     ///
     /// # Errors
-    /// [`StoreError`] when the Redis client cannot be created from the URL.
-    pub fn new(config: Config) -> Result<Self, StoreError> {
+    /// [`BootError`] when the Redis or HTTP client cannot be created from the configuration.
+    pub fn new(config: Config) -> Result<Self, BootError> {
         let store = Store::new(&config.redis, &config.store)?;
+        let upstream = Upstream::new(&config.upstream)?;
         let auth = Hs256::new(&config.auth.secrets);
         Ok(Self(Arc::new(Inner {
             config,
             store,
+            upstream,
             auth,
         })))
     }
@@ -58,6 +64,10 @@ impl App {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.0.upstream
     }
 
     pub fn auth(&self) -> &Hs256 {

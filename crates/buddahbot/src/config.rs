@@ -60,6 +60,46 @@ pub const VARIABLES: &[Variable] = &[
         about: "comma-separated models a request may ask for",
     },
     Variable {
+        name: "FALLBACK_MODEL",
+        default: Some(""),
+        about: "model tried once when the requested one fails before its first token; unset = none",
+    },
+    Variable {
+        name: "SYSTEM_PROMPT",
+        default: Some(""),
+        about: "system message prepended when the client sends none; unset = none",
+    },
+    Variable {
+        name: "MAX_MESSAGES_PER_REQUEST",
+        default: Some("200"),
+        about: "most messages one chat request may carry",
+    },
+    Variable {
+        name: "MAX_CONTENT_CHARS",
+        default: Some("100000"),
+        about: "longest message content, in characters",
+    },
+    Variable {
+        name: "MAX_TOKENS_CAP",
+        default: Some("8192"),
+        about: "largest max_tokens a request may ask for",
+    },
+    Variable {
+        name: "UPSTREAM_CONNECT_TIMEOUT_MS",
+        default: Some("5000"),
+        about: "give up connecting to the model API after this long (then 502)",
+    },
+    Variable {
+        name: "UPSTREAM_TTFT_TIMEOUT_MS",
+        default: Some("60000"),
+        about: "give up waiting for the model's first token after this long (then 504)",
+    },
+    Variable {
+        name: "CHAT_MAX_DURATION_MS",
+        default: Some("290000"),
+        about: "longest a reply may stream; keep it under the function's maxDuration",
+    },
+    Variable {
         name: "THREAD_TTL_DAYS",
         default: Some("90"),
         about: "days an untouched thread is kept; every write restarts the clock",
@@ -114,6 +154,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub store: StoreConfig,
     pub upstream: UpstreamConfig,
+    pub chat: ChatConfig,
     pub http: HttpConfig,
 }
 
@@ -144,6 +185,22 @@ pub struct UpstreamConfig {
     pub base_url: Url,
     pub default_model: String,
     pub allowed_models: Vec<String>,
+    /// Tried once when the requested model fails before its first token.
+    pub fallback_model: Option<String>,
+    pub connect_timeout: Duration,
+    /// Longest wait from sending the request to the first streamed chunk.
+    pub ttft_timeout: Duration,
+}
+
+/// Limits and defaults of the chat endpoint.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    pub system_prompt: Option<String>,
+    pub max_messages: usize,
+    pub max_content_chars: usize,
+    pub max_tokens_cap: u32,
+    /// A reply is cut (and stored as far as it got) after this long.
+    pub max_duration: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +243,14 @@ impl Config {
         let connect_ms = r.optional("REDIS_CONNECT_TIMEOUT_MS", parse_positive);
         let response_ms = r.optional("REDIS_RESPONSE_TIMEOUT_MS", parse_positive);
         let max_body = r.optional("MAX_BODY_BYTES", parse_positive);
+        let fallback_model = r.optional("FALLBACK_MODEL", parse_maybe);
+        let system_prompt = r.optional("SYSTEM_PROMPT", parse_maybe);
+        let max_messages = r.optional("MAX_MESSAGES_PER_REQUEST", parse_positive);
+        let max_content = r.optional("MAX_CONTENT_CHARS", parse_positive);
+        let max_tokens_cap = r.optional("MAX_TOKENS_CAP", parse_positive);
+        let upstream_connect_ms = r.optional("UPSTREAM_CONNECT_TIMEOUT_MS", parse_positive);
+        let ttft_ms = r.optional("UPSTREAM_TTFT_TIMEOUT_MS", parse_positive);
+        let chat_max_ms = r.optional("CHAT_MAX_DURATION_MS", parse_positive);
 
         if let (Some(default), Some(allowed)) = (&default_model, &allowed_models)
             && !allowed.contains(default)
@@ -193,54 +258,56 @@ impl Config {
             r.problem("DEFAULT_MODEL", "must be one of ALLOWED_MODELS");
         }
 
-        match (
-            secrets,
-            redis_url,
-            api_key,
-            base_url,
-            default_model,
-            allowed_models,
-            ttl_days,
-            connect_ms,
-            response_ms,
-            max_body,
-        ) {
-            (
-                Some(secrets),
-                Some(url),
-                Some(api_key),
-                Some(base_url),
-                Some(default_model),
-                Some(allowed_models),
-                Some(ttl_days),
-                Some(connect_ms),
-                Some(response_ms),
-                Some(max_body),
-            ) if r.problems.is_empty() => Ok(Config {
-                auth: AuthConfig { secrets },
+        if !r.problems.is_empty() {
+            return Err(ConfigError {
+                problems: r.problems,
+            });
+        }
+        // Every value parsed (no problem was recorded), so every `Option` is `Some`.
+        let built = (|| {
+            Some(Config {
+                auth: AuthConfig { secrets: secrets? },
                 redis: RedisConfig {
-                    url,
-                    connect_timeout: Duration::from_millis(connect_ms.get()),
-                    response_timeout: Duration::from_millis(response_ms.get()),
+                    url: redis_url?,
+                    connect_timeout: millis(connect_ms?),
+                    response_timeout: millis(response_ms?),
                 },
                 store: StoreConfig {
-                    thread_ttl: Duration::from_secs(ttl_days.get().saturating_mul(86_400)),
+                    thread_ttl: Duration::from_secs(ttl_days?.get().saturating_mul(86_400)),
                 },
                 upstream: UpstreamConfig {
-                    api_key,
-                    base_url,
-                    default_model,
-                    allowed_models,
+                    api_key: api_key?,
+                    base_url: base_url?,
+                    default_model: default_model?,
+                    allowed_models: allowed_models?,
+                    fallback_model: fallback_model?,
+                    connect_timeout: millis(upstream_connect_ms?),
+                    ttft_timeout: millis(ttft_ms?),
+                },
+                chat: ChatConfig {
+                    system_prompt: system_prompt?,
+                    max_messages: saturating_usize(max_messages?),
+                    max_content_chars: saturating_usize(max_content?),
+                    max_tokens_cap: u32::try_from(max_tokens_cap?.get()).unwrap_or(u32::MAX),
+                    max_duration: millis(chat_max_ms?),
                 },
                 http: HttpConfig {
-                    max_body_bytes: usize::try_from(max_body.get()).unwrap_or(usize::MAX),
+                    max_body_bytes: saturating_usize(max_body?),
                 },
-            }),
-            _ => Err(ConfigError {
-                problems: r.problems,
-            }),
-        }
+            })
+        })();
+        built.ok_or_else(|| ConfigError {
+            problems: Vec::new(),
+        })
     }
+}
+
+fn millis(ms: NonZeroU64) -> Duration {
+    Duration::from_millis(ms.get())
+}
+
+fn saturating_usize(n: NonZeroU64) -> usize {
+    usize::try_from(n.get()).unwrap_or(usize::MAX)
 }
 
 impl RedisConfig {
@@ -359,6 +426,12 @@ fn parse_list(raw: &str) -> Result<Vec<String>, &'static str> {
     Ok(items)
 }
 
+/// An optional free-text value: `None` when empty.
+fn parse_maybe(raw: &str) -> Result<Option<String>, &'static str> {
+    let trimmed = raw.trim();
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
+}
+
 fn parse_positive(raw: &str) -> Result<NonZeroU64, &'static str> {
     raw.trim()
         .parse::<NonZeroU64>()
@@ -415,6 +488,12 @@ mod tests {
         assert_eq!(config.upstream.base_url.as_str(), DEFAULT_NOUS_API_BASE_URL);
         assert_eq!(config.redis.connect_timeout, Duration::from_millis(2000));
         assert_eq!(config.http.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.upstream.fallback_model, None);
+        assert_eq!(config.upstream.ttft_timeout, Duration::from_secs(60));
+        assert_eq!(config.chat.system_prompt, None);
+        assert_eq!(config.chat.max_messages, 200);
+        assert_eq!(config.chat.max_tokens_cap, 8192);
+        assert_eq!(config.chat.max_duration, Duration::from_millis(290_000));
         assert_eq!(config.auth.secrets.len(), 1);
     }
 

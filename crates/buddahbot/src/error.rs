@@ -16,7 +16,13 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{auth::AuthError, config::ConfigError, store::StoreError};
+use crate::{
+    auth::AuthError,
+    config::ConfigError,
+    domain::MessageId,
+    store::StoreError,
+    upstream::{TimeoutKind, UpstreamError},
+};
 
 /// Seconds a client should wait before retrying after a 503 from the store.
 pub const STORE_RETRY_AFTER_SECS: u32 = 1;
@@ -40,6 +46,9 @@ pub enum ApiError {
     ThreadNotFound,
     #[error("thread id already in use")]
     ThreadExists,
+    /// The same turn (same user message id) is being answered by another request.
+    #[error("a reply to this message is being generated")]
+    GenerationInProgress { reply_id: MessageId },
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -52,6 +61,8 @@ pub enum ApiError {
     NotImplemented(&'static str),
     #[error("store operation failed")]
     Store(#[from] StoreError),
+    #[error("model api failed")]
+    Upstream(#[from] UpstreamError),
     #[error("configuration is invalid")]
     Config(#[source] Arc<ConfigError>),
 }
@@ -76,12 +87,15 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::ThreadNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ThreadExists => StatusCode::CONFLICT,
+            Self::ThreadExists | Self::GenerationInProgress { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Upstream(e) if e.is_rate_limit() => StatusCode::TOO_MANY_REQUESTS,
+            Self::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -93,6 +107,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::ThreadNotFound => "thread_not_found",
             Self::ThreadExists => "thread_exists",
+            Self::GenerationInProgress { .. } => "generation_in_progress",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -101,6 +116,9 @@ impl ApiError {
             Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
             Self::Store(_) => "internal_error",
             Self::Config(_) => "config_error",
+            Self::Upstream(e) if e.is_rate_limit() => "upstream_rate_limited",
+            Self::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
+            Self::Upstream(_) => "upstream_error",
         }
     }
 
@@ -120,6 +138,9 @@ impl ApiError {
             Self::Unauthorized(_) => "The credentials are invalid.".to_owned(),
             Self::ThreadNotFound => "No such thread.".to_owned(),
             Self::ThreadExists => "A thread with this id already exists.".to_owned(),
+            Self::GenerationInProgress { reply_id } => format!(
+                "A reply to this message is being generated (message {reply_id}); wait for it."
+            ),
             Self::RouteNotFound => "No such route.".to_owned(),
             Self::MethodNotAllowed { allow } => {
                 format!("This route does not allow that method; use one of: {allow}.")
@@ -136,6 +157,16 @@ impl ApiError {
                 "The store is temporarily unavailable; retry shortly.".to_owned()
             }
             Self::Store(_) => "Something went wrong on our side.".to_owned(),
+            Self::Upstream(e) if e.is_rate_limit() => {
+                "The model is rate limited; retry after the time in `retry-after`.".to_owned()
+            }
+            Self::Upstream(UpstreamError::Timeout(TimeoutKind::FirstToken)) => {
+                "The model did not start answering in time.".to_owned()
+            }
+            Self::Upstream(UpstreamError::Timeout(TimeoutKind::Reply)) => {
+                "The model took too long to answer.".to_owned()
+            }
+            Self::Upstream(_) => "The model is unavailable right now; retry shortly.".to_owned(),
             Self::Config(err) => {
                 let names: Vec<&str> = err.problems.iter().map(|p| p.var).collect();
                 format!(
@@ -148,10 +179,21 @@ impl ApiError {
 
     /// Failures of ours are errors; an outage is a warning (it is retryable and shows in
     /// every request); a client's mistake is only worth a debug line.
+    fn is_rate_limit(&self) -> bool {
+        matches!(self, Self::Upstream(e) if e.is_rate_limit())
+    }
+
     fn log_level(&self) -> tracing::Level {
         match self {
             Self::Store(StoreError::Unavailable(_)) => tracing::Level::WARN,
             Self::Store(_) | Self::Config(_) => tracing::Level::ERROR,
+            // A request the model API refused as malformed is our bug.
+            Self::Upstream(UpstreamError::Status { status, .. })
+                if status.is_client_error() && *status != StatusCode::TOO_MANY_REQUESTS =>
+            {
+                tracing::Level::ERROR
+            }
+            Self::Upstream(_) => tracing::Level::WARN,
             _ => tracing::Level::DEBUG,
         }
     }
@@ -180,6 +222,17 @@ impl IntoResponse for ApiError {
                     header::RETRY_AFTER,
                     HeaderValue::from(STORE_RETRY_AFTER_SECS),
                 );
+            }
+            Self::Upstream(UpstreamError::Status { retry_after, .. }) if self.is_rate_limit() => {
+                let value = retry_after
+                    .clone()
+                    .unwrap_or_else(|| HeaderValue::from(STORE_RETRY_AFTER_SECS));
+                headers.insert(header::RETRY_AFTER, value);
+            }
+            Self::GenerationInProgress { reply_id } => {
+                if let Ok(value) = HeaderValue::from_str(reply_id.as_str()) {
+                    headers.insert("x-message-id", value);
+                }
             }
             _ => {}
         }

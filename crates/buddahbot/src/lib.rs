@@ -11,6 +11,10 @@
 //! - [`auth`]: the caller's identity from a bearer JWT.
 //! - [`store`]: threads and messages in Redis, one round trip per use case; [`store::keys`]
 //!   is the only place keys are built.
+//! - [`upstream`]: the model API client (OpenAI chat completions, streamed).
+//! - [`chat`]: the chat turn: store, call the model, tee the stream, store the reply.
+//! - [`protocol`]: events we make for clients (replays, error events).
+//! - [`vercel`]: the adapter between `vercel_runtime` and the routers.
 //! - [`http`]: JSON extractors, query parsing, page limits.
 //! - [`error`]: [`error::ApiError`], the single JSON error shape, and the error log.
 //! - [`routes`]: one router per function, plus the local router mounting them all.
@@ -19,14 +23,18 @@
 
 pub mod app;
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod local_redis;
+pub mod protocol;
 pub mod routes;
 pub mod store;
 pub mod telemetry;
+pub mod upstream;
+pub mod vercel;
 
 use axum::Router;
 
@@ -42,11 +50,15 @@ pub fn function(build: fn(app::App) -> Router) -> Router {
             tracing::error!(error = %err, "refusing requests until the configuration is fixed");
             routes::config_error(err)
         }
-        Err(err @ app::BootError::Store(_)) => {
+        Err(err) => {
             tracing::error!(error = %err, "refusing requests until the configuration is fixed");
+            let var = match err {
+                app::BootError::Upstream(_) => "NOUS_API_KEY",
+                _ => "REDIS_URL",
+            };
             routes::config_error(config::ConfigError {
                 problems: vec![config::ConfigProblem {
-                    var: "REDIS_URL",
+                    var,
                     reason: "cannot be used to create a client",
                 }],
             })

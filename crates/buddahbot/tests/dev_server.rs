@@ -73,7 +73,7 @@ fn port_after(text: &str, prefix: &str) -> u16 {
 }
 
 #[tokio::test]
-async fn the_dev_server_runs_every_function_on_one_port_with_a_private_redis() {
+async fn the_dev_server_runs_every_function_on_one_port_with_a_private_redis_and_demo_model() {
     let path = std::env::var("PATH").unwrap();
     let port = free_port();
     let mut server = dev(&path).env("PORT", port.to_string()).spawn().unwrap();
@@ -119,11 +119,24 @@ async fn the_dev_server_runs_every_function_on_one_port_with_a_private_redis() {
     let chat = client
         .post(format!("{base}/api/chat"))
         .bearer_auth(&token)
-        .json(&json!({}))
+        .json(&json!({ "threadId": id, "messages": [{ "role": "user", "content": "hi" }] }))
         .send()
         .await
         .unwrap();
-    assert_eq!(chat.status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(chat.status(), StatusCode::OK);
+    let stream = chat.text().await.unwrap();
+    assert!(stream.trim_end().ends_with("data: [DONE]"), "{stream}");
+    assert!(log.contains("OFFLINE DEMO MODE"), "{log}");
+    let page: Value = client
+        .get(format!("{base}/api/threads/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2, "{page}");
 
     let pid = server.id().unwrap().to_string();
     let killed = Command::new("kill")

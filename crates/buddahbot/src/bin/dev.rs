@@ -7,8 +7,9 @@
 //!
 //! Reads `.env` when present. Without `REDIS_URL`/`KV_URL` it starts a private
 //! `redis-server` on a free port (stopped on exit); without `AUTH_SECRET` it uses a fixed,
-//! public development secret; without `NOUS_API_KEY` it sets a placeholder (chat is not built
-//! yet). Each default is announced in the log. The Vercel functions never do any of this.
+//! public development secret; without `NOUS_API_KEY` it answers chats from the offline demo
+//! model (the mock upstream the tests use, run in this process). Each default is announced in
+//! the log. The Vercel functions never do any of this.
 
 use std::{collections::HashMap, io::Write, net::SocketAddr, process::ExitCode};
 
@@ -16,10 +17,12 @@ use axum::serve::ListenerExt;
 use buddahbot::{
     app::App, config::Config, domain::UserId, local_redis::RedisServer, routes, telemetry,
 };
+use mock_upstream::{MockConfig, MockUpstream};
 
 /// Public, well-known secret for local use only (the same as the shared test vectors').
 const DEV_AUTH_SECRET: &str = "dev-secret-please-change-0123456789abcdef";
-const DEV_NOUS_API_KEY: &str = "offline-placeholder";
+/// Key shared by the dev server and its in-process demo model.
+const DEMO_API_KEY: &str = "offline-demo";
 const DEFAULT_PORT: u16 = 3000;
 const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
 
@@ -53,10 +56,6 @@ fn dev_vars() -> HashMap<String, String> {
         tracing::warn!("AUTH_SECRET is not set: using the public development secret");
         vars.insert("AUTH_SECRET".into(), DEV_AUTH_SECRET.into());
     }
-    if !vars.contains_key("NOUS_API_KEY") {
-        tracing::warn!("NOUS_API_KEY is not set: using a placeholder (chat is not available yet)");
-        vars.insert("NOUS_API_KEY".into(), DEV_NOUS_API_KEY.into());
-    }
     vars
 }
 
@@ -64,9 +63,11 @@ fn print_token(user: Option<&str>) -> Result<(), String> {
     let user = user.ok_or("usage: dev token <user-id>")?;
     let user = UserId::parse(user).map_err(|e| format!("invalid user id: {e}"))?;
     let mut vars = dev_vars();
-    // Signing needs only the secret; keep config validation happy without a real Redis.
+    // Signing needs only the secret; keep config validation happy without Redis or a key.
     vars.entry("REDIS_URL".into())
         .or_insert_with(|| "redis://127.0.0.1:1".into());
+    vars.entry("NOUS_API_KEY".into())
+        .or_insert_with(|| DEMO_API_KEY.into());
     let config = Config::from_vars(vars).map_err(|e| e.to_string())?;
     let token = buddahbot::auth::jwt::Hs256::new(&config.auth.secrets)
         .mint(&user, DEV_TOKEN_TTL_SECS)
@@ -85,6 +86,19 @@ async fn serve() -> Result<(), String> {
         );
         vars.insert("REDIS_URL".into(), server.url());
         private_redis = Some(server);
+    }
+    let mut demo_model = None;
+    if !vars.contains_key("NOUS_API_KEY") {
+        let mock = MockUpstream::start(MockConfig::default().with_api_key(DEMO_API_KEY))
+            .await
+            .map_err(|e| format!("cannot start the offline demo model: {e}"))?;
+        tracing::warn!(
+            url = %mock.base_url(),
+            "NOUS_API_KEY is not set: OFFLINE DEMO MODE, chats are answered by a built-in mock model, not by Hermes"
+        );
+        vars.insert("NOUS_API_KEY".into(), DEMO_API_KEY.into());
+        vars.insert("NOUS_API_BASE_URL".into(), mock.base_url());
+        demo_model = Some(mock);
     }
     let config = Config::from_vars(vars).map_err(|e| e.to_string())?;
     let app = App::new(config).map_err(|e| e.to_string())?;
@@ -108,6 +122,7 @@ async fn serve() -> Result<(), String> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string());
+    drop(demo_model);
     if let Some(mut server) = private_redis {
         server.stop().await;
         tracing::info!("stopped the private redis-server");

@@ -8,6 +8,9 @@ use super::ids::{MessageId, ThreadId, UserId};
 /// Longest accepted thread title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 
+/// Length a title made from a message is cut to (on a word boundary).
+pub const TITLE_FROM_MESSAGE_CHARS: usize = 60;
+
 /// Title given to a thread created without one.
 pub const DEFAULT_TITLE: &str = "New chat";
 
@@ -46,6 +49,37 @@ impl Title {
             return Err(TitleError::ControlCharacter);
         }
         Ok(Self(trimmed.to_owned()))
+    }
+
+    /// A title made from the first user message: whitespace collapsed, cut on a word
+    /// boundary near [`TITLE_FROM_MESSAGE_CHARS`] characters (with an ellipsis when cut).
+    pub fn from_message(text: &str) -> Self {
+        let mut title = String::new();
+        let mut cut = false;
+        for word in text.split_whitespace() {
+            let word: String = word.chars().filter(|c| !c.is_control()).collect();
+            let needed =
+                title.chars().count() + usize::from(!title.is_empty()) + word.chars().count();
+            if needed > TITLE_FROM_MESSAGE_CHARS {
+                cut = true;
+                if title.is_empty() {
+                    // One very long word: cut inside it.
+                    title = word.chars().take(TITLE_FROM_MESSAGE_CHARS).collect();
+                }
+                break;
+            }
+            if !title.is_empty() {
+                title.push(' ');
+            }
+            title.push_str(&word);
+        }
+        if title.is_empty() {
+            return Self::untitled();
+        }
+        if cut {
+            title.push('…');
+        }
+        Self(title)
     }
 
     /// Title of a thread nobody named.
@@ -168,6 +202,29 @@ mod tests {
         );
         let longest = "é".repeat(MAX_TITLE_CHARS);
         assert_eq!(Title::parse(&longest).unwrap().as_str(), longest);
+    }
+
+    #[test]
+    fn titles_from_messages_are_cut_on_a_word_boundary() {
+        assert_eq!(
+            Title::from_message("  What is\n2+2? ").as_str(),
+            "What is 2+2?"
+        );
+        let long = "Plan a four day trip to Rome with museums, food markets and a day at the sea";
+        let title = Title::from_message(long);
+        assert_eq!(
+            title.as_str(),
+            "Plan a four day trip to Rome with museums, food markets and…"
+        );
+        assert!(title.as_str().chars().count() <= TITLE_FROM_MESSAGE_CHARS + 1);
+        assert_eq!(
+            Title::from_message(&"x".repeat(100))
+                .as_str()
+                .chars()
+                .count(),
+            61
+        );
+        assert_eq!(Title::from_message(" \n ").as_str(), DEFAULT_TITLE);
     }
 
     #[test]

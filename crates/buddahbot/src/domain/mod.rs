@@ -2,8 +2,11 @@
 
 mod ids;
 mod message;
+mod model;
 
 pub use ids::{IdError, MAX_ID_BYTES, MAX_USER_ID_BYTES, MessageId, ThreadId, UserId};
 pub use message::{
-    ChatMessage, DEFAULT_TITLE, MAX_TITLE_CHARS, Role, Thread, Title, TitleError, Usage, now,
+    ChatMessage, DEFAULT_TITLE, MAX_TITLE_CHARS, Role, TITLE_FROM_MESSAGE_CHARS, Thread, Title,
+    TitleError, Usage, now,
 };
+pub use model::{MaxTokens, ModelError, ModelName, Temperature};

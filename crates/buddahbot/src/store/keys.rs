@@ -25,6 +25,21 @@ pub fn thread_messages(user: &UserId, thread: &ThreadId) -> String {
     format!("{PREFIX}{{{user}}}:thread:{thread}:messages")
 }
 
+/// `user:{<userId>}:thread:<threadId>:turns`, the HASH of the thread's chat turns: user
+/// message id -> state of its reply, so a retried request is recognised.
+pub fn thread_turns(user: &UserId, thread: &ThreadId) -> String {
+    format!("{PREFIX}{{{user}}}:thread:{thread}:turns")
+}
+
+/// Every key of one thread.
+pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 3] {
+    [
+        thread_meta(user, thread),
+        thread_messages(user, thread),
+        thread_turns(user, thread),
+    ]
+}
+
 /// Glob matching every key of `user` (for tests and operators; the service never scans).
 pub fn user_pattern(user: &UserId) -> String {
     format!("{PREFIX}{{{user}}}:*")
@@ -47,6 +62,10 @@ mod tests {
             thread_messages(&user, &thread),
             "user:{github:583231}:thread:Xy7kP2mQ9rT4vW1z:messages"
         );
+        assert_eq!(
+            thread_turns(&user, &thread),
+            "user:{github:583231}:thread:Xy7kP2mQ9rT4vW1z:turns"
+        );
         assert_eq!(user_pattern(&user), "user:{github:583231}:*");
     }
 
@@ -58,6 +77,7 @@ mod tests {
             thread_index(&user),
             thread_meta(&user, &thread),
             thread_messages(&user, &thread),
+            thread_turns(&user, &thread),
         ] {
             let open = key.find('{').unwrap();
             let close = key.find('}').unwrap();

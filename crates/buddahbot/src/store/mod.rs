@@ -22,7 +22,7 @@ use redis::{
 
 use crate::{
     config::{RedisConfig, StoreConfig},
-    domain::{ChatMessage, Thread, ThreadId, Title, UserId, now},
+    domain::{ChatMessage, MessageId, Thread, ThreadId, Title, UserId, now},
 };
 pub use cursor::{CursorError, MessageCursor, ThreadCursor};
 
@@ -78,6 +78,32 @@ pub struct MessagePage {
     pub thread: Thread,
     pub messages: Vec<ChatMessage>,
     pub next: Option<MessageCursor>,
+}
+
+/// A chat turn about to call the model.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTurn<'a> {
+    pub thread: &'a ThreadId,
+    /// `Some` to create the thread (with this title) when it does not exist.
+    pub create_with_title: Option<&'a Title>,
+    pub user_message: &'a ChatMessage,
+    /// Id the reply will be stored under.
+    pub reply_id: &'a MessageId,
+    /// How long the turn counts as in progress if its generator never finishes (a crash).
+    pub lease: Duration,
+}
+
+/// What [`Store::begin_turn`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnStart {
+    /// The user message is stored (now, or by an earlier failed attempt): call the model.
+    Proceed { retried: bool },
+    /// The thread does not exist for this user.
+    ThreadNotFound,
+    /// Another attempt at this same turn is generating its reply right now.
+    InProgress { reply_id: MessageId },
+    /// This turn was answered already: here is the stored reply.
+    Answered(ChatMessage),
 }
 
 /// The thread store: a cheap handle over one multiplexed connection per process.
@@ -174,11 +200,7 @@ impl Store {
         let mut invocation = scripts::TOUCH_THREAD.prepare_invoke();
         self.touch(&mut invocation, user, thread, "", model);
         for message in messages {
-            let json = serde_json::to_string(message).map_err(|e| StoreError::Corrupt {
-                key: keys::thread_messages(user, thread),
-                reason: e.to_string(),
-            })?;
-            invocation.arg(json);
+            invocation.arg(encode(user, thread, message)?);
         }
         self.run_touch(invocation, user, thread).await
     }
@@ -239,10 +261,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (deleted,): (u64,) = redis::pipe()
             .atomic()
-            .del(&[
-                keys::thread_meta(user, thread),
-                keys::thread_messages(user, thread),
-            ])
+            .del(&keys::thread_keys(user, thread))
             .zrem(keys::thread_index(user), thread.as_str())
             .ignore()
             .query_async(&mut self.conn.clone())
@@ -268,17 +287,110 @@ impl Store {
             for raw in &ids {
                 // An id that fails validation cannot have keys of ours; just unlink it.
                 if let Ok(id) = ThreadId::parse(raw) {
-                    pipe.del(&[
-                        keys::thread_meta(user, &id),
-                        keys::thread_messages(user, &id),
-                    ])
-                    .ignore();
+                    pipe.del(&keys::thread_keys(user, &id)).ignore();
                 }
             }
             pipe.zrem(&index, &ids).ignore();
             let () = pipe.query_async(&mut conn).await?;
             removed += ids.len() as u64;
         }
+    }
+
+    /// Starts a chat turn in one round trip: creates the thread if asked, stores the user's
+    /// message unless an earlier attempt did, and marks the reply as being generated. A turn
+    /// is identified by its user message id, so a retried request is recognised.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or a stored reply is corrupt.
+    pub async fn begin_turn(
+        &self,
+        user: &UserId,
+        turn: NewTurn<'_>,
+    ) -> Result<TurnStart, StoreError> {
+        let now_ms = now().as_millisecond();
+        let lease_ms = i64::try_from(turn.lease.as_millis()).unwrap_or(i64::MAX);
+        let user_json = encode(user, turn.thread, turn.user_message)?;
+        let mut invocation = scripts::BEGIN_TURN.prepare_invoke();
+        turn_keys(&mut invocation, user, turn.thread);
+        invocation
+            .arg(turn.thread.as_str())
+            .arg(now_ms)
+            .arg(self.ttl_ms)
+            .arg(turn.user_message.id.as_str())
+            .arg(user_json)
+            .arg(turn.reply_id.as_str())
+            .arg(now_ms.saturating_add(lease_ms))
+            .arg(if turn.create_with_title.is_some() {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(user.as_str())
+            .arg(turn.create_with_title.map_or("", Title::as_str));
+        let reply: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            key: keys::thread_turns(user, turn.thread),
+            reason: reason.to_owned(),
+        };
+        match reply.as_slice() {
+            [s] if s == "started" => Ok(TurnStart::Proceed { retried: false }),
+            [s] if s == "retry" => Ok(TurnStart::Proceed { retried: true }),
+            [s] if s == "not_found" => Ok(TurnStart::ThreadNotFound),
+            [s, id] if s == "in_progress" => Ok(TurnStart::InProgress {
+                reply_id: MessageId::parse(id).map_err(|_| corrupt("bad reply id"))?,
+            }),
+            [s, json] if s == "done" => serde_json::from_str(json)
+                .map(TurnStart::Answered)
+                .map_err(|e| corrupt(&e.to_string())),
+            _ => Err(corrupt("unexpected begin_turn reply")),
+        }
+    }
+
+    /// Stores a turn's reply and marks the turn answered, in one round trip. Returns `false`
+    /// when the thread was deleted meanwhile (the reply is then dropped, not resurrected).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn finish_turn(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        user_message: &MessageId,
+        reply: &ChatMessage,
+    ) -> Result<bool, StoreError> {
+        let json = encode(user, thread, reply)?;
+        let mut invocation = scripts::FINISH_TURN.prepare_invoke();
+        turn_keys(&mut invocation, user, thread);
+        invocation
+            .arg(thread.as_str())
+            .arg(now().as_millisecond())
+            .arg(self.ttl_ms)
+            .arg(user_message.as_str())
+            .arg(json)
+            .arg(reply.id.as_str())
+            .arg(reply.model.as_deref().unwrap_or(""));
+        let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(index >= 0)
+    }
+
+    /// Marks a turn failed before any reply was stored, so a retry may call the model again.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn fail_turn(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        user_message: &MessageId,
+        reply_id: &MessageId,
+    ) -> Result<(), StoreError> {
+        let _: i64 = scripts::FAIL_TURN
+            .key(keys::thread_turns(user, thread))
+            .arg(user_message.as_str())
+            .arg(reply_id.as_str())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     /// One page of `user`'s threads, newest first, starting after `after`.
@@ -483,6 +595,23 @@ fn newest_first(index: &str, max: &str, min: &str, limit: Option<usize>) -> redi
         cmd.arg("LIMIT").arg(0).arg(limit);
     }
     cmd
+}
+
+/// The four keys a turn script touches, in its `KEYS` order.
+fn turn_keys(invocation: &mut redis::ScriptInvocation<'_>, user: &UserId, thread: &ThreadId) {
+    invocation
+        .key(keys::thread_meta(user, thread))
+        .key(keys::thread_messages(user, thread))
+        .key(keys::thread_index(user))
+        .key(keys::thread_turns(user, thread));
+}
+
+/// A message as stored in the thread's list.
+fn encode(user: &UserId, thread: &ThreadId, message: &ChatMessage) -> Result<String, StoreError> {
+    serde_json::to_string(message).map_err(|e| StoreError::Corrupt {
+        key: keys::thread_messages(user, thread),
+        reason: e.to_string(),
+    })
 }
 
 /// Reads a meta hash back into a [`Thread`].

@@ -13,3 +13,12 @@ pub static TOUCH_THREAD: LazyLock<Script> =
 
 pub static PRUNE_INDEX: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/prune_index.lua")));
+
+pub static BEGIN_TURN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/begin_turn.lua")));
+
+pub static FINISH_TURN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/finish_turn.lua")));
+
+pub static FAIL_TURN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/fail_turn.lua")));

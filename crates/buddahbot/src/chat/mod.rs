@@ -1,0 +1,501 @@
+//! The chat turn: store the user's message, call the model, stream its reply to the client
+//! while keeping a copy (a tee), and store the reply before the stream's `[DONE]`.
+//!
+//! # Design
+//! The reply is read by a task of its own that feeds the response through a channel, so a
+//! client that goes away costs nothing: the task reads the reply to the end (bounded by
+//! `CHAT_MAX_DURATION_MS`) and stores it. On Vercel the task is registered with the runtime's
+//! `wait_until` ([`Background`]), which keeps the invocation alive until it is done.
+//!
+//! Nothing is sent before the model's first chunk has arrived, so every failure up to then
+//! still gets a real status (429, 502, 504) and a client can retry; the turn is then marked
+//! failed and a retry calls the model again without storing the user's message twice. Turns
+//! are keyed by the user message id, which makes retries of a finished turn free: the stored
+//! reply is replayed.
+
+pub mod request;
+
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    http::{HeaderName, HeaderValue, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use futures_util::StreamExt;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::{
+    app::App,
+    domain::{ChatMessage, MessageId, ModelName, Role, ThreadId, Title, Usage, UserId, now},
+    error::ApiError,
+    protocol::openai,
+    store::{NewTurn, TurnStart},
+    upstream::{
+        Chunk, ChunkStream, TimeoutKind, UpstreamError,
+        wire::{ChatCompletionRequest, PromptMessage, StreamOptions, WireUsage},
+    },
+};
+pub use request::{ChatBody, Dialect, TurnRequest};
+
+/// Interval of `: keep-alive` comments while the model is silent, so proxies keep the
+/// connection open.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Events buffered for a slow client before the reply task waits for it.
+const CHANNEL_CAPACITY: usize = 64;
+
+/// Extra time a crashed generator's turn stays "in progress" beyond its longest possible run.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Runs work that must outlive the response. On Vercel it is `AppState::wait_until` (the
+/// invocation stays alive until the work is done); elsewhere a plain Tokio task.
+#[derive(Clone)]
+pub struct Background(Arc<dyn Fn(BoxedTask) + Send + Sync>);
+
+/// A task handed to [`Background`].
+pub type BoxedTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+impl Background {
+    pub fn new(spawn: impl Fn(BoxedTask) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(spawn))
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        (self.0)(Box::pin(task));
+    }
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Self::new(|task| {
+            tokio::spawn(task);
+        })
+    }
+}
+
+/// One turn in flight: who, where, and under which ids.
+struct Turn {
+    app: App,
+    user: UserId,
+    thread: ThreadId,
+    user_message_id: MessageId,
+    reply_id: MessageId,
+    started: Instant,
+}
+
+/// Answers a chat request.
+///
+/// # Errors
+/// - [`ApiError::ThreadNotFound`] for a `threadId` the caller does not own;
+/// - [`ApiError::GenerationInProgress`] while another attempt at the same turn runs;
+/// - [`ApiError::Upstream`] when the model fails before its first chunk (the user's message
+///   stays stored);
+/// - [`ApiError::Store`] when Redis fails.
+pub async fn run(
+    app: &App,
+    user: UserId,
+    request: TurnRequest,
+    background: Background,
+) -> Result<Response, ApiError> {
+    let config = app.config();
+    let (thread, title) = match &request.thread_id {
+        Some(id) => (id.clone(), None),
+        None => (
+            ThreadId::new(),
+            Some(Title::from_message(request.first_user_text())),
+        ),
+    };
+    let mut user_message = ChatMessage::new(Role::User, request.user_text());
+    user_message.id = request.user_message_id(&thread);
+    let reply_id = MessageId::new();
+    let lease = config.chat.max_duration + config.upstream.ttft_timeout * 2 + LEASE_MARGIN;
+    let start = app
+        .store()
+        .begin_turn(
+            &user,
+            NewTurn {
+                thread: &thread,
+                create_with_title: title.as_ref(),
+                user_message: &user_message,
+                reply_id: &reply_id,
+                lease,
+            },
+        )
+        .await?;
+    match start {
+        TurnStart::Proceed { .. } => {}
+        TurnStart::ThreadNotFound => return Err(ApiError::ThreadNotFound),
+        TurnStart::InProgress { reply_id } => {
+            return Err(ApiError::GenerationInProgress { reply_id });
+        }
+        TurnStart::Answered(reply) => return Ok(replay(&thread, &reply, &request)),
+    }
+
+    let turn = Turn {
+        app: app.clone(),
+        user,
+        thread,
+        user_message_id: user_message.id,
+        reply_id,
+        started: Instant::now(),
+    };
+    let prompt = with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());
+    if request.stream {
+        turn.stream(&request, &prompt, background).await
+    } else {
+        turn.complete(&request, &prompt).await
+    }
+}
+
+/// The prompt with `SYSTEM_PROMPT` in front, unless the client sent a system message.
+fn with_system_prompt(mut prompt: Vec<PromptMessage>, system: Option<&str>) -> Vec<PromptMessage> {
+    if let Some(system) = system
+        && !prompt.iter().any(|m| m.role == Role::System)
+    {
+        prompt.insert(
+            0,
+            PromptMessage {
+                role: Role::System,
+                content: system.to_owned(),
+            },
+        );
+    }
+    prompt
+}
+
+fn upstream_request<'a>(
+    model: &'a ModelName,
+    prompt: &'a [PromptMessage],
+    request: &TurnRequest,
+    stream: bool,
+) -> ChatCompletionRequest<'a> {
+    ChatCompletionRequest {
+        model: model.as_str(),
+        messages: prompt,
+        temperature: request.temperature.map(|t| t.get()),
+        max_tokens: request.max_tokens.map(|m| m.get()),
+        stream,
+        // Always ask for usage: it is stored with the reply whatever the client wants.
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+    }
+}
+
+/// Calls `attempt` with the requested model and, when that fails in a way another model
+/// could help with and `FALLBACK_MODEL` is set, once more with the fallback.
+async fn with_fallback<T, F, Fut>(
+    app: &App,
+    requested: &ModelName,
+    attempt: F,
+) -> Result<(T, ModelName), UpstreamError>
+where
+    F: Fn(ModelName) -> Fut,
+    Fut: Future<Output = Result<T, UpstreamError>>,
+{
+    match attempt(requested.clone()).await {
+        Ok(value) => Ok((value, requested.clone())),
+        Err(err) => {
+            let fallback = app.config().upstream.fallback_model.as_deref();
+            match fallback {
+                Some(name) if err.is_transient() && name != requested.as_str() => {
+                    tracing::warn!(model = %requested, fallback = name, error = %err, "trying the fallback model");
+                    let fallback = ModelName::configured(name);
+                    attempt(fallback.clone()).await.map(|v| (v, fallback))
+                }
+                _ => Err(err),
+            }
+        }
+    }
+}
+
+impl Turn {
+    async fn stream(
+        self,
+        request: &TurnRequest,
+        prompt: &[PromptMessage],
+        background: Background,
+    ) -> Result<Response, ApiError> {
+        let upstream = self.app.upstream();
+        let opened = with_fallback(&self.app, &request.model, |model| async move {
+            upstream
+                .stream(&upstream_request(&model, prompt, request, true))
+                .await
+        })
+        .await;
+        let (streaming, model) = match opened {
+            Ok(opened) => opened,
+            Err(err) => {
+                self.fail().await;
+                return Err(err.into());
+            }
+        };
+        let ttft = self.started.elapsed();
+
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let mut reply = ReplyBuilder::new(model, ttft);
+        reply.add(&streaming.first);
+        // The first chunk is queued before the response leaves, so the head goes out with it.
+        let _ = tx.try_send(Event::default().data(&streaming.first.raw));
+        let response = sse_response(&self.thread, &self.reply_id, rx);
+        background.spawn(self.drive(streaming.rest, reply, tx, request.include_usage));
+        Ok(response)
+    }
+
+    /// Reads the rest of the reply, forwarding each chunk while the client listens, then
+    /// stores the reply and ends the stream with `[DONE]` (or an error event).
+    async fn drive(
+        self,
+        mut rest: ChunkStream,
+        mut reply: ReplyBuilder,
+        tx: mpsc::Sender<Event>,
+        include_usage: bool,
+    ) {
+        let deadline = self.started + self.app.config().chat.max_duration;
+        let mut client = Some(tx);
+        let outcome = loop {
+            match tokio::time::timeout_at(deadline, rest.next()).await {
+                Err(_) => break Err(UpstreamError::Timeout(TimeoutKind::Reply)),
+                Ok(None) => break Ok(()),
+                Ok(Some(Err(err))) => break Err(err),
+                Ok(Some(Ok(chunk))) => {
+                    reply.add(&chunk);
+                    let usage_only =
+                        chunk.parsed.choices.is_empty() && chunk.parsed.usage.is_some();
+                    if include_usage || !usage_only {
+                        send(&mut client, Event::default().data(chunk.raw)).await;
+                    }
+                }
+            }
+        };
+        drop(rest);
+        if let Err(err) = &outcome {
+            tracing::warn!(thread = %self.thread, error = %err, "the reply broke off; storing what arrived");
+        }
+        let message = reply.finish(
+            self.reply_id.clone(),
+            outcome.is_err(),
+            self.started.elapsed(),
+        );
+        let stored = self
+            .app
+            .store()
+            .finish_turn(&self.user, &self.thread, &self.user_message_id, &message)
+            .await;
+        let last = match (&outcome, &stored) {
+            (Ok(()), Ok(_)) => openai::DONE.to_owned(),
+            (Err(err), _) => broke_off_event(err),
+            (Ok(()), Err(err)) => {
+                tracing::error!(thread = %self.thread, error = %err, "the reply could not be stored");
+                openai::error_event(
+                    "store_unavailable",
+                    "server_error",
+                    "The reply could not be saved; retry the request.",
+                )
+            }
+        };
+        send(&mut client, Event::default().data(last)).await;
+    }
+
+    async fn complete(
+        self,
+        request: &TurnRequest,
+        prompt: &[PromptMessage],
+    ) -> Result<Response, ApiError> {
+        let upstream = self.app.upstream();
+        let answered = with_fallback(&self.app, &request.model, |model| async move {
+            upstream
+                .complete(&upstream_request(&model, prompt, request, false))
+                .await
+        })
+        .await;
+        let ((body, completion), model) = match answered {
+            Ok(answered) => answered,
+            Err(err) => {
+                self.fail().await;
+                return Err(err.into());
+            }
+        };
+        let elapsed = self.started.elapsed();
+        let mut reply = ReplyBuilder::new(model, elapsed);
+        if let Some(choice) = completion.choices.first() {
+            reply
+                .text
+                .push_str(choice.message.content.as_deref().unwrap_or_default());
+            reply.finish_reason.clone_from(&choice.finish_reason);
+        }
+        reply.usage = completion.usage;
+        reply.upstream_model = completion.model;
+        let message = reply.finish(self.reply_id.clone(), false, elapsed);
+        self.app
+            .store()
+            .finish_turn(&self.user, &self.thread, &self.user_message_id, &message)
+            .await?;
+        let mut response = Response::new(Body::from(body));
+        set_turn_headers(&mut response, &self.thread, &self.reply_id);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(response)
+    }
+
+    /// Marks the turn failed so a retry may call the model again. Best effort: if Redis is
+    /// down too, the turn's lease runs out instead.
+    async fn fail(&self) {
+        if let Err(err) = self
+            .app
+            .store()
+            .fail_turn(
+                &self.user,
+                &self.thread,
+                &self.user_message_id,
+                &self.reply_id,
+            )
+            .await
+        {
+            tracing::warn!(thread = %self.thread, error = %err, "could not mark the turn failed");
+        }
+    }
+}
+
+/// Sends to the client while it listens; after it has gone, drops events silently.
+async fn send(client: &mut Option<mpsc::Sender<Event>>, event: Event) {
+    if let Some(tx) = client
+        && tx.send(event).await.is_err()
+    {
+        tracing::debug!("the client went away; reading the reply to the end anyway");
+        *client = None;
+    }
+}
+
+/// The error event for a reply that broke off after it started; what arrived is stored.
+fn broke_off_event(err: &UpstreamError) -> String {
+    match err {
+        UpstreamError::Timeout(_) => openai::error_event(
+            "upstream_timeout",
+            "server_error",
+            "The model took too long to answer; the partial reply was saved.",
+        ),
+        _ => openai::error_event(
+            "upstream_error",
+            "server_error",
+            "The model's reply broke off; the partial reply was saved.",
+        ),
+    }
+}
+
+/// The text, usage and finish reason of a reply as it streams in.
+struct ReplyBuilder {
+    model: ModelName,
+    upstream_model: Option<String>,
+    text: String,
+    finish_reason: Option<String>,
+    usage: Option<WireUsage>,
+    ttft: Duration,
+}
+
+impl ReplyBuilder {
+    fn new(model: ModelName, ttft: Duration) -> Self {
+        Self {
+            model,
+            upstream_model: None,
+            text: String::new(),
+            finish_reason: None,
+            usage: None,
+            ttft,
+        }
+    }
+
+    fn add(&mut self, chunk: &Chunk) {
+        let parsed = &chunk.parsed;
+        if self.upstream_model.is_none() {
+            self.upstream_model.clone_from(&parsed.model);
+        }
+        for choice in &parsed.choices {
+            if let Some(content) = &choice.delta.content {
+                self.text.push_str(content);
+            }
+            if choice.finish_reason.is_some() {
+                self.finish_reason.clone_from(&choice.finish_reason);
+            }
+        }
+        if parsed.usage.is_some() {
+            self.usage = parsed.usage;
+        }
+    }
+
+    fn finish(self, id: MessageId, broke_off: bool, duration: Duration) -> ChatMessage {
+        let finish_reason = if broke_off {
+            "error".to_owned()
+        } else {
+            self.finish_reason.unwrap_or_else(|| "stop".to_owned())
+        };
+        ChatMessage {
+            id,
+            role: Role::Assistant,
+            content: self.text,
+            created_at: now(),
+            // The model we asked for, as the client knows it (the API may echo a longer id).
+            model: Some(self.model.as_str().to_owned()),
+            finish_reason: Some(finish_reason),
+            usage: self.usage.map(|u| Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            }),
+            ttft_ms: Some(millis(self.ttft)),
+            duration_ms: Some(millis(duration)),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A stored reply, answered again in the format the request asked for.
+fn replay(thread: &ThreadId, reply: &ChatMessage, request: &TurnRequest) -> Response {
+    if !request.stream {
+        let mut response = axum::Json(openai::completion(reply)).into_response();
+        set_turn_headers(&mut response, thread, &reply.id);
+        return response;
+    }
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    for chunk in openai::replay_chunks(reply, request.include_usage) {
+        let _ = tx.try_send(Event::default().data(chunk));
+    }
+    let _ = tx.try_send(Event::default().data(openai::DONE));
+    sse_response(thread, &reply.id, rx)
+}
+
+/// The event-stream response: `text/event-stream`, no caching, no proxy buffering, and the
+/// turn's ids in headers.
+fn sse_response(thread: &ThreadId, reply_id: &MessageId, rx: mpsc::Receiver<Event>) -> Response {
+    let events = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL))
+        .into_response();
+    set_turn_headers(&mut response, thread, reply_id);
+    response.headers_mut().insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    response
+}
+
+fn set_turn_headers(response: &mut Response, thread: &ThreadId, reply_id: &MessageId) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-thread-id", thread.as_str()),
+        ("x-message-id", reply_id.as_str()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! What we send clients besides forwarded upstream chunks: replays of stored replies and error
+//! events, in the wire formats clients parse.
+
+pub mod openai;

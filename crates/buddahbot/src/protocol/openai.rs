@@ -1,0 +1,167 @@
+//! OpenAI chat-completions events we make ourselves: a stored reply replayed as
+//! `chat.completion.chunk`s or a `chat.completion`, and the mid-stream error event both
+//! official OpenAI SDKs raise on (`data: {"error": {"message", "type", "code"}}`).
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::domain::ChatMessage;
+
+/// `data: [DONE]`, the end of a successful stream.
+pub const DONE: &str = "[DONE]";
+
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: String,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: Vec<ChunkChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: serde_json::Value,
+    logprobs: Option<()>,
+    finish_reason: Option<&'a str>,
+}
+
+fn completion_id(reply: &ChatMessage) -> String {
+    format!("chatcmpl-{}", reply.id)
+}
+
+fn usage_json(reply: &ChatMessage) -> Option<serde_json::Value> {
+    reply.usage.map(|u| {
+        json!({
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "total_tokens": u.prompt_tokens + u.completion_tokens,
+        })
+    })
+}
+
+/// A stored reply as the chunk payloads a live stream would have carried: the role, the
+/// whole text at once, the finish reason and, when asked for, the usage. `[DONE]` is not
+/// included.
+pub fn replay_chunks(reply: &ChatMessage, include_usage: bool) -> Vec<String> {
+    let model = reply.model.as_deref().unwrap_or_default();
+    let created = reply.created_at.as_second();
+    let finish_reason = reply.finish_reason.as_deref().unwrap_or("stop");
+    let chunk = |delta: serde_json::Value, finish_reason: Option<&'static str>| Chunk {
+        id: completion_id(reply),
+        object: "chat.completion.chunk",
+        created,
+        model,
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: None,
+            finish_reason,
+        }],
+        usage: None,
+    };
+    let mut chunks: Vec<Chunk<'_>> = vec![
+        chunk(json!({ "role": "assistant", "content": "" }), None),
+        chunk(json!({ "content": reply.content }), None),
+        chunk(json!({}), None),
+    ];
+    if let Some(last) = chunks.last_mut()
+        && let Some(choice) = last.choices.first_mut()
+    {
+        choice.finish_reason = Some(finish_reason);
+    }
+    if include_usage && let Some(usage) = usage_json(reply) {
+        chunks.push(Chunk {
+            id: completion_id(reply),
+            object: "chat.completion.chunk",
+            created,
+            model,
+            choices: Vec::new(),
+            usage: Some(usage),
+        });
+    }
+    chunks
+        .iter()
+        .filter_map(|c| serde_json::to_string(c).ok())
+        .collect()
+}
+
+/// A stored reply as a `chat.completion` object.
+pub fn completion(reply: &ChatMessage) -> serde_json::Value {
+    json!({
+        "id": completion_id(reply),
+        "object": "chat.completion",
+        "created": reply.created_at.as_second(),
+        "model": reply.model.as_deref().unwrap_or_default(),
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": reply.content },
+            "logprobs": null,
+            "finish_reason": reply.finish_reason.as_deref().unwrap_or("stop"),
+        }],
+        "usage": usage_json(reply),
+    })
+}
+
+/// The error event ending a stream that failed after it started.
+pub fn error_event(code: &str, kind: &str, message: &str) -> String {
+    json!({ "error": { "message": message, "type": kind, "code": code } }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Role, Usage};
+
+    fn reply() -> ChatMessage {
+        let mut m = ChatMessage::new(Role::Assistant, "Four.");
+        m.model = Some("Hermes-4-70B".into());
+        m.finish_reason = Some("stop".into());
+        m.usage = Some(Usage {
+            prompt_tokens: 9,
+            completion_tokens: 2,
+        });
+        m
+    }
+
+    #[test]
+    fn a_replayed_reply_reads_like_a_live_stream() {
+        let chunks: Vec<serde_json::Value> = replay_chunks(&reply(), true)
+            .iter()
+            .map(|c| serde_json::from_str(c).unwrap())
+            .collect();
+        assert_eq!(chunks.len(), 4);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c["object"] == "chat.completion.chunk")
+        );
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "Four.");
+        assert_eq!(chunks[2]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(chunks[3]["choices"], json!([]));
+        assert_eq!(chunks[3]["usage"]["total_tokens"], 11);
+        assert_eq!(replay_chunks(&reply(), false).len(), 3);
+    }
+
+    #[test]
+    fn a_replayed_completion_has_the_openai_shape() {
+        let c = completion(&reply());
+        assert_eq!(c["object"], "chat.completion");
+        assert_eq!(c["choices"][0]["message"]["content"], "Four.");
+        assert_eq!(c["usage"]["prompt_tokens"], 9);
+    }
+
+    #[test]
+    fn error_events_carry_message_type_and_code() {
+        let e: serde_json::Value =
+            serde_json::from_str(&error_event("upstream_error", "server_error", "It broke."))
+                .unwrap();
+        assert_eq!(e["error"]["code"], "upstream_error");
+        assert_eq!(e["error"]["type"], "server_error");
+        assert_eq!(e["error"]["message"], "It broke.");
+    }
+}

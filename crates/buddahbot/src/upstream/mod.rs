@@ -1,0 +1,262 @@
+//! The model API client: one pooled HTTP client per process, talking the OpenAI
+//! chat-completions protocol to the Nous inference API (or the mock).
+//!
+//! [`Upstream::stream`] returns only once the first chunk has arrived, so the caller can still
+//! answer a proper status (429, 502, 504) for everything that fails before it. What fails
+//! after it arrives as an `Err` item of the stream. This module does not know about threads,
+//! storage or our own HTTP API.
+
+pub mod wire;
+
+use std::{pin::Pin, time::Duration};
+
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use reqwest::{
+    StatusCode,
+    header::{self, HeaderValue},
+};
+use secrecy::ExposeSecret;
+use url::Url;
+
+use crate::config::UpstreamConfig;
+use axum::body::Bytes;
+use wire::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};
+
+/// Longest error body kept from a failed upstream response (for logs only).
+const ERROR_SNIPPET_BYTES: usize = 512;
+
+/// Which wait ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// No first chunk (or, without streaming, no answer) within `UPSTREAM_TTFT_TIMEOUT_MS`.
+    FirstToken,
+    /// The reply went on past `CHAT_MAX_DURATION_MS`.
+    Reply,
+}
+
+/// Why the model API did not give us a (whole) reply.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach the model api")]
+    Connect(#[source] reqwest::Error),
+    #[error("the model api timed out ({0:?})")]
+    Timeout(TimeoutKind),
+    #[error("the model api answered {status}: {body_snippet}")]
+    Status {
+        status: StatusCode,
+        retry_after: Option<HeaderValue>,
+        body_snippet: String,
+    },
+    #[error("the model api broke the protocol: {0}")]
+    Protocol(String),
+    #[error("the model api connection failed mid-reply")]
+    Stream(#[source] reqwest::Error),
+    #[error("the model api reported an error mid-reply: {message}")]
+    Remote { message: String },
+}
+
+impl UpstreamError {
+    /// The model API answered 429.
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, Self::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS)
+    }
+
+    /// Whether trying another model could help: rate limits, server errors, timeouts and
+    /// connection failures, but not a request the API refused as malformed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect(_) | Self::Timeout(_) | Self::Stream(_) => true,
+            Self::Status { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            }
+            Self::Protocol(_) | Self::Remote { .. } => false,
+        }
+    }
+}
+
+/// One streamed chunk: the `data:` payload exactly as received (to forward) and its parse
+/// (to keep).
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub raw: String,
+    pub parsed: ChatCompletionChunk,
+}
+
+/// What the rest of a reply stream yields.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, UpstreamError>> + Send>>;
+
+/// A reply that has started: its first chunk, and the rest (ending after `[DONE]`).
+pub struct Streaming {
+    pub first: Chunk,
+    pub rest: ChunkStream,
+}
+
+/// The model API client. Cheap to clone.
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    url: Url,
+    auth: HeaderValue,
+    ttft_timeout: Duration,
+}
+
+impl Upstream {
+    /// Builds the client (no I/O).
+    ///
+    /// # Errors
+    /// [`UpstreamError::Protocol`] when the key cannot be a header or the TLS backend fails
+    /// to initialise.
+    pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http1_only()
+            .build()
+            .map_err(|e| UpstreamError::Protocol(format!("cannot build the http client: {e}")))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose_secret()))
+            .map_err(|_| UpstreamError::Protocol("the api key is not a valid header".into()))?;
+        auth.set_sensitive(true);
+        let mut url = config.base_url.clone();
+        // `join` would drop the last segment of a base without a trailing slash (`…/v1`).
+        url.path_segments_mut()
+            .map_err(|()| UpstreamError::Protocol("the base url cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(["chat", "completions"]);
+        Ok(Self {
+            client,
+            url,
+            auth,
+            ttft_timeout: config.ttft_timeout,
+        })
+    }
+
+    /// Sends a streaming request and waits (at most the first-token timeout) for the first
+    /// chunk.
+    ///
+    /// # Errors
+    /// `Connect`, `Timeout(FirstToken)`, `Status` for a non-2xx answer, `Protocol` for a body
+    /// that is not an event stream or a stream that ends before any chunk, `Remote` when the
+    /// first event is an error.
+    pub async fn stream(
+        &self,
+        request: &ChatCompletionRequest<'_>,
+    ) -> Result<Streaming, UpstreamError> {
+        let opened = tokio::time::timeout(self.ttft_timeout, async {
+            let response = self.send(request).await?;
+            let is_sse = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("text/event-stream"));
+            if !is_sse {
+                return Err(UpstreamError::Protocol(
+                    "a streaming request was not answered with an event stream".into(),
+                ));
+            }
+            let mut rest = chunks(response);
+            match rest.next().await {
+                Some(Ok(first)) => Ok(Streaming { first, rest }),
+                Some(Err(e)) => Err(e),
+                None => Err(UpstreamError::Protocol(
+                    "the stream ended before any chunk".into(),
+                )),
+            }
+        })
+        .await;
+        opened.unwrap_or(Err(UpstreamError::Timeout(TimeoutKind::FirstToken)))
+    }
+
+    /// Sends a non-streaming request; returns the raw JSON body (to pass on) and its parse.
+    ///
+    /// # Errors
+    /// As [`Upstream::stream`]; `Protocol` when the body is not a `chat.completion`.
+    pub async fn complete(
+        &self,
+        request: &ChatCompletionRequest<'_>,
+    ) -> Result<(Bytes, ChatCompletion), UpstreamError> {
+        let answered = tokio::time::timeout(self.ttft_timeout, async {
+            let response = self.send(request).await?;
+            let body = response.bytes().await.map_err(UpstreamError::Stream)?;
+            let parsed: ChatCompletion = serde_json::from_slice(&body)
+                .map_err(|e| UpstreamError::Protocol(format!("not a chat.completion: {e}")))?;
+            Ok((body, parsed))
+        })
+        .await;
+        answered.unwrap_or(Err(UpstreamError::Timeout(TimeoutKind::FirstToken)))
+    }
+
+    async fn send(
+        &self,
+        request: &ChatCompletionRequest<'_>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let response = self
+            .client
+            .post(self.url.clone())
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .json(request)
+            .send()
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+        let body = response.bytes().await.unwrap_or_default();
+        let cut = body.len().min(ERROR_SNIPPET_BYTES);
+        Err(UpstreamError::Status {
+            status,
+            retry_after,
+            body_snippet: String::from_utf8_lossy(&body[..cut]).into_owned(),
+        })
+    }
+}
+
+/// The chunks of an event-stream response, ending at `[DONE]`. An `error` event ends the
+/// stream with [`UpstreamError::Remote`]; an event that is not JSON is skipped (and logged),
+/// so one garbled line does not cost the user the rest of the reply.
+fn chunks(response: reqwest::Response) -> ChunkStream {
+    let events = response.bytes_stream().eventsource();
+    let stream = futures_util::stream::unfold(Some(events), |state| async move {
+        let mut events = state?;
+        loop {
+            let event = match events.next().await {
+                None => {
+                    // The connection closed without `[DONE]`: the reply is incomplete.
+                    let err = UpstreamError::Protocol("the stream ended without [DONE]".into());
+                    return Some((Err(err), None));
+                }
+                Some(Err(eventsource_stream::EventStreamError::Transport(e))) => {
+                    return Some((Err(UpstreamError::Stream(e)), None));
+                }
+                Some(Err(e)) => {
+                    let err = UpstreamError::Protocol(format!("bad event stream: {e}"));
+                    return Some((Err(err), None));
+                }
+                Some(Ok(event)) => event,
+            };
+            let data = event.data;
+            if data == "[DONE]" {
+                return None;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<ChatCompletionChunk>(&data) {
+                Ok(ChatCompletionChunk {
+                    error: Some(error), ..
+                }) => {
+                    let message = error.message.unwrap_or_else(|| "unspecified error".into());
+                    return Some((Err(UpstreamError::Remote { message }), None));
+                }
+                Ok(parsed) => return Some((Ok(Chunk { raw: data, parsed }), Some(events))),
+                Err(_) => {
+                    tracing::warn!(event = %data, "skipping an upstream event that is not a chunk");
+                }
+            }
+        }
+    });
+    Box::pin(stream)
+}

@@ -1,0 +1,100 @@
+//! The OpenAI chat-completions wire format, as far as we send and read it. Request structs
+//! borrow; response structs own and ignore unknown fields.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Role;
+
+/// `POST {base}/chat/completions`.
+#[derive(Debug, Serialize)]
+pub struct ChatCompletionRequest<'a> {
+    pub model: &'a str,
+    pub messages: &'a [PromptMessage],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    pub stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StreamOptions {
+    pub include_usage: bool,
+}
+
+/// One message of the prompt sent upstream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+/// One `chat.completion.chunk` event.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChatCompletionChunk {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+    /// Set when the event is an error report rather than a chunk.
+    #[serde(default)]
+    pub error: Option<WireError>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChunkChoice {
+    #[serde(default)]
+    pub delta: Delta,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Delta {
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct WireUsage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// The `stream: false` answer, `chat.completion`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatCompletion {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub choices: Vec<CompletionChoice>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompletionChoice {
+    pub message: CompletionMessage,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompletionMessage {
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// An error the API reports mid-stream: `{"error": {"message", "type", "code"}}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WireError {
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+}
