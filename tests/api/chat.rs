@@ -489,3 +489,79 @@ async fn the_system_prompt_is_prepended_unless_the_client_sent_one() {
     assert_eq!(requests[1]["messages"][0]["content"], "Be terse.");
     assert_eq!(requests[1]["messages"].as_array().unwrap().len(), 2);
 }
+
+/// An upstream whose `Hermes-4-70B` is down (503) while `Hermes-4-405B` answers.
+async fn upstream_with_one_model_down() -> (String, mock_upstream::MockState) {
+    use axum::{
+        body::{Body, to_bytes},
+        extract::Request,
+        middleware::{self, Next},
+        response::IntoResponse,
+    };
+    let state = mock_upstream::MockState::new(
+        mock_upstream::MockConfig::default().with_api_key(crate::helpers::UPSTREAM_KEY),
+    );
+    let router = mock_upstream::router(state.clone()).layer(middleware::from_fn(
+        |request: Request, next: Next| async move {
+            let (parts, body) = request.into_parts();
+            let bytes = to_bytes(body, usize::MAX).await.unwrap();
+            let model = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+                v["model"].as_str().map(str::to_owned)
+            });
+            if model.as_deref() == Some("Hermes-4-70B") {
+                let body = json!({ "error": { "message": "overloaded", "type": "server_error", "code": "overloaded" } });
+                return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+            }
+            next.run(Request::from_parts(parts, Body::from(bytes))).await
+        },
+    ));
+    let (address, _server) = crate::helpers::serve(router).await;
+    (format!("{address}/v1"), state)
+}
+
+#[tokio::test]
+async fn the_fallback_model_answers_when_the_requested_one_fails_before_its_first_token() {
+    let (upstream, state) = upstream_with_one_model_down().await;
+    let app = TestApp::spawn_with(|config| {
+        config.upstream.base_url = upstream.parse().unwrap();
+        config.upstream.fallback_model = Some("Hermes-4-405B".into());
+    })
+    .await;
+    let token = app.token_for(&random_user());
+
+    for stream in [true, false] {
+        let reply = app
+            .chat(
+                &token,
+                json!({ "messages": [user("help")], "stream": stream }),
+            )
+            .await;
+
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "stream={stream}: {}",
+            reply.json
+        );
+        let messages = app.messages(&token, reply.header("x-thread-id")).await;
+        assert_eq!(messages.len(), 2, "stream={stream}");
+        assert_eq!(messages[1]["model"], "Hermes-4-405B", "stream={stream}");
+        assert_eq!(messages[1]["content"], reply_text(16).as_str());
+    }
+    assert_eq!(state.calls(), 2, "only the fallback reached the model");
+}
+
+#[tokio::test]
+async fn without_a_fallback_the_failure_is_reported() {
+    let (upstream, _state) = upstream_with_one_model_down().await;
+    let app = TestApp::spawn_with(|config| {
+        config.upstream.base_url = upstream.parse().unwrap();
+    })
+    .await;
+    let token = app.token_for(&random_user());
+    let reply = app
+        .chat(&token, json!({ "messages": [user("help")] }))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(reply.json["error"]["code"], "upstream_error");
+}
