@@ -155,6 +155,77 @@ async fn the_chat_function_streams_a_reply_and_stores_it() {
     assert_eq!(messages.len(), 2);
 }
 
+/// Sends a chat request on a raw socket and returns what the first read brings.
+async fn first_read_of_a_chat(base: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = json!({ "messages": [{ "role": "user", "content": "hi [[mock tokens=3 inter_token_ms=300]]" }] })
+        .to_string();
+    let request = format!(
+        "POST /api/chat HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0; 16 * 1024];
+    let n = socket.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_streamed_response_head_leaves_with_its_first_chunk() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let f = start(
+        env!("CARGO_BIN_EXE_chat"),
+        test_vars_with_upstream(&app.redis.url(), &app.mock.base_url()),
+    )
+    .await;
+    // The model waits 300 ms between tokens, so whatever the first read holds was written
+    // together with the head, not merely soon after it.
+    for base in [app.address.as_str(), f.base.as_str()] {
+        let first = first_read_of_a_chat(base, &token).await;
+        assert!(first.starts_with("HTTP/1.1 200"), "{base}: {first}");
+        assert!(
+            first.contains("data: {") && first.contains("chat.completion.chunk"),
+            "{base}: the head came without the first chunk: {first:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_chat_function_stores_the_reply_of_a_client_that_left() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let f = start(
+        env!("CARGO_BIN_EXE_chat"),
+        test_vars_with_upstream(&app.redis.url(), &app.mock.base_url()),
+    )
+    .await;
+    let mut resp = reqwest::Client::new()
+        .post(format!("{}/api/chat", f.base))
+        .bearer_auth(&token)
+        .json(&json!({ "messages": [{ "role": "user", "content": "bye [[mock tokens=8 inter_token_ms=30]]" }] }))
+        .send()
+        .await
+        .unwrap();
+    let thread = resp.headers()["x-thread-id"].to_str().unwrap().to_owned();
+    assert!(resp.chunk().await.unwrap().is_some());
+    drop(resp);
+
+    let stored = eventually(Duration::from_secs(10), || {
+        let (app, token, thread) = (&app, &token, &thread);
+        async move {
+            let messages = app.messages(token, thread).await;
+            (messages.len() == 2).then_some(messages)
+        }
+    })
+    .await
+    .expect("the reply was never stored");
+    assert_eq!(stored[1]["content"], mock_upstream::reply_text(8).as_str());
+}
+
 #[tokio::test]
 async fn a_function_without_configuration_names_every_missing_variable() {
     let f = start(env!("CARGO_BIN_EXE_threads"), Vec::new()).await;
