@@ -565,3 +565,59 @@ async fn without_a_fallback_the_failure_is_reported() {
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(reply.json["error"]["code"], "upstream_error");
 }
+
+#[tokio::test]
+async fn a_reply_that_breaks_off_before_any_text_leaves_the_turn_open_for_a_retry() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let thread = app.create_thread(&token, "empty").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = |knobs: &str| {
+        json!({
+            "threadId": thread,
+            "messages": [{ "id": "m-0", "role": "user", "content": format!("q [[mock {knobs}]]") }],
+        })
+    };
+    let broken = app.chat(&token, body("error_after=0")).await;
+    assert!(broken.error_event().is_some());
+    assert_eq!(
+        app.messages(&token, &thread).await.len(),
+        1,
+        "no empty reply stored"
+    );
+
+    // Same message id: the directive text differs but the turn is the same one.
+    let retried = app.chat(&token, body("tokens=2")).await;
+
+    assert_eq!(retried.events.last().map(String::as_str), Some("[DONE]"));
+    let messages = app.messages(&token, &thread).await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1]["content"], reply_text(2).as_str());
+}
+
+#[tokio::test]
+async fn a_reply_longer_than_the_chat_duration_limit_is_cut_and_kept() {
+    let app = TestApp::spawn_with(|config| {
+        config.chat.max_duration = Duration::from_millis(500);
+    })
+    .await;
+    let token = app.token_for(&random_user());
+    let reply = app
+        .chat(
+            &token,
+            json!({ "messages": [user("long [[mock tokens=20 inter_token_ms=100]]")] }),
+        )
+        .await;
+    let error = reply.error_event().expect("no error event");
+    assert_eq!(error["error"]["code"], "upstream_timeout");
+    let messages = app.messages(&token, reply.header("x-thread-id")).await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1]["finishReason"], "error");
+    let kept = messages[1]["content"].as_str().unwrap();
+    assert!(
+        !kept.is_empty() && reply_text(20).starts_with(kept),
+        "{kept:?}"
+    );
+}

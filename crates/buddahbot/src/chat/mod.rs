@@ -277,16 +277,22 @@ impl Turn {
         if let Err(err) = &outcome {
             tracing::warn!(thread = %self.thread, error = %err, "the reply broke off; storing what arrived");
         }
-        let message = reply.finish(
-            self.reply_id.clone(),
-            outcome.is_err(),
-            self.started.elapsed(),
-        );
-        let stored = self
-            .app
-            .store()
-            .finish_turn(&self.user, &self.thread, &self.user_message_id, &message)
-            .await;
+        let stored = if outcome.is_err() && reply.text.is_empty() {
+            // Nothing worth keeping arrived: leave the turn open for a retry instead of
+            // storing an empty reply.
+            self.fail().await;
+            Ok(false)
+        } else {
+            let message = reply.finish(
+                self.reply_id.clone(),
+                outcome.is_err(),
+                self.started.elapsed(),
+            );
+            self.app
+                .store()
+                .finish_turn(&self.user, &self.thread, &self.user_message_id, &message)
+                .await
+        };
         let last = match (&outcome, &stored) {
             (Ok(()), Ok(_)) => openai::DONE.to_owned(),
             (Err(err), _) => broke_off_event(err),
