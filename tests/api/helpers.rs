@@ -48,6 +48,10 @@ pub fn test_vars_with_upstream(redis_url: &str, upstream: &str) -> Vec<(String, 
         ("NOUS_API_BASE_URL", upstream.to_owned()),
         ("UPSTREAM_TTFT_TIMEOUT_MS", TTFT_TIMEOUT_MS.to_string()),
         ("CHAT_MAX_DURATION_MS", "20000".to_owned()),
+        // Tests that are not about limits must never meet one (tests/api/limits.rs sets them).
+        ("RATE_LIMIT_CHAT_PER_MIN", "0".to_owned()),
+        ("RATE_LIMIT_CHAT_PER_DAY", "0".to_owned()),
+        ("RATE_LIMIT_REQUESTS_PER_MIN", "0".to_owned()),
         ("REDIS_CONNECT_TIMEOUT_MS", REDIS_TIMEOUT_MS.to_string()),
         ("REDIS_RESPONSE_TIMEOUT_MS", REDIS_TIMEOUT_MS.to_string()),
     ]
@@ -188,6 +192,19 @@ impl TestApp {
             signer,
             server,
         }
+    }
+
+    /// A valid Auth.js session token for `user`, as the cookie `cookie_name` would carry it.
+    pub fn session_token_for(&self, user: &str, cookie_name: &str) -> String {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        self.app
+            .authjs()
+            .encode(&serde_json::json!({ "sub": user, "exp": exp }), cookie_name)
+            .unwrap()
     }
 
     /// A valid one-hour token for `user`.

@@ -10,10 +10,14 @@
 mod auth;
 mod binaries;
 mod chat;
+mod cors;
 mod errors;
+mod health;
 mod helpers;
 mod isolation;
+mod limits;
 mod resilience;
+mod session;
 mod store;
 mod thread;
 mod threads;

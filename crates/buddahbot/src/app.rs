@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::jwt::Hs256,
+    auth::{authjs::AuthJs, jwt::Hs256},
     config::{Config, ConfigError},
     store::{Store, StoreError},
     upstream::{Upstream, UpstreamError},
@@ -19,6 +19,7 @@ struct Inner {
     store: Store,
     upstream: Upstream,
     auth: Hs256,
+    authjs: AuthJs,
 }
 
 /// Why the application could not be built.
@@ -50,11 +51,13 @@ impl App {
         let store = Store::new(&config.redis, &config.store)?;
         let upstream = Upstream::new(&config.upstream)?;
         let auth = Hs256::new(&config.auth.secrets);
+        let authjs = AuthJs::new(&config.auth.secrets);
         Ok(Self(Arc::new(Inner {
             config,
             store,
             upstream,
             auth,
+            authjs,
         })))
     }
 
@@ -70,7 +73,13 @@ impl App {
         &self.0.upstream
     }
 
+    /// The HS256 bearer-token verifier.
     pub fn auth(&self) -> &Hs256 {
         &self.0.auth
+    }
+
+    /// The Auth.js session-token decoder.
+    pub fn authjs(&self) -> &AuthJs {
+        &self.0.authjs
     }
 }

@@ -7,7 +7,14 @@
 //!
 //! This module does not load `.env`: only the dev server and tests do that.
 
-use std::{collections::HashMap, fmt, num::NonZeroU64, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    num::{NonZeroU32, NonZeroU64},
+    time::Duration,
+};
+
+use axum::http::HeaderValue;
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -33,6 +40,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "AUTH_SECRET",
         default: None,
         about: "HS256 / Auth.js secret, >= 32 bytes; comma-separated for rotation, the first signs",
+    },
+    Variable {
+        name: "AUTH_SESSION_COOKIE",
+        default: Some(""),
+        about: "the frontend's Auth.js cookie name; an Auth.js token sent as a bearer is decoded for it alone; unset = either",
     },
     Variable {
         name: "REDIS_URL",
@@ -119,6 +131,31 @@ pub const VARIABLES: &[Variable] = &[
         default: Some("4194304"),
         about: "largest accepted request body (larger gets 413); Vercel's own cap is 4.5 MB",
     },
+    Variable {
+        name: "ALLOWED_ORIGIN",
+        default: Some(""),
+        about: "comma-separated origins (https://app.example.com) allowed cross-origin; unset = same-origin only",
+    },
+    Variable {
+        name: "RATE_LIMIT_CHAT_PER_MIN",
+        default: Some("20"),
+        about: "chat turns per user per minute; 0 = no limit",
+    },
+    Variable {
+        name: "RATE_LIMIT_CHAT_PER_DAY",
+        default: Some("1000"),
+        about: "chat turns per user per day; 0 = no limit",
+    },
+    Variable {
+        name: "RATE_LIMIT_REQUESTS_PER_MIN",
+        default: Some("600"),
+        about: "other API requests per user per minute; 0 = no limit",
+    },
+    Variable {
+        name: "DAILY_TOKEN_BUDGET",
+        default: Some("0"),
+        about: "prompt + completion tokens per user per UTC day; 0 = no budget",
+    },
 ];
 
 /// What is wrong with one variable. Never holds the value.
@@ -156,12 +193,16 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub chat: ChatConfig,
     pub http: HttpConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// Accepted secrets, newest first; the first one signs (rotation keeps older ones valid).
     pub secrets: Vec<SecretString>,
+    /// The session cookie name (= key salt) of the frontend's Auth.js, when known. Auth.js's
+    /// own `getToken` decodes a bearer token with its deployment's cookie name only.
+    pub session_cookie: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +247,17 @@ pub struct ChatConfig {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub max_body_bytes: usize,
+    /// Exact origins allowed to call cross-origin (with credentials). Empty: same-origin only.
+    pub allowed_origins: Vec<HeaderValue>,
+}
+
+/// Per-user limits; `None` disables one.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub chat_per_minute: Option<NonZeroU32>,
+    pub chat_per_day: Option<NonZeroU32>,
+    pub requests_per_minute: Option<NonZeroU32>,
+    pub daily_token_budget: Option<NonZeroU64>,
 }
 
 impl Config {
@@ -234,6 +286,7 @@ impl Config {
         };
 
         let secrets = r.required("AUTH_SECRET", parse_secrets);
+        let session_cookie = r.optional("AUTH_SESSION_COOKIE", parse_session_cookie);
         let redis_url = r.redis_url();
         let api_key = r.required("NOUS_API_KEY", |v| Ok(SecretString::from(v)));
         let base_url = r.optional("NOUS_API_BASE_URL", parse_http_url);
@@ -243,6 +296,11 @@ impl Config {
         let connect_ms = r.optional("REDIS_CONNECT_TIMEOUT_MS", parse_positive);
         let response_ms = r.optional("REDIS_RESPONSE_TIMEOUT_MS", parse_positive);
         let max_body = r.optional("MAX_BODY_BYTES", parse_positive);
+        let allowed_origins = r.optional("ALLOWED_ORIGIN", parse_origins);
+        let chat_per_minute = r.optional("RATE_LIMIT_CHAT_PER_MIN", parse_limit);
+        let chat_per_day = r.optional("RATE_LIMIT_CHAT_PER_DAY", parse_limit);
+        let requests_per_minute = r.optional("RATE_LIMIT_REQUESTS_PER_MIN", parse_limit);
+        let token_budget = r.optional("DAILY_TOKEN_BUDGET", parse_budget);
         let fallback_model = r.optional("FALLBACK_MODEL", parse_maybe);
         let system_prompt = r.optional("SYSTEM_PROMPT", parse_maybe);
         let max_messages = r.optional("MAX_MESSAGES_PER_REQUEST", parse_positive);
@@ -266,7 +324,10 @@ impl Config {
         // Every value parsed (no problem was recorded), so every `Option` is `Some`.
         let built = (|| {
             Some(Config {
-                auth: AuthConfig { secrets: secrets? },
+                auth: AuthConfig {
+                    secrets: secrets?,
+                    session_cookie: session_cookie?,
+                },
                 redis: RedisConfig {
                     url: redis_url?,
                     connect_timeout: millis(connect_ms?),
@@ -293,6 +354,13 @@ impl Config {
                 },
                 http: HttpConfig {
                     max_body_bytes: saturating_usize(max_body?),
+                    allowed_origins: allowed_origins?,
+                },
+                limits: LimitsConfig {
+                    chat_per_minute: chat_per_minute?,
+                    chat_per_day: chat_per_day?,
+                    requests_per_minute: requests_per_minute?,
+                    daily_token_budget: token_budget?,
                 },
             })
         })();
@@ -426,6 +494,59 @@ fn parse_list(raw: &str) -> Result<Vec<String>, &'static str> {
     Ok(items)
 }
 
+fn parse_session_cookie(raw: &str) -> Result<Option<&'static str>, &'static str> {
+    use crate::auth::authjs::{
+        SECURE_SESSION_COOKIE, SESSION_COOKIE, V4_SECURE_SESSION_COOKIE, V4_SESSION_COOKIE,
+    };
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    [
+        SESSION_COOKIE,
+        SECURE_SESSION_COOKIE,
+        V4_SESSION_COOKIE,
+        V4_SECURE_SESSION_COOKIE,
+    ]
+    .into_iter()
+    .find(|name| *name == raw)
+    .map(Some)
+    .ok_or("must be an Auth.js session cookie name, e.g. __Secure-authjs.session-token")
+}
+
+/// A limit: a whole number, `0` for none.
+fn parse_limit(raw: &str) -> Result<Option<NonZeroU32>, &'static str> {
+    raw.trim()
+        .parse::<u32>()
+        .map(NonZeroU32::new)
+        .map_err(|_| "must be a whole number (0 for no limit)")
+}
+
+fn parse_budget(raw: &str) -> Result<Option<NonZeroU64>, &'static str> {
+    raw.trim()
+        .parse::<u64>()
+        .map(NonZeroU64::new)
+        .map_err(|_| "must be a whole number (0 for no budget)")
+}
+
+/// `https://app.example.com,http://localhost:5173`: scheme, host and optional port, exactly
+/// as browsers send them in `Origin` (no path, no trailing slash).
+fn parse_origins(raw: &str) -> Result<Vec<HeaderValue>, &'static str> {
+    const BAD: &str = "must list origins like https://app.example.com (scheme and host, no path)";
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|origin| {
+            let url = Url::parse(origin).map_err(|_| BAD)?;
+            let exact = url.origin().ascii_serialization();
+            if !matches!(url.scheme(), "http" | "https") || exact != origin {
+                return Err(BAD);
+            }
+            HeaderValue::from_str(origin).map_err(|_| BAD)
+        })
+        .collect()
+}
+
 /// An optional free-text value: `None` when empty.
 fn parse_maybe(raw: &str) -> Result<Option<String>, &'static str> {
     let trimmed = raw.trim();
@@ -494,6 +615,9 @@ mod tests {
         assert_eq!(config.chat.max_messages, 200);
         assert_eq!(config.chat.max_tokens_cap, 8192);
         assert_eq!(config.chat.max_duration, Duration::from_millis(290_000));
+        assert!(config.http.allowed_origins.is_empty());
+        assert_eq!(config.limits.chat_per_minute.map(NonZeroU32::get), Some(20));
+        assert_eq!(config.limits.daily_token_budget, None);
         assert_eq!(config.auth.secrets.len(), 1);
     }
 
@@ -534,6 +658,30 @@ mod tests {
             "lots",
         ] {
             assert!(!text.contains(value), "value {value:?} leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn origins_must_be_exact_and_limits_may_be_off() {
+        let mut env = minimal();
+        env.push((
+            "ALLOWED_ORIGIN".into(),
+            "https://app.example.com, http://localhost:5173".into(),
+        ));
+        env.push(("RATE_LIMIT_CHAT_PER_MIN".into(), "0".into()));
+        let config = Config::from_vars(env).unwrap();
+        assert_eq!(config.http.allowed_origins.len(), 2);
+        assert_eq!(config.limits.chat_per_minute, None);
+        for bad in [
+            "https://app.example.com/",
+            "app.example.com",
+            "https://x.com/path",
+            "ftp://x.com",
+        ] {
+            let mut env = minimal();
+            env.push(("ALLOWED_ORIGIN".into(), bad.into()));
+            let err = Config::from_vars(env).unwrap_err();
+            assert_eq!(problem_vars(&err), ["ALLOWED_ORIGIN"], "case {bad:?}");
         }
     }
 

@@ -20,7 +20,7 @@ use crate::{
     auth::AuthError,
     config::ConfigError,
     domain::MessageId,
-    store::StoreError,
+    store::{RateDecision, StoreError},
     upstream::{TimeoutKind, UpstreamError},
 };
 
@@ -46,6 +46,11 @@ pub enum ApiError {
     ThreadNotFound,
     #[error("thread id already in use")]
     ThreadExists,
+    /// A cookie-authenticated request that changes state came from a foreign origin.
+    #[error("cross-site request refused")]
+    CsrfRejected,
+    #[error("rate limit reached")]
+    RateLimited(RateDecision),
     /// The same turn (same user message id) is being answered by another request.
     #[error("a reply to this message is being generated")]
     GenerationInProgress { reply_id: MessageId },
@@ -85,6 +90,8 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::CsrfRejected => StatusCode::FORBIDDEN,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ThreadNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::ThreadExists | Self::GenerationInProgress { .. } => StatusCode::CONFLICT,
@@ -105,6 +112,8 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::InvalidParam { .. } => "invalid_param",
             Self::Unauthorized(_) => "unauthorized",
+            Self::CsrfRejected => "csrf_rejected",
+            Self::RateLimited(_) => "rate_limited",
             Self::ThreadNotFound => "thread_not_found",
             Self::ThreadExists => "thread_exists",
             Self::GenerationInProgress { .. } => "generation_in_progress",
@@ -137,6 +146,13 @@ impl ApiError {
             Self::Unauthorized(AuthError::Expired) => "The token has expired.".to_owned(),
             Self::Unauthorized(_) => "The credentials are invalid.".to_owned(),
             Self::ThreadNotFound => "No such thread.".to_owned(),
+            Self::CsrfRejected => {
+                "This request must come from the app's own site or an allowed origin.".to_owned()
+            }
+            Self::RateLimited(decision) => format!(
+                "Too many requests; retry in {} s.",
+                crate::http::guard::ceil_secs(decision.retry_after).max(1)
+            ),
             Self::ThreadExists => "A thread with this id already exists.".to_owned(),
             Self::GenerationInProgress { reply_id } => format!(
                 "A reply to this message is being generated (message {reply_id}); wait for it."
@@ -216,6 +232,9 @@ impl IntoResponse for ApiError {
             }
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::RateLimited(decision) => {
+                crate::http::guard::set_refusal_headers(headers, decision);
             }
             Self::Store(StoreError::Unavailable(_)) => {
                 headers.insert(

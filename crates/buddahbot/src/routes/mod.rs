@@ -5,6 +5,7 @@
 //! the dev server and tests, including passing `/api/threads/:id`'s segment as `?id=`.
 
 mod chat;
+mod health;
 mod thread;
 mod threads;
 
@@ -13,18 +14,30 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::Request,
-    http::Uri,
+    http::{HeaderName, HeaderValue, Method, Uri, header},
     middleware,
     routing::{MethodRouter, get, post},
 };
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    trace::TraceLayer,
+};
 
-use crate::{app::App, config::ConfigError, error::ApiError, error::log_errors};
+use crate::{
+    app::App,
+    config::ConfigError,
+    error::{ApiError, log_errors},
+    http::guard::{Guard, RouteClass, guard},
+};
+
+/// How long browsers may cache a preflight answer.
+const PREFLIGHT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `api/threads.rs`: `GET/POST/DELETE /api/threads`.
 pub fn threads(app: App) -> Router {
     function(
         app,
+        Some(RouteClass::Api),
         get(threads::list)
             .post(threads::create)
             .delete(threads::delete_all),
@@ -36,6 +49,7 @@ pub fn threads(app: App) -> Router {
 pub fn thread(app: App) -> Router {
     function(
         app,
+        Some(RouteClass::Api),
         get(thread::get)
             .patch(thread::rename)
             .delete(thread::delete),
@@ -45,7 +59,12 @@ pub fn thread(app: App) -> Router {
 
 /// `api/chat.rs`: `POST /api/chat` (and `/api/chat/completions`).
 pub fn chat(app: App) -> Router {
-    function(app, post(chat::post), "POST")
+    function(app, Some(RouteClass::Chat), post(chat::post), "POST")
+}
+
+/// `api/health.rs`: `GET /api/health`, unauthenticated.
+pub fn health(app: App) -> Router {
+    function(app, None, get(health::get), "GET, HEAD")
 }
 
 /// What a function serves when its configuration is invalid: every request gets the 500
@@ -74,19 +93,63 @@ pub fn local(app: App) -> Router {
                 .layer(middleware::map_request(segment_as_id_param))
                 .into_service(),
         )
+        .route_service("/api/health", health(app.clone()).into_service())
         .route_service("/api/chat", chat(app.clone()).into_service())
         .route_service("/api/chat/completions", chat(app).into_service())
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(middleware::from_fn(log_errors))
 }
 
-fn function(app: App, methods: MethodRouter<App>, allow: &'static str) -> Router {
+/// A function's router: its methods, behind the guard (authentication, CSRF, rate limits)
+/// when `class` is set, with errors logged once and CORS answered outermost, so that error
+/// responses carry CORS headers too (a browser could not read them otherwise).
+fn function(
+    app: App,
+    class: Option<RouteClass>,
+    methods: MethodRouter<App>,
+    allow: &'static str,
+) -> Router {
     let methods = methods.fallback(move || async move { ApiError::MethodNotAllowed { allow } });
-    Router::new()
-        .fallback_service(methods.with_state(app))
+    let cors = cors(&app.config().http.allowed_origins);
+    let mut router = Router::new().fallback_service(methods.with_state(app.clone()));
+    if let Some(class) = class {
+        router = router.layer(middleware::from_fn_with_state(Guard { app, class }, guard));
+    }
+    router
         .layer(middleware::from_fn(log_errors))
         // Failures are logged once, by `log_errors`, with their cause.
         .layer(TraceLayer::new_for_http().on_failure(()))
+        .layer(cors)
+}
+
+/// CORS for the configured origins: credentials allowed (the Auth.js cookie), the headers
+/// the API reads, and the ones clients need to see. Other origins get no CORS headers.
+fn cors(origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-thread-id"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-thread-id"),
+            HeaderName::from_static("x-message-id"),
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+        ])
+        .max_age(PREFLIGHT_MAX_AGE)
 }
 
 /// Does what Vercel does for `api/threads/[id].rs`: the last path segment is appended to the

@@ -40,6 +40,17 @@ pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 3] {
     ]
 }
 
+/// `user:{<userId>}:ratelimit:<name>`, one rate limit's state (a GCRA arrival time). Expires
+/// by itself once the limit is fully replenished.
+pub fn rate_limit(user: &UserId, name: &str) -> String {
+    format!("{PREFIX}{{{user}}}:ratelimit:{name}")
+}
+
+/// `user:{<userId>}:tokens:<yyyy-mm-dd>`, completion and prompt tokens used that UTC day.
+pub fn daily_tokens(user: &UserId, day: &str) -> String {
+    format!("{PREFIX}{{{user}}}:tokens:{day}")
+}
+
 /// Glob matching every key of `user` (for tests and operators; the service never scans).
 pub fn user_pattern(user: &UserId) -> String {
     format!("{PREFIX}{{{user}}}:*")
@@ -67,6 +78,14 @@ mod tests {
             "user:{github:583231}:thread:Xy7kP2mQ9rT4vW1z:turns"
         );
         assert_eq!(user_pattern(&user), "user:{github:583231}:*");
+        assert_eq!(
+            rate_limit(&user, "chat-minute"),
+            "user:{github:583231}:ratelimit:chat-minute"
+        );
+        assert_eq!(
+            daily_tokens(&user, "2026-11-22"),
+            "user:{github:583231}:tokens:2026-11-22"
+        );
     }
 
     #[test]

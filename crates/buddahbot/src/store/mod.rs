@@ -10,6 +10,7 @@
 
 pub mod cursor;
 pub mod keys;
+mod limits;
 mod scripts;
 
 use std::{collections::HashMap, time::Duration};
@@ -25,6 +26,7 @@ use crate::{
     domain::{ChatMessage, MessageId, Thread, ThreadId, Title, UserId, now},
 };
 pub use cursor::{CursorError, MessageCursor, ThreadCursor};
+pub use limits::{RateDecision, RateLimit, TokenBudget};
 
 /// How many thread ids `delete_all_threads` removes per round trip, so no single command
 /// holds the server for long however many threads a user has.
@@ -359,8 +361,12 @@ impl Store {
         reply: &ChatMessage,
     ) -> Result<bool, StoreError> {
         let json = encode(user, thread, reply)?;
+        let tokens = reply.usage.map_or(0, |u| {
+            u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
+        });
         let mut invocation = scripts::FINISH_TURN.prepare_invoke();
         turn_keys(&mut invocation, user, thread);
+        invocation.key(limits::todays_tokens_key(user));
         invocation
             .arg(thread.as_str())
             .arg(now().as_millisecond())
@@ -368,7 +374,9 @@ impl Store {
             .arg(user_message.as_str())
             .arg(json)
             .arg(reply.id.as_str())
-            .arg(reply.model.as_deref().unwrap_or(""));
+            .arg(reply.model.as_deref().unwrap_or(""))
+            .arg(tokens)
+            .arg(limits::TOKEN_COUNTER_TTL.as_secs());
         let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(index >= 0)
     }

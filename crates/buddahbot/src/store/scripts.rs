@@ -22,3 +22,6 @@ pub static FINISH_TURN: LazyLock<Script> =
 
 pub static FAIL_TURN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/fail_turn.lua")));
+
+pub static RATE_LIMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/rate_limit.lua")));

@@ -97,6 +97,7 @@ pub struct Streaming {
 pub struct Upstream {
     client: reqwest::Client,
     url: Url,
+    models_url: Url,
     auth: HeaderValue,
     ttft_timeout: Duration,
 }
@@ -118,15 +119,12 @@ impl Upstream {
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose_secret()))
             .map_err(|_| UpstreamError::Protocol("the api key is not a valid header".into()))?;
         auth.set_sensitive(true);
-        let mut url = config.base_url.clone();
-        // `join` would drop the last segment of a base without a trailing slash (`…/v1`).
-        url.path_segments_mut()
-            .map_err(|()| UpstreamError::Protocol("the base url cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(["chat", "completions"]);
+        let url = endpoint(&config.base_url, &["chat", "completions"])?;
+        let models_url = endpoint(&config.base_url, &["models"])?;
         Ok(Self {
             client,
             url,
+            models_url,
             auth,
             ttft_timeout: config.ttft_timeout,
         })
@@ -187,6 +185,42 @@ impl Upstream {
         answered.unwrap_or(Err(UpstreamError::Timeout(TimeoutKind::FirstToken)))
     }
 
+    /// The API's host, for health reports (never the key).
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default()
+    }
+
+    /// Asks `GET {base}/models` within `timeout`, to tell whether the API is reachable and
+    /// accepts our key.
+    ///
+    /// # Errors
+    /// `Connect`, `Timeout(FirstToken)` or `Status` as for a chat request.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        let request = self
+            .client
+            .get(self.models_url.clone())
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .timeout(timeout)
+            .send();
+        let response = request.await.map_err(|e| {
+            if e.is_timeout() {
+                UpstreamError::Timeout(TimeoutKind::FirstToken)
+            } else {
+                UpstreamError::Connect(e)
+            }
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(UpstreamError::Status {
+                status,
+                retry_after: None,
+                body_snippet: String::new(),
+            })
+        }
+    }
+
     async fn send(
         &self,
         request: &ChatCompletionRequest<'_>,
@@ -212,6 +246,17 @@ impl Upstream {
             body_snippet: String::from_utf8_lossy(&body[..cut]).into_owned(),
         })
     }
+}
+
+/// `{base}/<segments>`. `Url::join` would drop the last segment of a base without a trailing
+/// slash (`…/v1`), so segments are appended.
+fn endpoint(base: &Url, segments: &[&str]) -> Result<Url, UpstreamError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| UpstreamError::Protocol("the base url cannot take a path".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }
 
 /// The chunks of an event-stream response, ending at `[DONE]`. An `error` event ends the

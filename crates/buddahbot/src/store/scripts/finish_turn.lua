@@ -1,8 +1,9 @@
 -- Ends a chat turn: stores the assistant's reply and marks the turn done, unless the thread
 -- was deleted meanwhile (a write never resurrects a deleted thread). One round trip, atomic.
--- KEYS: 1 meta, 2 messages, 3 index, 4 turns
+-- Also adds the reply's tokens to the user's count for the day (the daily token budget).
+-- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 the day's token counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 reply JSON,
---       6 assistant message id, 7 model
+--       6 assistant message id, 7 model, 8 tokens used, 9 token counter ttl (s)
 -- Returns the reply's list index, or -1 when the thread is gone.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
@@ -14,5 +15,9 @@ redis.call('HSET', KEYS[4], ARGV[4], 'd:' .. index .. ':' .. ARGV[6])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
+end
+if tonumber(ARGV[8]) > 0 then
+  redis.call('INCRBY', KEYS[5], ARGV[8])
+  redis.call('EXPIRE', KEYS[5], ARGV[9])
 end
 return index

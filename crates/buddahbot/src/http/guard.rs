@@ -1,0 +1,262 @@
+//! The gate in front of every authenticated route: who is calling, whether a cookie-carried
+//! request comes from an origin allowed to act (CSRF), and whether the caller is within their
+//! rate limits. Handlers then take the caller through the `Authenticated` extractor.
+//!
+//! # Design
+//! One middleware rather than three extractors, because the limit headers
+//! (`x-ratelimit-limit/remaining/reset`) belong on every response, also successful ones, and
+//! because the order matters: an unauthenticated request must not cost anyone's rate budget,
+//! and a forged cross-site request must be refused before it is counted.
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    app::App,
+    auth::{self, Authenticated, Credential},
+    error::ApiError,
+    store::{RateDecision, RateLimit, TokenBudget},
+};
+
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// Which budget a route's requests count against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// `POST` here is a chat turn (chat limits and the token budget); anything else counts as
+    /// an ordinary request.
+    Chat,
+    /// Ordinary API requests.
+    Api,
+}
+
+/// State of the [`guard`] middleware.
+#[derive(Clone)]
+pub struct Guard {
+    pub app: App,
+    pub class: RouteClass,
+}
+
+pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    // Borrow only the parts: a `Request` is not `Sync`, so holding `&Request` across an await
+    // would make this future unsendable.
+    let admitted = admit(&guard, request.method(), request.headers()).await;
+    match admitted {
+        Ok((caller, decision)) => {
+            request.extensions_mut().insert(caller);
+            let mut response = next.run(request).await;
+            if let Some(decision) = decision {
+                set_limit_headers(response.headers_mut(), &decision);
+            }
+            response
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn admit(
+    guard: &Guard,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(Authenticated, Option<RateDecision>), ApiError> {
+    let app = &guard.app;
+    let caller = auth::authenticate(headers, app)?;
+    if caller.via == Credential::Cookie
+        && changes_state(method)
+        && !same_or_allowed_origin(headers, &app.config().http.allowed_origins)
+    {
+        return Err(ApiError::CsrfRejected);
+    }
+    let chat_turn = guard.class == RouteClass::Chat && method == Method::POST;
+    let (limits, budget) = limits_for(app, chat_turn);
+    if limits.is_empty() && budget.is_none() {
+        return Ok((Authenticated(caller.user), None));
+    }
+    let decision = app
+        .store()
+        .check_rate(&caller.user, &limits, budget)
+        .await?;
+    if !decision.allowed {
+        return Err(ApiError::RateLimited(decision));
+    }
+    Ok((Authenticated(caller.user), Some(decision)))
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The limits a request counts against.
+fn limits_for(app: &App, chat_turn: bool) -> (Vec<RateLimit>, Option<TokenBudget>) {
+    let config = &app.config().limits;
+    let limit = |name, period, allowed: Option<std::num::NonZeroU32>| {
+        allowed.map(|n| RateLimit {
+            name,
+            period,
+            allowed: n.get(),
+        })
+    };
+    if chat_turn {
+        let limits = [
+            limit("chat-minute", MINUTE, config.chat_per_minute),
+            limit("chat-day", DAY, config.chat_per_day),
+        ];
+        let budget = config.daily_token_budget.map(|n| TokenBudget {
+            tokens_per_day: n.get(),
+        });
+        (limits.into_iter().flatten().collect(), budget)
+    } else {
+        let limits = limit("requests-minute", MINUTE, config.requests_per_minute);
+        (limits.into_iter().collect(), None)
+    }
+}
+
+/// Whether a state-changing request sent with a cookie comes from a page allowed to act for
+/// the user: an allowed origin, or this site itself. Browsers send `Origin` on every
+/// cross-origin request (and on same-origin ones that change state); without it,
+/// `Sec-Fetch-Site` tells; with neither, the client is not a browser and cannot be tricked
+/// into sending the user's cookie.
+fn same_or_allowed_origin(headers: &HeaderMap, allowed: &[HeaderValue]) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if allowed.iter().any(|a| a == origin) {
+            return true;
+        }
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, host)| host);
+        let own_host = headers
+            .get("x-forwarded-host")
+            .or_else(|| headers.get(header::HOST))
+            .and_then(|h| h.to_str().ok());
+        return origin_host.is_some() && origin_host == own_host;
+    }
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site) => matches!(site, "same-origin" | "none"),
+        None => true,
+    }
+}
+
+fn set_limit_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
+    headers.insert(
+        "x-ratelimit-reset",
+        HeaderValue::from(ceil_secs(decision.reset)),
+    );
+}
+
+/// Whole seconds, rounded up (a client told `0` would retry at once).
+pub fn ceil_secs(d: std::time::Duration) -> u64 {
+    d.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX)
+}
+
+/// Adds the rate-limit headers of a refused request (`retry-after` included).
+pub fn set_refusal_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+    set_limit_headers(headers, decision);
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(ceil_secs(decision.retry_after).max(1)),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    /// A case name, the request's headers, and whether it may act with the cookie.
+    type Case = (&'static str, &'static [(&'static str, &'static str)], bool);
+
+    #[test]
+    fn cookie_requests_must_come_from_this_site_or_an_allowed_origin() {
+        let allowed = [HeaderValue::from_static("https://app.example.com")];
+        let cases: [Case; 9] = [
+            (
+                "allowed origin",
+                &[
+                    ("origin", "https://app.example.com"),
+                    ("host", "api.example.com"),
+                ],
+                true,
+            ),
+            (
+                "same origin",
+                &[
+                    ("origin", "https://api.example.com"),
+                    ("host", "api.example.com"),
+                ],
+                true,
+            ),
+            (
+                "same origin behind the proxy",
+                &[
+                    ("origin", "https://api.example.com"),
+                    ("host", "internal"),
+                    ("x-forwarded-host", "api.example.com"),
+                ],
+                true,
+            ),
+            (
+                "foreign origin",
+                &[
+                    ("origin", "https://evil.example"),
+                    ("host", "api.example.com"),
+                ],
+                false,
+            ),
+            (
+                "opaque origin",
+                &[("origin", "null"), ("host", "api.example.com")],
+                false,
+            ),
+            (
+                "same-origin fetch metadata",
+                &[("sec-fetch-site", "same-origin")],
+                true,
+            ),
+            (
+                "cross-site fetch metadata",
+                &[("sec-fetch-site", "cross-site")],
+                false,
+            ),
+            (
+                "same-site is not same-origin",
+                &[("sec-fetch-site", "same-site")],
+                false,
+            ),
+            ("not a browser", &[("host", "api.example.com")], true),
+        ];
+        for (case, pairs, want) in cases {
+            assert_eq!(
+                same_or_allowed_origin(&headers(pairs), &allowed),
+                want,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(ceil_secs(std::time::Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(std::time::Duration::from_millis(1000)), 1);
+        assert_eq!(ceil_secs(std::time::Duration::from_millis(1001)), 2);
+        assert_eq!(ceil_secs(std::time::Duration::ZERO), 0);
+    }
+}

@@ -1,0 +1,113 @@
+//! Per-user rate limits and the daily token budget, kept in Redis under the user's hash tag
+//! so every instance shares them. One round trip per check.
+
+use std::time::Duration;
+
+use jiff::{Timestamp, tz::TimeZone};
+
+use super::{Store, StoreError, keys, scripts};
+use crate::domain::{UserId, now};
+
+/// One limit: at most `allowed` requests per `period`, refilled evenly (GCRA), so a burst of
+/// `allowed` is possible after a quiet period and then one every `period / allowed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Names the key; stable across deploys.
+    pub name: &'static str,
+    pub period: Duration,
+    pub allowed: u32,
+}
+
+/// The outcome of a check, with what the `x-ratelimit-*` headers report (for the tightest
+/// limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Until the tightest limit is fully replenished.
+    pub reset: Duration,
+    /// Zero when allowed.
+    pub retry_after: Duration,
+}
+
+/// A daily token budget to enforce along with the limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBudget {
+    pub tokens_per_day: u64,
+}
+
+/// How long daily token counters are kept (past the day they count, for support questions).
+pub(super) const TOKEN_COUNTER_TTL: Duration = Duration::from_secs(2 * 86_400);
+
+impl Store {
+    /// Counts one request against `limits` (all or none), after checking `budget`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn check_rate(
+        &self,
+        user: &UserId,
+        limits: &[RateLimit],
+        budget: Option<TokenBudget>,
+    ) -> Result<RateDecision, StoreError> {
+        let now = now();
+        let mut invocation = scripts::RATE_LIMIT.prepare_invoke();
+        invocation.arg(now.as_millisecond()).arg(limits.len());
+        for limit in limits {
+            invocation
+                .key(keys::rate_limit(user, limit.name))
+                .arg(duration_ms(limit.period))
+                .arg(limit.allowed.max(1));
+        }
+        let (today, until_midnight) = utc_day(now);
+        invocation.key(keys::daily_tokens(user, &today));
+        invocation
+            .arg(budget.map_or(0, |b| b.tokens_per_day))
+            .arg(duration_ms(until_midnight));
+        let (allowed, limit, remaining, reset, retry): (u8, u64, i64, i64, i64) =
+            invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(RateDecision {
+            allowed: allowed == 1,
+            limit,
+            remaining: remaining.max(0).unsigned_abs(),
+            reset: Duration::from_millis(reset.max(0).unsigned_abs()),
+            retry_after: Duration::from_millis(retry.max(0).unsigned_abs()),
+        })
+    }
+}
+
+/// The key counting `user`'s tokens today (UTC); `finish_turn` adds each reply's usage to it.
+pub(super) fn todays_tokens_key(user: &UserId) -> String {
+    keys::daily_tokens(user, &utc_day(now()).0)
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Today's UTC date (`yyyy-mm-dd`) and the time left until it ends.
+fn utc_day(now: Timestamp) -> (String, Duration) {
+    let zoned = now.to_zoned(TimeZone::UTC);
+    let date = zoned.date();
+    let left = date
+        .tomorrow()
+        .ok()
+        .and_then(|t| t.to_zoned(TimeZone::UTC).ok())
+        .and_then(|midnight| (midnight.timestamp() - now).try_into().ok())
+        .unwrap_or(Duration::from_secs(86_400));
+    (date.to_string(), left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_utc_day_ends_at_midnight() {
+        let ts: Timestamp = "2026-11-22T23:59:30Z".parse().unwrap();
+        let (day, left) = utc_day(ts);
+        assert_eq!(day, "2026-11-22");
+        assert_eq!(left, Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,98 @@
+//! Per-user rate limits and the daily token budget.
+
+use std::num::{NonZeroU32, NonZeroU64};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestApp, random_user};
+
+fn turn(text: &str) -> serde_json::Value {
+    json!({ "messages": [{ "role": "user", "content": text }] })
+}
+
+#[tokio::test]
+async fn the_chat_turn_over_the_limit_gets_429_and_reaches_nothing() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.chat_per_minute = NonZeroU32::new(3);
+    })
+    .await;
+    let user = random_user();
+    let token = app.token_for(&user);
+    let mut remaining = Vec::new();
+    for i in 0..3 {
+        let reply = app.chat(&token, turn(&format!("turn {i}"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "turn {i}");
+        assert_eq!(reply.header("x-ratelimit-limit"), "3");
+        remaining.push(reply.header("x-ratelimit-remaining").to_owned());
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let keys_before = app.keys_of(&user).await;
+
+    let refused = app.chat(&token, turn("one too many")).await;
+
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json["error"]["code"], "rate_limited");
+    let retry_after: u64 = refused.header("retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.header("x-ratelimit-limit"), "3");
+    assert_eq!(refused.header("x-ratelimit-remaining"), "0");
+    assert!(refused.header("x-ratelimit-reset").parse::<u64>().unwrap() >= 1);
+    assert_eq!(app.mock.calls(), 3, "the refused turn reached the model");
+    assert_eq!(
+        app.keys_of(&user).await,
+        keys_before,
+        "the refused turn stored something"
+    );
+    let (_, list) = app.get("/api/threads", &token).await;
+    assert_eq!(
+        list["threads"].as_array().unwrap().len(),
+        3,
+        "the refused turn stored a thread"
+    );
+
+    // Another user is unaffected, and ordinary requests have their own budget.
+    let other = app.token_for(&random_user());
+    assert_eq!(app.chat(&other, turn("hello")).await.status, StatusCode::OK);
+    let (status, _) = app.get("/api/threads", &token).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ordinary_requests_have_a_per_minute_limit_per_user() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.requests_per_minute = NonZeroU32::new(5);
+    })
+    .await;
+    let token = app.token_for(&random_user());
+    for i in 0..5 {
+        let (status, _) = app.get("/api/threads", &token).await;
+        assert_eq!(status, StatusCode::OK, "request {i}");
+    }
+    let (status, body) = app.get("/api/threads", &token).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let other = app.token_for(&random_user());
+    assert_eq!(app.get("/api/threads", &other).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_daily_token_budget_stops_chats_once_spent() {
+    let app = TestApp::spawn_with(|config| {
+        // One default reply (16 completion tokens plus the prompt) spends it.
+        config.limits.daily_token_budget = NonZeroU64::new(10);
+    })
+    .await;
+    let token = app.token_for(&random_user());
+    assert_eq!(app.chat(&token, turn("first")).await.status, StatusCode::OK);
+
+    let refused = app.chat(&token, turn("second")).await;
+
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json["error"]["code"], "rate_limited");
+    let retry_after: u64 = refused.header("retry-after").parse().unwrap();
+    assert!((1..=86_400).contains(&retry_after));
+    assert_eq!(app.mock.calls(), 1);
+    // Reading history is not chatting.
+    assert_eq!(app.get("/api/threads", &token).await.0, StatusCode::OK);
+}
