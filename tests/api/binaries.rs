@@ -227,6 +227,18 @@ async fn the_chat_function_stores_the_reply_of_a_client_that_left() {
 }
 
 #[tokio::test]
+async fn the_health_function_answers_without_credentials() {
+    let app = TestApp::spawn().await;
+    let f = start(env!("CARGO_BIN_EXE_health"), test_vars(&app.redis.url())).await;
+    let resp = reqwest::get(format!("{}/api/health", f.base))
+        .await
+        .unwrap();
+    let (status, body) = into_parts(resp).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["redis"]["ok"], true);
+}
+
+#[tokio::test]
 async fn a_function_without_configuration_names_every_missing_variable() {
     let f = start(env!("CARGO_BIN_EXE_threads"), Vec::new()).await;
     let (status, body) = call(&f, Method::GET, "/api/threads", "whatever", None).await;

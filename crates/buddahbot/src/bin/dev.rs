@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --bin dev                      # serve on 127.0.0.1:3000 (PORT overrides)
 //! cargo run --bin dev -- token <user-id>   # print a bearer token for that user (24 h)
+//! cargo run --bin dev -- token <user-id> --authjs   # an Auth.js session cookie value instead
 //! ```
 //!
 //! Reads `.env` when present. Without `REDIS_URL`/`KV_URL` it starts a private
@@ -33,7 +34,10 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         None | Some("serve") => serve().await,
-        Some("token") => print_token(args.get(1).map(String::as_str)),
+        Some("token") => print_token(
+            args.get(1).map(String::as_str),
+            args.get(2).is_some_and(|a| a == "--authjs"),
+        ),
         Some(other) => Err(format!(
             "unknown command `{other}`; use `dev` to serve or `dev token <user-id>`"
         )),
@@ -59,8 +63,8 @@ fn dev_vars() -> HashMap<String, String> {
     vars
 }
 
-fn print_token(user: Option<&str>) -> Result<(), String> {
-    let user = user.ok_or("usage: dev token <user-id>")?;
+fn print_token(user: Option<&str>, authjs: bool) -> Result<(), String> {
+    let user = user.ok_or("usage: dev token <user-id> [--authjs]")?;
     let user = UserId::parse(user).map_err(|e| format!("invalid user id: {e}"))?;
     let mut vars = dev_vars();
     // Signing needs only the secret; keep config validation happy without Redis or a key.
@@ -69,9 +73,21 @@ fn print_token(user: Option<&str>) -> Result<(), String> {
     vars.entry("NOUS_API_KEY".into())
         .or_insert_with(|| DEMO_API_KEY.into());
     let config = Config::from_vars(vars).map_err(|e| e.to_string())?;
-    let token = buddahbot::auth::jwt::Hs256::new(&config.auth.secrets)
-        .mint(&user, DEV_TOKEN_TTL_SECS)
-        .map_err(|e| format!("cannot sign: {e}"))?;
+    let token = if authjs {
+        let exp = jiff::Timestamp::now()
+            .as_second()
+            .saturating_add(DEV_TOKEN_TTL_SECS as i64);
+        buddahbot::auth::authjs::AuthJs::new(&config.auth.secrets)
+            .encode(
+                &serde_json::json!({ "sub": user.as_str(), "exp": exp }),
+                buddahbot::auth::authjs::SESSION_COOKIE,
+            )
+            .map_err(|e| format!("cannot encrypt: {e}"))?
+    } else {
+        buddahbot::auth::jwt::Hs256::new(&config.auth.secrets)
+            .mint(&user, DEV_TOKEN_TTL_SECS)
+            .map_err(|e| format!("cannot sign: {e}"))?
+    };
     writeln!(std::io::stdout(), "{token}").map_err(|e| e.to_string())
 }
 
