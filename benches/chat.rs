@@ -21,7 +21,8 @@
 //! Counts come from the environment: `BENCH_QUICK=1` divides them by 10 for a smoke run;
 //! `BENCH_WARMUP`, `BENCH_SEQUENTIAL`, `BENCH_CONCURRENT`, `BENCH_CONCURRENCY`, `BENCH_RATE`
 //! (requests per second), `BENCH_RATE_SECS`, `BENCH_REDIS_TURNS` and `BENCH_NAGLE` set each;
-//! `BENCH_LOG=1` shows the in-process server's logs on stderr.
+//! `BENCH_LOG=1` shows the in-process server's logs on stderr; `BENCH_RATE_LIMITS=off` turns
+//! the rate limiter off to see its share.
 
 use std::{
     collections::BTreeMap,
@@ -52,17 +53,22 @@ const AUTH_SECRET: &str = "bench-secret-not-for-production-0123456789";
 /// What the proxy asks the upstream for when the request names no model.
 const MODEL: &str = "Hermes-4-70B";
 const TOKENS: usize = 16;
-/// No scenario issues new requests after this long, so a broken target cannot hang the run.
-const SCENARIO_BUDGET: Duration = Duration::from_secs(60);
+/// No scenario issues new requests after this long, so a stalling target (~40 ms a request)
+/// cannot stretch the run past a couple of minutes; the report shows the count reached.
+const SCENARIO_BUDGET: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// A mean TTFT this high on a keep-alive connection means a delayed-ACK stall (~40 ms each).
+/// A mean TTFT (or total) this high on a keep-alive connection means a delayed-ACK stall
+/// (~40 ms each).
 const NAGLE_SUSPECT: Duration = Duration::from_millis(30);
 /// Design targets for the proxy overhead at the fixed rate.
 const TARGET_P50_MS: f64 = 0.5;
 const TARGET_P99_MS: f64 = 2.0;
 const TARGET_ROUND_TRIPS: f64 = 3.0;
-/// Rate limits high enough that one user's whole run stays under them.
-const NEVER_LIMITED: &str = "1000000000";
+/// Rate limits high enough that one user's whole run (about 25 000 turns) stays under them.
+/// Not much higher: above ~5e8 per minute the limiter's per-request interval (period / limit)
+/// is lost in the float precision of a millisecond timestamp and its script fails with
+/// `SET … PX 0` on every request.
+const NEVER_LIMITED: &str = "1000000";
 /// Threads read back to check that each turn stored exactly two messages.
 const THREAD_SAMPLE: usize = 10;
 
@@ -101,10 +107,21 @@ async fn main() -> Result<()> {
     let [_, local, _] = &targets;
 
     report!(
-        "chat bench: {} cpus, redis {}, mock {TOKENS} tokens without delays, run {}",
+        "chat bench: {} cpus, redis {}, mock {TOKENS} tokens without delays, rate limits {}, run {}",
         std::thread::available_parallelism().map_or(0, usize::from),
         bench.redis_version().await?,
+        if bench.limited {
+            "on (never refusing)"
+        } else {
+            "OFF"
+        },
         &run[..8],
+    );
+    let rtt = bench.redis_rtt(200).await?;
+    report!(
+        "redis round trip from this process (PING, sequential): p50 {} ms, p99 {} ms",
+        ms(percentile(&rtt, 50.0)),
+        ms(percentile(&rtt, 99.0)),
     );
     report!("TTFT = send -> first body bytes; total = send -> end of a body ending in [DONE]; ms");
     report!(
@@ -139,6 +156,14 @@ async fn main() -> Result<()> {
             progress!("{}: {} measuring", scenario.title(), target.name);
             let stats = scenario.run(&client, target, scenario.requests()).await?;
             report!("{}", stats.row(target.name));
+            if stats.answered() < scenario.requests() {
+                report!(
+                    "          stopped after the {} s budget: {} of {} requests",
+                    SCENARIO_BUDGET.as_secs(),
+                    stats.answered(),
+                    scenario.requests()
+                );
+            }
             if let Some(error) = &stats.first_error {
                 report!("          first error: {error}");
             }
@@ -189,25 +214,37 @@ async fn main() -> Result<()> {
         .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(1)
         .build()?;
+    let mut stalls = Vec::new();
     for target in &targets {
         let stats = Scenario::Sequential {
             requests: counts.nagle,
         }
         .run(&nagle_client, target, counts.nagle)
         .await?;
-        let mean_ttft = mean(&stats.ttft);
+        let (mean_ttft, median_total) = (mean(&stats.ttft), percentile(&stats.total, 50.0));
+        // A stall after the first write delays the rest of the body, not the first byte. The
+        // median, not the mean, judges the total: a fresh connection starts in quick-ACK mode,
+        // so its first few requests do not stall and would dilute a mean.
         let flag = if mean_ttft >= NAGLE_SUSPECT {
-            "  NAGLE STALL?"
+            "NAGLE STALL? (before the first byte)"
+        } else if median_total >= NAGLE_SUSPECT {
+            "NAGLE STALL? (after the first chunk)"
         } else {
             ""
         };
         report!(
-            "{:<9} mean TTFT {} ms, mean total {} ms, errors {}{flag}",
+            "{:<9} mean TTFT {} ms, mean total {} ms, median total {} ms, errors {}{}{}",
             target.name,
             ms(mean_ttft),
             ms(mean(&stats.total)),
+            ms(median_total),
             stats.errors,
+            if flag.is_empty() { "" } else { "  " },
+            flag,
         );
+        if !flag.is_empty() {
+            stalls.push(format!("{}: {flag}", target.name));
+        }
     }
 
     report!("");
@@ -220,6 +257,14 @@ async fn main() -> Result<()> {
             "ok"
         } else {
             "OVER TARGET or inconsistent"
+        }
+    );
+    report!(
+        "nagle: {}",
+        if stalls.is_empty() {
+            "no stall".to_owned()
+        } else {
+            stalls.join("; ")
         }
     );
     for (name, p50, p99, errors) in rate_overheads {
@@ -511,9 +556,13 @@ impl Stats {
         stats
     }
 
+    fn answered(&self) -> usize {
+        self.ttft.len() + self.errors
+    }
+
     fn row(&self, name: &str) -> String {
         let p = |v: &[Duration], q: f64| ms(percentile(v, q));
-        let answered = self.ttft.len() + self.errors;
+        let answered = self.answered();
         format!(
             "{name:<9} {answered:>5} {:>3} | {:>7} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>7} | {:>6.0}",
             self.errors,
@@ -567,6 +616,7 @@ struct Bench {
     local: String,
     function: String,
     token: String,
+    limited: bool,
     _function_process: Child,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -580,6 +630,9 @@ impl Bench {
                 .with_tokens(TOKENS),
         )
         .await?;
+        // `BENCH_RATE_LIMITS=off` measures the turn without the limiter's round trip.
+        let limited = !std::env::var("BENCH_RATE_LIMITS").is_ok_and(|v| v == "off");
+        let limit = if limited { NEVER_LIMITED } else { "0" };
         let vars: Vec<(String, String)> = [
             ("AUTH_SECRET", AUTH_SECRET.to_owned()),
             ("REDIS_URL", redis.url()),
@@ -587,9 +640,9 @@ impl Bench {
             ("NOUS_API_BASE_URL", mock.base_url()),
             // The limits stay on (their check is part of every turn's cost) but never refuse:
             // the whole run is one user.
-            ("RATE_LIMIT_CHAT_PER_MIN", NEVER_LIMITED.to_owned()),
-            ("RATE_LIMIT_CHAT_PER_DAY", NEVER_LIMITED.to_owned()),
-            ("RATE_LIMIT_REQUESTS_PER_MIN", NEVER_LIMITED.to_owned()),
+            ("RATE_LIMIT_CHAT_PER_MIN", limit.to_owned()),
+            ("RATE_LIMIT_CHAT_PER_DAY", limit.to_owned()),
+            ("RATE_LIMIT_REQUESTS_PER_MIN", limit.to_owned()),
             // The function logs to /dev/null here; keep it from formatting lines for nothing.
             ("RUST_LOG", "warn".to_owned()),
         ]
@@ -617,6 +670,7 @@ impl Bench {
             local,
             function,
             token,
+            limited,
             _function_process: function_process,
             _server: server,
         })
@@ -645,6 +699,20 @@ impl Bench {
         Ok(redis::Client::open(self.redis.url())?
             .get_multiplexed_async_connection()
             .await?)
+    }
+
+    /// Sequential `PING`s on a multiplexed connection, as the app's store talks to Redis:
+    /// the floor under each of a turn's round trips.
+    async fn redis_rtt(&self, pings: usize) -> Result<Vec<Duration>> {
+        let mut conn = self.redis_conn().await?;
+        let mut rtt = Vec::with_capacity(pings);
+        for _ in 0..pings {
+            let sent = Instant::now();
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            rtt.push(sent.elapsed());
+        }
+        rtt.sort_unstable();
+        Ok(rtt)
     }
 
     async fn redis_version(&self) -> Result<String> {
@@ -731,6 +799,18 @@ impl Bench {
             described.join(", "),
             per_turn(seen.in_scripts.values().sum()),
         );
+        let names = script_names();
+        let by_script: Vec<String> = seen
+            .scripts
+            .iter()
+            .map(|(sha, n)| {
+                let name = names
+                    .get(sha)
+                    .map_or(&sha[..sha.len().min(12)], String::as_str);
+                format!("{name} {:.2}", per_turn(*n))
+            })
+            .collect();
+        report!("scripts called per turn: {}", by_script.join(", "));
 
         let mut complete = 0;
         let sample: Vec<&String> = stats.threads.iter().take(THREAD_SAMPLE).collect();
@@ -801,6 +881,8 @@ struct Seen {
     top_level: BTreeMap<String, u64>,
     /// Run by scripts (`[0 lua]`).
     in_scripts: BTreeMap<String, u64>,
+    /// `EVALSHA` calls by script hash.
+    scripts: BTreeMap<String, u64>,
 }
 
 impl Monitor {
@@ -824,6 +906,7 @@ impl Monitor {
         let mut seen = Seen {
             top_level: BTreeMap::new(),
             in_scripts: BTreeMap::new(),
+            scripts: BTreeMap::new(),
         };
         let mut line = String::new();
         loop {
@@ -840,9 +923,18 @@ impl Monitor {
             else {
                 continue;
             };
-            let Some(command) = rest.split('"').nth(1) else {
+            // Arguments are quoted with inner quotes escaped; the command and a script hash
+            // hold none.
+            let mut quoted = rest.split('"').skip(1).step_by(2);
+            let Some(command) = quoted.next() else {
                 continue;
             };
+            if command.eq_ignore_ascii_case("evalsha")
+                && !client.ends_with(" lua")
+                && let Some(sha) = quoted.next()
+            {
+                *seen.scripts.entry(sha.to_ascii_lowercase()).or_default() += 1;
+            }
             let into = if client.ends_with(" lua") {
                 &mut seen.in_scripts
             } else {
@@ -851,6 +943,26 @@ impl Monitor {
             *into.entry(command.to_ascii_lowercase()).or_default() += 1;
         }
     }
+}
+
+/// The store's Lua scripts by `EVALSHA` hash, named after their files. Read at run time from
+/// the source tree, so a moved folder only costs the names (hashes are shown instead).
+fn script_names() -> BTreeMap<String, String> {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/buddahbot/src/store/scripts"
+    );
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_stem()?.to_str()?.to_owned();
+            let source = std::fs::read_to_string(&path).ok()?;
+            Some((redis::Script::new(&source).get_hash().to_owned(), name))
+        })
+        .collect()
 }
 
 /// `cmdstat_<name>:calls=N,…` lines of `INFO commandstats`, as name -> calls.

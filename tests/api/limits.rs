@@ -96,3 +96,18 @@ async fn the_daily_token_budget_stops_chats_once_spent() {
     // Reading history is not chatting.
     assert_eq!(app.get("/api/threads", &token).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_huge_limit_never_trips_over_float_precision() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.chat_per_minute = NonZeroU32::new(u32::MAX);
+        config.limits.requests_per_minute = NonZeroU32::new(u32::MAX);
+    })
+    .await;
+    let token = app.token_for(&random_user());
+    for i in 0..3 {
+        let reply = app.chat(&token, turn(&format!("turn {i}"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+        assert_eq!(app.get("/api/threads", &token).await.0, StatusCode::OK);
+    }
+}

@@ -33,8 +33,9 @@ use crate::{
     app::App,
     domain::{ChatMessage, MessageId, ModelName, Role, ThreadId, Title, Usage, UserId, now},
     error::ApiError,
+    http::guard::set_limit_headers,
     protocol::openai,
-    store::{NewTurn, TurnStart},
+    store::{LimitSet, NewTurn, RateDecision, TurnStart},
     upstream::{
         Chunk, ChunkStream, TimeoutKind, UpstreamError,
         wire::{ChatCompletionRequest, PromptMessage, StreamOptions, WireUsage},
@@ -88,9 +89,10 @@ struct Turn {
     started: Instant,
 }
 
-/// Answers a chat request.
+/// Answers a chat request, counting it against `limits` as it begins.
 ///
 /// # Errors
+/// - [`ApiError::RateLimited`] over a limit (nothing is stored, the model is not called);
 /// - [`ApiError::ThreadNotFound`] for a `threadId` the caller does not own;
 /// - [`ApiError::GenerationInProgress`] while another attempt at the same turn runs;
 /// - [`ApiError::Upstream`] when the model fails before its first chunk (the user's message
@@ -100,8 +102,22 @@ pub async fn run(
     app: &App,
     user: UserId,
     request: TurnRequest,
+    limits: &LimitSet,
     background: Background,
 ) -> Result<Response, ApiError> {
+    let (mut response, decision) = answer(app, user, request, limits, background).await?;
+    set_limit_headers(response.headers_mut(), &decision);
+    Ok(response)
+}
+
+/// The turn itself; the caller adds the rate-limit headers.
+async fn answer(
+    app: &App,
+    user: UserId,
+    request: TurnRequest,
+    limits: &LimitSet,
+    background: Background,
+) -> Result<(Response, RateDecision), ApiError> {
     let config = app.config();
     let (thread, title) = match &request.thread_id {
         Some(id) => (id.clone(), None),
@@ -114,7 +130,7 @@ pub async fn run(
     user_message.id = request.user_message_id(&thread);
     let reply_id = MessageId::new();
     let lease = config.chat.max_duration + config.upstream.ttft_timeout * 2 + LEASE_MARGIN;
-    let start = app
+    let (start, decision) = app
         .store()
         .begin_turn(
             &user,
@@ -125,15 +141,17 @@ pub async fn run(
                 reply_id: &reply_id,
                 lease,
             },
+            limits,
         )
         .await?;
     match start {
         TurnStart::Proceed { .. } => {}
+        TurnStart::RateLimited => return Err(ApiError::RateLimited(decision)),
         TurnStart::ThreadNotFound => return Err(ApiError::ThreadNotFound),
         TurnStart::InProgress { reply_id } => {
             return Err(ApiError::GenerationInProgress { reply_id });
         }
-        TurnStart::Answered(reply) => return Ok(replay(&thread, &reply, &request)),
+        TurnStart::Answered(reply) => return Ok((replay(&thread, &reply, &request), decision)),
     }
 
     let turn = Turn {
@@ -145,11 +163,12 @@ pub async fn run(
         started: Instant::now(),
     };
     let prompt = with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());
-    if request.stream {
-        turn.stream(&request, &prompt, background).await
+    let response = if request.stream {
+        turn.stream(&request, &prompt, background).await?
     } else {
-        turn.complete(&request, &prompt).await
-    }
+        turn.complete(&request, &prompt).await?
+    };
+    Ok((response, decision))
 }
 
 /// The prompt with `SYSTEM_PROMPT` in front, unless the client sent a system message.

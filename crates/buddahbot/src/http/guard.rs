@@ -7,6 +7,10 @@
 //! (`x-ratelimit-limit/remaining/reset`) belong on every response, also successful ones, and
 //! because the order matters: an unauthenticated request must not cost anyone's rate budget,
 //! and a forged cross-site request must be refused before it is counted.
+//!
+//! A chat turn is the exception to counting here: its limits travel to the turn as
+//! [`ChatLimits`] and are checked by the same script that stores the user's message, which
+//! saves a Redis round trip before the model is called (the time to first token).
 
 use axum::{
     extract::{Request, State},
@@ -19,8 +23,12 @@ use crate::{
     app::App,
     auth::{self, Authenticated, Credential},
     error::ApiError,
-    store::{RateDecision, RateLimit, TokenBudget},
+    store::{LimitSet, RateDecision, RateLimit, TokenBudget},
 };
+
+/// The limits a chat turn is counted against, checked when the turn begins.
+#[derive(Debug, Clone)]
+pub struct ChatLimits(pub LimitSet);
 
 const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
@@ -47,8 +55,11 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     // would make this future unsendable.
     let admitted = admit(&guard, request.method(), request.headers()).await;
     match admitted {
-        Ok((caller, decision)) => {
+        Ok((caller, decision, chat_limits)) => {
             request.extensions_mut().insert(caller);
+            if let Some(limits) = chat_limits {
+                request.extensions_mut().insert(limits);
+            }
             let mut response = next.run(request).await;
             if let Some(decision) = decision {
                 set_limit_headers(response.headers_mut(), &decision);
@@ -59,11 +70,10 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     }
 }
 
-async fn admit(
-    guard: &Guard,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<(Authenticated, Option<RateDecision>), ApiError> {
+/// The caller, the decision of the limits counted here, and a chat turn's limits to count.
+type Admitted = (Authenticated, Option<RateDecision>, Option<ChatLimits>);
+
+async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Admitted, ApiError> {
     let app = &guard.app;
     let caller = auth::authenticate(headers, app)?;
     if caller.via == Credential::Cookie
@@ -73,18 +83,18 @@ async fn admit(
         return Err(ApiError::CsrfRejected);
     }
     let chat_turn = guard.class == RouteClass::Chat && method == Method::POST;
-    let (limits, budget) = limits_for(app, chat_turn);
-    if limits.is_empty() && budget.is_none() {
-        return Ok((Authenticated(caller.user), None));
+    let limits = limits_for(app, chat_turn);
+    if chat_turn {
+        return Ok((Authenticated(caller.user), None, Some(ChatLimits(limits))));
     }
-    let decision = app
-        .store()
-        .check_rate(&caller.user, &limits, budget)
-        .await?;
+    if limits.is_empty() {
+        return Ok((Authenticated(caller.user), None, None));
+    }
+    let decision = app.store().check_rate(&caller.user, &limits).await?;
     if !decision.allowed {
         return Err(ApiError::RateLimited(decision));
     }
-    Ok((Authenticated(caller.user), Some(decision)))
+    Ok((Authenticated(caller.user), Some(decision), None))
 }
 
 fn changes_state(method: &Method) -> bool {
@@ -92,7 +102,7 @@ fn changes_state(method: &Method) -> bool {
 }
 
 /// The limits a request counts against.
-fn limits_for(app: &App, chat_turn: bool) -> (Vec<RateLimit>, Option<TokenBudget>) {
+fn limits_for(app: &App, chat_turn: bool) -> LimitSet {
     let config = &app.config().limits;
     let limit = |name, period, allowed: Option<std::num::NonZeroU32>| {
         allowed.map(|n| RateLimit {
@@ -109,10 +119,16 @@ fn limits_for(app: &App, chat_turn: bool) -> (Vec<RateLimit>, Option<TokenBudget
         let budget = config.daily_token_budget.map(|n| TokenBudget {
             tokens_per_day: n.get(),
         });
-        (limits.into_iter().flatten().collect(), budget)
+        LimitSet {
+            limits: limits.into_iter().flatten().collect(),
+            budget,
+        }
     } else {
         let limits = limit("requests-minute", MINUTE, config.requests_per_minute);
-        (limits.into_iter().collect(), None)
+        LimitSet {
+            limits: limits.into_iter().collect(),
+            budget: None,
+        }
     }
 }
 
@@ -143,7 +159,11 @@ fn same_or_allowed_origin(headers: &HeaderMap, allowed: &[HeaderValue]) -> bool 
     }
 }
 
-fn set_limit_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+/// Adds `x-ratelimit-*` for the tightest limit (none when no limit applied).
+pub fn set_limit_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+    if decision.limit == 0 {
+        return;
+    }
     headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
     headers.insert(
         "x-ratelimit-remaining",

@@ -12,13 +12,14 @@ use crate::{
     auth::Authenticated,
     chat::{self, Background, ChatBody, Dialect, TurnRequest},
     error::ApiError,
-    http::AppJson,
+    http::{AppJson, guard::ChatLimits},
 };
 
 pub async fn post(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     background: Option<Extension<Background>>,
+    limits: Option<Extension<ChatLimits>>,
     uri: Uri,
     headers: HeaderMap,
     AppJson(body): AppJson<ChatBody>,
@@ -31,5 +32,6 @@ pub async fn post(
     let header_thread = headers.get("x-thread-id").and_then(|v| v.to_str().ok());
     let request = TurnRequest::parse(body, header_thread, dialect, app.config())?;
     let background = background.map(|Extension(b)| b).unwrap_or_default();
-    chat::run(&app, user, request, background).await
+    let limits = limits.map(|Extension(ChatLimits(l))| l).unwrap_or_default();
+    chat::run(&app, user, request, &limits, background).await
 }

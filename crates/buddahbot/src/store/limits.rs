@@ -37,6 +37,56 @@ pub struct TokenBudget {
     pub tokens_per_day: u64,
 }
 
+/// Everything one request is counted against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitSet {
+    pub limits: Vec<RateLimit>,
+    pub budget: Option<TokenBudget>,
+}
+
+impl LimitSet {
+    pub fn is_empty(&self) -> bool {
+        self.limits.is_empty() && self.budget.is_none()
+    }
+
+    /// Adds the keys and arguments `limits.lua` reads, in its order.
+    pub(super) fn push_args(&self, invocation: &mut redis::ScriptInvocation<'_>, user: &UserId) {
+        let now = now();
+        invocation.arg(self.limits.len());
+        for limit in &self.limits {
+            invocation
+                .key(keys::rate_limit(user, limit.name))
+                .arg(duration_ms(limit.period))
+                .arg(limit.allowed.max(1));
+        }
+        let (today, until_midnight) = utc_day(now);
+        invocation.key(keys::daily_tokens(user, &today));
+        invocation
+            .arg(self.budget.map_or(0, |b| b.tokens_per_day))
+            .arg(duration_ms(until_midnight));
+    }
+}
+
+impl RateDecision {
+    /// Reads `limits.lua`'s answer: allowed, limit, remaining, reset and retry-after (ms).
+    pub(super) fn from_script(
+        allowed: bool,
+        limit: i64,
+        remaining: i64,
+        reset: i64,
+        retry: i64,
+    ) -> Self {
+        let ms = |v: i64| Duration::from_millis(v.max(0).unsigned_abs());
+        Self {
+            allowed,
+            limit: limit.max(0).unsigned_abs(),
+            remaining: remaining.max(0).unsigned_abs(),
+            reset: ms(reset),
+            retry_after: ms(retry),
+        }
+    }
+}
+
 /// How long daily token counters are kept (past the day they count, for support questions).
 pub(super) const TOKEN_COUNTER_TTL: Duration = Duration::from_secs(2 * 86_400);
 
@@ -48,32 +98,20 @@ impl Store {
     pub async fn check_rate(
         &self,
         user: &UserId,
-        limits: &[RateLimit],
-        budget: Option<TokenBudget>,
+        limits: &LimitSet,
     ) -> Result<RateDecision, StoreError> {
-        let now = now();
         let mut invocation = scripts::RATE_LIMIT.prepare_invoke();
-        invocation.arg(now.as_millisecond()).arg(limits.len());
-        for limit in limits {
-            invocation
-                .key(keys::rate_limit(user, limit.name))
-                .arg(duration_ms(limit.period))
-                .arg(limit.allowed.max(1));
-        }
-        let (today, until_midnight) = utc_day(now);
-        invocation.key(keys::daily_tokens(user, &today));
-        invocation
-            .arg(budget.map_or(0, |b| b.tokens_per_day))
-            .arg(duration_ms(until_midnight));
-        let (allowed, limit, remaining, reset, retry): (u8, u64, i64, i64, i64) =
+        invocation.arg(now().as_millisecond());
+        limits.push_args(&mut invocation, user);
+        let (allowed, limit, remaining, reset, retry): (u8, i64, i64, i64, i64) =
             invocation.invoke_async(&mut self.conn.clone()).await?;
-        Ok(RateDecision {
-            allowed: allowed == 1,
+        Ok(RateDecision::from_script(
+            allowed == 1,
             limit,
-            remaining: remaining.max(0).unsigned_abs(),
-            reset: Duration::from_millis(reset.max(0).unsigned_abs()),
-            retry_after: Duration::from_millis(retry.max(0).unsigned_abs()),
-        })
+            remaining,
+            reset,
+            retry,
+        ))
     }
 }
 

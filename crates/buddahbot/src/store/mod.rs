@@ -26,7 +26,7 @@ use crate::{
     domain::{ChatMessage, MessageId, Thread, ThreadId, Title, UserId, now},
 };
 pub use cursor::{CursorError, MessageCursor, ThreadCursor};
-pub use limits::{RateDecision, RateLimit, TokenBudget};
+pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
 
 /// How many thread ids `delete_all_threads` removes per round trip, so no single command
 /// holds the server for long however many threads a user has.
@@ -98,6 +98,8 @@ pub struct NewTurn<'a> {
 /// What [`Store::begin_turn`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnStart {
+    /// The caller is over a limit; nothing was stored.
+    RateLimited,
     /// The user message is stored (now, or by an earlier failed attempt): call the model.
     Proceed { retried: bool },
     /// The thread does not exist for this user.
@@ -304,11 +306,15 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails or a stored reply is corrupt.
+    ///
+    /// The turn is first counted against `limits` (in the same script): over a limit, nothing
+    /// is stored. The decision comes back with the outcome, for the `x-ratelimit-*` headers.
     pub async fn begin_turn(
         &self,
         user: &UserId,
         turn: NewTurn<'_>,
-    ) -> Result<TurnStart, StoreError> {
+        limits: &LimitSet,
+    ) -> Result<(TurnStart, RateDecision), StoreError> {
         let now_ms = now().as_millisecond();
         let lease_ms = i64::try_from(turn.lease.as_millis()).unwrap_or(i64::MAX);
         let user_json = encode(user, turn.thread, turn.user_message)?;
@@ -329,23 +335,35 @@ impl Store {
             })
             .arg(user.as_str())
             .arg(turn.create_with_title.map_or("", Title::as_str));
-        let reply: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        limits.push_args(&mut invocation, user);
+        let (outcome, limit, remaining, reset, retry, detail): (
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            String,
+        ) = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let decision =
+            RateDecision::from_script(outcome != "rate_limited", limit, remaining, reset, retry);
         let corrupt = |reason: &str| StoreError::Corrupt {
             key: keys::thread_turns(user, turn.thread),
             reason: reason.to_owned(),
         };
-        match reply.as_slice() {
-            [s] if s == "started" => Ok(TurnStart::Proceed { retried: false }),
-            [s] if s == "retry" => Ok(TurnStart::Proceed { retried: true }),
-            [s] if s == "not_found" => Ok(TurnStart::ThreadNotFound),
-            [s, id] if s == "in_progress" => Ok(TurnStart::InProgress {
-                reply_id: MessageId::parse(id).map_err(|_| corrupt("bad reply id"))?,
-            }),
-            [s, json] if s == "done" => serde_json::from_str(json)
-                .map(TurnStart::Answered)
-                .map_err(|e| corrupt(&e.to_string())),
-            _ => Err(corrupt("unexpected begin_turn reply")),
-        }
+        let start = match outcome.as_str() {
+            "started" => TurnStart::Proceed { retried: false },
+            "retry" => TurnStart::Proceed { retried: true },
+            "rate_limited" => TurnStart::RateLimited,
+            "not_found" => TurnStart::ThreadNotFound,
+            "in_progress" => TurnStart::InProgress {
+                reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad reply id"))?,
+            },
+            "done" => TurnStart::Answered(
+                serde_json::from_str(&detail).map_err(|e| corrupt(&e.to_string()))?,
+            ),
+            _ => return Err(corrupt("unexpected begin_turn reply")),
+        };
+        Ok((start, decision))
     }
 
     /// Stores a turn's reply and marks the turn answered, in one round trip. Returns `false`

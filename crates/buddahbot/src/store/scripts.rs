@@ -14,8 +14,14 @@ pub static TOUCH_THREAD: LazyLock<Script> =
 pub static PRUNE_INDEX: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/prune_index.lua")));
 
-pub static BEGIN_TURN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/begin_turn.lua")));
+/// Rate-limits too (library: limits.lua), so a chat turn costs one round trip before the
+/// model is called.
+pub static BEGIN_TURN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/limits.lua"),
+        include_str!("scripts/begin_turn.lua")
+    ))
+});
 
 pub static FINISH_TURN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/finish_turn.lua")));
@@ -23,5 +29,9 @@ pub static FINISH_TURN: LazyLock<Script> =
 pub static FAIL_TURN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/fail_turn.lua")));
 
-pub static RATE_LIMIT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/rate_limit.lua")));
+pub static RATE_LIMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/limits.lua"),
+        include_str!("scripts/rate_limit.lua")
+    ))
+});

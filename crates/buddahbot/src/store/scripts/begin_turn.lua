@@ -1,16 +1,25 @@
--- Starts a chat turn: stores the user's message (once), creating the thread when asked, and
--- records that its reply is being generated. One round trip, atomic.
--- KEYS: 1 meta, 2 messages, 3 index, 4 turns
+-- Starts a chat turn: counts it against the caller's rate limits (library: limits.lua),
+-- stores the user's message (once), creating the thread when asked, and records that its
+-- reply is being generated. One round trip, atomic.
+-- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5.. the limits' keys and the token counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 user message JSON,
 --       6 assistant message id, 7 lease end (ms), 8 '1' to create a missing thread,
---       9 user id, 10 title for a new thread
+--       9 user id, 10 title for a new thread, 11.. the limits as limits.lua reads them
 -- Turn states in KEYS[4]: 'g:<assistant id>:<lease end>' generating, 'd:<list index>:<id>'
 -- done, 'f' failed before any reply was stored.
--- Returns {'not_found'} | {'in_progress', assistant id} | {'done', reply JSON}
---       | {'started'} (message stored) | {'retry'} (message was stored by an earlier attempt)
+-- Returns {outcome, limit, remaining, reset (ms), retry after (ms), detail} where outcome is
+-- 'rate_limited' | 'not_found' | 'in_progress' (detail: assistant id) | 'done' (detail: reply
+-- JSON) | 'started' (message stored) | 'retry' (stored by an earlier attempt).
+local decision = rate_limit(5, 11, tonumber(ARGV[2]))
+local function answer(outcome, detail)
+  return {outcome, decision[2], decision[3], decision[4], decision[5], detail or ''}
+end
+if decision[1] == 0 then
+  return answer('rate_limited')
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   if ARGV[8] ~= '1' then
-    return {'not_found'}
+    return answer('not_found')
   end
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'userId', ARGV[9], 'title', ARGV[10],
     'createdAt', ARGV[2], 'updatedAt', ARGV[2], 'messageCount', 0)
@@ -21,12 +30,12 @@ local outcome = 'started'
 if prior then
   local state, a, b = string.match(prior, '^(%a):?([^:]*):?(.*)$')
   if state == 'g' and tonumber(b) and tonumber(b) > tonumber(ARGV[2]) then
-    return {'in_progress', a}
+    return answer('in_progress', a)
   end
   if state == 'd' then
     local reply = redis.call('LINDEX', KEYS[2], tonumber(a))
     if reply then
-      return {'done', reply}
+      return answer('done', reply)
     end
   end
   -- Failed, abandoned (lease over) or reply gone: generate again, but the user's message is
@@ -42,4 +51,4 @@ redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end
-return {outcome}
+return answer(outcome)
