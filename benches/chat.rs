@@ -946,7 +946,9 @@ impl Monitor {
 }
 
 /// The store's Lua scripts by `EVALSHA` hash, named after their files. Read at run time from
-/// the source tree, so a moved folder only costs the names (hashes are shown instead).
+/// the source tree, so a moved folder only costs the names (hashes are shown instead). Scripts
+/// that rate-limit are loaded with the `limits.lua` library in front, so each file is hashed
+/// both alone and with it.
 fn script_names() -> BTreeMap<String, String> {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -955,13 +957,19 @@ fn script_names() -> BTreeMap<String, String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return BTreeMap::new();
     };
+    let library = std::fs::read_to_string(format!("{dir}/limits.lua")).unwrap_or_default();
     entries
         .filter_map(|entry| {
             let path = entry.ok()?.path();
             let name = path.file_stem()?.to_str()?.to_owned();
             let source = std::fs::read_to_string(&path).ok()?;
-            Some((redis::Script::new(&source).get_hash().to_owned(), name))
+            let alone = redis::Script::new(&source).get_hash().to_owned();
+            let with_library = redis::Script::new(&format!("{library}{source}"))
+                .get_hash()
+                .to_owned();
+            Some([(alone, name.clone()), (with_library, name)])
         })
+        .flatten()
         .collect()
 }
 
