@@ -52,6 +52,15 @@ async fn start(binary: &str, vars: Vec<(String, String)>) -> Function {
     }
 }
 
+/// The `chat` function alone, on the test's redis-server and mock model.
+async fn start_chat_function(app: &TestApp) -> Function {
+    start(
+        env!("CARGO_BIN_EXE_chat"),
+        test_vars_with_upstream(&app.redis.url(), &app.mock.base_url()),
+    )
+    .await
+}
+
 async fn call(
     f: &Function,
     method: Method,
@@ -135,11 +144,7 @@ async fn the_thread_function_reads_the_id_from_the_query_as_vercel_passes_it() {
 async fn the_chat_function_streams_a_reply_and_stores_it() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let f = start(
-        env!("CARGO_BIN_EXE_chat"),
-        test_vars_with_upstream(&app.redis.url(), &app.mock.base_url()),
-    )
-    .await;
+    let f = start_chat_function(&app).await;
     let resp = reqwest::Client::new()
         .post(format!("{}/api/chat", f.base))
         .bearer_auth(&token)
@@ -177,11 +182,7 @@ async fn first_read_of_a_chat(base: &str, token: &str) -> String {
 async fn a_streamed_response_head_leaves_with_its_first_chunk() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let f = start(
-        env!("CARGO_BIN_EXE_chat"),
-        test_vars_with_upstream(&app.redis.url(), &app.mock.base_url()),
-    )
-    .await;
+    let f = start_chat_function(&app).await;
     // The model waits 300 ms between tokens, so whatever the first read holds was written
     // together with the head, not merely soon after it.
     for base in [app.address.as_str(), f.base.as_str()] {
@@ -198,11 +199,7 @@ async fn a_streamed_response_head_leaves_with_its_first_chunk() {
 async fn the_chat_function_stores_the_reply_of_a_client_that_left() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let f = start(
-        env!("CARGO_BIN_EXE_chat"),
-        test_vars_with_upstream(&app.redis.url(), &app.mock.base_url()),
-    )
-    .await;
+    let f = start_chat_function(&app).await;
     let mut resp = reqwest::Client::new()
         .post(format!("{}/api/chat", f.base))
         .bearer_auth(&token)
@@ -214,15 +211,7 @@ async fn the_chat_function_stores_the_reply_of_a_client_that_left() {
     assert!(resp.chunk().await.unwrap().is_some());
     drop(resp);
 
-    let stored = eventually(Duration::from_secs(10), || {
-        let (app, token, thread) = (&app, &token, &thread);
-        async move {
-            let messages = app.messages(token, thread).await;
-            (messages.len() == 2).then_some(messages)
-        }
-    })
-    .await
-    .expect("the reply was never stored");
+    let stored = app.wait_for_messages(&token, &thread, 2).await;
     assert_eq!(stored[1]["content"], mock_upstream::reply_text(8).as_str());
 }
 

@@ -7,7 +7,7 @@ use mock_upstream::reply_text;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, eventually, random_user, read_chat};
+use crate::helpers::{TestApp, random_user, read_chat};
 
 fn user(content: &str) -> Value {
     json!({ "role": "user", "content": content })
@@ -156,15 +156,7 @@ async fn a_client_that_leaves_after_the_first_chunk_still_gets_the_whole_reply_s
     assert!(first.is_some());
     drop(resp);
 
-    let stored = eventually(Duration::from_secs(10), || {
-        let (app, token, thread) = (&app, &token, &thread);
-        async move {
-            let messages = app.messages(token, thread).await;
-            (messages.len() == 2).then_some(messages)
-        }
-    })
-    .await
-    .expect("the reply was never stored");
+    let stored = app.wait_for_messages(&token, &thread, 2).await;
     assert_eq!(stored[1]["content"], reply_text(10).as_str());
     assert_eq!(stored[1]["finishReason"], "stop");
 }

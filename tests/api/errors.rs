@@ -15,6 +15,8 @@ struct Case {
     authenticated: bool,
     status: StatusCode,
     code: &'static str,
+    /// Text the error message must contain (the field it names).
+    names: &'static str,
 }
 
 fn case(name: &'static str, method: Method, path: &str, status: u16, code: &'static str) -> Case {
@@ -27,6 +29,7 @@ fn case(name: &'static str, method: Method, path: &str, status: u16, code: &'sta
         authenticated: true,
         status: StatusCode::from_u16(status).unwrap(),
         code,
+        names: "",
     }
 }
 
@@ -43,6 +46,11 @@ impl Case {
         self
     }
 
+    fn naming(mut self, field: &'static str) -> Self {
+        self.names = field;
+        self
+    }
+
     fn anonymous(mut self) -> Self {
         self.authenticated = false;
         self
@@ -52,12 +60,12 @@ impl Case {
 /// Body limit used by these tests, small so 413 is cheap to provoke.
 const LIMIT: usize = 1024;
 
-async fn run(app: &TestApp, cases: Vec<Case>) {
-    let token = app.token_for(&random_user());
+/// Sends each case (as the holder of `token` when authenticated) and checks its answer.
+async fn run_as(app: &TestApp, token: &str, cases: Vec<Case>) {
     for case in cases {
         let mut req = app.client.request(case.method.clone(), app.url(&case.path));
         if case.authenticated {
-            req = req.bearer_auth(&token);
+            req = req.bearer_auth(token);
         }
         if let Some(ct) = case.content_type {
             req = req.header(header::CONTENT_TYPE, ct);
@@ -80,7 +88,18 @@ async fn run(app: &TestApp, cases: Vec<Case>) {
         if status == StatusCode::METHOD_NOT_ALLOWED {
             assert!(allow.is_some(), "{}: 405 without `allow`", case.name);
         }
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(case.names),
+            "{}: {message:?} does not name {:?}",
+            case.name,
+            case.names
+        );
     }
+}
+
+async fn run(app: &TestApp, cases: Vec<Case>) {
+    run_as(app, &app.token_for(&random_user()), cases).await;
 }
 
 async fn small_body_app() -> TestApp {
@@ -306,55 +325,35 @@ async fn chat_rejects_every_invalid_request_with_a_json_error_naming_the_field()
     let p = "/api/chat";
     let user = r#"{"role":"user","content":"hi"}"#;
     let with = |extra: &str| format!(r#"{{"messages":[{user}]{extra}}}"#);
-    let cases: Vec<(Case, &str)> = vec![
-        (case("no token", Method::POST, p, 401, "unauthorized").anonymous().json(&with("")), ""),
-        (case("text body", Method::POST, p, 415, "unsupported_media_type").raw(Some("text/plain"), &with("")), ""),
-        (case("no content type", Method::POST, p, 415, "unsupported_media_type").raw(None, &with("")), ""),
-        (case("too large", Method::POST, p, 413, "payload_too_large").json(&with(&format!(r#","pad":"{}""#, "x".repeat(5000)))), ""),
-        (case("not json", Method::POST, p, 400, "invalid_json").json("{"), ""),
-        (case("not an object", Method::POST, p, 400, "invalid_body").json("[]"), ""),
-        (case("no messages", Method::POST, p, 400, "invalid_body").json("{}"), "messages"),
-        (case("empty messages", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[]}"#), "messages"),
-        (case("too many messages", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{user},{user},{user},{user}]}}"#)), "messages"),
-        (case("unknown role", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"wizard","content":"hi"}]}"#), "messages[0].role"),
-        (case("tool role", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"tool","content":"hi"}]}"#), "messages[0].role"),
-        (case("missing content", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user"}]}"#), "messages"),
-        (case("empty content", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user","content":"  "}]}"#), "messages[0].content"),
-        (case("content too long", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(51))), "messages[0].content"),
-        (case("image part", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}"#), "messages[0].content"),
-        (case("last is assistant", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{user},{{"role":"assistant","content":"a"}}]}}"#)), "messages[1].role"),
-        (case("bad message id", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"id":"a b","role":"user","content":"hi"}]}"#), "messages[0].id"),
-        (case("unknown model", Method::POST, p, 400, "invalid_body").json(&with(r#","model":"gpt-4o""#)), "model"),
-        (case("temperature too high", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":2.5"#)), "temperature"),
-        (case("negative temperature", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":-1"#)), "temperature"),
-        (case("temperature not a number", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":"hot""#)), "temperature"),
-        (case("zero max_tokens", Method::POST, p, 400, "invalid_body").json(&with(r#","max_tokens":0"#)), "max_tokens"),
-        (case("max_tokens over the cap", Method::POST, p, 400, "invalid_body").json(&with(r#","max_tokens":101"#)), "max_tokens"),
-        (case("n of two", Method::POST, p, 400, "invalid_body").json(&with(r#","n":2"#)), "`n`"),
-        (case("bad thread id", Method::POST, p, 400, "invalid_body").json(&with(r#","threadId":"no/slash""#)), "threadId"),
-        (case("unknown thread", Method::POST, p, 404, "thread_not_found").json(&with(r#","threadId":"Xy7kP2mQ9rT4vW1z""#)), ""),
+    let cases = vec![
+        case("no token", Method::POST, p, 401, "unauthorized").anonymous().json(&with("")),
+        case("text body", Method::POST, p, 415, "unsupported_media_type").raw(Some("text/plain"), &with("")),
+        case("no content type", Method::POST, p, 415, "unsupported_media_type").raw(None, &with("")),
+        case("too large", Method::POST, p, 413, "payload_too_large").json(&with(&format!(r#","pad":"{}""#, "x".repeat(5000)))),
+        case("not json", Method::POST, p, 400, "invalid_json").json("{"),
+        case("not an object", Method::POST, p, 400, "invalid_body").json("[]"),
+        case("no messages", Method::POST, p, 400, "invalid_body").json("{}").naming("messages"),
+        case("empty messages", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[]}"#).naming("messages"),
+        case("too many messages", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{user},{user},{user},{user}]}}"#)).naming("messages"),
+        case("unknown role", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"wizard","content":"hi"}]}"#).naming("messages[0].role"),
+        case("tool role", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"tool","content":"hi"}]}"#).naming("messages[0].role"),
+        case("missing content", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user"}]}"#).naming("messages"),
+        case("empty content", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user","content":"  "}]}"#).naming("messages[0].content"),
+        case("content too long", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(51))).naming("messages[0].content"),
+        case("image part", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}"#).naming("messages[0].content"),
+        case("last is assistant", Method::POST, p, 400, "invalid_body").json(&format!(r#"{{"messages":[{user},{{"role":"assistant","content":"a"}}]}}"#)).naming("messages[1].role"),
+        case("bad message id", Method::POST, p, 400, "invalid_body").json(r#"{"messages":[{"id":"a b","role":"user","content":"hi"}]}"#).naming("messages[0].id"),
+        case("unknown model", Method::POST, p, 400, "invalid_body").json(&with(r#","model":"gpt-4o""#)).naming("model"),
+        case("temperature too high", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":2.5"#)).naming("temperature"),
+        case("negative temperature", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":-1"#)).naming("temperature"),
+        case("temperature not a number", Method::POST, p, 400, "invalid_body").json(&with(r#","temperature":"hot""#)).naming("temperature"),
+        case("zero max_tokens", Method::POST, p, 400, "invalid_body").json(&with(r#","max_tokens":0"#)).naming("max_tokens"),
+        case("max_tokens over the cap", Method::POST, p, 400, "invalid_body").json(&with(r#","max_tokens":101"#)).naming("max_tokens"),
+        case("n of two", Method::POST, p, 400, "invalid_body").json(&with(r#","n":2"#)).naming("`n`"),
+        case("bad thread id", Method::POST, p, 400, "invalid_body").json(&with(r#","threadId":"no/slash""#)).naming("threadId"),
+        case("unknown thread", Method::POST, p, 404, "thread_not_found").json(&with(r#","threadId":"Xy7kP2mQ9rT4vW1z""#)),
     ];
-    for (case, field) in cases {
-        let name = case.name;
-        let mut req = app.client.request(case.method.clone(), app.url(&case.path));
-        if case.authenticated {
-            req = req.bearer_auth(&token);
-        }
-        if let Some(ct) = case.content_type {
-            req = req.header(header::CONTENT_TYPE, ct);
-        }
-        if let Some(body) = case.body {
-            req = req.body(body);
-        }
-        let (status, body) = into_parts(req.send().await.unwrap()).await;
-        assert_eq!(status, case.status, "{name}: {body}");
-        assert_eq!(error_code(&body), case.code, "{name}");
-        let message = body["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains(field),
-            "{name}: {message:?} does not name {field:?}"
-        );
-    }
+    run_as(&app, &token, cases).await;
     assert_eq!(app.mock.calls(), 0, "an invalid request reached the model");
     assert_eq!(
         app.keys_of(&user_id).await,

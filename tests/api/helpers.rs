@@ -267,6 +267,17 @@ impl TestApp {
         page["messages"].as_array().unwrap().clone()
     }
 
+    /// Waits (at most 10 s) until the thread holds `count` messages, and returns them: for
+    /// replies stored after their client left.
+    pub async fn wait_for_messages(&self, token: &str, thread: &str, count: usize) -> Vec<Value> {
+        eventually(Duration::from_secs(10), || async move {
+            let messages = self.messages(token, thread).await;
+            (messages.len() == count).then_some(messages)
+        })
+        .await
+        .unwrap_or_else(|| panic!("thread {thread} never held {count} messages"))
+    }
+
     pub async fn create_thread(&self, token: &str, title: &str) -> Value {
         let (status, body) = self
             .request(
