@@ -21,3 +21,4 @@ mod session;
 mod store;
 mod thread;
 mod threads;
+mod ui;

@@ -13,6 +13,7 @@
 //! are keyed by the user message id, which makes retries of a finished turn free: the stored
 //! reply is replayed.
 
+mod encoder;
 pub mod request;
 
 use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
@@ -31,17 +32,20 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     app::App,
-    domain::{ChatMessage, MessageId, ModelName, Role, ThreadId, Title, Usage, UserId, now},
+    domain::{
+        ChatMessage, MessageId, MessagePart, ModelName, Role, ThreadId, Title, Usage, UserId, now,
+    },
     error::ApiError,
     http::guard::set_limit_headers,
-    protocol::openai,
+    protocol::{ai_sdk, openai},
     store::{LimitSet, NewTurn, RateDecision, TurnStart},
     upstream::{
         Chunk, ChunkStream, TimeoutKind, UpstreamError,
         wire::{ChatCompletionRequest, PromptMessage, StreamOptions, WireUsage},
     },
 };
-pub use request::{ChatBody, Dialect, TurnRequest};
+use encoder::{Encoder, Failure};
+pub use request::{ChatBody, Dialect, ReplyFormat, TurnRequest};
 
 /// Interval of `: keep-alive` comments while the model is silent, so proxies keep the
 /// connection open.
@@ -119,15 +123,21 @@ async fn answer(
     background: Background,
 ) -> Result<(Response, RateDecision), ApiError> {
     let config = app.config();
-    let (thread, title) = match &request.thread_id {
-        Some(id) => (id.clone(), None),
-        None => (
+    let (thread, title) = match (&request.thread_id, request.format) {
+        (Some(id), ReplyFormat::OpenAi) => (id.clone(), None),
+        // An AI SDK chat id names a thread that is created on first use.
+        (Some(id), ReplyFormat::Ui) => (
+            id.clone(),
+            Some(Title::from_message(&request.first_user_text())),
+        ),
+        (None, _) => (
             ThreadId::new(),
-            Some(Title::from_message(request.first_user_text())),
+            Some(Title::from_message(&request.first_user_text())),
         ),
     };
-    let mut user_message = ChatMessage::new(Role::User, request.user_text());
+    let mut user_message = ChatMessage::new(Role::User, request.user_text().into_owned());
     user_message.id = request.user_message_id(&thread);
+    user_message.parts.clone_from(&request.user_parts);
     let reply_id = MessageId::new();
     let lease = config.chat.max_duration + config.upstream.ttft_timeout * 2 + LEASE_MARGIN;
     let (start, decision) = app
@@ -180,7 +190,7 @@ fn with_system_prompt(mut prompt: Vec<PromptMessage>, system: Option<&str>) -> V
             0,
             PromptMessage {
                 role: Role::System,
-                content: system.to_owned(),
+                content: system.to_owned().into(),
             },
         );
     }
@@ -257,12 +267,17 @@ impl Turn {
         let ttft = self.started.elapsed();
 
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let mut reply = ReplyBuilder::new(model, ttft);
+        let mut reply = ReplyBuilder::new(model, ttft, request.format);
+        let mut encoder = Encoder::new(request.format, request.include_usage);
         reply.add(&streaming.first);
-        // The first chunk is queued before the response leaves, so the head goes out with it.
-        let _ = tx.try_send(Event::default().data(&streaming.first.raw));
-        let response = sse_response(&self.thread, &self.reply_id, rx);
-        background.spawn(self.drive(streaming.rest, reply, tx, request.include_usage));
+        // The first events are queued before the response leaves, so the head goes out with
+        // them. They are few (the channel holds far more).
+        let first = encoder.open(&self.reply_id).into_iter();
+        for event in first.chain(encoder.chunk(streaming.first)) {
+            let _ = tx.try_send(Event::default().data(event));
+        }
+        let response = sse_response(&self.thread, &self.reply_id, request.format, rx);
+        background.spawn(self.drive(streaming.rest, reply, tx, encoder));
         Ok(response)
     }
 
@@ -273,7 +288,7 @@ impl Turn {
         mut rest: ChunkStream,
         mut reply: ReplyBuilder,
         tx: mpsc::Sender<Event>,
-        include_usage: bool,
+        mut encoder: Encoder,
     ) {
         let deadline = self.started + self.app.config().chat.max_duration;
         let mut client = Some(tx);
@@ -284,10 +299,8 @@ impl Turn {
                 Ok(Some(Err(err))) => break Err(err),
                 Ok(Some(Ok(chunk))) => {
                     reply.add(&chunk);
-                    let usage_only =
-                        chunk.parsed.choices.is_empty() && chunk.parsed.usage.is_some();
-                    if include_usage || !usage_only {
-                        send(&mut client, Event::default().data(chunk.raw)).await;
+                    for event in encoder.chunk(chunk) {
+                        send(&mut client, Event::default().data(event)).await;
                     }
                 }
             }
@@ -300,7 +313,7 @@ impl Turn {
             // Nothing worth keeping arrived: leave the turn open for a retry instead of
             // storing an empty reply.
             self.fail().await;
-            Ok(false)
+            Ok(None)
         } else {
             let message = reply.finish(
                 self.reply_id.clone(),
@@ -311,20 +324,20 @@ impl Turn {
                 .store()
                 .finish_turn(&self.user, &self.thread, &self.user_message_id, &message)
                 .await
+                .map(|_| Some(message))
         };
         let last = match (&outcome, &stored) {
-            (Ok(()), Ok(_)) => openai::DONE.to_owned(),
-            (Err(err), _) => broke_off_event(err),
+            (Ok(()), Ok(Some(message))) => encoder.finish(message),
+            (Err(err), _) => encoder.fail(&broke_off(err)),
+            (Ok(()), Ok(None)) => encoder.fail(&STORE_FAILED),
             (Ok(()), Err(err)) => {
                 tracing::error!(thread = %self.thread, error = %err, "the reply could not be stored");
-                openai::error_event(
-                    "store_unavailable",
-                    "server_error",
-                    "The reply could not be saved; retry the request.",
-                )
+                encoder.fail(&STORE_FAILED)
             }
         };
-        send(&mut client, Event::default().data(last)).await;
+        for event in last {
+            send(&mut client, Event::default().data(event)).await;
+        }
     }
 
     async fn complete(
@@ -347,7 +360,7 @@ impl Turn {
             }
         };
         let elapsed = self.started.elapsed();
-        let mut reply = ReplyBuilder::new(model, elapsed);
+        let mut reply = ReplyBuilder::new(model, elapsed, request.format);
         if let Some(choice) = completion.choices.first() {
             reply
                 .text
@@ -399,19 +412,23 @@ async fn send(client: &mut Option<mpsc::Sender<Event>>, event: Event) {
     }
 }
 
-/// The error event for a reply that broke off after it started; what arrived is stored.
-fn broke_off_event(err: &UpstreamError) -> String {
+/// The reply arrived but could not be stored.
+const STORE_FAILED: Failure<'static> = Failure {
+    code: "store_unavailable",
+    message: "The reply could not be saved; retry the request.",
+};
+
+/// How a reply that broke off after it started is reported; what arrived is stored.
+fn broke_off(err: &UpstreamError) -> Failure<'static> {
     match err {
-        UpstreamError::Timeout(_) => openai::error_event(
-            "upstream_timeout",
-            "server_error",
-            "The model took too long to answer; the partial reply was saved.",
-        ),
-        _ => openai::error_event(
-            "upstream_error",
-            "server_error",
-            "The model's reply broke off; the partial reply was saved.",
-        ),
+        UpstreamError::Timeout(_) => Failure {
+            code: "upstream_timeout",
+            message: "The model took too long to answer; the partial reply was saved.",
+        },
+        _ => Failure {
+            code: "upstream_error",
+            message: "The model's reply broke off; the partial reply was saved.",
+        },
     }
 }
 
@@ -423,11 +440,14 @@ struct ReplyBuilder {
     finish_reason: Option<String>,
     usage: Option<WireUsage>,
     ttft: Duration,
+    /// AI SDK replies are stored with their text as a part too.
+    format: ReplyFormat,
 }
 
 impl ReplyBuilder {
-    fn new(model: ModelName, ttft: Duration) -> Self {
+    fn new(model: ModelName, ttft: Duration, format: ReplyFormat) -> Self {
         Self {
+            format,
             model,
             upstream_model: None,
             text: String::new(),
@@ -464,7 +484,6 @@ impl ReplyBuilder {
         ChatMessage {
             id,
             role: Role::Assistant,
-            content: self.text,
             created_at: now(),
             // The model we asked for, as the client knows it (the API may echo a longer id).
             model: Some(self.model.as_str().to_owned()),
@@ -475,6 +494,12 @@ impl ReplyBuilder {
             }),
             ttft_ms: Some(millis(self.ttft)),
             duration_ms: Some(millis(duration)),
+            parts: (self.format == ReplyFormat::Ui).then(|| {
+                vec![MessagePart::Text {
+                    text: self.text.clone(),
+                }]
+            }),
+            content: self.text,
         }
     }
 }
@@ -491,16 +516,25 @@ fn replay(thread: &ThreadId, reply: &ChatMessage, request: &TurnRequest) -> Resp
         return response;
     }
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    for chunk in openai::replay_chunks(reply, request.include_usage) {
+    let chunks = match request.format {
+        ReplyFormat::OpenAi => openai::replay_chunks(reply, request.include_usage),
+        ReplyFormat::Ui => ai_sdk::replay_chunks(reply),
+    };
+    for chunk in chunks {
         let _ = tx.try_send(Event::default().data(chunk));
     }
     let _ = tx.try_send(Event::default().data(openai::DONE));
-    sse_response(thread, &reply.id, rx)
+    sse_response(thread, &reply.id, request.format, rx)
 }
 
-/// The event-stream response: `text/event-stream`, no caching, no proxy buffering, and the
-/// turn's ids in headers.
-fn sse_response(thread: &ThreadId, reply_id: &MessageId, rx: mpsc::Receiver<Event>) -> Response {
+/// The event-stream response: `text/event-stream`, no caching, no proxy buffering, the
+/// turn's ids in headers and, for the AI SDK, its protocol header.
+fn sse_response(
+    thread: &ThreadId,
+    reply_id: &MessageId,
+    format: ReplyFormat,
+    rx: mpsc::Receiver<Event>,
+) -> Response {
     let events = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL))
@@ -510,6 +544,13 @@ fn sse_response(thread: &ThreadId, reply_id: &MessageId, rx: mpsc::Receiver<Even
         HeaderName::from_static("x-accel-buffering"),
         HeaderValue::from_static("no"),
     );
+    if format == ReplyFormat::Ui {
+        let (name, value) = ai_sdk::STREAM_HEADER;
+        response.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
     response
 }
 

@@ -1,14 +1,23 @@
-//! The chat request as clients send it (our body, or the OpenAI SDK's), and its validation
-//! into a [`TurnRequest`]. Every refusal names the field.
+//! The chat request as clients send it (our body, the OpenAI SDK's, or the AI SDK's
+//! `DefaultChatTransport` body), and its validation into a [`TurnRequest`]. Every refusal
+//! names the field.
+//!
+//! # Design
+//! One body type takes all three shapes, so a malformed body gets the same field-naming
+//! errors whatever the client. A body with a top-level `id` whose messages carry `parts` is
+//! the AI SDK's: `id` is the chat (thread) id, created on first use, and the reply is
+//! answered in the UI message stream protocol ([`ReplyFormat::Ui`]).
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    config::Config,
-    domain::{MaxTokens, MessageId, ModelName, Role, Temperature, ThreadId},
+    config::{ChatConfig, Config},
+    domain::{MaxTokens, MessageId, MessagePart, ModelName, Role, Temperature, ThreadId},
     error::ApiError,
-    upstream::wire::PromptMessage,
+    upstream::wire::{ImageUrl, PromptContent, PromptMessage, PromptPart},
 };
 
 /// `POST /api/chat` and `/api/chat/completions`. Unknown fields (`user`, `seed`, …) are
@@ -18,6 +27,12 @@ use crate::{
 pub struct ChatBody {
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// The AI SDK's chat id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The AI SDK's `submit-message` or `regenerate-message`.
+    #[serde(default)]
+    pub trigger: Option<String>,
     pub messages: Vec<WireMessage>,
     #[serde(default)]
     pub model: Option<String>,
@@ -44,7 +59,28 @@ pub struct WireMessage {
     #[serde(default)]
     pub id: Option<String>,
     pub role: String,
-    pub content: WireContent,
+    /// Required in the OpenAI shape; absent from AI SDK messages, which carry `parts`.
+    #[serde(default)]
+    pub content: Option<WireContent>,
+    #[serde(default)]
+    pub parts: Option<Vec<UiPart>>,
+}
+
+/// One part of an AI SDK `UIMessage`. Only `text` and `file` parts are read; the fields of
+/// other part types (tools, reasoning, data, …) are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UiPart {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 /// A message's content: a string, or the OpenAI array of text parts.
@@ -77,6 +113,19 @@ pub struct TurnRequest {
     pub stream: bool,
     /// Whether the client asked for the usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// The wire format of the answer.
+    pub format: ReplyFormat,
+    /// The new user message as parts, stored with it (AI SDK requests only).
+    pub user_parts: Option<Vec<MessagePart>>,
+}
+
+/// The wire format a turn is answered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyFormat {
+    /// OpenAI `chat.completion.chunk` events (or a `chat.completion`).
+    OpenAi,
+    /// The AI SDK's UI message stream; the thread is created on first use.
+    Ui,
 }
 
 /// How the caller reached us: our own `/api/chat` streams by default; the OpenAI-compatible
@@ -97,11 +146,14 @@ impl TurnRequest {
     /// # Errors
     /// [`ApiError::InvalidBody`] naming the first field that is wrong.
     pub fn parse(
-        body: ChatBody,
+        mut body: ChatBody,
         header_thread_id: Option<&str>,
         dialect: Dialect,
         config: &Config,
     ) -> Result<Self, ApiError> {
+        if body.is_ui() {
+            return Self::parse_ui(body, config);
+        }
         let limits = &config.chat;
         let thread_id = body
             .thread_id
@@ -113,111 +165,140 @@ impl TurnRequest {
             })
             .transpose()?;
 
-        let count = body.messages.len();
-        if count == 0 {
-            return Err(invalid("messages", "must hold at least one message"));
-        }
-        if count > limits.max_messages {
-            return Err(invalid(
-                "messages",
-                format_args!("may hold at most {} messages", limits.max_messages),
-            ));
-        }
+        let messages = std::mem::take(&mut body.messages);
+        let count = check_count(messages.len(), config)?;
         let mut user_message_id = None;
         let mut prompt = Vec::with_capacity(count + 1);
-        for (i, message) in body.messages.into_iter().enumerate() {
-            let role = match message.role.as_str() {
-                "system" | "developer" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                _ => {
-                    return Err(invalid(
-                        format_args!("messages[{i}].role"),
-                        "must be one of system, developer, user, assistant",
-                    ));
-                }
-            };
-            let content = text_of(message.content)
-                .map_err(|reason| invalid(format_args!("messages[{i}].content"), reason))?;
+        for (i, message) in messages.into_iter().enumerate() {
+            let role = role_of(&message.role, i)?;
+            let content = message
+                .content
+                .ok_or_else(|| invalid(format_args!("messages[{i}].content"), "is required"))
+                .and_then(|content| {
+                    text_of(content)
+                        .map_err(|reason| invalid(format_args!("messages[{i}].content"), reason))
+                })?;
             if content.trim().is_empty() {
                 return Err(invalid(
                     format_args!("messages[{i}].content"),
                     "must not be empty",
                 ));
             }
-            if content.chars().count() > limits.max_content_chars {
-                return Err(invalid(
-                    format_args!("messages[{i}].content"),
-                    format_args!("is longer than {} characters", limits.max_content_chars),
-                ));
-            }
+            check_length(&content, format_args!("messages[{i}].content"), limits)?;
             if i + 1 == count {
-                if role != Role::User {
-                    return Err(invalid(
-                        format_args!("messages[{i}].role"),
-                        "must be `user`: the last message is the new turn",
-                    ));
-                }
-                user_message_id = message
-                    .id
-                    .as_deref()
-                    .map(|raw| {
-                        MessageId::parse(raw).map_err(|e| {
-                            invalid(
-                                format_args!("messages[{i}].id"),
-                                format_args!("is invalid: {e}"),
-                            )
-                        })
-                    })
-                    .transpose()?;
+                user_message_id = new_turn_id(role, message.id.as_deref(), i)?;
             }
-            prompt.push(PromptMessage { role, content });
+            prompt.push(PromptMessage {
+                role,
+                content: content.into(),
+            });
         }
 
-        let upstream = &config.upstream;
-        let model = match body.model.as_deref() {
-            None => ModelName::configured(&upstream.default_model),
-            Some(raw) => {
-                ModelName::parse(raw, &upstream.allowed_models).map_err(|e| invalid("model", e))?
-            }
-        };
-        let temperature = body
-            .temperature
-            .map(|t| Temperature::parse(t).map_err(|e| invalid("temperature", e)))
-            .transpose()?;
-        let max_tokens = body
-            .max_tokens
-            .map(|n| {
-                MaxTokens::parse(n, limits.max_tokens_cap).map_err(|e| invalid("max_tokens", e))
-            })
-            .transpose()?;
-        if body.n.is_some_and(|n| n != 1) {
-            return Err(invalid("n", "must be 1: one reply per request"));
-        }
+        let options = Options::parse(&body, config)?;
         let stream = body.stream.unwrap_or(dialect == Dialect::Native);
         Ok(Self {
             thread_id,
             prompt,
             user_message_id,
-            model,
-            temperature,
-            max_tokens,
+            model: options.model,
+            temperature: options.temperature,
+            max_tokens: options.max_tokens,
             stream,
             include_usage: body.stream_options.is_some_and(|o| o.include_usage),
+            format: ReplyFormat::OpenAi,
+            user_parts: None,
+        })
+    }
+
+    /// Validates an AI SDK (`DefaultChatTransport`) body: `{id, messages: UIMessage[],
+    /// trigger, …}`. Text parts become text, `image/*` file parts OpenAI `image_url` parts;
+    /// other parts are ignored. Assistant messages left with nothing (tool calls only) are
+    /// left out of the prompt.
+    fn parse_ui(body: ChatBody, config: &Config) -> Result<Self, ApiError> {
+        let limits = &config.chat;
+        let raw_id = body.id.as_deref().unwrap_or_default();
+        let thread_id =
+            ThreadId::parse(raw_id).map_err(|e| invalid("id", format_args!("is invalid: {e}")))?;
+        match body.trigger.as_deref() {
+            None | Some("submit-message") => {}
+            Some("regenerate-message") => {
+                return Err(invalid(
+                    "trigger",
+                    "`regenerate-message` is not supported yet: send the user message as a new turn",
+                ));
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "trigger",
+                    "must be `submit-message` or `regenerate-message`",
+                ));
+            }
+        }
+        let count = check_count(body.messages.len(), config)?;
+        let mut user_message_id = None;
+        let mut user_parts = None;
+        let mut prompt = Vec::with_capacity(count + 1);
+        for (i, message) in body.messages.iter().enumerate() {
+            let role = role_of(&message.role, i)?;
+            let last = i + 1 == count;
+            let parts = message.parts.as_deref().unwrap_or_default();
+            let (content, kept) = ui_content(parts, role, i, limits)?;
+            if last {
+                user_message_id = new_turn_id(role, message.id.as_deref(), i)?;
+                if user_message_id.is_none() {
+                    return Err(invalid(
+                        format_args!("messages[{i}].id"),
+                        "is required: it keys the turn",
+                    ));
+                }
+            }
+            match content {
+                Some(content) => {
+                    if last {
+                        user_parts = Some(kept);
+                    }
+                    prompt.push(PromptMessage { role, content });
+                }
+                // An assistant turn with nothing we can pass on (tool calls only) is left
+                // out; a user or system message must say something.
+                None if role == Role::Assistant && !last => {}
+                None => {
+                    return Err(invalid(
+                        format_args!("messages[{i}].parts"),
+                        "must hold a non-empty text part or an image",
+                    ));
+                }
+            }
+        }
+
+        let options = Options::parse(&body, config)?;
+        Ok(Self {
+            thread_id: Some(thread_id),
+            prompt,
+            user_message_id,
+            model: options.model,
+            temperature: options.temperature,
+            max_tokens: options.max_tokens,
+            stream: true,
+            include_usage: false,
+            format: ReplyFormat::Ui,
+            user_parts,
         })
     }
 
     /// The new user message's text.
-    pub fn user_text(&self) -> &str {
-        self.prompt.last().map_or("", |m| m.content.as_str())
+    pub fn user_text(&self) -> Cow<'_, str> {
+        self.prompt
+            .last()
+            .map_or(Cow::Borrowed(""), |m| m.content.text())
     }
 
     /// The first user message's text (the thread's title comes from it).
-    pub fn first_user_text(&self) -> &str {
+    pub fn first_user_text(&self) -> Cow<'_, str> {
         self.prompt
             .iter()
             .find(|m| m.role == Role::User)
-            .map_or("", |m| m.content.as_str())
+            .map_or(Cow::Borrowed(""), |m| m.content.text())
     }
 
     /// The id the new user message is stored under: the client's, or one derived from the
@@ -235,6 +316,189 @@ impl TurnRequest {
         let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         MessageId::parse(&format!("h{hex}")).unwrap_or_default()
     }
+}
+
+impl ChatBody {
+    /// Whether this is the AI SDK's body: a chat `id`, and messages carrying `parts`.
+    pub fn is_ui(&self) -> bool {
+        self.id.is_some() && self.messages.iter().any(|m| m.parts.is_some())
+    }
+}
+
+/// The generation options every body shape shares.
+struct Options {
+    model: ModelName,
+    temperature: Option<Temperature>,
+    max_tokens: Option<MaxTokens>,
+}
+
+impl Options {
+    fn parse(body: &ChatBody, config: &Config) -> Result<Self, ApiError> {
+        let upstream = &config.upstream;
+        let model = match body.model.as_deref() {
+            None => ModelName::configured(&upstream.default_model),
+            Some(raw) => {
+                ModelName::parse(raw, &upstream.allowed_models).map_err(|e| invalid("model", e))?
+            }
+        };
+        let temperature = body
+            .temperature
+            .map(|t| Temperature::parse(t).map_err(|e| invalid("temperature", e)))
+            .transpose()?;
+        let max_tokens = body
+            .max_tokens
+            .map(|n| {
+                MaxTokens::parse(n, config.chat.max_tokens_cap)
+                    .map_err(|e| invalid("max_tokens", e))
+            })
+            .transpose()?;
+        if body.n.is_some_and(|n| n != 1) {
+            return Err(invalid("n", "must be 1: one reply per request"));
+        }
+        Ok(Self {
+            model,
+            temperature,
+            max_tokens,
+        })
+    }
+}
+
+/// The number of messages, when it is within bounds.
+fn check_count(count: usize, config: &Config) -> Result<usize, ApiError> {
+    if count == 0 {
+        return Err(invalid("messages", "must hold at least one message"));
+    }
+    if count > config.chat.max_messages {
+        return Err(invalid(
+            "messages",
+            format_args!("may hold at most {} messages", config.chat.max_messages),
+        ));
+    }
+    Ok(count)
+}
+
+fn role_of(raw: &str, i: usize) -> Result<Role, ApiError> {
+    match raw {
+        "system" | "developer" => Ok(Role::System),
+        "user" => Ok(Role::User),
+        "assistant" => Ok(Role::Assistant),
+        _ => Err(invalid(
+            format_args!("messages[{i}].role"),
+            "must be one of system, developer, user, assistant",
+        )),
+    }
+}
+
+fn check_length(
+    text: &str,
+    field: std::fmt::Arguments<'_>,
+    limits: &ChatConfig,
+) -> Result<(), ApiError> {
+    if text.chars().count() > limits.max_content_chars {
+        return Err(invalid(
+            field,
+            format_args!("is longer than {} characters", limits.max_content_chars),
+        ));
+    }
+    Ok(())
+}
+
+/// The last message's id, after checking that the last message is the user's new turn.
+fn new_turn_id(role: Role, id: Option<&str>, i: usize) -> Result<Option<MessageId>, ApiError> {
+    if role != Role::User {
+        return Err(invalid(
+            format_args!("messages[{i}].role"),
+            "must be `user`: the last message is the new turn",
+        ));
+    }
+    id.map(|raw| {
+        MessageId::parse(raw).map_err(|e| {
+            invalid(
+                format_args!("messages[{i}].id"),
+                format_args!("is invalid: {e}"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// A `UIMessage`'s parts as prompt content (`None` when nothing usable is left), and the
+/// parts kept for storage.
+fn ui_content(
+    parts: &[UiPart],
+    role: Role,
+    i: usize,
+    limits: &ChatConfig,
+) -> Result<(Option<PromptContent>, Vec<MessagePart>), ApiError> {
+    let mut prompt_parts = Vec::new();
+    let mut kept = Vec::new();
+    let mut has_image = false;
+    for (j, part) in parts.iter().enumerate() {
+        match (part.kind.as_str(), &part.text) {
+            ("text", Some(text)) => {
+                check_length(text, format_args!("messages[{i}].parts[{j}].text"), limits)?;
+                if text.trim().is_empty() {
+                    continue;
+                }
+                prompt_parts.push(PromptPart::Text { text: text.clone() });
+                kept.push(MessagePart::Text { text: text.clone() });
+            }
+            ("text", None) => {
+                return Err(invalid(
+                    format_args!("messages[{i}].parts[{j}].text"),
+                    "is required",
+                ));
+            }
+            ("file", _) => {
+                let media_type = part.media_type.as_deref().unwrap_or_default();
+                let url = part.url.as_deref().unwrap_or_default();
+                if !media_type.starts_with("image/") {
+                    continue;
+                }
+                // Only the user's own images go upstream; a model reply is text.
+                if role != Role::User {
+                    continue;
+                }
+                if !(url.starts_with("https://")
+                    || url.starts_with("http://")
+                    || url.starts_with("data:image/"))
+                {
+                    return Err(invalid(
+                        format_args!("messages[{i}].parts[{j}].url"),
+                        "must be an http(s) URL or an image data URL",
+                    ));
+                }
+                has_image = true;
+                prompt_parts.push(PromptPart::ImageUrl {
+                    image_url: ImageUrl {
+                        url: url.to_owned(),
+                    },
+                });
+                kept.push(MessagePart::File {
+                    media_type: media_type.to_owned(),
+                    url: url.to_owned(),
+                    filename: part.filename.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    if prompt_parts.is_empty() {
+        return Ok((None, kept));
+    }
+    let content = if has_image {
+        PromptContent::Parts(prompt_parts)
+    } else {
+        let texts: Vec<String> = prompt_parts
+            .into_iter()
+            .filter_map(|p| match p {
+                PromptPart::Text { text } => Some(text),
+                PromptPart::ImageUrl { .. } => None,
+            })
+            .collect();
+        PromptContent::Text(texts.join("\n"))
+    };
+    Ok((Some(content), kept))
 }
 
 /// The text of a message's content; only text parts are understood.

@@ -130,6 +130,31 @@ pub struct ChatMessage {
     pub ttft_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// The message as AI SDK parts, kept for messages that came in (or were answered) in the
+    /// UI message format, so images survive. `content` stays the text either way, for clients
+    /// that only read text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<MessagePart>>,
+}
+
+/// One stored part of a message, in the AI SDK's `UIMessage` part shape. Only the part types
+/// the API understands are kept; the rest are dropped at the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum MessagePart {
+    Text {
+        text: String,
+    },
+    File {
+        media_type: String,
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filename: Option<String>,
+    },
 }
 
 impl ChatMessage {
@@ -145,7 +170,17 @@ impl ChatMessage {
             usage: None,
             ttft_ms: None,
             duration_ms: None,
+            parts: None,
         }
+    }
+
+    /// The message's parts: the stored ones, or its text as a single text part.
+    pub fn parts_or_text(&self) -> Vec<MessagePart> {
+        self.parts.clone().unwrap_or_else(|| {
+            vec![MessagePart::Text {
+                text: self.content.clone(),
+            }]
+        })
     }
 }
 
@@ -261,7 +296,38 @@ mod tests {
         assert_eq!(json["ttftMs"], 12);
         assert!(json.get("model").is_none());
         assert!(json.get("finishReason").is_none());
+        assert!(json.get("parts").is_none());
         let back: ChatMessage = serde_json::from_value(json).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn parts_serialize_in_the_ai_sdk_shape() {
+        let mut msg = ChatMessage::new(Role::User, "look");
+        msg.parts = Some(vec![
+            MessagePart::Text {
+                text: "look".into(),
+            },
+            MessagePart::File {
+                media_type: "image/png".into(),
+                url: "https://example.com/a.png".into(),
+                filename: None,
+            },
+        ]);
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(
+            json["parts"],
+            serde_json::json!([
+                { "type": "text", "text": "look" },
+                { "type": "file", "mediaType": "image/png", "url": "https://example.com/a.png" },
+            ])
+        );
+        let back: ChatMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(back, msg);
+        let plain = ChatMessage::new(Role::User, "hi");
+        assert_eq!(
+            plain.parts_or_text(),
+            [MessagePart::Text { text: "hi".into() }]
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! `GET /api/threads/:id` (a page of messages), `PATCH` (rename), `DELETE`. The id arrives
+//! `GET /api/threads/:id` (a page of messages, as stored or with `?format=ui` as AI SDK
+//! `UIMessage`s), `PATCH` (rename), `DELETE`. The id arrives
 //! as the `id` query parameter, as Vercel passes a `[id].rs` segment.
 
 use axum::{extract::State, http::StatusCode};
@@ -10,6 +11,7 @@ use crate::{
     domain::{ChatMessage, Thread, ThreadId, Title},
     error::ApiError,
     http::{AppJson, QueryParams, page_limit},
+    protocol::ai_sdk,
     store::MessageCursor,
 };
 
@@ -20,8 +22,29 @@ pub const DEFAULT_MESSAGES_LIMIT: usize = 50;
 #[serde(rename_all = "camelCase")]
 pub struct ThreadWithMessages {
     thread: Thread,
-    messages: Vec<ChatMessage>,
+    messages: Messages,
     next_cursor: Option<String>,
+}
+
+/// A page's messages: as stored, or (`?format=ui`) as the AI SDK's `UIMessage`s, so a
+/// `useChat` client can seed its history directly.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Messages {
+    Stored(Vec<ChatMessage>),
+    Ui(Vec<serde_json::Value>),
+}
+
+/// Whether `?format=ui` asked for `UIMessage`s.
+fn wants_ui(query: &QueryParams) -> Result<bool, ApiError> {
+    match query.get("format") {
+        None => Ok(false),
+        Some("ui") => Ok(true),
+        Some(_) => Err(ApiError::InvalidParam {
+            name: "format",
+            reason: "must be `ui` when given".to_owned(),
+        }),
+    }
 }
 
 #[derive(Deserialize)]
@@ -44,6 +67,7 @@ pub async fn get(
 ) -> Result<AppJson<ThreadWithMessages>, ApiError> {
     let id = thread_id(&query)?;
     let limit = page_limit(query.get("limit"), DEFAULT_MESSAGES_LIMIT)?;
+    let ui = wants_ui(&query)?;
     let before = query
         .get("before")
         .map(MessageCursor::parse)
@@ -59,7 +83,11 @@ pub async fn get(
         .ok_or(ApiError::ThreadNotFound)?;
     Ok(AppJson(ThreadWithMessages {
         thread: page.thread,
-        messages: page.messages,
+        messages: if ui {
+            Messages::Ui(page.messages.iter().map(ai_sdk::ui_message).collect())
+        } else {
+            Messages::Stored(page.messages)
+        },
         next_cursor: page.next.map(MessageCursor::encode),
     }))
 }

@@ -28,7 +28,53 @@ pub struct StreamOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PromptMessage {
     pub role: Role,
-    pub content: String,
+    pub content: PromptContent,
+}
+
+/// A prompt message's content: a plain string, or OpenAI content parts when the message
+/// carries images (the only case that needs them; plain strings suit every model).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PromptContent {
+    Text(String),
+    Parts(Vec<PromptPart>),
+}
+
+/// One OpenAI content part.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PromptPart {
+    Text { text: String },
+    ImageUrl { image_url: ImageUrl },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageUrl {
+    pub url: String,
+}
+
+impl PromptContent {
+    /// The text of the content; text parts are joined by line breaks, images left out.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Text(text) => text.as_str().into(),
+            Self::Parts(parts) => parts
+                .iter()
+                .filter_map(|part| match part {
+                    PromptPart::Text { text } => Some(text.as_str()),
+                    PromptPart::ImageUrl { .. } => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into(),
+        }
+    }
+}
+
+impl From<String> for PromptContent {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
 }
 
 /// One `chat.completion.chunk` event.
