@@ -174,11 +174,24 @@ impl TestApp {
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
         init_tracing();
         let redis = RedisServer::start().await.unwrap();
+        Self::spawn_on(redis, |_| {}, tweak).await
+    }
+
+    /// Starts the app against `redis` (e.g. a TLS server), with the test variables (whose
+    /// `REDIS_URL` is `redis.url()`) changed by `vars` (a later pair wins) before they are
+    /// parsed, and the config then adjusted by `tweak`.
+    pub async fn spawn_on(
+        redis: RedisServer,
+        vars: impl FnOnce(&mut Vec<(String, String)>),
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        init_tracing();
         let mock = MockUpstream::start(MockConfig::default().with_api_key(UPSTREAM_KEY))
             .await
             .unwrap();
-        let mut config =
-            Config::from_vars(test_vars_with_upstream(&redis.url(), &mock.base_url())).unwrap();
+        let mut env = test_vars_with_upstream(&redis.url(), &mock.base_url());
+        vars(&mut env);
+        let mut config = Config::from_vars(env).unwrap();
         tweak(&mut config);
         let signer = Hs256::new(&config.auth.secrets);
         let app = App::new(config).unwrap();

@@ -49,7 +49,12 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "REDIS_URL",
         default: None,
-        about: "redis:// URL of the store (Vercel's KV_URL is used when REDIS_URL is unset)",
+        about: "redis:// or rediss:// (TLS) URL of the store (Vercel's KV_URL is used when REDIS_URL is unset)",
+    },
+    Variable {
+        name: "REDIS_CA_CERT",
+        default: Some(""),
+        about: "rediss:// only: trust this CA alone (PEM text, or a path to a PEM file) instead of the public roots",
     },
     Variable {
         name: "NOUS_API_KEY",
@@ -209,6 +214,10 @@ pub struct AuthConfig {
 pub struct RedisConfig {
     /// Secret because managed Redis URLs carry the password.
     pub url: SecretString,
+    /// The only CA a `rediss://` server certificate may chain to. `None`: the bundled public
+    /// roots (Mozilla's, via webpki-roots), which is what managed Redis (Upstash, Vercel KV,
+    /// Redis Cloud) needs.
+    pub ca_cert: Option<CaCert>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
 }
@@ -242,7 +251,14 @@ pub struct ChatConfig {
     pub max_tokens_cap: u32,
     /// A reply is cut (and stored as far as it got) after this long.
     pub max_duration: Duration,
+    /// How long a thread stays "generating" unless its generator renews it (every third of
+    /// this): a crashed generator frees the thread after at most this long. Not an
+    /// environment variable; tests shorten it.
+    pub generation_lease: Duration,
 }
+
+/// Default of [`ChatConfig::generation_lease`].
+pub const DEFAULT_GENERATION_LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -288,6 +304,7 @@ impl Config {
         let secrets = r.required("AUTH_SECRET", parse_secrets);
         let session_cookie = r.optional("AUTH_SESSION_COOKIE", parse_session_cookie);
         let redis_url = r.redis_url();
+        let ca_cert = r.optional("REDIS_CA_CERT", parse_ca_cert);
         let api_key = r.required("NOUS_API_KEY", |v| Ok(SecretString::from(v)));
         let base_url = r.optional("NOUS_API_BASE_URL", parse_http_url);
         let default_model = r.optional("DEFAULT_MODEL", |v| Ok(v.trim().to_owned()));
@@ -310,6 +327,15 @@ impl Config {
         let ttft_ms = r.optional("UPSTREAM_TTFT_TIMEOUT_MS", parse_positive);
         let chat_max_ms = r.optional("CHAT_MAX_DURATION_MS", parse_positive);
 
+        // A CA with a plain URL would silently not be used: the connection would not be TLS.
+        if let (Some(url), Some(Some(_))) = (&redis_url, &ca_cert)
+            && !url.expose_secret().starts_with("rediss://")
+        {
+            r.problem(
+                "REDIS_CA_CERT",
+                "is set, but the Redis URL is not rediss://",
+            );
+        }
         if let (Some(default), Some(allowed)) = (&default_model, &allowed_models)
             && !allowed.contains(default)
         {
@@ -330,6 +356,7 @@ impl Config {
                 },
                 redis: RedisConfig {
                     url: redis_url?,
+                    ca_cert: ca_cert?,
                     connect_timeout: millis(connect_ms?),
                     response_timeout: millis(response_ms?),
                 },
@@ -351,6 +378,7 @@ impl Config {
                     max_content_chars: saturating_usize(max_content?),
                     max_tokens_cap: u32::try_from(max_tokens_cap?.get()).unwrap_or(u32::MAX),
                     max_duration: millis(chat_max_ms?),
+                    generation_lease: DEFAULT_GENERATION_LEASE,
                 },
                 http: HttpConfig {
                     max_body_bytes: saturating_usize(max_body?),
@@ -378,13 +406,67 @@ fn saturating_usize(n: NonZeroU64) -> usize {
     usize::try_from(n.get()).unwrap_or(usize::MAX)
 }
 
-impl RedisConfig {
-    /// The client for this URL (it does not connect).
+/// PEM certificates of a private CA, checked to hold at least one valid certificate. Public
+/// data, but `Debug` shows only the size, to keep config dumps short.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaCert(Vec<u8>);
+
+impl CaCert {
+    /// Checks that `pem` holds at least one certificate that can be a trust anchor.
     ///
     /// # Errors
-    /// When the URL cannot be parsed; `from_vars` already checked it, so this is not expected.
+    /// A reason (never the text itself) when `pem` holds no certificate or a broken one.
+    pub fn from_pem(pem: Vec<u8>) -> Result<Self, &'static str> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|_| "holds invalid PEM")?;
+            roots
+                .add(cert)
+                .map_err(|_| "holds a certificate that is not a valid CA certificate")?;
+        }
+        if roots.is_empty() {
+            return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        }
+        Ok(Self(pem))
+    }
+
+    pub fn pem(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CaCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaCert({} bytes of PEM)", self.0.len())
+    }
+}
+
+impl RedisConfig {
+    /// The client for this URL (it does not connect). With a [`CaCert`], a `rediss://`
+    /// connection trusts that CA alone.
+    ///
+    /// # Errors
+    /// When the URL or the CA cannot be used; `from_vars` already checked both, so this is not
+    /// expected.
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.url.expose_secret())
+        // rustls needs a process-wide crypto provider. It picks `ring` on its own while `ring`
+        // is the only one compiled in, but a dependency enabling aws-lc-rs as well would make
+        // that a panic at the first TLS connection. Installing fails harmlessly when some
+        // provider (ours from an earlier call, or the embedder's) is already in place.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = self.url.expose_secret();
+        match &self.ca_cert {
+            None => redis::Client::open(url),
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.pem().to_vec()),
+                },
+            ),
+        }
     }
 }
 
@@ -462,15 +544,34 @@ fn parse_secrets(raw: &str) -> Result<Vec<SecretString>, &'static str> {
 fn parse_redis_url(raw: &str) -> Result<SecretString, &'static str> {
     let url = Url::parse(raw.trim()).map_err(|_| "is not a valid URL")?;
     match url.scheme() {
-        "redis" => {}
-        "rediss" => return Err("uses rediss:// (TLS), which this build does not support yet"),
-        _ => return Err("must be a redis:// URL"),
+        "redis" | "rediss" => {}
+        _ => return Err("must be a redis:// or rediss:// URL"),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("has no host");
     }
     redis::Client::open(raw.trim()).map_err(|_| "is not a valid Redis URL")?;
     Ok(SecretString::from(raw.trim()))
+}
+
+/// PEM text when it looks like PEM, otherwise a path to a PEM file: a path is handier in a
+/// shell or `.env`, while hosting dashboards (Vercel) take the certificate text directly.
+fn parse_ca_cert(raw: &str) -> Result<Option<CaCert>, &'static str> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let pem = if raw.starts_with("-----BEGIN") {
+        // Single-line env values often carry the newlines as literal `\n`.
+        if raw.contains('\n') {
+            raw.as_bytes().to_vec()
+        } else {
+            raw.replace("\\n", "\n").into_bytes()
+        }
+    } else {
+        std::fs::read(raw).map_err(|_| "is neither PEM text nor the path of a readable PEM file")?
+    };
+    CaCert::from_pem(pem).map(Some)
 }
 
 fn parse_http_url(raw: &str) -> Result<Url, &'static str> {
@@ -714,6 +815,85 @@ mod tests {
             problem_vars(&Config::from_vars(env).unwrap_err()),
             ["KV_URL"]
         );
+    }
+
+    fn with(mut env: Vec<(String, String)>, pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        env.retain(|(k, _)| !pairs.iter().any(|(name, _)| k == name));
+        env.extend(vars(pairs));
+        env
+    }
+
+    fn test_ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn rediss_urls_are_accepted_and_use_the_public_roots_by_default() {
+        let url = "rediss://default:pw@example.upstash.io:6379";
+        let config =
+            Config::from_vars(with(minimal(), &[("KV_URL", url), ("REDIS_URL", "")])).unwrap();
+        assert_eq!(config.redis.url.expose_secret(), url);
+        assert_eq!(config.redis.ca_cert, None);
+        config.redis.client().unwrap();
+    }
+
+    #[test]
+    fn the_ca_cert_is_taken_as_pem_text_or_as_a_path() {
+        let pem = test_ca_pem();
+        let url = ("REDIS_URL", "rediss://127.0.0.1:6390");
+        let from_text =
+            Config::from_vars(with(minimal(), &[url, ("REDIS_CA_CERT", &pem)])).unwrap();
+        assert_eq!(
+            from_text.redis.ca_cert.as_ref().unwrap().pem(),
+            pem.trim().as_bytes()
+        );
+        from_text.redis.client().unwrap();
+        assert!(!format!("{from_text:?}").contains("BEGIN"));
+
+        let one_line = pem.trim_end().replace('\n', "\\n");
+        let from_escaped =
+            Config::from_vars(with(minimal(), &[url, ("REDIS_CA_CERT", &one_line)])).unwrap();
+        assert!(from_escaped.redis.ca_cert.is_some());
+
+        let path = std::env::temp_dir().join(format!("buddahbot-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, &pem).unwrap();
+        let from_path = Config::from_vars(with(
+            minimal(),
+            &[url, ("REDIS_CA_CERT", path.to_str().unwrap())],
+        ));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            from_path.unwrap().redis.ca_cert.unwrap().pem(),
+            pem.as_bytes()
+        );
+    }
+
+    #[test]
+    fn a_bad_ca_cert_is_reported_by_name_and_never_echoed() {
+        let url = ("REDIS_URL", "rediss://127.0.0.1:6390");
+        let broken = "-----BEGIN CERTIFICATE-----\nbm90LWEtY2VydA==\n-----END CERTIFICATE-----\n";
+        for bad in [
+            "/no/such/ca-file.pem",
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+            broken,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        ] {
+            let err =
+                Config::from_vars(with(minimal(), &[url, ("REDIS_CA_CERT", bad)])).unwrap_err();
+            assert_eq!(problem_vars(&err), ["REDIS_CA_CERT"], "case {bad:?}");
+            let text = format!("{err} {err:?}");
+            assert!(
+                !text.contains("no/such") && !text.contains("bm90"),
+                "{text}"
+            );
+        }
+        // With a plain URL the CA would never be used: say so rather than connect without TLS.
+        let err =
+            Config::from_vars(with(minimal(), &[("REDIS_CA_CERT", &test_ca_pem())])).unwrap_err();
+        assert_eq!(problem_vars(&err), ["REDIS_CA_CERT"]);
     }
 
     #[test]

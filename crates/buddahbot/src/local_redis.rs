@@ -1,6 +1,8 @@
 //! A private `redis-server` child process on a free loopback port, for the dev server (when no
 //! `REDIS_URL` is set) and for tests. Never touches port 6379 or a server someone else runs.
 //!
+//! [`RedisServer::start_tls`] starts one that speaks TLS only, for tests of `rediss://`.
+//!
 //! The child is killed when the [`RedisServer`] is dropped, and, on Linux, also when this
 //! process dies without running destructors (parent-death signal), so no server outlives us.
 
@@ -30,10 +32,21 @@ pub enum LocalRedisError {
     NoAnswer { timeout: Duration, log: String },
 }
 
+/// PEM files of a TLS server: its certificate chain and key, and the CA that signed it (which
+/// redis-server also needs, and which the readiness check trusts).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
 /// A running private `redis-server`.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    /// Set for a TLS-only server: `port` is then its TLS port.
+    tls: Option<TlsFiles>,
     dir: PathBuf,
     /// Whether `dir` was made by us (and is removed on drop).
     owns_dir: bool,
@@ -47,6 +60,20 @@ impl RedisServer {
     /// [`LocalRedisError::NotInstalled`] without `redis-server` on `PATH`; `Spawn` when it
     /// cannot be started; `NoAnswer` (with its log) when it does not come up in time.
     pub async fn start() -> Result<Self, LocalRedisError> {
+        Self::start_with(None).await
+    }
+
+    /// As [`RedisServer::start`], but the server accepts TLS only (no plaintext port), with
+    /// the certificate in `tls` and no client certificates required; [`RedisServer::url`] is
+    /// then `rediss://`. The certificate must be valid for `127.0.0.1`.
+    ///
+    /// # Errors
+    /// As [`RedisServer::start`]; `Spawn` also when the CA file cannot be read.
+    pub async fn start_tls(tls: TlsFiles) -> Result<Self, LocalRedisError> {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<TlsFiles>) -> Result<Self, LocalRedisError> {
         let port = free_port().map_err(LocalRedisError::Spawn)?;
         let dir =
             std::env::temp_dir().join(format!("buddahbot-redis-{}-{port}", std::process::id()));
@@ -54,6 +81,7 @@ impl RedisServer {
         let mut server = Self {
             child: None,
             port,
+            tls,
             dir,
             owns_dir: true,
         };
@@ -82,9 +110,14 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn dir(&self) -> &Path {
@@ -94,8 +127,24 @@ impl RedisServer {
     async fn spawn(&mut self) -> Result<(), LocalRedisError> {
         let log = self.dir.join("redis.log");
         let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => {
+                command.args(["--port", &self.port.to_string()]);
+            }
+            Some(tls) => {
+                // Port 0 turns the plaintext listener off.
+                command
+                    .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(&tls.cert)
+                    .arg("--tls-key-file")
+                    .arg(&tls.key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&tls.ca)
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
         command
-            .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -114,8 +163,7 @@ impl RedisServer {
         })?;
         self.child = Some(child);
 
-        let client = redis::Client::open(self.url())
-            .map_err(|e| LocalRedisError::Spawn(std::io::Error::other(e.to_string())))?;
+        let client = self.client()?;
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
         loop {
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await
@@ -134,6 +182,26 @@ impl RedisServer {
                 });
             }
             tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+impl RedisServer {
+    /// A client for the readiness check; over TLS it trusts the server's CA only.
+    fn client(&self) -> Result<redis::Client, LocalRedisError> {
+        let as_spawn = |e: redis::RedisError| LocalRedisError::Spawn(std::io::Error::other(e));
+        match &self.tls {
+            None => redis::Client::open(self.url()).map_err(as_spawn),
+            Some(tls) => {
+                // rustls needs a process-wide crypto provider; a second install is a no-op.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let ca = std::fs::read(&tls.ca).map_err(LocalRedisError::Spawn)?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca),
+                };
+                redis::Client::build_with_tls(self.url(), certs).map_err(as_spawn)
+            }
         }
     }
 }

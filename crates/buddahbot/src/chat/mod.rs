@@ -54,9 +54,6 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Events buffered for a slow client before the reply task waits for it.
 const CHANNEL_CAPACITY: usize = 64;
 
-/// Extra time a crashed generator's turn stays "in progress" beyond its longest possible run.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
-
 /// Runs work that must outlive the response. On Vercel it is `AppState::wait_until` (the
 /// invocation stays alive until the work is done); elsewhere a plain Tokio task.
 #[derive(Clone)]
@@ -91,6 +88,53 @@ struct Turn {
     user_message_id: MessageId,
     reply_id: MessageId,
     started: Instant,
+    /// Keeps the thread's generation lease alive for as long as the turn exists.
+    _lease: LeaseKeeper,
+}
+
+/// Renews a generation's lease every third of its length until dropped, so the thread stays
+/// "generating" (and a second turn gets 409) exactly as long as this turn runs, and a crashed
+/// process frees the thread within one lease.
+struct LeaseKeeper(tokio::task::JoinHandle<()>);
+
+impl LeaseKeeper {
+    fn start(
+        app: App,
+        user: UserId,
+        thread: ThreadId,
+        user_message_id: MessageId,
+        reply_id: MessageId,
+    ) -> Self {
+        let lease = app.config().chat.generation_lease;
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        Self(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(lease / 3);
+            // The first tick is immediate; the lease was just taken.
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let until = now().as_millisecond().saturating_add(lease_ms);
+                let until = jiff::Timestamp::from_millisecond(until).unwrap_or_else(|_| now());
+                match app
+                    .store()
+                    .renew_turn(&user, &thread, &user_message_id, &reply_id, until)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(err) => {
+                        tracing::warn!(thread = %thread, error = %err, "could not renew the generation lease");
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Answers a chat request, counting it against `limits` as it begins.
@@ -139,7 +183,7 @@ async fn answer(
     user_message.id = request.user_message_id(&thread);
     user_message.parts.clone_from(&request.user_parts);
     let reply_id = MessageId::new();
-    let lease = config.chat.max_duration + config.upstream.ttft_timeout * 2 + LEASE_MARGIN;
+    let lease = config.chat.generation_lease;
     let (start, decision) = app
         .store()
         .begin_turn(
@@ -158,12 +202,19 @@ async fn answer(
         TurnStart::Proceed { .. } => {}
         TurnStart::RateLimited => return Err(ApiError::RateLimited(decision)),
         TurnStart::ThreadNotFound => return Err(ApiError::ThreadNotFound),
-        TurnStart::InProgress { reply_id } => {
+        TurnStart::InProgress { reply_id } | TurnStart::Busy { reply_id } => {
             return Err(ApiError::GenerationInProgress { reply_id });
         }
         TurnStart::Answered(reply) => return Ok((replay(&thread, &reply, &request), decision)),
     }
 
+    let lease = LeaseKeeper::start(
+        app.clone(),
+        user.clone(),
+        thread.clone(),
+        user_message.id.clone(),
+        reply_id.clone(),
+    );
     let turn = Turn {
         app: app.clone(),
         user,
@@ -171,6 +222,7 @@ async fn answer(
         user_message_id: user_message.id,
         reply_id,
         started: Instant::now(),
+        _lease: lease,
     };
     let prompt = with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());
     let response = if request.stream {

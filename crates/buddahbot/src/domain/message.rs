@@ -198,6 +198,25 @@ pub struct Thread {
     pub message_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Whether a reply is being generated right now (a client may resume it), else how the
+    /// last one ended. Serialized as `status` plus `activeMessageId` while streaming.
+    #[serde(flatten)]
+    pub status: ThreadStatus,
+}
+
+/// A thread's generation state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ThreadStatus {
+    /// No generation is running; the last one (if any) ended normally.
+    Idle,
+    /// A reply is being generated under this message id.
+    Streaming {
+        #[serde(rename = "activeMessageId")]
+        active_message_id: MessageId,
+    },
+    /// No generation is running; the last one failed.
+    Error,
 }
 
 /// Timestamps on the wire: ISO 8601 UTC with exactly three fractional digits

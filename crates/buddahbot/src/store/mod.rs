@@ -23,7 +23,7 @@ use redis::{
 
 use crate::{
     config::{RedisConfig, StoreConfig},
-    domain::{ChatMessage, MessageId, Thread, ThreadId, Title, UserId, now},
+    domain::{ChatMessage, MessageId, Thread, ThreadId, ThreadStatus, Title, UserId, now},
 };
 pub use cursor::{CursorError, MessageCursor, ThreadCursor};
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
@@ -106,6 +106,8 @@ pub enum TurnStart {
     ThreadNotFound,
     /// Another attempt at this same turn is generating its reply right now.
     InProgress { reply_id: MessageId },
+    /// Another turn of the thread is generating (one at a time per thread).
+    Busy { reply_id: MessageId },
     /// This turn was answered already: here is the stored reply.
     Answered(ChatMessage),
 }
@@ -181,6 +183,7 @@ impl Store {
             updated_at: created_at,
             message_count: 0,
             model: None,
+            status: ThreadStatus::Idle,
         }))
     }
 
@@ -358,6 +361,9 @@ impl Store {
             "in_progress" => TurnStart::InProgress {
                 reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad reply id"))?,
             },
+            "busy" => TurnStart::Busy {
+                reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad active id"))?,
+            },
             "done" => TurnStart::Answered(
                 serde_json::from_str(&detail).map_err(|e| corrupt(&e.to_string()))?,
             ),
@@ -394,7 +400,12 @@ impl Store {
             .arg(reply.id.as_str())
             .arg(reply.model.as_deref().unwrap_or(""))
             .arg(tokens)
-            .arg(limits::TOKEN_COUNTER_TTL.as_secs());
+            .arg(limits::TOKEN_COUNTER_TTL.as_secs())
+            .arg(if reply.finish_reason.as_deref() == Some("error") {
+                "error"
+            } else {
+                "idle"
+            });
         let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(index >= 0)
     }
@@ -412,11 +423,37 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _: i64 = scripts::FAIL_TURN
             .key(keys::thread_turns(user, thread))
+            .key(keys::thread_meta(user, thread))
             .arg(user_message.as_str())
             .arg(reply_id.as_str())
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
+    }
+
+    /// Extends a running generation's lease to `until`. Returns `false` when the thread no
+    /// longer counts it as its generation (it finished, or its lease ran out and another
+    /// took over).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn renew_turn(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        user_message: &MessageId,
+        reply_id: &MessageId,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let renewed: i64 = scripts::RENEW_TURN
+            .key(keys::thread_meta(user, thread))
+            .key(keys::thread_turns(user, thread))
+            .arg(reply_id.as_str())
+            .arg(user_message.as_str())
+            .arg(until.as_millisecond())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(renewed == 1)
     }
 
     /// One page of `user`'s threads, newest first, starting after `after`.
@@ -668,5 +705,25 @@ fn parse_meta(
             .parse()
             .map_err(|_| corrupt("messageCount"))?,
         model: meta.get("model").cloned(),
+        status: generation_status(meta),
     })
+}
+
+/// Whether a generation holds the thread (its lease has not run out), else how the last one
+/// ended.
+fn generation_status(meta: &HashMap<String, String>) -> ThreadStatus {
+    let active = meta
+        .get("activeMessageId")
+        .and_then(|id| MessageId::parse(id).ok());
+    let until = meta
+        .get("activeUntil")
+        .and_then(|ms| ms.parse::<i64>().ok())
+        .unwrap_or(0);
+    match active {
+        Some(id) if until > now().as_millisecond() => ThreadStatus::Streaming {
+            active_message_id: id,
+        },
+        _ if meta.get("lastStatus").map(String::as_str) == Some("error") => ThreadStatus::Error,
+        _ => ThreadStatus::Idle,
+    }
 }

@@ -35,3 +35,6 @@ pub static RATE_LIMIT: LazyLock<Script> = LazyLock::new(|| {
         include_str!("scripts/rate_limit.lua")
     ))
 });
+
+pub static RENEW_TURN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/renew_turn.lua")));
