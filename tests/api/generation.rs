@@ -139,7 +139,7 @@ async fn a_crashed_generator_frees_the_thread_when_its_lease_runs_out() {
 #[tokio::test]
 async fn a_reply_longer_than_the_lease_keeps_the_thread_busy_while_it_runs() {
     let app = TestApp::spawn_with(|config| {
-        config.chat.generation_lease = Duration::from_millis(300);
+        config.chat.generation_lease = Duration::from_millis(600);
     })
     .await;
     let token = app.token_for(&random_user());
@@ -147,14 +147,14 @@ async fn a_reply_longer_than_the_lease_keeps_the_thread_busy_while_it_runs() {
         .as_str()
         .unwrap()
         .to_owned();
-    // About 1.2 s of reply against a 300 ms lease: only renewals keep the thread busy.
+    // About 2.4 s of reply against a 600 ms lease: only renewals keep the thread busy.
     let slow = start_slow(
         &app,
         &token,
-        &turn(&thread, "m-1", "go [[mock tokens=7 inter_token_ms=200]]"),
+        &turn(&thread, "m-1", "go [[mock tokens=7 inter_token_ms=400]]"),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let second = app.chat(&token, turn(&thread, "m-2", "me too")).await;
 
