@@ -303,19 +303,13 @@ impl Turn {
         background: Background,
     ) -> Result<Response, ApiError> {
         let upstream = self.app.upstream();
-        let opened = with_fallback(&self.app, &request.model, |model| async move {
-            upstream
-                .stream(&upstream_request(&model, prompt, request, true))
-                .await
-        })
-        .await;
-        let (streaming, model) = match opened {
-            Ok(opened) => opened,
-            Err(err) => {
-                self.fail().await;
-                return Err(err.into());
-            }
-        };
+        let (streaming, model) = self
+            .call_model(request, |model| async move {
+                upstream
+                    .stream(&upstream_request(&model, prompt, request, true))
+                    .await
+            })
+            .await?;
         let ttft = self.started.elapsed();
 
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -398,19 +392,13 @@ impl Turn {
         prompt: &[PromptMessage],
     ) -> Result<Response, ApiError> {
         let upstream = self.app.upstream();
-        let answered = with_fallback(&self.app, &request.model, |model| async move {
-            upstream
-                .complete(&upstream_request(&model, prompt, request, false))
-                .await
-        })
-        .await;
-        let ((body, completion), model) = match answered {
-            Ok(answered) => answered,
-            Err(err) => {
-                self.fail().await;
-                return Err(err.into());
-            }
-        };
+        let ((body, completion), model) = self
+            .call_model(request, |model| async move {
+                upstream
+                    .complete(&upstream_request(&model, prompt, request, false))
+                    .await
+            })
+            .await?;
         let elapsed = self.started.elapsed();
         let mut reply = ReplyBuilder::new(model, elapsed, request.format);
         if let Some(choice) = completion.choices.first() {
@@ -433,6 +421,26 @@ impl Turn {
             HeaderValue::from_static("application/json"),
         );
         Ok(response)
+    }
+
+    /// Calls the model (with the fallback model when configured); a failure before any reply
+    /// marks the turn failed, so a retry may call it again.
+    async fn call_model<T, F, Fut>(
+        &self,
+        request: &TurnRequest,
+        attempt: F,
+    ) -> Result<(T, ModelName), ApiError>
+    where
+        F: Fn(ModelName) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        match with_fallback(&self.app, &request.model, attempt).await {
+            Ok(answered) => Ok(answered),
+            Err(err) => {
+                self.fail().await;
+                Err(err.into())
+            }
+        }
     }
 
     /// Marks the turn failed so a retry may call the model again. Best effort: if Redis is

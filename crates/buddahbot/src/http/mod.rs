@@ -219,6 +219,25 @@ mod tests {
     }
 }
 
+/// Parses the optional query parameter `name` with `parse` (a cursor).
+///
+/// # Errors
+/// [`ApiError::InvalidParam`] naming `name` when `parse` refuses it.
+pub fn optional_param<T, E: std::fmt::Display>(
+    query: &QueryParams,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidParam {
+            name,
+            reason: e.to_string(),
+        })
+}
+
 /// Query parameters, last value winning. Vercel appends a dynamic route segment (`?id=`) to
 /// the query the client sent, so when a name repeats, the last one is the platform's.
 #[derive(Debug, Default)]

@@ -10,7 +10,7 @@ use crate::{
     auth::Authenticated,
     domain::{ChatMessage, Thread, ThreadId, Title},
     error::ApiError,
-    http::{AppJson, QueryParams, page_limit},
+    http::{AppJson, QueryParams, optional_param, page_limit},
     protocol::ai_sdk,
     store::MessageCursor,
 };
@@ -68,14 +68,7 @@ pub async fn get(
     let id = thread_id(&query)?;
     let limit = page_limit(query.get("limit"), DEFAULT_MESSAGES_LIMIT)?;
     let ui = wants_ui(&query)?;
-    let before = query
-        .get("before")
-        .map(MessageCursor::parse)
-        .transpose()
-        .map_err(|e| ApiError::InvalidParam {
-            name: "before",
-            reason: e.to_string(),
-        })?;
+    let before = optional_param(&query, "before", MessageCursor::parse)?;
     let page = app
         .store()
         .thread_page(&user, &id, limit, before)

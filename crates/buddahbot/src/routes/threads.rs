@@ -8,7 +8,7 @@ use crate::{
     auth::Authenticated,
     domain::{Thread, ThreadId, Title},
     error::ApiError,
-    http::{AppJson, OptionalJson, QueryParams, page_limit},
+    http::{AppJson, OptionalJson, QueryParams, optional_param, page_limit},
     store::ThreadCursor,
 };
 
@@ -36,14 +36,7 @@ pub async fn list(
     query: QueryParams,
 ) -> Result<AppJson<ThreadList>, ApiError> {
     let limit = page_limit(query.get("limit"), DEFAULT_THREADS_LIMIT)?;
-    let cursor = query
-        .get("cursor")
-        .map(ThreadCursor::parse)
-        .transpose()
-        .map_err(|e| ApiError::InvalidParam {
-            name: "cursor",
-            reason: e.to_string(),
-        })?;
+    let cursor = optional_param(&query, "cursor", ThreadCursor::parse)?;
     let page = app.store().list_threads(&user, limit, cursor).await?;
     Ok(AppJson(ThreadList {
         threads: page.threads,
