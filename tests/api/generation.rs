@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use buddahbot::{
-    domain::{ChatMessage, MessageId, Role, ThreadId, Title, UserId},
+    domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, Title, UserId},
     store::{LimitSet, NewTurn, TurnStart},
 };
 use reqwest::StatusCode;
@@ -116,6 +116,8 @@ async fn a_crashed_generator_frees_the_thread_when_its_lease_runs_out() {
                 user_message: &ChatMessage::new(Role::User, "lost"),
                 reply_id: &crashed,
                 lease: Duration::from_millis(800),
+                format: ReplyFormat::OpenAi,
+                regenerate: false,
             },
             &LimitSet::default(),
         )

@@ -385,11 +385,6 @@ async fn invalid_ui_requests_are_refused_naming_the_field() {
             "trigger",
         ),
         (
-            "regenerate, not yet",
-            json!({ "id": chat_id(), "messages": [ok()], "trigger": "regenerate-message", "messageId": "a1" }),
-            "trigger",
-        ),
-        (
             "bad model",
             json!({ "id": chat_id(), "messages": [ok()], "model": "gpt-2" }),
             "model",

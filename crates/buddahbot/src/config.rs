@@ -255,10 +255,17 @@ pub struct ChatConfig {
     /// this): a crashed generator frees the thread after at most this long. Not an
     /// environment variable; tests shorten it.
     pub generation_lease: Duration,
+    /// How long after a generation ended `GET /api/chat/:threadId/stream` still replays it
+    /// (a client that reloads just as it ends still gets its end). Not an environment
+    /// variable; tests shorten it.
+    pub resume_grace: Duration,
 }
 
 /// Default of [`ChatConfig::generation_lease`].
 pub const DEFAULT_GENERATION_LEASE: Duration = Duration::from_secs(30);
+
+/// Default of [`ChatConfig::resume_grace`].
+pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -379,6 +386,7 @@ impl Config {
                     max_tokens_cap: u32::try_from(max_tokens_cap?.get()).unwrap_or(u32::MAX),
                     max_duration: millis(chat_max_ms?),
                     generation_lease: DEFAULT_GENERATION_LEASE,
+                    resume_grace: DEFAULT_RESUME_GRACE,
                 },
                 http: HttpConfig {
                     max_body_bytes: saturating_usize(max_body?),

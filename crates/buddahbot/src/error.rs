@@ -54,6 +54,9 @@ pub enum ApiError {
     /// The same turn (same user message id) is being answered by another request.
     #[error("a reply to this message is being generated")]
     GenerationInProgress { reply_id: MessageId },
+    /// A regenerate of a reply that is not the thread's latest message.
+    #[error("only the latest reply can be regenerated")]
+    NotLatestReply,
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -94,7 +97,9 @@ impl ApiError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ThreadNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ThreadExists | Self::GenerationInProgress { .. } => StatusCode::CONFLICT,
+            Self::ThreadExists | Self::GenerationInProgress { .. } | Self::NotLatestReply => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -117,6 +122,7 @@ impl ApiError {
             Self::ThreadNotFound => "thread_not_found",
             Self::ThreadExists => "thread_exists",
             Self::GenerationInProgress { .. } => "generation_in_progress",
+            Self::NotLatestReply => "not_latest_reply",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -157,6 +163,10 @@ impl ApiError {
             Self::GenerationInProgress { reply_id } => format!(
                 "A reply to this message is being generated (message {reply_id}); wait for it."
             ),
+            Self::NotLatestReply => {
+                "Only the thread's latest reply can be regenerated; send a new message instead."
+                    .to_owned()
+            }
             Self::RouteNotFound => "No such route.".to_owned(),
             Self::MethodNotAllowed { allow } => {
                 format!("This route does not allow that method; use one of: {allow}.")

@@ -136,6 +136,22 @@ impl Encoder {
         }
     }
 
+    /// The events that end a stream stopped on request (its partial reply stored): OpenAI
+    /// clients get a last chunk with `finish_reason: "stop"`, AI SDK clients `abort`; both
+    /// then `[DONE]`.
+    pub fn stop(&mut self, reply: &ChatMessage) -> Vec<String> {
+        let mut events = match self {
+            Self::OpenAi { .. } => vec![openai::stop_chunk(reply)],
+            Self::Ui { .. } => {
+                let mut events = self.close_text();
+                events.push(UiChunk::Abort { reason: "stopped" }.encode());
+                events
+            }
+        };
+        events.push(openai::DONE.to_owned());
+        events
+    }
+
     /// `text-end` for an open text part, so the client marks what arrived as complete.
     fn close_text(&mut self) -> Vec<String> {
         match self {

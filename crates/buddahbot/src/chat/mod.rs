@@ -14,7 +14,9 @@
 //! reply is replayed.
 
 mod encoder;
+mod outlet;
 pub mod request;
+pub mod resume;
 
 use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -27,24 +29,29 @@ use axum::{
     },
 };
 use futures_util::StreamExt;
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     app::App,
     domain::{
-        ChatMessage, MessageId, MessagePart, ModelName, Role, ThreadId, Title, Usage, UserId, now,
+        ChatMessage, MessageId, MessagePart, ModelName, ReplyStatus, Role, ThreadId, Title, Usage,
+        UserId, now,
     },
     error::ApiError,
     http::guard::set_limit_headers,
     protocol::{ai_sdk, openai},
-    store::{LimitSet, NewTurn, RateDecision, TurnStart},
+    store::{LimitSet, NewTurn, RateDecision, StreamEnd, StreamEvent, TurnStart},
     upstream::{
         Chunk, ChunkStream, TimeoutKind, UpstreamError,
         wire::{ChatCompletionRequest, PromptMessage, StreamOptions, WireUsage},
     },
 };
 use encoder::{Encoder, Failure};
+use outlet::{Generation, Outlet, Recorder};
 pub use request::{ChatBody, Dialect, ReplyFormat, TurnRequest};
 
 /// Interval of `: keep-alive` comments while the model is silent, so proxies keep the
@@ -52,7 +59,7 @@ pub use request::{ChatBody, Dialect, ReplyFormat, TurnRequest};
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Events buffered for a slow client before the reply task waits for it.
-const CHANNEL_CAPACITY: usize = 64;
+pub(crate) const CHANNEL_CAPACITY: usize = 64;
 
 /// Runs work that must outlive the response. On Vercel it is `AppState::wait_until` (the
 /// invocation stays alive until the work is done); elsewhere a plain Tokio task.
@@ -88,6 +95,8 @@ struct Turn {
     user_message_id: MessageId,
     reply_id: MessageId,
     started: Instant,
+    /// The ms part of the ids of the turn's events.
+    stream_start_ms: i64,
     /// Keeps the thread's generation lease alive for as long as the turn exists.
     _lease: LeaseKeeper,
 }
@@ -194,19 +203,24 @@ async fn answer(
                 user_message: &user_message,
                 reply_id: &reply_id,
                 lease,
+                format: request.format,
+                regenerate: request.regenerate,
             },
             limits,
         )
         .await?;
-    match start {
-        TurnStart::Proceed { .. } => {}
+    let stream_start_ms = match start {
+        TurnStart::Proceed {
+            stream_start_ms, ..
+        } => stream_start_ms,
         TurnStart::RateLimited => return Err(ApiError::RateLimited(decision)),
         TurnStart::ThreadNotFound => return Err(ApiError::ThreadNotFound),
         TurnStart::InProgress { reply_id } | TurnStart::Busy { reply_id } => {
             return Err(ApiError::GenerationInProgress { reply_id });
         }
         TurnStart::Answered(reply) => return Ok((replay(&thread, &reply, &request), decision)),
-    }
+        TurnStart::NotLatest => return Err(ApiError::NotLatestReply),
+    };
 
     let lease = LeaseKeeper::start(
         app.clone(),
@@ -222,6 +236,7 @@ async fn answer(
         user_message_id: user_message.id,
         reply_id,
         started: Instant::now(),
+        stream_start_ms,
         _lease: lease,
     };
     let prompt = with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());
@@ -315,75 +330,131 @@ impl Turn {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let mut reply = ReplyBuilder::new(model, ttft, request.format);
         let mut encoder = Encoder::new(request.format, request.include_usage);
+        let (mut outlet, logged) = Outlet::new(tx, self.stream_start_ms);
         reply.add(&streaming.first);
         // The first events are queued before the response leaves, so the head goes out with
         // them. They are few (the channel holds far more).
         let first = encoder.open(&self.reply_id).into_iter();
         for event in first.chain(encoder.chunk(streaming.first)) {
-            let _ = tx.try_send(Event::default().data(event));
+            outlet.queue(event);
         }
+        let (stop, stopped) = oneshot::channel();
+        let recorder = Recorder::start(
+            Generation {
+                app: self.app.clone(),
+                user: self.user.clone(),
+                thread: self.thread.clone(),
+                reply_id: self.reply_id.clone(),
+            },
+            logged,
+            stop,
+        );
         let response = sse_response(&self.thread, &self.reply_id, request.format, rx);
-        background.spawn(self.drive(streaming.rest, reply, tx, encoder));
+        let stream = Streaming {
+            rest: streaming.rest,
+            reply,
+            encoder,
+            outlet,
+            recorder,
+            stopped,
+        };
+        background.spawn(self.drive(stream));
         Ok(response)
     }
 
-    /// Reads the rest of the reply, forwarding each chunk while the client listens, then
-    /// stores the reply and ends the stream with `[DONE]` (or an error event).
-    async fn drive(
-        self,
-        mut rest: ChunkStream,
-        mut reply: ReplyBuilder,
-        tx: mpsc::Sender<Event>,
-        mut encoder: Encoder,
-    ) {
+    /// Reads the rest of the reply, forwarding each chunk while the client listens, until it
+    /// ends, breaks off or is stopped; then stores the reply together with the stream's last
+    /// events, and sends those (`[DONE]` or an error event) last.
+    async fn drive(self, stream: Streaming) {
+        let Streaming {
+            mut rest,
+            mut reply,
+            mut encoder,
+            mut outlet,
+            recorder,
+            mut stopped,
+        } = stream;
         let deadline = self.started + self.app.config().chat.max_duration;
-        let mut client = Some(tx);
+        let mut stop_armed = true;
         let outcome = loop {
-            match tokio::time::timeout_at(deadline, rest.next()).await {
-                Err(_) => break Err(UpstreamError::Timeout(TimeoutKind::Reply)),
-                Ok(None) => break Ok(()),
-                Ok(Some(Err(err))) => break Err(err),
-                Ok(Some(Ok(chunk))) => {
-                    reply.add(&chunk);
-                    for event in encoder.chunk(chunk) {
-                        send(&mut client, Event::default().data(event)).await;
+            tokio::select! {
+                signal = &mut stopped, if stop_armed => {
+                    if signal.is_ok() {
+                        break Outcome::Stopped;
                     }
+                    stop_armed = false;
+                }
+                next = tokio::time::timeout_at(deadline, rest.next()) => match next {
+                    Err(_) => break Outcome::BrokeOff(UpstreamError::Timeout(TimeoutKind::Reply)),
+                    Ok(None) => break Outcome::Complete,
+                    Ok(Some(Err(err))) => break Outcome::BrokeOff(err),
+                    Ok(Some(Ok(chunk))) => {
+                        reply.add(&chunk);
+                        for event in encoder.chunk(chunk) {
+                            outlet.emit(event).await;
+                        }
+                    }
+                },
+            }
+        };
+        // Dropping the upstream response closes its connection: a stopped generation costs
+        // nothing more.
+        drop(rest);
+        outlet.close_log();
+        let mut unlogged = recorder.finish().await;
+        match &outcome {
+            Outcome::BrokeOff(err) => {
+                tracing::warn!(thread = %self.thread, error = %err, "the reply broke off; storing what arrived");
+            }
+            Outcome::Stopped => tracing::debug!(thread = %self.thread, "stopped on request"),
+            Outcome::Complete => {}
+        }
+        let elapsed = self.started.elapsed();
+        let last = if let Outcome::BrokeOff(err) = &outcome
+            && reply.text.is_empty()
+        {
+            // Nothing worth keeping arrived: leave the turn open for a retry instead of
+            // storing an empty reply.
+            let last = stamp_all(&mut outlet, encoder.fail(&broke_off(err)));
+            unlogged.extend(last.iter().cloned());
+            self.fail(&unlogged).await;
+            last
+        } else {
+            let status = match &outcome {
+                Outcome::Complete => None,
+                Outcome::Stopped => Some(ReplyStatus::Stopped),
+                Outcome::BrokeOff(_) => Some(ReplyStatus::Error),
+            };
+            let message = reply.finish(self.reply_id.clone(), status, elapsed);
+            let last = stamp_all(
+                &mut outlet,
+                match &outcome {
+                    Outcome::Complete => encoder.finish(&message),
+                    Outcome::Stopped => encoder.stop(&message),
+                    Outcome::BrokeOff(err) => encoder.fail(&broke_off(err)),
+                },
+            );
+            unlogged.extend(last.iter().cloned());
+            let stored = self
+                .app
+                .store()
+                .finish_turn(
+                    &self.user,
+                    &self.thread,
+                    &self.user_message_id,
+                    &message,
+                    StreamEnd { events: &unlogged },
+                )
+                .await;
+            match stored {
+                Ok(_) => last,
+                Err(err) => {
+                    tracing::error!(thread = %self.thread, error = %err, "the reply could not be stored");
+                    stamp_all(&mut outlet, encoder.fail(&STORE_FAILED))
                 }
             }
         };
-        drop(rest);
-        if let Err(err) = &outcome {
-            tracing::warn!(thread = %self.thread, error = %err, "the reply broke off; storing what arrived");
-        }
-        let stored = if outcome.is_err() && reply.text.is_empty() {
-            // Nothing worth keeping arrived: leave the turn open for a retry instead of
-            // storing an empty reply.
-            self.fail().await;
-            Ok(None)
-        } else {
-            let message = reply.finish(
-                self.reply_id.clone(),
-                outcome.is_err(),
-                self.started.elapsed(),
-            );
-            self.app
-                .store()
-                .finish_turn(&self.user, &self.thread, &self.user_message_id, &message)
-                .await
-                .map(|_| Some(message))
-        };
-        let last = match (&outcome, &stored) {
-            (Ok(()), Ok(Some(message))) => encoder.finish(message),
-            (Err(err), _) => encoder.fail(&broke_off(err)),
-            (Ok(()), Ok(None)) => encoder.fail(&STORE_FAILED),
-            (Ok(()), Err(err)) => {
-                tracing::error!(thread = %self.thread, error = %err, "the reply could not be stored");
-                encoder.fail(&STORE_FAILED)
-            }
-        };
-        for event in last {
-            send(&mut client, Event::default().data(event)).await;
-        }
+        outlet.send_logged(&last).await;
     }
 
     async fn complete(
@@ -409,10 +480,16 @@ impl Turn {
         }
         reply.usage = completion.usage;
         reply.upstream_model = completion.model;
-        let message = reply.finish(self.reply_id.clone(), false, elapsed);
+        let message = reply.finish(self.reply_id.clone(), None, elapsed);
         self.app
             .store()
-            .finish_turn(&self.user, &self.thread, &self.user_message_id, &message)
+            .finish_turn(
+                &self.user,
+                &self.thread,
+                &self.user_message_id,
+                &message,
+                StreamEnd { events: &[] },
+            )
             .await?;
         let mut response = Response::new(Body::from(body));
         set_turn_headers(&mut response, &self.thread, &self.reply_id);
@@ -437,15 +514,16 @@ impl Turn {
         match with_fallback(&self.app, &request.model, attempt).await {
             Ok(answered) => Ok(answered),
             Err(err) => {
-                self.fail().await;
+                self.fail(&[]).await;
                 Err(err.into())
             }
         }
     }
 
-    /// Marks the turn failed so a retry may call the model again. Best effort: if Redis is
-    /// down too, the turn's lease runs out instead.
-    async fn fail(&self) {
+    /// Marks the turn failed so a retry may call the model again, ending its stream with
+    /// `last` (the events the client was sent and resumers have not seen). Best effort: if
+    /// Redis is down too, the turn's lease runs out instead.
+    async fn fail(&self, last: &[StreamEvent]) {
         if let Err(err) = self
             .app
             .store()
@@ -454,6 +532,7 @@ impl Turn {
                 &self.thread,
                 &self.user_message_id,
                 &self.reply_id,
+                StreamEnd { events: last },
             )
             .await
         {
@@ -462,14 +541,27 @@ impl Turn {
     }
 }
 
-/// Sends to the client while it listens; after it has gone, drops events silently.
-async fn send(client: &mut Option<mpsc::Sender<Event>>, event: Event) {
-    if let Some(tx) = client
-        && tx.send(event).await.is_err()
-    {
-        tracing::debug!("the client went away; reading the reply to the end anyway");
-        *client = None;
-    }
+/// A streamed reply past its first chunk, as [`Turn::drive`] reads it.
+struct Streaming {
+    rest: ChunkStream,
+    reply: ReplyBuilder,
+    encoder: Encoder,
+    outlet: Outlet,
+    recorder: Recorder,
+    /// Fires when the generation is asked to stop.
+    stopped: oneshot::Receiver<()>,
+}
+
+/// How a streamed reply ended.
+enum Outcome {
+    Complete,
+    Stopped,
+    BrokeOff(UpstreamError),
+}
+
+/// The stream's last events, named.
+fn stamp_all(outlet: &mut Outlet, events: Vec<String>) -> Vec<StreamEvent> {
+    events.into_iter().map(|e| outlet.stamp(e)).collect()
 }
 
 /// The reply arrived but could not be stored.
@@ -535,11 +627,11 @@ impl ReplyBuilder {
         }
     }
 
-    fn finish(self, id: MessageId, broke_off: bool, duration: Duration) -> ChatMessage {
-        let finish_reason = if broke_off {
-            "error".to_owned()
-        } else {
-            self.finish_reason.unwrap_or_else(|| "stop".to_owned())
+    fn finish(self, id: MessageId, status: Option<ReplyStatus>, duration: Duration) -> ChatMessage {
+        let finish_reason = match status {
+            Some(ReplyStatus::Error) => "error".to_owned(),
+            Some(ReplyStatus::Stopped) => "stop".to_owned(),
+            None => self.finish_reason.unwrap_or_else(|| "stop".to_owned()),
         };
         ChatMessage {
             id,
@@ -560,6 +652,8 @@ impl ReplyBuilder {
                 }]
             }),
             content: self.text,
+            status,
+            superseded_by: None,
         }
     }
 }

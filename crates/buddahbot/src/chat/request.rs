@@ -117,16 +117,12 @@ pub struct TurnRequest {
     pub format: ReplyFormat,
     /// The new user message as parts, stored with it (AI SDK requests only).
     pub user_parts: Option<Vec<MessagePart>>,
+    /// The AI SDK's `regenerate-message`: answer the last user message again, keeping the
+    /// reply it replaces as a superseded version.
+    pub regenerate: bool,
 }
 
-/// The wire format a turn is answered in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyFormat {
-    /// OpenAI `chat.completion.chunk` events (or a `chat.completion`).
-    OpenAi,
-    /// The AI SDK's UI message stream; the thread is created on first use.
-    Ui,
-}
+pub use crate::domain::ReplyFormat;
 
 /// How the caller reached us: our own `/api/chat` streams by default; the OpenAI-compatible
 /// `/api/chat/completions` streams only when asked, as the OpenAI API does.
@@ -207,6 +203,7 @@ impl TurnRequest {
             include_usage: body.stream_options.is_some_and(|o| o.include_usage),
             format: ReplyFormat::OpenAi,
             user_parts: None,
+            regenerate: false,
         })
     }
 
@@ -219,21 +216,16 @@ impl TurnRequest {
         let raw_id = body.id.as_deref().unwrap_or_default();
         let thread_id =
             ThreadId::parse(raw_id).map_err(|e| invalid("id", format_args!("is invalid: {e}")))?;
-        match body.trigger.as_deref() {
-            None | Some("submit-message") => {}
-            Some("regenerate-message") => {
-                return Err(invalid(
-                    "trigger",
-                    "`regenerate-message` is not supported yet: send the user message as a new turn",
-                ));
-            }
+        let regenerate = match body.trigger.as_deref() {
+            None | Some("submit-message") => false,
+            Some("regenerate-message") => true,
             Some(_) => {
                 return Err(invalid(
                     "trigger",
                     "must be `submit-message` or `regenerate-message`",
                 ));
             }
-        }
+        };
         let count = check_count(body.messages.len(), config)?;
         let mut user_message_id = None;
         let mut user_parts = None;
@@ -283,6 +275,7 @@ impl TurnRequest {
             include_usage: false,
             format: ReplyFormat::Ui,
             user_parts,
+            regenerate,
         })
     }
 

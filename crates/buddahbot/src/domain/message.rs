@@ -135,6 +135,46 @@ pub struct ChatMessage {
     /// that only read text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<Vec<MessagePart>>,
+    /// Set on a reply that did not complete: stopped on request, or broken off by an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReplyStatus>,
+    /// Set on a reply that a regenerated one replaced (kept, not destroyed): the new reply's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<MessageId>,
+}
+
+/// How an incomplete reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyStatus {
+    /// `POST /api/chat/:threadId/stop` ended it; what arrived until then is the reply.
+    Stopped,
+    /// The model's reply broke off; what arrived is kept.
+    Error,
+}
+
+/// The wire format a turn is answered (and its stream logged) in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyFormat {
+    /// OpenAI `chat.completion.chunk` events (or a `chat.completion`).
+    OpenAi,
+    /// The AI SDK's UI message stream; the thread is created on first use.
+    Ui,
+}
+
+impl ReplyFormat {
+    /// The name stored with a generation's stream.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Ui => "ui",
+        }
+    }
+
+    /// The format a stored name stands for (OpenAI for anything else).
+    pub fn from_stored(name: &str) -> Self {
+        if name == "ui" { Self::Ui } else { Self::OpenAi }
+    }
 }
 
 /// One stored part of a message, in the AI SDK's `UIMessage` part shape. Only the part types
@@ -171,6 +211,8 @@ impl ChatMessage {
             ttft_ms: None,
             duration_ms: None,
             parts: None,
+            status: None,
+            superseded_by: None,
         }
     }
 

@@ -53,6 +53,10 @@ pub enum UiChunk<'a> {
     Error {
         error_text: &'a str,
     },
+    /// The generation was stopped on request; what arrived is kept.
+    Abort {
+        reason: &'a str,
+    },
 }
 
 impl UiChunk<'_> {

@@ -89,6 +89,24 @@ pub fn replay_chunks(reply: &ChatMessage, include_usage: bool) -> Vec<String> {
         .collect()
 }
 
+/// The chunk that ends a stopped reply: no content, `finish_reason: "stop"`.
+pub fn stop_chunk(reply: &ChatMessage) -> String {
+    let chunk = Chunk {
+        id: completion_id(reply),
+        object: "chat.completion.chunk",
+        created: reply.created_at.as_second(),
+        model: reply.model.as_deref().unwrap_or_default(),
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta: json!({}),
+            logprobs: None,
+            finish_reason: Some("stop"),
+        }],
+        usage: None,
+    };
+    serde_json::to_string(&chunk).unwrap_or_default()
+}
+
 /// A stored reply as a `chat.completion` object.
 pub fn completion(reply: &ChatMessage) -> serde_json::Value {
     json!({

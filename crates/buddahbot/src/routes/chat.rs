@@ -1,18 +1,26 @@
-//! `POST /api/chat` and its OpenAI-SDK alias `/api/chat/completions`.
+//! `POST /api/chat` and its OpenAI-SDK alias `/api/chat/completions`; resuming and stopping
+//! a thread's generation (`GET /api/chat/:threadId/stream`, `POST /api/chat/:threadId/stop`,
+//! the id in `?id=`).
 
 use axum::{
-    Extension,
+    Extension, Json,
     extract::State,
-    http::{HeaderMap, Uri},
-    response::Response,
+    http::{HeaderMap, StatusCode, Uri},
+    response::{IntoResponse, Response},
 };
+use serde_json::json;
 
 use crate::{
     app::App,
     auth::Authenticated,
-    chat::{self, Background, ChatBody, Dialect, TurnRequest},
+    chat::{
+        self, Background, ChatBody, Dialect, TurnRequest,
+        resume::{self, StopRequest},
+    },
+    domain::ThreadId,
     error::ApiError,
-    http::{AppJson, guard::ChatLimits},
+    http::{AppJson, QueryParams, guard::ChatLimits, optional_param},
+    store::EventId,
 };
 
 pub async fn post(
@@ -34,4 +42,73 @@ pub async fn post(
     let background = background.map(|Extension(b)| b).unwrap_or_default();
     let limits = limits.map(|Extension(ChatLimits(l))| l).unwrap_or_default();
     chat::run(&app, user, request, &limits, background).await
+}
+
+/// The thread id of a `/api/chat/:threadId/…` route. A malformed id names no thread.
+fn thread_id(query: &QueryParams) -> Result<ThreadId, ApiError> {
+    query
+        .get("id")
+        .and_then(|raw| ThreadId::parse(raw).ok())
+        .ok_or(ApiError::ThreadNotFound)
+}
+
+/// `GET /api/chat/:threadId/stream`: the running (or just ended) generation from its first
+/// event, or from after `Last-Event-ID` / `?after=`; 204 when there is none.
+pub async fn resume(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // An unknown thread is "nothing to resume": `useChat({resume: true})` asks on mount,
+    // also for a chat that has not started yet.
+    let Ok(thread) = thread_id(&query) else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let mut after = optional_param(&query, "after", str::parse::<EventId>)?;
+    if after.is_none()
+        && let Some(raw) = headers.get("last-event-id")
+    {
+        after = Some(
+            raw.to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    ApiError::InvalidBody(
+                        "the `Last-Event-ID` header must be an event id this API sent".to_owned(),
+                    )
+                })?,
+        );
+    }
+    Ok(resume::resume(&app, user, thread, after)
+        .await?
+        .unwrap_or_else(|| StatusCode::NO_CONTENT.into_response()))
+}
+
+/// `POST /api/chat/:threadId/stop`: asks the thread's generation to stop, wherever it runs.
+/// 202 while it stops (its partial reply is stored, its stream ends); 200 when nothing was
+/// generating.
+pub async fn stop(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let thread = thread_id(&query)?;
+    Ok(match app.store().request_stop(&user, &thread).await? {
+        StopRequest::ThreadNotFound => return Err(ApiError::ThreadNotFound),
+        StopRequest::Idle => (
+            StatusCode::OK,
+            Json(json!({ "threadId": thread.as_str(), "status": "idle" })),
+        )
+            .into_response(),
+        StopRequest::Stopping(reply) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "threadId": thread.as_str(),
+                "messageId": reply.as_str(),
+                "status": "stopping",
+            })),
+        )
+            .into_response(),
+    })
 }

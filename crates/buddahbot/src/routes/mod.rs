@@ -62,6 +62,16 @@ pub fn chat(app: App) -> Router {
     function(app, Some(RouteClass::Chat), post(chat::post), "POST")
 }
 
+/// `api/chat/[id]/stream.rs`: `GET /api/chat/:threadId/stream`, the id in `?id=`.
+pub fn chat_stream(app: App) -> Router {
+    function(app, Some(RouteClass::Api), get(chat::resume), "GET, HEAD")
+}
+
+/// `api/chat/[id]/stop.rs`: `POST /api/chat/:threadId/stop`, the id in `?id=`.
+pub fn chat_stop(app: App) -> Router {
+    function(app, Some(RouteClass::Api), post(chat::stop), "POST")
+}
+
 /// `api/health.rs`: `GET /api/health`, unauthenticated.
 pub fn health(app: App) -> Router {
     function(app, None, get(health::get), "GET, HEAD")
@@ -95,7 +105,19 @@ pub fn local(app: App) -> Router {
         )
         .route_service("/api/health", health(app.clone()).into_service())
         .route_service("/api/chat", chat(app.clone()).into_service())
-        .route_service("/api/chat/completions", chat(app).into_service())
+        .route_service("/api/chat/completions", chat(app.clone()).into_service())
+        .route_service(
+            "/api/chat/{id}/stream",
+            chat_stream(app.clone())
+                .layer(middleware::map_request(parent_segment_as_id_param))
+                .into_service(),
+        )
+        .route_service(
+            "/api/chat/{id}/stop",
+            chat_stop(app)
+                .layer(middleware::map_request(parent_segment_as_id_param))
+                .into_service(),
+        )
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(middleware::from_fn(log_errors))
 }
@@ -154,9 +176,19 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
 
 /// Does what Vercel does for `api/threads/[id].rs`: the last path segment is appended to the
 /// query as `id`, and the function sees the original path plus `?id=`.
-async fn segment_as_id_param(mut request: Request) -> Request {
+async fn segment_as_id_param(request: Request) -> Request {
+    with_id_param(request, 0)
+}
+
+/// `/api/chat/:id/stream` → `?id=`, as Vercel passes an `[id]` directory's segment.
+async fn parent_segment_as_id_param(request: Request) -> Request {
+    with_id_param(request, 1)
+}
+
+/// Adds the path segment `from_end` places before the last as the `id` query parameter.
+fn with_id_param(mut request: Request, from_end: usize) -> Request {
     let uri = request.uri();
-    let segment = uri.path().rsplit('/').next().unwrap_or_default();
+    let segment = uri.path().rsplit('/').nth(from_end).unwrap_or_default();
     let query = match uri.query() {
         Some(q) if !q.is_empty() => format!("{q}&id={segment}"),
         _ => format!("id={segment}"),

@@ -77,7 +77,15 @@ pub async fn get(
     Ok(AppJson(ThreadWithMessages {
         thread: page.thread,
         messages: if ui {
-            Messages::Ui(page.messages.iter().map(ai_sdk::ui_message).collect())
+            // The conversation as it stands: replies replaced by a regenerate are left out
+            // (the stored shape keeps them, marked `supersededBy`).
+            Messages::Ui(
+                page.messages
+                    .iter()
+                    .filter(|m| m.superseded_by.is_none())
+                    .map(ai_sdk::ui_message)
+                    .collect(),
+            )
         } else {
             Messages::Stored(page.messages)
         },

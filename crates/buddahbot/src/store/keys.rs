@@ -31,12 +31,20 @@ pub fn thread_turns(user: &UserId, thread: &ThreadId) -> String {
     format!("{PREFIX}{{{user}}}:thread:{thread}:turns")
 }
 
+/// `user:{<userId>}:thread:<threadId>:stream`, the STREAM of the thread's latest generation:
+/// every event sent to the client, in order, so another request (on any instance) can replay
+/// and follow it. Emptied when the next generation starts; expires a day after it ends.
+pub fn thread_stream(user: &UserId, thread: &ThreadId) -> String {
+    format!("{PREFIX}{{{user}}}:thread:{thread}:stream")
+}
+
 /// Every key of one thread.
-pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 3] {
+pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 4] {
     [
         thread_meta(user, thread),
         thread_messages(user, thread),
         thread_turns(user, thread),
+        thread_stream(user, thread),
     ]
 }
 
@@ -77,6 +85,10 @@ mod tests {
             thread_turns(&user, &thread),
             "user:{github:583231}:thread:Xy7kP2mQ9rT4vW1z:turns"
         );
+        assert_eq!(
+            thread_stream(&user, &thread),
+            "user:{github:583231}:thread:Xy7kP2mQ9rT4vW1z:stream"
+        );
         assert_eq!(user_pattern(&user), "user:{github:583231}:*");
         assert_eq!(
             rate_limit(&user, "chat-minute"),
@@ -97,6 +109,7 @@ mod tests {
             thread_meta(&user, &thread),
             thread_messages(&user, &thread),
             thread_turns(&user, &thread),
+            thread_stream(&user, &thread),
         ] {
             let open = key.find('{').unwrap();
             let close = key.find('}').unwrap();

@@ -12,21 +12,26 @@ pub mod cursor;
 pub mod keys;
 mod limits;
 mod scripts;
+pub mod stream;
 
 use std::{collections::HashMap, time::Duration};
 
 use jiff::Timestamp;
 use redis::{
     AsyncCommands, RedisError,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+    AsyncConnectionConfig,
+    aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
 };
 
 use crate::{
     config::{RedisConfig, StoreConfig},
-    domain::{ChatMessage, MessageId, Thread, ThreadId, ThreadStatus, Title, UserId, now},
+    domain::{
+        ChatMessage, MessageId, ReplyFormat, Thread, ThreadId, ThreadStatus, Title, UserId, now,
+    },
 };
 pub use cursor::{CursorError, MessageCursor, ThreadCursor};
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
+pub use stream::{EventId, StreamEvent};
 
 /// How many thread ids `delete_all_threads` removes per round trip, so no single command
 /// holds the server for long however many threads a user has.
@@ -93,6 +98,10 @@ pub struct NewTurn<'a> {
     pub reply_id: &'a MessageId,
     /// How long the turn counts as in progress if its generator never finishes (a crash).
     pub lease: Duration,
+    /// The format its events are logged in, for resumers.
+    pub format: ReplyFormat,
+    /// Answer an answered turn again, superseding its reply.
+    pub regenerate: bool,
 }
 
 /// What [`Store::begin_turn`] found.
@@ -101,7 +110,8 @@ pub enum TurnStart {
     /// The caller is over a limit; nothing was stored.
     RateLimited,
     /// The user message is stored (now, or by an earlier failed attempt): call the model.
-    Proceed { retried: bool },
+    /// Its events are logged with ids `<stream_start_ms>-<n>`.
+    Proceed { retried: bool, stream_start_ms: i64 },
     /// The thread does not exist for this user.
     ThreadNotFound,
     /// Another attempt at this same turn is generating its reply right now.
@@ -110,12 +120,28 @@ pub enum TurnStart {
     Busy { reply_id: MessageId },
     /// This turn was answered already: here is the stored reply.
     Answered(ChatMessage),
+    /// A regenerate of a reply that later messages follow (only the latest can be replaced).
+    NotLatest,
 }
+
+/// How a generation's stream ends: its last events and when its turn began (the ms of its
+/// event ids).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamEnd<'a> {
+    pub events: &'a [StreamEvent],
+}
+
+/// A connection of its own, for one long blocking read.
+pub type DedicatedConnection = MultiplexedConnection;
 
 /// The thread store: a cheap handle over one multiplexed connection per process.
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    /// For [`Store::dedicated_connection`].
+    client: redis::Client,
+    connect_timeout: Duration,
+    response_timeout: Duration,
     ttl_ms: u64,
 }
 
@@ -135,11 +161,33 @@ impl Store {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(redis.client()?, manager_config)?;
+        let client = redis.client()?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
         Ok(Self {
             conn,
+            client,
+            connect_timeout: redis.connect_timeout,
+            response_timeout: redis.response_timeout,
             ttl_ms: u64::try_from(store.thread_ttl.as_millis()).unwrap_or(u64::MAX),
         })
+    }
+
+    /// Opens a connection that is not shared (with `response_timeout`, `None` for none), for
+    /// commands that block, which would hold up every request on the shared connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached within the connect timeout.
+    pub async fn dedicated_connection(
+        &self,
+        response_timeout: Option<Duration>,
+    ) -> Result<DedicatedConnection, StoreError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(response_timeout);
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
     }
 
     /// Answers `PING` (for readiness checks and warm-up).
@@ -337,7 +385,9 @@ impl Store {
                 "0"
             })
             .arg(user.as_str())
-            .arg(turn.create_with_title.map_or("", Title::as_str));
+            .arg(turn.create_with_title.map_or("", Title::as_str))
+            .arg(turn.format.as_str())
+            .arg(if turn.regenerate { "1" } else { "0" });
         limits.push_args(&mut invocation, user);
         let (outcome, limit, remaining, reset, retry, detail): (
             String,
@@ -354,8 +404,14 @@ impl Store {
             reason: reason.to_owned(),
         };
         let start = match outcome.as_str() {
-            "started" => TurnStart::Proceed { retried: false },
-            "retry" => TurnStart::Proceed { retried: true },
+            "started" => TurnStart::Proceed {
+                retried: false,
+                stream_start_ms: now_ms,
+            },
+            "retry" => TurnStart::Proceed {
+                retried: true,
+                stream_start_ms: now_ms,
+            },
             "rate_limited" => TurnStart::RateLimited,
             "not_found" => TurnStart::ThreadNotFound,
             "in_progress" => TurnStart::InProgress {
@@ -364,6 +420,7 @@ impl Store {
             "busy" => TurnStart::Busy {
                 reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad active id"))?,
             },
+            "not_latest" => TurnStart::NotLatest,
             "done" => TurnStart::Answered(
                 serde_json::from_str(&detail).map_err(|e| corrupt(&e.to_string()))?,
             ),
@@ -383,6 +440,7 @@ impl Store {
         thread: &ThreadId,
         user_message: &MessageId,
         reply: &ChatMessage,
+        end: StreamEnd<'_>,
     ) -> Result<bool, StoreError> {
         let json = encode(user, thread, reply)?;
         let tokens = reply.usage.map_or(0, |u| {
@@ -406,6 +464,7 @@ impl Store {
             } else {
                 "idle"
             });
+        end.push_args(&mut invocation);
         let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(index >= 0)
     }
@@ -420,14 +479,18 @@ impl Store {
         thread: &ThreadId,
         user_message: &MessageId,
         reply_id: &MessageId,
+        end: StreamEnd<'_>,
     ) -> Result<(), StoreError> {
-        let _: i64 = scripts::FAIL_TURN
+        let mut invocation = scripts::FAIL_TURN.prepare_invoke();
+        invocation
             .key(keys::thread_turns(user, thread))
             .key(keys::thread_meta(user, thread))
+            .key(keys::thread_stream(user, thread))
             .arg(user_message.as_str())
             .arg(reply_id.as_str())
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+            .arg(now().as_millisecond());
+        end.push_args(&mut invocation);
+        let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(())
     }
 
@@ -660,13 +723,26 @@ fn newest_first(index: &str, max: &str, min: &str, limit: Option<usize>) -> redi
     cmd
 }
 
-/// The four keys a turn script touches, in its `KEYS` order.
+/// The five keys a turn script touches, in its `KEYS` order.
 fn turn_keys(invocation: &mut redis::ScriptInvocation<'_>, user: &UserId, thread: &ThreadId) {
     invocation
         .key(keys::thread_meta(user, thread))
         .key(keys::thread_messages(user, thread))
         .key(keys::thread_index(user))
-        .key(keys::thread_turns(user, thread));
+        .key(keys::thread_turns(user, thread))
+        .key(keys::thread_stream(user, thread));
+}
+
+impl StreamEnd<'_> {
+    /// `stream.lua`'s arguments.
+    fn push_args(self, invocation: &mut redis::ScriptInvocation<'_>) {
+        invocation
+            .arg(stream::ttl_ms(stream::STREAM_TTL))
+            .arg(stream::STREAM_CAP);
+        for event in self.events {
+            invocation.arg(event.id.to_string()).arg(&event.data);
+        }
+    }
 }
 
 /// A message as stored in the thread's list.

@@ -23,11 +23,24 @@ pub static BEGIN_TURN: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-pub static FINISH_TURN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/finish_turn.lua")));
+/// Ends the generation's stream too (library: stream.lua).
+pub static FINISH_TURN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/stream.lua"),
+        include_str!("scripts/finish_turn.lua")
+    ))
+});
 
-pub static FAIL_TURN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/fail_turn.lua")));
+/// Ends the generation's stream too (library: stream.lua).
+pub static FAIL_TURN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/stream.lua"),
+        include_str!("scripts/fail_turn.lua")
+    ))
+});
+
+pub static REQUEST_STOP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/request_stop.lua")));
 
 pub static RATE_LIMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(

@@ -1,13 +1,19 @@
 -- Marks a turn failed before any reply was stored, so a retry may generate again, and frees
--- the thread. Leaves both alone when another attempt has taken them over since.
--- KEYS: 1 turns, 2 meta
--- ARGV: 1 user message id, 2 assistant message id of the failed attempt
+-- the thread. Leaves both alone when another attempt has taken them over since. Events the
+-- client was sent end the stream (library: stream.lua), so resumers see the failure too.
+-- KEYS: 1 turns, 2 meta, 3 stream
+-- ARGV: 1 user message id, 2 assistant message id of the failed attempt, 3 now (ms),
+--       4.. the stream's last events (stream.lua; none when nothing was sent)
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.sub(current, 1, #ARGV[2] + 2) == 'g:' .. ARGV[2] then
   redis.call('HSET', KEYS[1], ARGV[1], 'f')
 end
+if #ARGV > 6 and redis.call('HGET', KEYS[2], 'streamId') == ARGV[2] then
+  end_stream(KEYS[3], 4)
+  redis.call('HSET', KEYS[2], 'streamEndedAt', ARGV[3])
+end
 if redis.call('HGET', KEYS[2], 'activeMessageId') == ARGV[2] then
-  redis.call('HDEL', KEYS[2], 'activeMessageId', 'activeUntil')
+  redis.call('HDEL', KEYS[2], 'activeMessageId', 'activeUntil', 'stopRequested')
   redis.call('HSET', KEYS[2], 'lastStatus', 'error')
   return 1
 end

@@ -1,0 +1,196 @@
+//! Resuming a generation from its stream log (`GET /api/chat/:threadId/stream`) and stopping
+//! it (`POST /api/chat/:threadId/stop`), from any instance.
+//!
+//! A resumer replays the log from its start (or after the client's last event id) with
+//! `XRANGE` on the shared connection, then follows new entries with `XREAD BLOCK` on a
+//! connection of its own, until the event that ended the generation. Events carry their log
+//! ids as SSE ids, so a client that drops again resumes exactly where it left off.
+
+use std::time::Duration;
+
+use axum::response::{Response, sse::Event};
+use tokio::sync::mpsc;
+
+use super::{CHANNEL_CAPACITY, encoder::Encoder, outlet::sse, sse_response};
+use crate::{
+    app::App,
+    domain::{ThreadId, UserId, now},
+    store::{
+        EventId, StoreError,
+        stream::{GenerationState, LoggedEvent, StreamInfo},
+    },
+};
+
+pub use crate::store::stream::StopRequest;
+
+/// Longest a follower waits for a new event before it checks that the generation is still
+/// alive (a crashed generator leaves its log without an end).
+const FOLLOW_BLOCK: Duration = Duration::from_secs(2);
+
+/// Why a resumed stream ended early, as its client is told.
+const INTERRUPTED: super::Failure<'static> = super::Failure {
+    code: "generation_interrupted",
+    message: "The reply stopped arriving; reload the thread for what was saved.",
+};
+
+/// The thread's generation as an event stream from `after` on (from its start when `None`),
+/// or `None` (204) when no generation is running or ended within the grace period.
+///
+/// # Errors
+/// [`StoreError`] when Redis fails before the stream starts.
+pub async fn resume(
+    app: &App,
+    user: UserId,
+    thread: ThreadId,
+    after: Option<EventId>,
+) -> Result<Option<Response>, StoreError> {
+    let Some(info) = app.store().stream_info(&user, &thread).await? else {
+        return Ok(None);
+    };
+    let grace = i64::try_from(app.config().chat.resume_grace.as_millis()).unwrap_or(i64::MAX);
+    match info.state {
+        GenerationState::Running => {}
+        GenerationState::Ended { at_ms } if now().as_millisecond() - at_ms <= grace => {}
+        GenerationState::Ended { .. } | GenerationState::Abandoned => return Ok(None),
+    }
+    // An id of another (older) generation means the client saw none of this one.
+    let after = after.filter(|id| id.ms == info.start_ms);
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let response = sse_response(&thread, &info.reply_id, info.format, rx);
+    let resumer = Resumer {
+        app: app.clone(),
+        user,
+        thread,
+        info,
+        tx,
+    };
+    tokio::spawn(resumer.run(after));
+    Ok(Some(response))
+}
+
+/// One resumed stream.
+struct Resumer {
+    app: App,
+    user: UserId,
+    thread: ThreadId,
+    info: StreamInfo,
+    tx: mpsc::Sender<Event>,
+}
+
+/// Whether the resumed stream goes on after a batch.
+enum Next {
+    More,
+    /// The generation's last event went out, or the client left.
+    Done,
+    /// The log holds another generation's events: this one will never end there.
+    Superseded,
+}
+
+impl Resumer {
+    async fn run(self, mut after: Option<EventId>) {
+        match self.replay(&mut after).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(err) => return self.interrupted(&err).await,
+        }
+        if let Err(err) = self.follow(after).await {
+            self.interrupted(&err).await;
+        }
+    }
+
+    /// Sends the logged events; `true` when that ended the stream.
+    async fn replay(&self, after: &mut Option<EventId>) -> Result<bool, Broken> {
+        loop {
+            let batch = self
+                .app
+                .store()
+                .read_events(&self.user, &self.thread, *after)
+                .await?;
+            if batch.is_empty() {
+                return Ok(false);
+            }
+            match self.send(batch, after).await {
+                Next::More => {}
+                Next::Done => return Ok(true),
+                Next::Superseded => return Err(Broken::Gone),
+            }
+        }
+    }
+
+    /// Waits for new events until the generation's last one, or until it is found dead.
+    async fn follow(&self, mut after: Option<EventId>) -> Result<(), Broken> {
+        let store = self.app.store();
+        let mut follower = store.follower(&self.user, &self.thread, FOLLOW_BLOCK).await?;
+        loop {
+            let from = after.unwrap_or(EventId {
+                ms: self.info.start_ms,
+                seq: 0,
+            });
+            let batch = tokio::select! {
+                batch = follower.next(from) => batch?,
+                () = self.tx.closed() => return Ok(()),
+            };
+            if batch.is_empty() {
+                let alive = store
+                    .stream_info(&self.user, &self.thread)
+                    .await?
+                    .is_some_and(|now| {
+                        now.reply_id == self.info.reply_id
+                            && now.state == GenerationState::Running
+                    });
+                if alive {
+                    continue;
+                }
+                // It ended or died while we waited: whatever it logged last is there now.
+                let rest = store.read_events(&self.user, &self.thread, after).await?;
+                return match self.send(rest, &mut after).await {
+                    Next::Done => Ok(()),
+                    Next::More | Next::Superseded => Err(Broken::Gone),
+                };
+            }
+            match self.send(batch, &mut after).await {
+                Next::More => {}
+                Next::Done => return Ok(()),
+                Next::Superseded => return Err(Broken::Gone),
+            }
+        }
+    }
+
+    async fn send(&self, batch: Vec<LoggedEvent>, after: &mut Option<EventId>) -> Next {
+        for logged in batch {
+            if logged.event.id.ms != self.info.start_ms {
+                return Next::Superseded;
+            }
+            if self.tx.send(sse(&logged.event)).await.is_err() {
+                return Next::Done;
+            }
+            *after = Some(logged.event.id);
+            if logged.last {
+                return Next::Done;
+            }
+        }
+        Next::More
+    }
+
+    /// Ends a stream whose generation will not end it: the client's error events.
+    async fn interrupted(&self, err: &Broken) {
+        tracing::warn!(thread = %self.thread, error = %err, "a resumed stream ended early");
+        let mut encoder = Encoder::new(self.info.format, false);
+        for data in encoder.fail(&INTERRUPTED) {
+            if self.tx.send(Event::default().data(data)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Why a resumed stream cannot reach the generation's end.
+#[derive(Debug, thiserror::Error)]
+enum Broken {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The log ended without its last event: the generator died, or a newer generation
+    /// replaced the log.
+    #[error("the generation ended without its last event")]
+    Gone,
+}

@@ -1,0 +1,357 @@
+//! The stream log of a thread's latest generation: every event its client was sent, in a
+//! Redis Stream under the user's hash tag, so a request on any instance can replay it and
+//! follow it live (`GET /api/chat/:threadId/stream`), and the stop signal that travels the
+//! other way (`POST /api/chat/:threadId/stop`).
+//!
+//! # Event ids
+//! The generator names its events itself, `<streamStart>-<n>` (the ms its turn began, then a
+//! counter from 1), and sends each to its own client at once with that id; the log catches up
+//! in batches ([`Store::log_events`]), off the client's path. Ids are valid, increasing
+//! Stream ids, so a resumer's `Last-Event-ID` is an `XRANGE`/`XREAD` position as is, and an id
+//! whose ms part is not the generation's own belongs to another generation.
+
+use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
+
+use redis::{
+    Value,
+    streams::{StreamRangeReply, StreamReadOptions, StreamReadReply},
+};
+
+use super::{Store, StoreError, keys, scripts};
+use crate::domain::{MessageId, ReplyFormat, ThreadId, UserId, now};
+
+/// How long a generation's log is kept after it ends (or after its last event, when its
+/// generator died).
+pub const STREAM_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Entries a log keeps at most (`MAXLEN ~`): far more than a reply within the `max_tokens`
+/// cap produces, so a replay always starts at the beginning.
+pub const STREAM_CAP: u64 = 100_000;
+
+/// Entries read per `XRANGE`/`XREAD`.
+const READ_BATCH: usize = 512;
+
+/// The id of one logged event: `<ms>-<seq>`, as Redis Streams write ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventId {
+    pub ms: i64,
+    pub seq: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// An event id that is not `<ms>-<seq>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be an event id of the form <milliseconds>-<sequence>")]
+pub struct EventIdError;
+
+impl FromStr for EventId {
+    type Err = EventIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (ms, seq) = s.split_once('-').ok_or(EventIdError)?;
+        let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return Err(EventIdError);
+        }
+        Ok(Self {
+            ms: ms.parse().map_err(|_| EventIdError)?,
+            seq: seq.parse().map_err(|_| EventIdError)?,
+        })
+    }
+}
+
+/// One event of a generation: its id and its SSE `data:` payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEvent {
+    pub id: EventId,
+    pub data: String,
+}
+
+/// An event read back from the log; `last` marks the one that ended the generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    pub event: StreamEvent,
+    pub last: bool,
+}
+
+/// What a thread's meta says of its latest generation's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The assistant message the generation produces.
+    pub reply_id: MessageId,
+    /// The ms part of every event id of the generation.
+    pub start_ms: i64,
+    pub format: ReplyFormat,
+    pub state: GenerationState,
+}
+
+/// Where the latest generation of a thread is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerationState {
+    /// Its generator holds the thread (its lease has not run out).
+    Running,
+    /// It ended (its last event is logged) at this time (ms).
+    Ended { at_ms: i64 },
+    /// It neither runs nor ended: its generator died, or it failed before sending anything.
+    Abandoned,
+}
+
+/// What `POST /api/chat/:threadId/stop` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopRequest {
+    ThreadNotFound,
+    /// Nothing was generating.
+    Idle,
+    /// The generation of this reply was asked to stop.
+    Stopping(MessageId),
+}
+
+impl Store {
+    /// Appends a batch of a running generation's events to its log and reports whether it
+    /// was asked to stop, in one round trip. An empty batch only checks for the stop.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn log_events(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        reply_id: &MessageId,
+        events: &[StreamEvent],
+    ) -> Result<bool, StoreError> {
+        let stream = keys::thread_stream(user, thread);
+        let mut pipe = redis::pipe();
+        for event in events {
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(STREAM_CAP)
+                .arg(event.id.to_string())
+                .arg("d")
+                .arg(&event.data)
+                .ignore();
+        }
+        if !events.is_empty() {
+            pipe.cmd("PEXPIRE").arg(&stream).arg(ttl_ms(STREAM_TTL)).ignore();
+        }
+        pipe.hget(keys::thread_meta(user, thread), "stopRequested");
+        let (stop,): (Option<String>,) = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(stop.as_deref() == Some(reply_id.as_str()))
+    }
+
+    /// Asks the thread's running generation, wherever it runs, to stop.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or the stored id is corrupt.
+    pub async fn request_stop(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+    ) -> Result<StopRequest, StoreError> {
+        let meta = keys::thread_meta(user, thread);
+        let active: Option<String> = scripts::REQUEST_STOP
+            .key(&meta)
+            .arg(now().as_millisecond())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match active.as_deref() {
+            None => StopRequest::ThreadNotFound,
+            Some("") => StopRequest::Idle,
+            Some(id) => StopRequest::Stopping(MessageId::parse(id).map_err(|_| {
+                StoreError::Corrupt {
+                    key: meta,
+                    reason: "bad activeMessageId".to_owned(),
+                }
+            })?),
+        })
+    }
+
+    /// The thread's latest generation, or `None` when the thread does not exist or never
+    /// generated.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn stream_info(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+    ) -> Result<Option<StreamInfo>, StoreError> {
+        let fields = [
+            "streamId",
+            "streamStart",
+            "streamFormat",
+            "streamEndedAt",
+            "activeMessageId",
+            "activeUntil",
+        ];
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(keys::thread_meta(user, thread))
+            .arg(&fields)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let meta: HashMap<&str, String> = fields
+            .into_iter()
+            .zip(values)
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect();
+        let number = |name: &str| meta.get(name).and_then(|v| v.parse::<i64>().ok());
+        let (Some(reply_id), Some(start_ms)) = (
+            meta.get("streamId").and_then(|id| MessageId::parse(id).ok()),
+            number("streamStart"),
+        ) else {
+            return Ok(None);
+        };
+        let running = meta.get("activeMessageId") == Some(&reply_id.as_str().to_owned())
+            && number("activeUntil").unwrap_or(0) > now().as_millisecond();
+        let state = match (running, number("streamEndedAt")) {
+            (true, _) => GenerationState::Running,
+            (false, Some(at_ms)) => GenerationState::Ended { at_ms },
+            (false, None) => GenerationState::Abandoned,
+        };
+        Ok(Some(StreamInfo {
+            reply_id,
+            start_ms,
+            format: ReplyFormat::from_stored(meta.get("streamFormat").map_or("", String::as_str)),
+            state,
+        }))
+    }
+
+    /// Logged events after `after` (from the first when `None`), at most one batch.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn read_events(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        after: Option<EventId>,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(keys::thread_stream(user, thread))
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(READ_BATCH)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        logged(user, thread, reply.ids.into_iter().map(|e| (e.id, e.map)))
+    }
+
+    /// A reader that waits for new events on a connection of its own, so its blocking reads
+    /// never hold up the shared connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the connection cannot be opened.
+    pub async fn follower(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        block: Duration,
+    ) -> Result<Follower, StoreError> {
+        // Redis answers a blocked read after `block` at the latest; allow it the usual
+        // response time on top.
+        let conn = self
+            .dedicated_connection(Some(block + self.response_timeout))
+            .await?;
+        Ok(Follower {
+            conn,
+            user: user.clone(),
+            thread: thread.clone(),
+            block,
+        })
+    }
+}
+
+/// Waits for a generation's next events (`XREAD BLOCK`) on its own connection.
+pub struct Follower {
+    conn: super::DedicatedConnection,
+    user: UserId,
+    thread: ThreadId,
+    block: Duration,
+}
+
+impl Follower {
+    /// The events after `after`, waiting up to the block time for some; empty when none came.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn next(&mut self, after: EventId) -> Result<Vec<LoggedEvent>, StoreError> {
+        let key = keys::thread_stream(&self.user, &self.thread);
+        let options = StreamReadOptions::default()
+            .block(usize::try_from(self.block.as_millis()).unwrap_or(usize::MAX))
+            .count(READ_BATCH);
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg(&options)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(after.to_string())
+            .query_async(&mut self.conn)
+            .await?;
+        let entries = reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(|e| (e.id, e.map));
+        logged(&self.user, &self.thread, entries)
+    }
+}
+
+/// Entries as [`LoggedEvent`]s.
+fn logged(
+    user: &UserId,
+    thread: &ThreadId,
+    entries: impl Iterator<Item = (String, HashMap<String, Value>)>,
+) -> Result<Vec<LoggedEvent>, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        key: keys::thread_stream(user, thread),
+        reason: reason.to_owned(),
+    };
+    entries
+        .map(|(id, map)| {
+            let id = id.parse().map_err(|_| corrupt("bad entry id"))?;
+            let data = match map.get("d") {
+                Some(value) => redis::from_redis_value_ref::<String>(value)
+                    .map_err(|_| corrupt("bad event data"))?,
+                None => return Err(corrupt("entry without data")),
+            };
+            Ok(LoggedEvent {
+                event: StreamEvent { id, data },
+                last: map.contains_key("e"),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_round_trip_and_order_like_stream_ids() {
+        let id: EventId = "1763797200000-12".parse().unwrap();
+        assert_eq!(
+            id,
+            EventId {
+                ms: 1_763_797_200_000,
+                seq: 12
+            }
+        );
+        assert_eq!(id.to_string(), "1763797200000-12");
+        let next: EventId = "1763797200000-13".parse().unwrap();
+        assert!(id < next);
+        for bad in ["", "12", "-1", "1-", "a-1", "1-b", "1-2-3", " 1-2", "1--2"] {
+            assert!(bad.parse::<EventId>().is_err(), "{bad:?}");
+        }
+    }
+}
