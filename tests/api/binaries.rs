@@ -12,12 +12,12 @@ use crate::helpers::{
     test_vars_with_upstream,
 };
 
-struct Function {
+pub(crate) struct Function {
     _child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
-async fn start(binary: &str, vars: Vec<(String, String)>) -> Function {
+pub(crate) async fn start(binary: &str, vars: Vec<(String, String)>) -> Function {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

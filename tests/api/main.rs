@@ -18,6 +18,7 @@ mod helpers;
 mod isolation;
 mod limits;
 mod resilience;
+mod resume;
 mod session;
 mod store;
 mod thread;

@@ -92,3 +92,40 @@ test("a turn sent by DefaultChatTransport reads back as the assistant's message"
     ["user", "assistant", "user", "assistant"],
   );
 });
+
+test("useChat's resume (reconnectToStream) replays a generation the client dropped", async () => {
+  const chatId = randomUUID().replaceAll("-", "").slice(0, 16);
+  const abort = new AbortController();
+  const stream = await transport.sendMessages({
+    chatId,
+    messages: [userMessage("[[mock tokens=24 inter_token_ms=25]] Take your time")],
+    trigger: "submit-message",
+    messageId: undefined,
+    abortSignal: abort.signal,
+  });
+  // Read the first chunks, then go away as a reloading page does.
+  const reader = stream.getReader();
+  const first = await reader.read();
+  assert.equal(first.value?.type, "start");
+  abort.abort();
+  await reader.cancel().catch(() => {});
+
+  const resumed = await transport.reconnectToStream({ chatId });
+  assert.ok(resumed, "a running generation can be resumed");
+  const errors = [];
+  let message;
+  for await (const m of readUIMessageStream({ stream: resumed, onError: (e) => errors.push(e) })) {
+    message = m;
+  }
+  assert.deepEqual(errors, []);
+  assert.equal(message.id, first.value.messageId, "the resumed message is the one that started");
+  const stored = await storedMessages(chatId);
+  assert.equal(stored.length, 2, "the dropped client's turn was stored once");
+  assert.equal(textOf(message), stored[1].content, "the replay carries the whole reply");
+  assert.equal(message.metadata?.finishReason, "stop");
+
+  const unknown = await transport.reconnectToStream({
+    chatId: randomUUID().replaceAll("-", "").slice(0, 16),
+  });
+  assert.equal(unknown, null, "nothing to resume is a 204");
+});

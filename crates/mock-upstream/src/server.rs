@@ -59,6 +59,8 @@ struct Shared {
     /// and operators, so the read lock is uncontended.
     config: RwLock<MockConfig>,
     calls: AtomicUsize,
+    /// Streamed replies the client closed before their end (shared with each reply).
+    abandoned: Arc<AtomicUsize>,
     /// Raw bodies, parsed only when a test asks, so recording costs a refcount, not a parse.
     requests: Mutex<VecDeque<Bytes>>,
     /// Never reset, unlike `calls`, so reply ids stay unique for the life of the mock.
@@ -74,6 +76,7 @@ impl MockState {
             shared: Arc::new(Shared {
                 config: RwLock::new(config),
                 calls: AtomicUsize::new(0),
+                abandoned: Arc::new(AtomicUsize::new(0)),
                 requests: Mutex::new(VecDeque::new()),
                 next_id: AtomicU64::new(0),
                 stopping: watch::Sender::new(false),
@@ -99,6 +102,12 @@ impl MockState {
     /// since the start or the last [`reset`](Self::reset).
     pub fn calls(&self) -> usize {
         self.shared.calls.load(Ordering::Relaxed)
+    }
+
+    /// Streamed replies whose client closed the connection before the reply's end (never
+    /// reset).
+    pub fn abandoned(&self) -> usize {
+        self.shared.abandoned.load(Ordering::Relaxed)
     }
 
     /// The bodies of the last [`REQUEST_LOG_CAPACITY`] chat completion requests, oldest first;
@@ -246,7 +255,13 @@ async fn answer_chat(
 
     if request.stream == Some(true) {
         delay(knobs.ttft).await;
-        let reply = SseReply::new(&id, created, &request.model, plan);
+        let reply = SseReply::new(
+            &id,
+            created,
+            &request.model,
+            plan,
+            Arc::clone(&state.shared.abandoned),
+        );
         return Ok((
             [
                 (CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),

@@ -8,6 +8,10 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -104,10 +108,26 @@ pub(crate) struct SseReply {
     /// Allocated on the first delay and reset afterwards, so a reply boxes at most one timer.
     delay: Option<Pin<Box<Sleep>>>,
     waiting: bool,
+    /// Counts replies dropped before their end: the client closed the connection.
+    abandoned: Arc<AtomicUsize>,
+}
+
+impl Drop for SseReply {
+    fn drop(&mut self) {
+        if self.phase != Phase::Done {
+            self.abandoned.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl SseReply {
-    pub(crate) fn new(id: &str, created: u64, model: &str, plan: Plan) -> Self {
+    pub(crate) fn new(
+        id: &str,
+        created: u64,
+        model: &str,
+        plan: Plan,
+        abandoned: Arc<AtomicUsize>,
+    ) -> Self {
         let mut head = String::with_capacity(128 + id.len() + model.len());
         head.push_str("data: {\"id\":\"");
         head.push_str(id);
@@ -125,6 +145,7 @@ impl SseReply {
             phase: Phase::Start,
             delay: None,
             waiting: false,
+            abandoned,
         }
     }
 
@@ -378,9 +399,23 @@ mod tests {
             .collect()
     }
 
+    fn counter() -> Arc<AtomicUsize> {
+        Arc::new(AtomicUsize::new(0))
+    }
+
+    #[test]
+    fn a_reply_dropped_before_its_end_counts_as_abandoned() {
+        let finished = counter();
+        drain(SseReply::new("c", 7, "m", plan(3), Arc::clone(&finished)));
+        assert_eq!(finished.load(Ordering::Relaxed), 0);
+        let abandoned = counter();
+        drop(SseReply::new("c", 7, "m", plan(3), Arc::clone(&abandoned)));
+        assert_eq!(abandoned.load(Ordering::Relaxed), 1);
+    }
+
     #[test]
     fn a_zero_delay_reply_is_one_frame_of_valid_chunks() {
-        let body = SseReply::new("chatcmpl-1", 7, "Hermes \"4\"", plan(3));
+        let body = SseReply::new("chatcmpl-1", 7, "Hermes \"4\"", plan(3), counter());
 
         let (frames, cut) = drain(body);
 
@@ -397,7 +432,7 @@ mod tests {
 
     #[test]
     fn a_long_reply_is_split_into_bounded_frames() {
-        let body = SseReply::new("chatcmpl-1", 7, "m", plan(2_000));
+        let body = SseReply::new("chatcmpl-1", 7, "m", plan(2_000), counter());
 
         let (frames, _) = drain(body);
 
@@ -420,6 +455,7 @@ mod tests {
                 cut_after: Some(2),
                 ..plan(5)
             },
+            counter(),
         );
 
         let (frames, cut) = drain(body);

@@ -120,7 +120,9 @@ impl Resumer {
     /// Waits for new events until the generation's last one, or until it is found dead.
     async fn follow(&self, mut after: Option<EventId>) -> Result<(), Broken> {
         let store = self.app.store();
-        let mut follower = store.follower(&self.user, &self.thread, FOLLOW_BLOCK).await?;
+        let mut follower = store
+            .follower(&self.user, &self.thread, FOLLOW_BLOCK)
+            .await?;
         loop {
             let from = after.unwrap_or(EventId {
                 ms: self.info.start_ms,
@@ -135,8 +137,7 @@ impl Resumer {
                     .stream_info(&self.user, &self.thread)
                     .await?
                     .is_some_and(|now| {
-                        now.reply_id == self.info.reply_id
-                            && now.state == GenerationState::Running
+                        now.reply_id == self.info.reply_id && now.state == GenerationState::Running
                     });
                 if alive {
                     continue;

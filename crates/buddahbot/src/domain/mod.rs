@@ -6,7 +6,7 @@ mod model;
 
 pub use ids::{IdError, MAX_ID_BYTES, MAX_USER_ID_BYTES, MessageId, ThreadId, UserId};
 pub use message::{
-    ChatMessage, DEFAULT_TITLE, MAX_TITLE_CHARS, MessagePart, ReplyFormat, ReplyStatus, Role, TITLE_FROM_MESSAGE_CHARS,
-    Thread, ThreadStatus, Title, TitleError, Usage, now,
+    ChatMessage, DEFAULT_TITLE, MAX_TITLE_CHARS, MessagePart, ReplyFormat, ReplyStatus, Role,
+    TITLE_FROM_MESSAGE_CHARS, Thread, ThreadStatus, Title, TitleError, Usage, now,
 };
 pub use model::{MaxTokens, ModelError, ModelName, Temperature};

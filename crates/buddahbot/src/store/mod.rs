@@ -18,8 +18,7 @@ use std::{collections::HashMap, time::Duration};
 
 use jiff::Timestamp;
 use redis::{
-    AsyncCommands, RedisError,
-    AsyncConnectionConfig,
+    AsyncCommands, AsyncConnectionConfig, RedisError,
     aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
 };
 

@@ -54,7 +54,8 @@ impl FromStr for EventId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (ms, seq) = s.split_once('-').ok_or(EventIdError)?;
-        let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
         if !digits(ms) || !digits(seq) {
             return Err(EventIdError);
         }
@@ -138,7 +139,10 @@ impl Store {
                 .ignore();
         }
         if !events.is_empty() {
-            pipe.cmd("PEXPIRE").arg(&stream).arg(ttl_ms(STREAM_TTL)).ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(&stream)
+                .arg(ttl_ms(STREAM_TTL))
+                .ignore();
         }
         pipe.hget(keys::thread_meta(user, thread), "stopRequested");
         let (stop,): (Option<String>,) = pipe.query_async(&mut self.conn.clone()).await?;
@@ -163,12 +167,12 @@ impl Store {
         Ok(match active.as_deref() {
             None => StopRequest::ThreadNotFound,
             Some("") => StopRequest::Idle,
-            Some(id) => StopRequest::Stopping(MessageId::parse(id).map_err(|_| {
-                StoreError::Corrupt {
+            Some(id) => {
+                StopRequest::Stopping(MessageId::parse(id).map_err(|_| StoreError::Corrupt {
                     key: meta,
                     reason: "bad activeMessageId".to_owned(),
-                }
-            })?),
+                })?)
+            }
         })
     }
 
@@ -202,7 +206,8 @@ impl Store {
             .collect();
         let number = |name: &str| meta.get(name).and_then(|v| v.parse::<i64>().ok());
         let (Some(reply_id), Some(start_ms)) = (
-            meta.get("streamId").and_then(|id| MessageId::parse(id).ok()),
+            meta.get("streamId")
+                .and_then(|id| MessageId::parse(id).ok()),
             number("streamStart"),
         ) else {
             return Ok(None);

@@ -1,0 +1,539 @@
+//! Resumable streams (`GET /api/chat/:threadId/stream`), server-side stop
+//! (`POST /api/chat/:threadId/stop`) and regenerate, across processes: the generation runs in
+//! the test's server, the resume and the stop go to the `chat-stream` and `chat-stop`
+//! function binaries, started alone on the same Redis, as separate Vercel instances would be.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use mock_upstream::reply_text;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{
+    binaries::{Function, start},
+    helpers::{TestApp, error_code, eventually, random_user, test_vars_with_upstream},
+};
+
+/// One SSE event: its `id:` and `data:`.
+#[derive(Debug, Clone, PartialEq)]
+struct Sse {
+    id: String,
+    data: String,
+}
+
+impl Sse {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+
+    fn kind(&self) -> String {
+        if self.data == "[DONE]" {
+            return "[DONE]".to_owned();
+        }
+        self.json()["type"]
+            .as_str()
+            .unwrap_or("(openai)")
+            .to_owned()
+    }
+
+    /// The `<ms>-<seq>` id's sequence number.
+    fn seq(&self) -> u64 {
+        self.id.rsplit('-').next().unwrap().parse().unwrap()
+    }
+}
+
+/// An open event stream, read event by event.
+struct Reader {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    events: std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<Sse>> + Send>>,
+}
+
+impl Reader {
+    fn new(resp: reqwest::Response) -> Self {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let events = resp.bytes_stream().eventsource().map(|e| {
+            e.ok().map(|e| Sse {
+                id: e.id,
+                data: e.data,
+            })
+        });
+        Self {
+            status,
+            headers,
+            events: Box::pin(events),
+        }
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
+    /// The next `n` events (fewer if the stream ends).
+    async fn take(&mut self, n: usize) -> Vec<Sse> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match tokio::time::timeout(Duration::from_secs(10), self.events.next()).await {
+                Ok(Some(Some(event))) => out.push(event),
+                Ok(_) => break,
+                Err(_) => panic!("no event within 10 s"),
+            }
+        }
+        out
+    }
+
+    /// Every event up to the end of the stream.
+    async fn rest(&mut self) -> Vec<Sse> {
+        self.take(usize::MAX).await
+    }
+}
+
+fn chat_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+fn ui_turn(chat: &str, message_id: &str, text: &str) -> Value {
+    json!({
+        "id": chat,
+        "messages": [{ "id": message_id, "role": "user", "parts": [{ "type": "text", "text": text }] }],
+        "trigger": "submit-message",
+    })
+}
+
+/// A reply of `tokens` words, one every `every_ms`.
+fn slow(tokens: usize, every_ms: u64, text: &str) -> String {
+    format!("[[mock tokens={tokens} inter_token_ms={every_ms}]] {text}")
+}
+
+async fn post(app: &TestApp, token: &str, body: Value) -> Reader {
+    let resp = app
+        .client
+        .post(app.url("/api/chat"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    Reader::new(resp)
+}
+
+/// `GET {base}/api/chat/:id/stream` (with `?id=`, as Vercel's route passes it to the function).
+async fn resume_at(base: &str, chat: &str, token: &str, last_event_id: Option<&str>) -> Reader {
+    let mut req = reqwest::Client::new()
+        .get(format!("{base}/api/chat/{chat}/stream?id={chat}"))
+        .bearer_auth(token);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    Reader::new(req.send().await.unwrap())
+}
+
+/// The resume and stop functions, each a process of its own on the app's Redis and model.
+async fn other_instances(app: &TestApp) -> (Function, Function) {
+    let vars = || test_vars_with_upstream(&app.redis.url(), &app.mock.base_url());
+    let stream = start(env!("CARGO_BIN_EXE_chat-stream"), vars()).await;
+    let stop = start(env!("CARGO_BIN_EXE_chat-stop"), vars()).await;
+    (stream, stop)
+}
+
+fn text_of(events: &[Sse]) -> String {
+    events
+        .iter()
+        .filter(|e| e.kind() == "text-delta")
+        .map(|e| e.json()["delta"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Ids are the generation's own, consecutive from 1, so nothing is missing or repeated.
+fn assert_consecutive(events: &[Sse], first_seq: u64) {
+    let prefix = events[0].id.split('-').next().unwrap();
+    for (i, event) in events.iter().enumerate() {
+        assert!(event.id.starts_with(&format!("{prefix}-")), "{events:#?}");
+        assert_eq!(event.seq(), first_seq + i as u64, "{events:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_client_resumes_on_another_instance_from_the_first_event_or_its_last_id() {
+    let app = TestApp::spawn_with(|c| c.chat.resume_grace = Duration::from_millis(800)).await;
+    let (stream_fn, _) = other_instances(&app).await;
+    let token = app.token_for(&random_user());
+    let chat = chat_id();
+    let tokens = 30;
+
+    let mut live = post(&app, &token, ui_turn(&chat, "u1", &slow(tokens, 30, "Hi"))).await;
+    assert_eq!(live.status, StatusCode::OK);
+    let seen = live.take(5).await;
+    drop(live);
+    assert_eq!(
+        seen.iter().map(Sse::kind).collect::<Vec<_>>(),
+        [
+            "start",
+            "start-step",
+            "text-start",
+            "text-delta",
+            "text-delta"
+        ]
+    );
+
+    let mut resumed = resume_at(&stream_fn.base, &chat, &token, None).await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    assert_eq!(resumed.header("content-type"), "text/event-stream");
+    assert_eq!(resumed.header("x-vercel-ai-ui-message-stream"), "v1");
+    assert_eq!(resumed.header("x-thread-id"), chat);
+    let all = resumed.rest().await;
+    assert_eq!(
+        &all[..5],
+        &seen[..],
+        "the replay starts with what the client saw"
+    );
+    assert_consecutive(&all, 1);
+    let mut want = vec!["start", "start-step", "text-start"];
+    want.extend(std::iter::repeat_n("text-delta", tokens));
+    want.extend(["text-end", "finish-step", "finish", "[DONE]"]);
+    assert_eq!(all.iter().map(Sse::kind).collect::<Vec<_>>(), want);
+    assert_eq!(text_of(&all), reply_text(tokens));
+    assert_eq!(
+        all[0].json()["messageId"],
+        live_reply_id(&app, &token, &chat).await
+    );
+
+    // From the client's last event on: exactly the rest, no duplicates.
+    let mut after = resume_at(&stream_fn.base, &chat, &token, Some(&seen[4].id)).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.rest().await, all[5..].to_vec());
+    // `?after=` does the same on the server that generated.
+    let resp = app
+        .client
+        .get(app.url(&format!(
+            "/api/chat/{chat}/stream?after={}",
+            all[all.len() - 3].id
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        Reader::new(resp).rest().await,
+        all[all.len() - 2..].to_vec()
+    );
+
+    // The grace period over, there is nothing to resume.
+    let ended = eventually(Duration::from_secs(5), || async {
+        let resp = app
+            .client
+            .get(app.url(&format!("/api/chat/{chat}/stream")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        (resp.status() == StatusCode::NO_CONTENT).then_some(())
+    })
+    .await;
+    assert!(ended.is_some(), "still resumable long after the end");
+    assert_eq!(app.messages(&token, &chat).await.len(), 2);
+}
+
+/// The stored reply's id (the `start` chunk's `messageId` must be it).
+async fn live_reply_id(app: &TestApp, token: &str, chat: &str) -> Value {
+    let messages = app.wait_for_messages(token, chat, 2).await;
+    messages[1]["id"].clone()
+}
+
+#[tokio::test]
+async fn an_openai_stream_resumes_too_and_another_user_sees_nothing() {
+    let app = TestApp::spawn().await;
+    let (stream_fn, _) = other_instances(&app).await;
+    let token = app.token_for(&random_user());
+    let stranger = app.token_for(&random_user());
+    let thread = app.create_thread(&token, "openai").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tokens = 20;
+    let body = json!({
+        "threadId": thread,
+        "messages": [{ "role": "user", "content": slow(tokens, 30, "go") }],
+    });
+    let mut live = post(&app, &token, body).await;
+    assert_eq!(live.status, StatusCode::OK);
+    let seen = live.take(3).await;
+
+    // Another user asking for this thread's stream gets nothing, not a 404 that would
+    // confirm the id exists.
+    let mut foreign = resume_at(&stream_fn.base, &thread, &stranger, None).await;
+    assert_eq!(foreign.status, StatusCode::NO_CONTENT);
+    assert!(foreign.rest().await.is_empty());
+
+    let mut resumed = resume_at(&stream_fn.base, &thread, &token, Some(&seen[2].id)).await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    assert_eq!(resumed.header("x-vercel-ai-ui-message-stream"), "");
+    let rest = resumed.rest().await;
+    let live_rest = live.rest().await;
+    assert_eq!(
+        rest, live_rest,
+        "the resumer gets what the live client got after its id"
+    );
+    assert_consecutive(&rest, 4);
+    assert_eq!(rest.last().unwrap().data, "[DONE]");
+    let text: String = seen
+        .iter()
+        .chain(&rest)
+        .filter(|e| e.data != "[DONE]")
+        .filter_map(|e| {
+            e.json()["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, reply_text(tokens));
+}
+
+#[tokio::test]
+async fn nothing_to_resume_is_204_and_a_bad_event_id_is_400() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let idle = app.create_thread(&token, "idle").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        format!("/api/chat/{}/stream", chat_id()),
+        format!("/api/chat/{idle}/stream"),
+        "/api/chat/not%20an%20id/stream".to_owned(),
+    ] {
+        let resp = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{path}");
+    }
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/chat/{idle}/stream")))
+        .bearer_auth(&token)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let (status, body) = app
+        .request(
+            Method::GET,
+            &format!("/api/chat/{idle}/stream?after=x-1"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "invalid_param");
+    let (status, _) = app
+        .request(Method::GET, &format!("/api/chat/{idle}/stream"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn stop_from_another_instance_closes_the_upstream_keeps_the_partial_and_ends_every_stream() {
+    let app = TestApp::spawn().await;
+    let (stream_fn, stop_fn) = other_instances(&app).await;
+    let token = app.token_for(&random_user());
+    let chat = chat_id();
+    let tokens = 400;
+
+    let mut live = post(
+        &app,
+        &token,
+        ui_turn(&chat, "u1", &slow(tokens, 20, "Long one")),
+    )
+    .await;
+    let first = live.take(6).await;
+    let reply_id = first[0].json()["messageId"].as_str().unwrap().to_owned();
+    let mut resumed = resume_at(&stream_fn.base, &chat, &token, None).await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    let resumed_start = resumed.take(6).await;
+    assert_eq!(resumed_start, first);
+    assert_eq!(app.mock.state().abandoned(), 0);
+
+    let (status, _) = app.get(&format!("/api/threads/{chat}"), &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/chat/{chat}/stop?id={chat}", stop_fn.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "stopping");
+    assert_eq!(body["messageId"], reply_id.as_str());
+
+    let live_rest = live.rest().await;
+    let tail: Vec<String> = live_rest
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(Sse::kind)
+        .collect();
+    assert_eq!(tail, ["text-end", "abort", "[DONE]"]);
+    assert_eq!(live_rest[live_rest.len() - 2].json()["reason"], "stopped");
+    let resumed_rest = resumed.rest().await;
+    assert_eq!(resumed_rest, live_rest, "the resumer sees the same end");
+
+    let closed = eventually(Duration::from_secs(3), || async {
+        (app.mock.state().abandoned() == 1).then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "the upstream connection was not closed");
+
+    let messages = app.messages(&token, &chat).await;
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let reply = &messages[1];
+    assert_eq!(reply["id"], reply_id.as_str());
+    assert_eq!(reply["status"], "stopped");
+    assert_eq!(reply["finishReason"], "stop");
+    let content = reply["content"].as_str().unwrap();
+    let streamed = text_of(&first) + &text_of(&live_rest);
+    assert_eq!(content, streamed, "the stored partial is what was streamed");
+    assert!(!content.is_empty() && content.len() < reply_text(tokens).len());
+    assert!(reply_text(tokens).starts_with(content));
+    let (_, page) = app.get(&format!("/api/threads/{chat}"), &token).await;
+    assert_eq!(page["thread"]["status"], "idle");
+
+    // Nothing is generating any more; an unknown thread is a 404.
+    let (status, body) = app
+        .request(
+            Method::POST,
+            &format!("/api/chat/{chat}/stop"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("idle"))
+    );
+    let (status, body) = app
+        .request(
+            Method::POST,
+            &format!("/api/chat/{}/stop", chat_id()),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "thread_not_found");
+}
+
+#[tokio::test]
+async fn a_stopped_openai_stream_ends_with_a_stop_chunk_and_done() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let thread = app.create_thread(&token, "stop").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({
+        "threadId": thread,
+        "messages": [{ "role": "user", "content": slow(300, 20, "go") }],
+    });
+    let mut live = post(&app, &token, body).await;
+    live.take(3).await;
+    let (status, _) = app
+        .request(
+            Method::POST,
+            &format!("/api/chat/{thread}/stop"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let rest = live.rest().await;
+    assert_eq!(rest.last().unwrap().data, "[DONE]");
+    let stop = rest[rest.len() - 2].json();
+    assert_eq!(stop["object"], "chat.completion.chunk");
+    assert_eq!(stop["choices"][0]["finish_reason"], "stop");
+    let messages = app.messages(&token, &thread).await;
+    assert_eq!(messages[1]["status"], "stopped");
+}
+
+#[tokio::test]
+async fn regenerate_supersedes_the_last_reply_and_keeps_it() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let chat = chat_id();
+    let user =
+        json!({ "id": "u1", "role": "user", "parts": [{ "type": "text", "text": "Tell me" }] });
+
+    let mut first = post(
+        &app,
+        &token,
+        json!({ "id": chat, "messages": [user], "trigger": "submit-message" }),
+    )
+    .await;
+    let first = first.rest().await;
+    let old_id = first[0].json()["messageId"].as_str().unwrap().to_owned();
+
+    // As `useChat` sends it: the history up to the user message, and the reply to replace.
+    let body = json!({ "id": chat, "messages": [user], "trigger": "regenerate-message", "messageId": old_id });
+    let mut again = post(&app, &token, body).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let again = again.rest().await;
+    let new_id = again[0].json()["messageId"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, old_id, "a new reply gets a new id");
+    assert_eq!(again.last().unwrap().data, "[DONE]");
+
+    let messages = app.messages(&token, &chat).await;
+    let ids: Vec<&str> = messages.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["u1", old_id.as_str(), new_id.as_str()],
+        "the user message is stored once"
+    );
+    assert_eq!(messages[1]["supersededBy"], new_id.as_str());
+    assert_eq!(
+        messages[1]["content"],
+        reply_text(16).as_str(),
+        "the old reply is intact"
+    );
+    assert!(messages[2].get("supersededBy").is_none());
+    let (_, ui) = app
+        .get(&format!("/api/threads/{chat}?format=ui"), &token)
+        .await;
+    let current: Vec<&str> = ui["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        current,
+        ["u1", new_id.as_str()],
+        "the UI shape shows the current reply"
+    );
+    assert_eq!(ui["thread"]["messageCount"], 3);
+
+    // Once the conversation moved on, an older reply cannot be regenerated.
+    let next = json!({ "id": "u2", "role": "user", "parts": [{ "type": "text", "text": "More" }] });
+    let mut second = post(&app, &token, json!({ "id": chat, "messages": [user, {"id": new_id, "role": "assistant", "parts": [{"type": "text", "text": "x"}]}, next], "trigger": "submit-message" })).await;
+    second.rest().await;
+    let resp = app
+        .client
+        .post(app.url("/api/chat"))
+        .bearer_auth(&token)
+        .json(&json!({ "id": chat, "messages": [user], "trigger": "regenerate-message", "messageId": new_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "not_latest_reply");
+    assert_eq!(app.messages(&token, &chat).await.len(), 5);
+}
