@@ -10,6 +10,7 @@
 mod auth;
 mod binaries;
 mod chat;
+mod connections;
 mod cors;
 mod errors;
 mod generation;

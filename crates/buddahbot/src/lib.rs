@@ -10,7 +10,7 @@
 //! - [`domain`]: ids, titles, messages and threads, valid by construction.
 //! - [`auth`]: the caller's identity from a bearer JWT.
 //! - [`store`]: threads and messages in Redis, one round trip per use case; [`store::keys`]
-//!   is the only place keys are built.
+//!   is the only place keys are built; [`store::StoreConn`] is one server or a Cluster.
 //! - [`upstream`]: the model API client (OpenAI chat completions, streamed).
 //! - [`chat`]: the chat turn: store, call the model, tee the stream, store the reply.
 //! - [`protocol`]: events we make for clients (replays, error events).
