@@ -10,6 +10,7 @@
 mod auth;
 mod binaries;
 mod chat;
+mod cluster;
 mod connections;
 mod cors;
 mod errors;

@@ -18,7 +18,8 @@
 //! - [`http`]: JSON extractors, query parsing, page limits.
 //! - [`error`]: [`error::ApiError`], the single JSON error shape, and the error log.
 //! - [`routes`]: one router per function, plus the local router mounting them all.
-//! - [`local_redis`]: a private `redis-server` child for the dev server and tests.
+//! - [`local_redis`]: a private `redis-server` child for the dev server and tests, and a
+//!   private Redis Cluster for tests.
 //! - `src/bin/dev.rs`: the local server with embedded defaults.
 
 pub mod app;
