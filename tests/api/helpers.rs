@@ -10,7 +10,12 @@ use tokio::time::Instant;
 
 use axum::serve::ListenerExt;
 use buddahbot::{
-    app::App, auth::jwt::Hs256, config::Config, domain::UserId, local_redis::RedisServer, routes,
+    app::App,
+    auth::jwt::Hs256,
+    config::Config,
+    domain::UserId,
+    local_redis::{RedisCluster, RedisServer},
+    routes,
     store::keys,
 };
 use reqwest::{Method, StatusCode};
@@ -149,17 +154,35 @@ pub async fn read_chat(resp: reqwest::Response) -> ChatReply {
     }
 }
 
-pub struct TestApp {
+/// The Redis a test app runs against: one private server, or a private Cluster.
+pub trait TestRedis {
+    /// What `REDIS_URL` is set to.
+    fn redis_url(&self) -> String;
+}
+
+impl TestRedis for RedisServer {
+    fn redis_url(&self) -> String {
+        self.url()
+    }
+}
+
+impl TestRedis for RedisCluster {
+    fn redis_url(&self) -> String {
+        self.url()
+    }
+}
+
+pub struct TestApp<R = RedisServer> {
     pub address: String,
     pub client: reqwest::Client,
-    pub redis: RedisServer,
+    pub redis: R,
     pub mock: MockUpstream,
     pub app: App,
     signer: Hs256,
     server: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for TestApp {
+impl<R> Drop for TestApp<R> {
     fn drop(&mut self) {
         self.server.abort();
     }
@@ -176,12 +199,14 @@ impl TestApp {
         let redis = RedisServer::start().await.unwrap();
         Self::spawn_on(redis, |_| {}, tweak).await
     }
+}
 
-    /// Starts the app against `redis` (e.g. a TLS server), with the test variables (whose
-    /// `REDIS_URL` is `redis.url()`) changed by `vars` (a later pair wins) before they are
-    /// parsed, and the config then adjusted by `tweak`.
+impl<R: TestRedis> TestApp<R> {
+    /// Starts the app against `redis` (e.g. a TLS server or a Cluster), with the test
+    /// variables (whose `REDIS_URL` is `redis.redis_url()`) changed by `vars` (a later pair
+    /// wins) before they are parsed, and the config then adjusted by `tweak`.
     pub async fn spawn_on(
-        redis: RedisServer,
+        redis: R,
         vars: impl FnOnce(&mut Vec<(String, String)>),
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
@@ -189,7 +214,7 @@ impl TestApp {
         let mock = MockUpstream::start(MockConfig::default().with_api_key(UPSTREAM_KEY))
             .await
             .unwrap();
-        let mut env = test_vars_with_upstream(&redis.url(), &mock.base_url());
+        let mut env = test_vars_with_upstream(&redis.redis_url(), &mock.base_url());
         vars(&mut env);
         let mut config = Config::from_vars(env).unwrap();
         tweak(&mut config);
@@ -303,7 +328,9 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
+}
 
+impl TestApp {
     /// A plain connection to the test's redis-server, for checking what is stored.
     pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.redis.url())

@@ -10,6 +10,8 @@
 mod auth;
 mod binaries;
 mod chat;
+mod cluster;
+mod connections;
 mod cors;
 mod errors;
 mod generation;

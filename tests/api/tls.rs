@@ -15,13 +15,13 @@ use crate::helpers::{TestApp, error_code, into_parts, random_user};
 
 /// A CA and a server certificate for `127.0.0.1`/`localhost`, as PEM files in a temporary
 /// folder that is removed on drop.
-struct TestPki {
+pub(crate) struct TestPki {
     dir: PathBuf,
-    files: TlsFiles,
+    pub(crate) files: TlsFiles,
 }
 
 impl TestPki {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("buddahbot-tls-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = new_ca("BuddahBot test CA");

@@ -49,12 +49,17 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "REDIS_URL",
         default: None,
-        about: "redis:// or rediss:// (TLS) URL of the store (Vercel's KV_URL is used when REDIS_URL is unset)",
+        about: "redis:// or rediss:// (TLS) URL of the store, or comma-separated URLs of Redis Cluster nodes (Vercel's KV_URL is used when REDIS_URL is unset)",
     },
     Variable {
         name: "REDIS_CA_CERT",
         default: Some(""),
         about: "rediss:// only: trust this CA alone (PEM text, or a path to a PEM file) instead of the public roots",
+    },
+    Variable {
+        name: "REDIS_CLUSTER",
+        default: Some(""),
+        about: "1 = the URL names Redis Cluster nodes (any of them will do), 0 = one server; unset = Cluster when REDIS_URL lists several URLs",
     },
     Variable {
         name: "NOUS_API_KEY",
@@ -212,8 +217,12 @@ pub struct AuthConfig {
 
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// Secret because managed Redis URLs carry the password.
-    pub url: SecretString,
+    /// The server's URL, or the seed nodes of a Cluster (the client learns the others from
+    /// them). Never empty. Secret because managed Redis URLs carry the password.
+    pub urls: Vec<SecretString>,
+    /// Whether `urls` are Redis Cluster nodes: the store then routes every command by its
+    /// keys' slot.
+    pub cluster: bool,
     /// The only CA a `rediss://` server certificate may chain to. `None`: the bundled public
     /// roots (Mozilla's, via webpki-roots), which is what managed Redis (Upstash, Vercel KV,
     /// Redis Cloud) needs.
@@ -310,8 +319,9 @@ impl Config {
 
         let secrets = r.required("AUTH_SECRET", parse_secrets);
         let session_cookie = r.optional("AUTH_SESSION_COOKIE", parse_session_cookie);
-        let redis_url = r.redis_url();
+        let (redis_url_var, redis_url) = r.redis_url();
         let ca_cert = r.optional("REDIS_CA_CERT", parse_ca_cert);
+        let cluster = r.optional("REDIS_CLUSTER", parse_switch);
         let api_key = r.required("NOUS_API_KEY", |v| Ok(SecretString::from(v)));
         let base_url = r.optional("NOUS_API_BASE_URL", parse_http_url);
         let default_model = r.optional("DEFAULT_MODEL", |v| Ok(v.trim().to_owned()));
@@ -335,12 +345,28 @@ impl Config {
         let chat_max_ms = r.optional("CHAT_MAX_DURATION_MS", parse_positive);
 
         // A CA with a plain URL would silently not be used: the connection would not be TLS.
-        if let (Some(url), Some(Some(_))) = (&redis_url, &ca_cert)
-            && !url.expose_secret().starts_with("rediss://")
+        if let (Some(urls), Some(Some(_))) = (&redis_url, &ca_cert)
+            && !urls[0].expose_secret().starts_with("rediss://")
         {
             r.problem(
                 "REDIS_CA_CERT",
                 "is set, but the Redis URL is not rediss://",
+            );
+        }
+        let several = redis_url.as_ref().is_some_and(|urls| urls.len() > 1);
+        if cluster == Some(Some(false)) && several {
+            r.problem(
+                "REDIS_CLUSTER",
+                "is 0, but the Redis URL lists several nodes (only a Cluster has several)",
+            );
+        }
+        let cluster = cluster.map(|explicit| explicit.unwrap_or(several));
+        if let (Some(true), Some(urls)) = (cluster, &redis_url)
+            && urls.iter().any(|url| names_a_database(url.expose_secret()))
+        {
+            r.problem(
+                redis_url_var,
+                "names a database other than 0, which a Redis Cluster does not have",
             );
         }
         if let (Some(default), Some(allowed)) = (&default_model, &allowed_models)
@@ -362,7 +388,8 @@ impl Config {
                     session_cookie: session_cookie?,
                 },
                 redis: RedisConfig {
-                    url: redis_url?,
+                    urls: redis_url?,
+                    cluster: cluster?,
                     ca_cert: ca_cert?,
                     connect_timeout: millis(connect_ms?),
                     response_timeout: millis(response_ms?),
@@ -452,30 +479,61 @@ impl fmt::Debug for CaCert {
 }
 
 impl RedisConfig {
-    /// The client for this URL (it does not connect). With a [`CaCert`], a `rediss://`
-    /// connection trusts that CA alone.
+    /// The client for a single server at the first URL (it does not connect). With a
+    /// [`CaCert`], a `rediss://` connection trusts that CA alone.
     ///
     /// # Errors
     /// When the URL or the CA cannot be used; `from_vars` already checked both, so this is not
     /// expected.
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
-        // rustls needs a process-wide crypto provider. It picks `ring` on its own while `ring`
-        // is the only one compiled in, but a dependency enabling aws-lc-rs as well would make
-        // that a panic at the first TLS connection. Installing fails harmlessly when some
-        // provider (ours from an earlier call, or the embedder's) is already in place.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let url = self.url.expose_secret();
-        match &self.ca_cert {
+        install_crypto_provider();
+        let url = self.urls.first().map_or("", |u| u.expose_secret());
+        match self.tls_certificates() {
             None => redis::Client::open(url),
-            Some(ca) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.pem().to_vec()),
-                },
-            ),
+            Some(certs) => redis::Client::build_with_tls(url, certs),
         }
     }
+
+    /// The client for a Redis Cluster seeded with every URL (it does not connect), with the
+    /// connect timeout and the CA of this configuration. Each command's reply, redirections
+    /// and reconnections included, is bounded by `response_timeout` (`None`: unbounded, for
+    /// blocking reads).
+    ///
+    /// # Errors
+    /// When the URLs or the CA cannot be used; `from_vars` already checked them, so this is not
+    /// expected.
+    pub fn cluster_client(
+        &self,
+        response_timeout: Option<Duration>,
+    ) -> redis::RedisResult<redis::cluster::ClusterClient> {
+        install_crypto_provider();
+        let urls = self.urls.iter().map(|u| u.expose_secret());
+        let mut builder = redis::cluster::ClusterClientBuilder::new(urls)
+            .connection_timeout(self.connect_timeout)
+            .overall_response_timeout(response_timeout);
+        if let Some(timeout) = response_timeout {
+            builder = builder.response_timeout(timeout);
+        }
+        if let Some(certs) = self.tls_certificates() {
+            builder = builder.certs(certs);
+        }
+        builder.build()
+    }
+
+    fn tls_certificates(&self) -> Option<redis::TlsCertificates> {
+        self.ca_cert.as_ref().map(|ca| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.pem().to_vec()),
+        })
+    }
+}
+
+/// rustls needs a process-wide crypto provider. It picks `ring` on its own while `ring` is the
+/// only one compiled in, but a dependency enabling aws-lc-rs as well would make that a panic
+/// at the first TLS connection. Installing fails harmlessly when some provider (ours from an
+/// earlier call, or the embedder's) is already in place.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Walks the variables, remembering every problem.
@@ -531,13 +589,13 @@ impl Reader {
     /// `REDIS_URL`, or Vercel KV's `KV_URL` when `REDIS_URL` is unset (the Vercel KV and
     /// Upstash integrations set only `KV_URL`). A problem is reported under the name the value
     /// came from.
-    fn redis_url(&mut self) -> Option<SecretString> {
+    fn redis_url(&mut self) -> (&'static str, Option<Vec<SecretString>>) {
         let var = if self.vars.contains_key("REDIS_URL") || !self.vars.contains_key("KV_URL") {
             "REDIS_URL"
         } else {
             "KV_URL"
         };
-        self.required(var, parse_redis_url)
+        (var, self.required(var, parse_redis_urls))
     }
 }
 
@@ -547,6 +605,40 @@ fn parse_secrets(raw: &str) -> Result<Vec<SecretString>, &'static str> {
         return Err("must be at least 32 bytes (each, when comma-separated)");
     }
     Ok(secrets.into_iter().map(SecretString::from).collect())
+}
+
+/// One URL, or several comma-separated ones (the seed nodes of a Cluster). Several must agree
+/// on TLS, credentials and database, as one cluster client uses the same for every node.
+fn parse_redis_urls(raw: &str) -> Result<Vec<SecretString>, &'static str> {
+    let urls: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err("lists no URL");
+    }
+    let parsed = urls
+        .iter()
+        .map(|url| parse_redis_url(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.len() > 1 {
+        if urls.iter().any(|u| u.starts_with("rediss://"))
+            && urls.iter().any(|u| u.starts_with("redis://"))
+        {
+            return Err("mixes redis:// and rediss:// URLs");
+        }
+        redis::cluster::ClusterClient::new(urls.clone())
+            .map_err(|_| "lists nodes with different passwords, users or databases")?;
+    }
+    Ok(parsed)
+}
+
+/// Whether a (valid) Redis URL selects a database other than 0.
+fn names_a_database(url: &str) -> bool {
+    use redis::IntoConnectionInfo;
+    url.into_connection_info()
+        .is_ok_and(|info| info.redis_settings().db() != 0)
 }
 
 fn parse_redis_url(raw: &str) -> Result<SecretString, &'static str> {
@@ -654,6 +746,16 @@ fn parse_origins(raw: &str) -> Result<Vec<HeaderValue>, &'static str> {
             HeaderValue::from_str(origin).map_err(|_| BAD)
         })
         .collect()
+}
+
+/// An optional on/off switch: `None` when unset.
+fn parse_switch(raw: &str) -> Result<Option<bool>, &'static str> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "1" | "true" | "yes" | "on" => Ok(Some(true)),
+        "0" | "false" | "no" | "off" => Ok(Some(false)),
+        _ => Err("must be 1 or 0"),
+    }
 }
 
 /// An optional free-text value: `None` when empty.
@@ -811,7 +913,7 @@ mod tests {
         ]);
         let config = Config::from_vars(env).unwrap();
         assert_eq!(
-            config.redis.url.expose_secret(),
+            config.redis.urls[0].expose_secret(),
             "redis://default:pw@127.0.0.1:6390"
         );
         let env = vars(&[
@@ -843,7 +945,7 @@ mod tests {
         let url = "rediss://default:pw@example.upstash.io:6379";
         let config =
             Config::from_vars(with(minimal(), &[("KV_URL", url), ("REDIS_URL", "")])).unwrap();
-        assert_eq!(config.redis.url.expose_secret(), url);
+        assert_eq!(config.redis.urls[0].expose_secret(), url);
         assert_eq!(config.redis.ca_cert, None);
         config.redis.client().unwrap();
     }
@@ -902,6 +1004,116 @@ mod tests {
         let err =
             Config::from_vars(with(minimal(), &[("REDIS_CA_CERT", &test_ca_pem())])).unwrap_err();
         assert_eq!(problem_vars(&err), ["REDIS_CA_CERT"]);
+    }
+
+    #[test]
+    fn cluster_mode_comes_from_the_switch_or_from_several_urls() {
+        let single = Config::from_vars(minimal()).unwrap();
+        assert!(!single.redis.cluster);
+        assert_eq!(single.redis.urls.len(), 1);
+
+        let switched = Config::from_vars(with(minimal(), &[("REDIS_CLUSTER", "1")])).unwrap();
+        assert!(switched.redis.cluster);
+        switched.redis.cluster_client(None).unwrap();
+
+        let nodes =
+            "redis://:pw@10.0.0.1:7000, redis://:pw@10.0.0.2:7000,redis://:pw@10.0.0.3:7000";
+        let several = Config::from_vars(with(minimal(), &[("REDIS_URL", nodes)])).unwrap();
+        assert!(several.redis.cluster);
+        let urls: Vec<&str> = several
+            .redis
+            .urls
+            .iter()
+            .map(|u| u.expose_secret())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "redis://:pw@10.0.0.1:7000",
+                "redis://:pw@10.0.0.2:7000",
+                "redis://:pw@10.0.0.3:7000"
+            ]
+        );
+        several
+            .redis
+            .cluster_client(Some(Duration::from_secs(1)))
+            .unwrap();
+
+        let off = Config::from_vars(with(minimal(), &[("REDIS_CLUSTER", "no")])).unwrap();
+        assert!(!off.redis.cluster);
+    }
+
+    #[test]
+    fn cluster_settings_that_cannot_work_are_reported_by_name_and_never_echoed() {
+        let two = "redis://:pw@10.0.0.1:7000,redis://:pw@10.0.0.2:7000";
+        for (case, pairs, expected) in [
+            (
+                "switched off with several nodes",
+                vec![("REDIS_URL", two), ("REDIS_CLUSTER", "0")],
+                "REDIS_CLUSTER",
+            ),
+            (
+                "not a switch",
+                vec![("REDIS_CLUSTER", "cluster-please")],
+                "REDIS_CLUSTER",
+            ),
+            (
+                "one node is not a URL",
+                vec![("REDIS_URL", "redis://:pw@10.0.0.1:7000,nope-value")],
+                "REDIS_URL",
+            ),
+            (
+                "mixed TLS",
+                vec![(
+                    "REDIS_URL",
+                    "rediss://:pw@10.0.0.1:7000,redis://:pw@10.0.0.2:7000",
+                )],
+                "REDIS_URL",
+            ),
+            (
+                "different passwords",
+                vec![(
+                    "REDIS_URL",
+                    "redis://:pw@10.0.0.1:7000,redis://:other-pw@10.0.0.2:7000",
+                )],
+                "REDIS_URL",
+            ),
+            (
+                "a database other than 0",
+                vec![
+                    ("REDIS_URL", "redis://:pw@10.0.0.1:7000/2"),
+                    ("REDIS_CLUSTER", "1"),
+                ],
+                "REDIS_URL",
+            ),
+            (
+                "no URL at all",
+                vec![("KV_URL", " , "), ("REDIS_URL", "")],
+                "KV_URL",
+            ),
+        ] {
+            let err = Config::from_vars(with(minimal(), &pairs)).unwrap_err();
+            assert_eq!(problem_vars(&err), [expected], "case {case:?}");
+            let text = format!("{err} {err:?}");
+            for value in ["10.0.0", "nope-value", "other-pw", "cluster-please"] {
+                assert!(
+                    !text.contains(value),
+                    "case {case:?}: {value:?} leaked: {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_tls_cluster_trusts_the_configured_ca() {
+        let nodes = "rediss://10.0.0.1:7000,rediss://10.0.0.2:7000";
+        let config = Config::from_vars(with(
+            minimal(),
+            &[("REDIS_URL", nodes), ("REDIS_CA_CERT", &test_ca_pem())],
+        ))
+        .unwrap();
+        assert!(config.redis.cluster);
+        config.redis.cluster_client(None).unwrap();
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! - [`domain`]: ids, titles, messages and threads, valid by construction.
 //! - [`auth`]: the caller's identity from a bearer JWT.
 //! - [`store`]: threads and messages in Redis, one round trip per use case; [`store::keys`]
-//!   is the only place keys are built.
+//!   is the only place keys are built; [`store::StoreConn`] is one server or a Cluster.
 //! - [`upstream`]: the model API client (OpenAI chat completions, streamed).
 //! - [`chat`]: the chat turn: store, call the model, tee the stream, store the reply.
 //! - [`protocol`]: events we make for clients (replays, error events).
@@ -18,7 +18,8 @@
 //! - [`http`]: JSON extractors, query parsing, page limits.
 //! - [`error`]: [`error::ApiError`], the single JSON error shape, and the error log.
 //! - [`routes`]: one router per function, plus the local router mounting them all.
-//! - [`local_redis`]: a private `redis-server` child for the dev server and tests.
+//! - [`local_redis`]: a private `redis-server` child for the dev server and tests, and a
+//!   private Redis Cluster for tests.
 //! - `src/bin/dev.rs`: the local server with embedded defaults.
 
 pub mod app;

@@ -1,7 +1,9 @@
 //! A private `redis-server` child process on a free loopback port, for the dev server (when no
 //! `REDIS_URL` is set) and for tests. Never touches port 6379 or a server someone else runs.
 //!
-//! [`RedisServer::start_tls`] starts one that speaks TLS only, for tests of `rediss://`.
+//! [`RedisServer::start_tls`] starts one that speaks TLS only, for tests of `rediss://`, and
+//! [`RedisCluster::start`] a Redis Cluster of several such servers, for tests of
+//! `REDIS_CLUSTER`.
 //!
 //! The child is killed when the [`RedisServer`] is dropped, and, on Linux, also when this
 //! process dies without running destructors (parent-death signal), so no server outlives us.
@@ -15,7 +17,8 @@ use std::{
 
 use tokio::process::{Child, Command};
 
-/// How long to wait for a started server to answer `PING`.
+/// How long to wait for a started server to answer `PING`, and for a new Cluster to agree on
+/// its slots.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -30,6 +33,14 @@ pub enum LocalRedisError {
     Spawn(#[source] std::io::Error),
     #[error("`redis-server` did not answer PING within {timeout:?}; its log says: {log}")]
     NoAnswer { timeout: Duration, log: String },
+    #[error(
+        "`redis-cli` was not found on PATH; it comes with Redis (Debian/Ubuntu: `sudo apt-get install -y redis-tools`)"
+    )]
+    NoRedisCli,
+    #[error("`redis-cli --cluster create` failed: {output}")]
+    ClusterCreate { output: String },
+    #[error("the cluster did not reach `cluster_state:ok` within {timeout:?}; a node says: {info}")]
+    ClusterNotReady { timeout: Duration, info: String },
 }
 
 /// PEM files of a TLS server: its certificate chain and key, and the CA that signed it (which
@@ -47,6 +58,9 @@ pub struct RedisServer {
     port: u16,
     /// Set for a TLS-only server: `port` is then its TLS port.
     tls: Option<TlsFiles>,
+    /// Whether the server runs in Cluster mode (its node configuration lives in `dir`, so a
+    /// restart keeps its identity and slots).
+    cluster: bool,
     dir: PathBuf,
     /// Whether `dir` was made by us (and is removed on drop).
     owns_dir: bool,
@@ -60,7 +74,7 @@ impl RedisServer {
     /// [`LocalRedisError::NotInstalled`] without `redis-server` on `PATH`; `Spawn` when it
     /// cannot be started; `NoAnswer` (with its log) when it does not come up in time.
     pub async fn start() -> Result<Self, LocalRedisError> {
-        Self::start_with(None).await
+        Self::start_with(None, false).await
     }
 
     /// As [`RedisServer::start`], but the server accepts TLS only (no plaintext port), with
@@ -70,10 +84,10 @@ impl RedisServer {
     /// # Errors
     /// As [`RedisServer::start`]; `Spawn` also when the CA file cannot be read.
     pub async fn start_tls(tls: TlsFiles) -> Result<Self, LocalRedisError> {
-        Self::start_with(Some(tls)).await
+        Self::start_with(Some(tls), false).await
     }
 
-    async fn start_with(tls: Option<TlsFiles>) -> Result<Self, LocalRedisError> {
+    async fn start_with(tls: Option<TlsFiles>, cluster: bool) -> Result<Self, LocalRedisError> {
         let port = free_port().map_err(LocalRedisError::Spawn)?;
         let dir =
             std::env::temp_dir().join(format!("buddahbot-redis-{}-{port}", std::process::id()));
@@ -82,6 +96,7 @@ impl RedisServer {
             child: None,
             port,
             tls,
+            cluster,
             dir,
             owns_dir: true,
         };
@@ -142,7 +157,18 @@ impl RedisServer {
                     .arg("--tls-ca-cert-file")
                     .arg(&tls.ca)
                     .args(["--tls-auth-clients", "no"]);
+                if self.cluster {
+                    command.args(["--tls-cluster", "yes"]);
+                }
             }
+        }
+        if self.cluster {
+            command
+                .args(["--cluster-enabled", "yes"])
+                .arg("--cluster-config-file")
+                .arg(self.dir.join("nodes.conf"))
+                // Slots of a stopped node are refused, but the others keep serving theirs.
+                .args(["--cluster-require-full-coverage", "no"]);
         }
         command
             .args(["--bind", "127.0.0.1"])
@@ -187,8 +213,12 @@ impl RedisServer {
 }
 
 impl RedisServer {
-    /// A client for the readiness check; over TLS it trusts the server's CA only.
-    fn client(&self) -> Result<redis::Client, LocalRedisError> {
+    /// A client for this server (for readiness checks and tests); over TLS it trusts the
+    /// server's CA only.
+    ///
+    /// # Errors
+    /// `Spawn` when the CA file cannot be read.
+    pub fn client(&self) -> Result<redis::Client, LocalRedisError> {
         let as_spawn = |e: redis::RedisError| LocalRedisError::Spawn(std::io::Error::other(e));
         match &self.tls {
             None => redis::Client::open(self.url()).map_err(as_spawn),
@@ -203,6 +233,131 @@ impl RedisServer {
                 redis::Client::build_with_tls(self.url(), certs).map_err(as_spawn)
             }
         }
+    }
+}
+
+/// A private Redis Cluster of [`RedisServer`]s on free loopback ports, each a primary with
+/// an even share of the slots and no replicas. Every node is killed when this is dropped.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `primaries` servers in Cluster mode (TLS-only ones when `tls` is set, with
+    /// TLS on the cluster bus too), joins them with `redis-cli --cluster create`, and waits
+    /// until every node reports `cluster_state:ok`.
+    ///
+    /// # Errors
+    /// As [`RedisServer::start`]; [`LocalRedisError::NoRedisCli`] without `redis-cli` on `PATH`;
+    /// `ClusterCreate` when it fails; `ClusterNotReady` when the nodes do not agree in time.
+    pub async fn start(primaries: usize, tls: Option<TlsFiles>) -> Result<Self, LocalRedisError> {
+        let mut nodes = Vec::with_capacity(primaries);
+        for _ in 0..primaries {
+            nodes.push(RedisServer::start_with(tls.clone(), true).await?);
+        }
+        let cluster = Self { nodes };
+        cluster.create(tls.as_ref()).await?;
+        cluster.wait_until_ok().await?;
+        Ok(cluster)
+    }
+
+    async fn create(&self, tls: Option<&TlsFiles>) -> Result<(), LocalRedisError> {
+        let mut command = Command::new("redis-cli");
+        if let Some(tls) = tls {
+            command.arg("--tls").arg("--cacert").arg(&tls.ca);
+        }
+        command.args(["--cluster", "create"]);
+        for node in &self.nodes {
+            command.arg(format!("127.0.0.1:{}", node.port));
+        }
+        command
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let run = tokio::time::timeout(STARTUP_TIMEOUT, command.output());
+        let output = match run.await {
+            Err(_) => {
+                return Err(LocalRedisError::ClusterCreate {
+                    output: format!("no answer within {STARTUP_TIMEOUT:?}"),
+                });
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LocalRedisError::NoRedisCli);
+            }
+            Ok(Err(e)) => return Err(LocalRedisError::Spawn(e)),
+            Ok(Ok(output)) => output,
+        };
+        if !output.status.success() {
+            return Err(LocalRedisError::ClusterCreate {
+                output: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Polls `CLUSTER INFO` on every node until all say `cluster_state:ok`.
+    ///
+    /// # Errors
+    /// `ClusterNotReady`, with the last answer, when that takes longer than the startup
+    /// budget.
+    pub async fn wait_until_ok(&self) -> Result<(), LocalRedisError> {
+        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+        let mut last = String::new();
+        loop {
+            let mut all_ok = true;
+            for node in &self.nodes {
+                last = node.cluster_info().await.unwrap_or_else(|e| e.to_string());
+                if !last.contains("cluster_state:ok") {
+                    all_ok = false;
+                    break;
+                }
+            }
+            if all_ok {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(LocalRedisError::ClusterNotReady {
+                    timeout: STARTUP_TIMEOUT,
+                    info: last,
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// The nodes, in the order they were started.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// A node, to stop or restart it (it rejoins with the same identity and slots).
+    pub fn node_mut(&mut self, index: usize) -> Option<&mut RedisServer> {
+        self.nodes.get_mut(index)
+    }
+
+    /// Every node's URL, comma-separated, as `REDIS_URL` takes them.
+    pub fn url(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(RedisServer::url).collect();
+        urls.join(",")
+    }
+}
+
+impl RedisServer {
+    /// `CLUSTER INFO` of this node, over a fresh connection.
+    async fn cluster_info(&self) -> Result<String, redis::RedisError> {
+        let client = self
+            .client()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await
     }
 }
 

@@ -4,23 +4,23 @@
 //! script when a read decides a write), touches only keys from [`keys`], and restarts the
 //! sliding TTL of every key it writes, the user's index included. Reads are bounded by the
 //! page size: `ZRANGE … LIMIT` and `LRANGE` with computed bounds, never a whole collection.
+//! Every use case touches one user's keys only, which share a hash tag, so it runs unchanged
+//! on a Redis Cluster ([`StoreConn`]).
 //!
 //! The store knows nothing of HTTP; [`StoreError`] says whether Redis was unreachable (the
 //! edge answers 503) or something else went wrong (500).
 
+mod conn;
 pub mod cursor;
 pub mod keys;
 mod limits;
 mod scripts;
 pub mod stream;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use redis::{
-    AsyncCommands, AsyncConnectionConfig, RedisError,
-    aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
-};
+use redis::{AsyncCommands, ErrorKind, RedisError};
 
 use crate::{
     config::{RedisConfig, StoreConfig},
@@ -28,6 +28,7 @@ use crate::{
         ChatMessage, MessageId, ReplyFormat, Thread, ThreadId, ThreadStatus, Title, UserId, now,
     },
 };
+pub use conn::StoreConn;
 pub use cursor::{CursorError, MessageCursor, ThreadCursor};
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
 pub use stream::{EventId, StreamEvent};
@@ -63,6 +64,10 @@ impl From<RedisError> for StoreError {
             || e.is_connection_refusal()
             || e.is_connection_dropped()
             || e.is_io_error()
+            // A Cluster that is failing over or resharding (CLUSTERDOWN, TRYAGAIN, a redirect
+            // the client gave up on), or whose nodes the client cannot reach.
+            || e.is_cluster_error()
+            || e.kind() == ErrorKind::ClusterConnectionNotFound
         {
             Self::Unavailable(e)
         } else {
@@ -130,66 +135,58 @@ pub struct StreamEnd<'a> {
     pub events: &'a [StreamEvent],
 }
 
-/// A connection of its own, for one long blocking read.
-pub type DedicatedConnection = MultiplexedConnection;
 
 /// The thread store: a cheap handle over one multiplexed connection per process.
+///
+/// # Design
+/// Whether Redis is one server or a Cluster is decided once, in [`Store::new`], from
+/// [`RedisConfig::cluster`]; [`StoreConn`] hides the difference from every method here. All
+/// requests of a process share one connection (a Cluster: one per primary), because
+/// multiplexing costs nothing per request and a connection per request costs a handshake.
+/// The exception is a blocking read, which would stall every command queued behind it on a
+/// shared connection: it gets its own from [`Store::dedicated_connection`].
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
-    /// For [`Store::dedicated_connection`].
-    client: redis::Client,
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    conn: StoreConn,
+    /// What `dedicated_connection` connects with.
+    redis: Arc<RedisConfig>,
     ttl_ms: u64,
 }
 
 impl Store {
-    /// A store over a lazily opened, self-reconnecting connection: nothing is sent until the
-    /// first command, so a process starts even while Redis is down, and requests answer 503
-    /// (after at most the connect or response timeout) until it is back.
+    /// A store over a lazily opened, self-reconnecting connection, to the single server or
+    /// to the Cluster `redis` names: nothing is sent until the first command, so a process
+    /// starts even while Redis is down, and requests answer 503 (after at most the connect or
+    /// response timeout) until it is back.
     ///
     /// # Errors
     /// When the URL cannot be turned into a client (not expected: the config checked it).
     pub fn new(redis: &RedisConfig, store: &StoreConfig) -> Result<Self, StoreError> {
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(redis.connect_timeout))
-            .set_response_timeout(Some(redis.response_timeout))
-            // Reconnect attempts are also bounded by the timeouts above; keep them quick so a
-            // restarted server is picked up within a second or so.
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let client = redis.client()?;
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
         Ok(Self {
-            conn,
-            client,
-            connect_timeout: redis.connect_timeout,
-            response_timeout: redis.response_timeout,
+            conn: StoreConn::shared(redis)?,
+            redis: Arc::new(redis.clone()),
             ttl_ms: u64::try_from(store.thread_ttl.as_millis()).unwrap_or(u64::MAX),
         })
     }
 
-    /// Opens a connection that is not shared (with `response_timeout`, `None` for none), for
-    /// commands that block, which would hold up every request on the shared connection.
+    /// Opens a new connection that no other request shares, for one long blocking read
+    /// (`XREAD BLOCK`, `BLPOP`): on the shared connection such a read would hold up every
+    /// command queued behind it. Its replies may take up to `response_timeout` (`None`: no
+    /// limit; give the blocking command its own timeout then). Drop it when the read is done.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when Redis cannot be reached within the connect timeout.
     pub async fn dedicated_connection(
         &self,
         response_timeout: Option<Duration>,
-    ) -> Result<DedicatedConnection, StoreError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(response_timeout);
-        Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+    ) -> Result<StoreConn, StoreError> {
+        Ok(StoreConn::dedicated(&self.redis, response_timeout).await?)
     }
 
-    /// Answers `PING` (for readiness checks and warm-up).
+    /// Answers `PING` (for readiness checks and warm-up). On a Cluster the client sends it to
+    /// every primary it holds a connection to; one it has lost entirely is skipped rather than
+    /// reported (a redis-rs limitation), so this can succeed while that primary's users get
+    /// 503.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when Redis cannot be reached.
@@ -585,7 +582,7 @@ impl Store {
     /// are rare and small) and are cut at the cursor's id, then the lower scores follow.
     async fn index_page(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut StoreConn,
         index: &str,
         want: usize,
         cursor: Option<&ThreadCursor>,
@@ -627,7 +624,7 @@ impl Store {
 
     async fn prune_index(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut StoreConn,
         user: &UserId,
         expired: &[ThreadId],
     ) -> Result<(), StoreError> {

@@ -263,7 +263,7 @@ impl Store {
         // Redis answers a blocked read after `block` at the latest; allow it the usual
         // response time on top.
         let conn = self
-            .dedicated_connection(Some(block + self.response_timeout))
+            .dedicated_connection(Some(block + self.redis.response_timeout))
             .await?;
         Ok(Follower {
             conn,
@@ -276,7 +276,7 @@ impl Store {
 
 /// Waits for a generation's next events (`XREAD BLOCK`) on its own connection.
 pub struct Follower {
-    conn: super::DedicatedConnection,
+    conn: super::StoreConn,
     user: UserId,
     thread: ThreadId,
     block: Duration,
