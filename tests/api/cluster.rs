@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     connections::assert_a_blocking_read_does_not_hold_up_the_shared_connection,
     helpers::{TestApp, error_code, eventually, into_parts, random_user},
+    resume::{Reader, Sse, chat_id, post, slow, text_of, ui_turn},
     tls::TestPki,
 };
 
@@ -448,5 +449,52 @@ async fn threads_work_on_a_tls_cluster_with_the_test_ca() {
         let (status, page) = app.get("/api/threads", &token).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!(page["threads"][0]["id"], created["id"]);
+    }
+}
+
+#[tokio::test]
+async fn streams_resume_and_stop_for_users_on_every_primary() {
+    let app = cluster_app().await;
+    let placed = one_user_per_primary(&app.redis).await;
+    for (i, Placed { user, .. }) in placed.iter().enumerate() {
+        let token = app.token_for(user);
+        let chat = chat_id();
+        let mut live = post(&app, &token, ui_turn(&chat, "u1", &slow(12, 20, "hi"))).await;
+        assert_eq!(live.status, StatusCode::OK);
+        let seen = live.take(4).await;
+        drop(live);
+        // The follower's blocking read runs on a cluster connection of its own.
+        let resp = app
+            .client
+            .get(app.url(&format!("/api/chat/{chat}/stream")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let mut resumed = Reader::new(resp);
+        assert_eq!(resumed.status, StatusCode::OK, "user {i}");
+        let all = resumed.rest().await;
+        assert_eq!(&all[..4], &seen[..]);
+        assert_eq!(text_of(&all), reply_text(12), "user {i}");
+        let kinds: Vec<String> = all.iter().rev().take(2).map(Sse::kind).collect();
+        assert_eq!(kinds, ["[DONE]", "finish"], "user {i}");
+
+        // And a stop reaches the generator through the user's primary.
+        let mut live = post(&app, &token, ui_turn(&chat, "u2", &slow(300, 20, "long"))).await;
+        live.take(4).await;
+        let (status, _) = app
+            .request(
+                Method::POST,
+                &format!("/api/chat/{chat}/stop"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "user {i}");
+        let rest = live.rest().await;
+        assert_eq!(rest[rest.len() - 2].kind(), "abort", "user {i}");
+        let messages = app.messages(&token, &chat).await;
+        assert_eq!(messages.len(), 4, "user {i}");
+        assert_eq!(messages[3]["status"], "stopped", "user {i}");
     }
 }

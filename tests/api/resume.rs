@@ -13,22 +13,22 @@ use serde_json::{Value, json};
 
 use crate::{
     binaries::{Function, start},
-    helpers::{TestApp, error_code, eventually, random_user, test_vars_with_upstream},
+    helpers::{TestApp, TestRedis, error_code, eventually, random_user, test_vars_with_upstream},
 };
 
 /// One SSE event: its `id:` and `data:`.
 #[derive(Debug, Clone, PartialEq)]
-struct Sse {
+pub(crate) struct Sse {
     id: String,
     data: String,
 }
 
 impl Sse {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.data).unwrap()
     }
 
-    fn kind(&self) -> String {
+    pub(crate) fn kind(&self) -> String {
         if self.data == "[DONE]" {
             return "[DONE]".to_owned();
         }
@@ -45,14 +45,14 @@ impl Sse {
 }
 
 /// An open event stream, read event by event.
-struct Reader {
-    status: StatusCode,
+pub(crate) struct Reader {
+    pub(crate) status: StatusCode,
     headers: reqwest::header::HeaderMap,
     events: std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<Sse>> + Send>>,
 }
 
 impl Reader {
-    fn new(resp: reqwest::Response) -> Self {
+    pub(crate) fn new(resp: reqwest::Response) -> Self {
         let status = resp.status();
         let headers = resp.headers().clone();
         let events = resp.bytes_stream().eventsource().map(|e| {
@@ -73,7 +73,7 @@ impl Reader {
     }
 
     /// The next `n` events (fewer if the stream ends).
-    async fn take(&mut self, n: usize) -> Vec<Sse> {
+    pub(crate) async fn take(&mut self, n: usize) -> Vec<Sse> {
         let mut out = Vec::new();
         while out.len() < n {
             match tokio::time::timeout(Duration::from_secs(10), self.events.next()).await {
@@ -86,16 +86,16 @@ impl Reader {
     }
 
     /// Every event up to the end of the stream.
-    async fn rest(&mut self) -> Vec<Sse> {
+    pub(crate) async fn rest(&mut self) -> Vec<Sse> {
         self.take(usize::MAX).await
     }
 }
 
-fn chat_id() -> String {
+pub(crate) fn chat_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
 }
 
-fn ui_turn(chat: &str, message_id: &str, text: &str) -> Value {
+pub(crate) fn ui_turn(chat: &str, message_id: &str, text: &str) -> Value {
     json!({
         "id": chat,
         "messages": [{ "id": message_id, "role": "user", "parts": [{ "type": "text", "text": text }] }],
@@ -104,11 +104,11 @@ fn ui_turn(chat: &str, message_id: &str, text: &str) -> Value {
 }
 
 /// A reply of `tokens` words, one every `every_ms`.
-fn slow(tokens: usize, every_ms: u64, text: &str) -> String {
+pub(crate) fn slow(tokens: usize, every_ms: u64, text: &str) -> String {
     format!("[[mock tokens={tokens} inter_token_ms={every_ms}]] {text}")
 }
 
-async fn post(app: &TestApp, token: &str, body: Value) -> Reader {
+pub(crate) async fn post<R: TestRedis>(app: &TestApp<R>, token: &str, body: Value) -> Reader {
     let resp = app
         .client
         .post(app.url("/api/chat"))
@@ -139,7 +139,7 @@ async fn other_instances(app: &TestApp) -> (Function, Function) {
     (stream, stop)
 }
 
-fn text_of(events: &[Sse]) -> String {
+pub(crate) fn text_of(events: &[Sse]) -> String {
     events
         .iter()
         .filter(|e| e.kind() == "text-delta")

@@ -135,7 +135,6 @@ pub struct StreamEnd<'a> {
     pub events: &'a [StreamEvent],
 }
 
-
 /// The thread store: a cheap handle over one multiplexed connection per process.
 ///
 /// # Design
