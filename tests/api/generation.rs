@@ -116,7 +116,7 @@ async fn a_crashed_generator_frees_the_thread_when_its_lease_runs_out() {
                 user_message: &ChatMessage::new(Role::User, "lost"),
                 reply_id: &crashed,
                 lease: Duration::from_millis(800),
-                format: ReplyFormat::OpenAi,
+                format: Some(ReplyFormat::OpenAi),
                 regenerate: false,
             },
             &LimitSet::default(),

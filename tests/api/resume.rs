@@ -314,6 +314,22 @@ async fn nothing_to_resume_is_204_and_a_bad_event_id_is_400() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{path}");
     }
+    // A reply that was not streamed has nothing to resume.
+    let plain = app
+        .chat(
+            &token,
+            json!({ "threadId": idle, "stream": false, "messages": [{ "role": "user", "content": "hi" }] }),
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::OK);
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/chat/{idle}/stream")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let resp = app
         .client
         .get(app.url(&format!("/api/chat/{idle}/stream")))
@@ -536,4 +552,93 @@ async fn regenerate_supersedes_the_last_reply_and_keeps_it() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(error_code(&body), "not_latest_reply");
     assert_eq!(app.messages(&token, &chat).await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_resumer_of_a_generator_that_died_is_told_when_its_lease_runs_out() {
+    use buddahbot::{
+        domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, Title, UserId},
+        store::{EventId, LimitSet, NewTurn, StreamEvent, TurnStart},
+    };
+    let app = TestApp::spawn().await;
+    let user = random_user();
+    let token = app.token_for(&user);
+    let thread = app.create_thread(&token, "crash").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (uid, tid) = (
+        UserId::parse(&user).unwrap(),
+        ThreadId::parse(&thread).unwrap(),
+    );
+    // A generator that took the thread, sent two events and died.
+    let reply = MessageId::new();
+    let (start, _) = app
+        .app
+        .store()
+        .begin_turn(
+            &uid,
+            NewTurn {
+                thread: &tid,
+                create_with_title: None::<&Title>,
+                user_message: &ChatMessage::new(Role::User, "lost"),
+                reply_id: &reply,
+                lease: Duration::from_millis(1_500),
+                format: Some(ReplyFormat::Ui),
+                regenerate: false,
+            },
+            &LimitSet::default(),
+        )
+        .await
+        .unwrap();
+    let TurnStart::Proceed {
+        stream_start_ms, ..
+    } = start
+    else {
+        panic!("{start:?}")
+    };
+    let events: Vec<StreamEvent> = [
+        json!({ "type": "start", "messageId": reply.as_str() }),
+        json!({ "type": "start-step" }),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, e)| StreamEvent {
+        id: EventId {
+            ms: stream_start_ms,
+            seq: i as u64 + 1,
+        },
+        data: e.to_string(),
+    })
+    .collect();
+    let stop = app
+        .app
+        .store()
+        .log_events(&uid, &tid, &reply, &events)
+        .await
+        .unwrap();
+    assert!(!stop);
+
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/chat/{thread}/stream")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut resumed = Reader::new(resp);
+    assert_eq!(resumed.status, StatusCode::OK);
+    let all = resumed.rest().await;
+    let kinds: Vec<String> = all.iter().map(Sse::kind).collect();
+    assert_eq!(kinds, ["start", "start-step", "error", "finish", "[DONE]"]);
+    assert_eq!(all[3].json()["finishReason"], "error");
+    // Once the lease is over there is nothing to resume.
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/chat/{thread}/stream")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }

@@ -203,7 +203,7 @@ async fn answer(
                 user_message: &user_message,
                 reply_id: &reply_id,
                 lease,
-                format: request.format,
+                format: request.stream.then_some(request.format),
                 regenerate: request.regenerate,
             },
             limits,

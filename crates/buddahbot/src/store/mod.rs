@@ -102,8 +102,9 @@ pub struct NewTurn<'a> {
     pub reply_id: &'a MessageId,
     /// How long the turn counts as in progress if its generator never finishes (a crash).
     pub lease: Duration,
-    /// The format its events are logged in, for resumers.
-    pub format: ReplyFormat,
+    /// The format its events are logged in, for resumers; `None` when the reply is not
+    /// streamed (there is nothing to resume).
+    pub format: Option<ReplyFormat>,
     /// Answer an answered turn again, superseding its reply.
     pub regenerate: bool,
 }
@@ -381,7 +382,7 @@ impl Store {
             })
             .arg(user.as_str())
             .arg(turn.create_with_title.map_or("", Title::as_str))
-            .arg(turn.format.as_str())
+            .arg(turn.format.map_or("", ReplyFormat::as_str))
             .arg(if turn.regenerate { "1" } else { "0" });
         limits.push_args(&mut invocation, user);
         let (outcome, limit, remaining, reset, retry, detail): (

@@ -5,7 +5,8 @@
 --       counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 user message JSON,
 --       6 assistant message id, 7 lease end (ms), 8 '1' to create a missing thread,
---       9 user id, 10 title for a new thread, 11 stream format ('ui' | 'openai'),
+--       9 user id, 10 title for a new thread, 11 stream format ('ui' | 'openai' | '' when
+--       the reply is not streamed),
 --       12 '1' to regenerate an answered turn, 13.. the limits as limits.lua reads them
 -- Turn states in KEYS[4]: 'g:<assistant id>:<lease end>' generating, 'd:<list index>:<id>'
 -- done, 'f' failed before any reply was stored. The thread's meta holds the one generation
@@ -74,9 +75,14 @@ if superseded then
     '{"supersededBy":' .. cjson.encode(ARGV[6]) .. ',' .. string.sub(old, 2))
 end
 redis.call('HSET', KEYS[4], ARGV[4], generating)
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2], 'activeMessageId', ARGV[6], 'activeUntil', ARGV[7],
-  'streamId', ARGV[6], 'streamStart', ARGV[2], 'streamFormat', ARGV[11])
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2], 'activeMessageId', ARGV[6], 'activeUntil', ARGV[7])
 redis.call('HDEL', KEYS[1], 'streamEndedAt', 'stopRequested')
+if ARGV[11] == '' then
+  -- Not streamed: nothing to resume.
+  redis.call('HDEL', KEYS[1], 'streamId', 'streamStart', 'streamFormat')
+else
+  redis.call('HSET', KEYS[1], 'streamId', ARGV[6], 'streamStart', ARGV[2], 'streamFormat', ARGV[11])
+end
 redis.call('DEL', KEYS[5])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 for i = 1, 4 do
