@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     connections::assert_a_blocking_read_does_not_hold_up_the_shared_connection,
     helpers::{TestApp, error_code, eventually, into_parts, random_user},
-    resume::{Reader, Sse, chat_id, post, slow, text_of, ui_turn},
+    resume::{Reader, Sse, chat_id, get_as, post, slow, text_of, ui_turn},
     tls::TestPki,
 };
 
@@ -464,13 +464,7 @@ async fn streams_resume_and_stop_for_users_on_every_primary() {
         let seen = live.take(4).await;
         drop(live);
         // The follower's blocking read runs on a cluster connection of its own.
-        let resp = app
-            .client
-            .get(app.url(&format!("/api/chat/{chat}/stream")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let resp = get_as(&app, &format!("/api/chat/{chat}/stream"), &token).await;
         let mut resumed = Reader::new(resp);
         assert_eq!(resumed.status, StatusCode::OK, "user {i}");
         let all = resumed.rest().await;

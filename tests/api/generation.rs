@@ -12,6 +12,42 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, eventually, random_user, read_chat};
 
+/// Starts a turn on `thread` as a generator that then dies: nobody renews or releases its
+/// lease of `lease`. Its reply id, and the ms of its stream's event ids.
+pub(crate) async fn dead_generator(
+    app: &TestApp,
+    user: &str,
+    thread: &str,
+    lease: Duration,
+) -> (MessageId, i64) {
+    let reply = MessageId::new();
+    let (start, _) = app
+        .app
+        .store()
+        .begin_turn(
+            &UserId::parse(user).unwrap(),
+            NewTurn {
+                thread: &ThreadId::parse(thread).unwrap(),
+                create_with_title: None::<&Title>,
+                user_message: &ChatMessage::new(Role::User, "lost"),
+                reply_id: &reply,
+                lease,
+                format: Some(ReplyFormat::Ui),
+                regenerate: false,
+            },
+            &LimitSet::default(),
+        )
+        .await
+        .unwrap();
+    let TurnStart::Proceed {
+        stream_start_ms, ..
+    } = start
+    else {
+        panic!("the thread was not free: {start:?}")
+    };
+    (reply, stream_start_ms)
+}
+
 fn turn(thread: &str, id: &str, text: &str) -> Value {
     json!({ "threadId": thread, "messages": [{ "id": id, "role": "user", "content": text }] })
 }
@@ -104,26 +140,7 @@ async fn a_crashed_generator_frees_the_thread_when_its_lease_runs_out() {
         .unwrap()
         .to_owned();
     // A generator that took the thread and died: nobody renews or releases its lease.
-    let crashed = MessageId::new();
-    let (start, _) = app
-        .app
-        .store()
-        .begin_turn(
-            &UserId::parse(&user).unwrap(),
-            NewTurn {
-                thread: &ThreadId::parse(&thread).unwrap(),
-                create_with_title: None::<&Title>,
-                user_message: &ChatMessage::new(Role::User, "lost"),
-                reply_id: &crashed,
-                lease: Duration::from_millis(800),
-                format: Some(ReplyFormat::OpenAi),
-                regenerate: false,
-            },
-            &LimitSet::default(),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(start, TurnStart::Proceed { .. }));
+    let (crashed, _) = dead_generator(&app, &user, &thread, Duration::from_millis(800)).await;
 
     let blocked = app.chat(&token, turn(&thread, "m-1", "hello?")).await;
     assert_eq!(blocked.status, StatusCode::CONFLICT);

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     binaries::{Function, start},
+    generation::dead_generator,
     helpers::{TestApp, TestRedis, error_code, eventually, random_user, test_vars_with_upstream},
 };
 
@@ -131,6 +132,20 @@ async fn resume_at(base: &str, chat: &str, token: &str, last_event_id: Option<&s
     Reader::new(req.send().await.unwrap())
 }
 
+/// `GET path` as the holder of `token`, not read yet.
+pub(crate) async fn get_as<R: TestRedis>(
+    app: &TestApp<R>,
+    path: &str,
+    token: &str,
+) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The resume and stop functions, each a process of its own on the app's Redis and model.
 async fn other_instances(app: &TestApp) -> (Function, Function) {
     let vars = || test_vars_with_upstream(&app.redis.url(), &app.mock.base_url());
@@ -223,13 +238,7 @@ async fn a_dropped_client_resumes_on_another_instance_from_the_first_event_or_it
 
     // The grace period over, there is nothing to resume.
     let ended = eventually(Duration::from_secs(5), || async {
-        let resp = app
-            .client
-            .get(app.url(&format!("/api/chat/{chat}/stream")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let resp = get_as(&app, &format!("/api/chat/{chat}/stream"), &token).await;
         (resp.status() == StatusCode::NO_CONTENT).then_some(())
     })
     .await;
@@ -305,13 +314,7 @@ async fn nothing_to_resume_is_204_and_a_bad_event_id_is_400() {
         format!("/api/chat/{idle}/stream"),
         "/api/chat/not%20an%20id/stream".to_owned(),
     ] {
-        let resp = app
-            .client
-            .get(app.url(&path))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let resp = get_as(&app, &path, &token).await;
         assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{path}");
     }
     // A reply that was not streamed has nothing to resume.
@@ -322,13 +325,7 @@ async fn nothing_to_resume_is_204_and_a_bad_event_id_is_400() {
         )
         .await;
     assert_eq!(plain.status, StatusCode::OK);
-    let resp = app
-        .client
-        .get(app.url(&format!("/api/chat/{idle}/stream")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_as(&app, &format!("/api/chat/{idle}/stream"), &token).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let resp = app
         .client
@@ -557,8 +554,8 @@ async fn regenerate_supersedes_the_last_reply_and_keeps_it() {
 #[tokio::test]
 async fn a_resumer_of_a_generator_that_died_is_told_when_its_lease_runs_out() {
     use buddahbot::{
-        domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, Title, UserId},
-        store::{EventId, LimitSet, NewTurn, StreamEvent, TurnStart},
+        domain::{ThreadId, UserId},
+        store::{EventId, StreamEvent},
     };
     let app = TestApp::spawn().await;
     let user = random_user();
@@ -572,31 +569,8 @@ async fn a_resumer_of_a_generator_that_died_is_told_when_its_lease_runs_out() {
         ThreadId::parse(&thread).unwrap(),
     );
     // A generator that took the thread, sent two events and died.
-    let reply = MessageId::new();
-    let (start, _) = app
-        .app
-        .store()
-        .begin_turn(
-            &uid,
-            NewTurn {
-                thread: &tid,
-                create_with_title: None::<&Title>,
-                user_message: &ChatMessage::new(Role::User, "lost"),
-                reply_id: &reply,
-                lease: Duration::from_millis(1_500),
-                format: Some(ReplyFormat::Ui),
-                regenerate: false,
-            },
-            &LimitSet::default(),
-        )
-        .await
-        .unwrap();
-    let TurnStart::Proceed {
-        stream_start_ms, ..
-    } = start
-    else {
-        panic!("{start:?}")
-    };
+    let (reply, stream_start_ms) =
+        dead_generator(&app, &user, &thread, Duration::from_millis(1_500)).await;
     let events: Vec<StreamEvent> = [
         json!({ "type": "start", "messageId": reply.as_str() }),
         json!({ "type": "start-step" }),
@@ -619,13 +593,7 @@ async fn a_resumer_of_a_generator_that_died_is_told_when_its_lease_runs_out() {
         .unwrap();
     assert!(!stop);
 
-    let resp = app
-        .client
-        .get(app.url(&format!("/api/chat/{thread}/stream")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_as(&app, &format!("/api/chat/{thread}/stream"), &token).await;
     let mut resumed = Reader::new(resp);
     assert_eq!(resumed.status, StatusCode::OK);
     let all = resumed.rest().await;
@@ -633,12 +601,6 @@ async fn a_resumer_of_a_generator_that_died_is_told_when_its_lease_runs_out() {
     assert_eq!(kinds, ["start", "start-step", "error", "finish", "[DONE]"]);
     assert_eq!(all[3].json()["finishReason"], "error");
     // Once the lease is over there is nothing to resume.
-    let resp = app
-        .client
-        .get(app.url(&format!("/api/chat/{thread}/stream")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_as(&app, &format!("/api/chat/{thread}/stream"), &token).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }

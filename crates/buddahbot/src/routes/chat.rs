@@ -17,7 +17,6 @@ use crate::{
         self, Background, ChatBody, Dialect, TurnRequest,
         resume::{self, StopRequest},
     },
-    domain::ThreadId,
     error::ApiError,
     http::{AppJson, QueryParams, guard::ChatLimits, optional_param},
     store::EventId,
@@ -44,14 +43,6 @@ pub async fn post(
     chat::run(&app, user, request, &limits, background).await
 }
 
-/// The thread id of a `/api/chat/:threadId/…` route. A malformed id names no thread.
-fn thread_id(query: &QueryParams) -> Result<ThreadId, ApiError> {
-    query
-        .get("id")
-        .and_then(|raw| ThreadId::parse(raw).ok())
-        .ok_or(ApiError::ThreadNotFound)
-}
-
 /// `GET /api/chat/:threadId/stream`: the running (or just ended) generation from its first
 /// event, or from after `Last-Event-ID` / `?after=`; 204 when there is none.
 pub async fn resume(
@@ -62,7 +53,7 @@ pub async fn resume(
 ) -> Result<Response, ApiError> {
     // An unknown thread is "nothing to resume": `useChat({resume: true})` asks on mount,
     // also for a chat that has not started yet.
-    let Ok(thread) = thread_id(&query) else {
+    let Ok(thread) = super::thread_id(&query) else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let mut after = optional_param(&query, "after", str::parse::<EventId>)?;
@@ -93,7 +84,7 @@ pub async fn stop(
     Authenticated(user): Authenticated,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
-    let thread = thread_id(&query)?;
+    let thread = super::thread_id(&query)?;
     Ok(match app.store().request_stop(&user, &thread).await? {
         StopRequest::ThreadNotFound => return Err(ApiError::ThreadNotFound),
         StopRequest::Idle => (

@@ -90,6 +90,15 @@ pub fn config_error(err: ConfigError) -> Router {
         .layer(middleware::from_fn(log_errors))
 }
 
+/// The thread id of a `…/:id…` route, which arrives as `?id=` (as Vercel passes an `[id]`
+/// segment). A malformed id cannot name any thread: 404, like a missing one.
+fn thread_id(query: &crate::http::QueryParams) -> Result<crate::domain::ThreadId, ApiError> {
+    query
+        .get("id")
+        .and_then(|raw| crate::domain::ThreadId::parse(raw).ok())
+        .ok_or(ApiError::ThreadNotFound)
+}
+
 /// Every function on one port, routed the way `vercel.json` and the platform route them.
 ///
 /// Each function router is mounted whole (as a service, so it sees the full original URI, as

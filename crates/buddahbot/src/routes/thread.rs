@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     app::App,
     auth::Authenticated,
-    domain::{ChatMessage, Thread, ThreadId, Title},
+    domain::{ChatMessage, Thread, Title},
     error::ApiError,
     http::{AppJson, QueryParams, optional_param, page_limit},
     protocol::ai_sdk,
@@ -52,20 +52,12 @@ pub struct RenameThread {
     title: String,
 }
 
-/// The thread id of the route. A malformed id cannot name any thread: 404, like a missing one.
-fn thread_id(query: &QueryParams) -> Result<ThreadId, ApiError> {
-    query
-        .get("id")
-        .and_then(|raw| ThreadId::parse(raw).ok())
-        .ok_or(ApiError::ThreadNotFound)
-}
-
 pub async fn get(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
 ) -> Result<AppJson<ThreadWithMessages>, ApiError> {
-    let id = thread_id(&query)?;
+    let id = super::thread_id(&query)?;
     let limit = page_limit(query.get("limit"), DEFAULT_MESSAGES_LIMIT)?;
     let ui = wants_ui(&query)?;
     let before = optional_param(&query, "before", MessageCursor::parse)?;
@@ -99,7 +91,7 @@ pub async fn rename(
     query: QueryParams,
     AppJson(body): AppJson<RenameThread>,
 ) -> Result<AppJson<Thread>, ApiError> {
-    let id = thread_id(&query)?;
+    let id = super::thread_id(&query)?;
     let title =
         Title::parse(&body.title).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}")))?;
     let thread = app
@@ -115,7 +107,7 @@ pub async fn delete(
     Authenticated(user): Authenticated,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
-    let id = thread_id(&query)?;
+    let id = super::thread_id(&query)?;
     if app.store().delete_thread(&user, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
