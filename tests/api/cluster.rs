@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::{
     connections::assert_a_blocking_read_does_not_hold_up_the_shared_connection,
-    helpers::{TestApp, error_code, eventually, into_parts, random_user},
+    helpers::{TestApp, error_code, eventually, into_parts, random_user, scan},
     resume::{Reader, Sse, chat_id, get_as, post, slow, text_of, ui_turn},
     tls::TestPki,
 };
@@ -124,26 +124,7 @@ async fn keys_by_port(cluster: &RedisCluster, user: &str) -> BTreeMap<u16, Vec<S
     let mut out = BTreeMap::new();
     for node in cluster.nodes() {
         let mut conn = conn(node).await;
-        let mut keys = Vec::new();
-        let mut cursor = 0_u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        keys.sort();
-        out.insert(node.port(), keys);
+        out.insert(node.port(), scan(&mut conn, &pattern).await);
     }
     out
 }

@@ -344,27 +344,32 @@ impl TestApp {
     pub async fn keys_of(&self, user: &str) -> Vec<String> {
         let mut conn = self.redis_conn().await;
         let pattern = keys::user_pattern(&UserId::parse(user).unwrap());
-        let mut out: Vec<String> = Vec::new();
-        let mut cursor = 0_u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            out.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        out.sort();
-        out
+        scan(&mut conn, &pattern).await
     }
+}
+
+/// Every key matching `pattern` on the server `conn` talks to, sorted (SCAN, test-only).
+pub async fn scan(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cursor = 0_u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        out.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    out.sort();
+    out
 }
 
 /// Serves `router` on a free loopback port, as the dev server does (TCP_NODELAY on).
