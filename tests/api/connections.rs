@@ -122,3 +122,49 @@ async fn a_dedicated_connection_to_a_stopped_server_fails_with_unavailable() {
         "{err:?}"
     );
 }
+
+/// Connections the server has accepted since it started (`INFO stats`).
+async fn connections_accepted(app: &TestApp) -> u64 {
+    let mut conn = app.redis_conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_the_process_connection() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    // The first request opens the process's connection.
+    app.create_thread(&token, "warm").await;
+    let before = connections_accepted(&app).await;
+
+    let requests = (0..40).map(|i| {
+        let (app, token) = (&app, &token);
+        async move {
+            if i % 2 == 0 {
+                app.create_thread(token, "t").await;
+            } else {
+                let reply = app
+                    .chat(
+                        token,
+                        serde_json::json!({ "messages": [{ "role": "user", "content": "hi" }] }),
+                    )
+                    .await;
+                assert_eq!(reply.status, reqwest::StatusCode::OK);
+            }
+        }
+    });
+    futures_util::future::join_all(requests).await;
+
+    // Only the test's own connections (one per `connections_accepted`) were added.
+    assert_eq!(connections_accepted(&app).await, before + 1);
+}
