@@ -957,17 +957,33 @@ fn script_names() -> BTreeMap<String, String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return BTreeMap::new();
     };
-    let library = std::fs::read_to_string(format!("{dir}/limits.lua")).unwrap_or_default();
+    // Scripts run alone or with one of the libraries prepended (see store/scripts.rs).
+    let libraries: Vec<String> = ["", "limits.lua", "stream.lua"]
+        .iter()
+        .map(|lib| {
+            if lib.is_empty() {
+                String::new()
+            } else {
+                std::fs::read_to_string(format!("{dir}/{lib}")).unwrap_or_default()
+            }
+        })
+        .collect();
     entries
         .filter_map(|entry| {
             let path = entry.ok()?.path();
             let name = path.file_stem()?.to_str()?.to_owned();
             let source = std::fs::read_to_string(&path).ok()?;
-            let alone = redis::Script::new(&source).get_hash().to_owned();
-            let with_library = redis::Script::new(&format!("{library}{source}"))
-                .get_hash()
-                .to_owned();
-            Some([(alone, name.clone()), (with_library, name)])
+            Some(
+                libraries
+                    .iter()
+                    .map(|library| {
+                        let hash = redis::Script::new(&format!("{library}{source}"))
+                            .get_hash()
+                            .to_owned();
+                        (hash, name.clone())
+                    })
+                    .collect::<Vec<_>>(),
+            )
         })
         .flatten()
         .collect()
