@@ -330,7 +330,7 @@ impl Turn {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let mut reply = ReplyBuilder::new(model, ttft, request.format);
         let mut encoder = Encoder::new(request.format, request.include_usage);
-        let (mut outlet, logged) = Outlet::new(tx, self.stream_start_ms);
+        let mut outlet = Outlet::new(tx, self.stream_start_ms);
         reply.add(&streaming.first);
         // The first events are queued before the response leaves, so the head goes out with
         // them. They are few (the channel holds far more).
@@ -346,7 +346,7 @@ impl Turn {
                 thread: self.thread.clone(),
                 reply_id: self.reply_id.clone(),
             },
-            logged,
+            &outlet,
             stop,
         );
         let response = sse_response(&self.thread, &self.reply_id, request.format, rx);
@@ -400,7 +400,6 @@ impl Turn {
         // Dropping the upstream response closes its connection: a stopped generation costs
         // nothing more.
         drop(rest);
-        outlet.close_log();
         let mut unlogged = recorder.finish().await;
         match &outcome {
             Outcome::BrokeOff(err) => {

@@ -1,8 +1,16 @@
 //! Where a generation's events go: to its own client at once (while it listens), and to the
 //! thread's stream log in batches, off the client's path, by a [`Recorder`] task that also
 //! brings back a stop request.
+//!
+//! # Design
+//! The outlet only appends each event to a shared buffer (a lock and a push); the recorder
+//! wakes on a timer, every [`FLUSH_WINDOW`], and writes what piled up in one round trip. A
+//! reply shorter than the window never wakes it: its events all go with the turn's last write.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use axum::response::sse::Event;
 use tokio::{
@@ -25,29 +33,45 @@ const FLUSH_WINDOW: Duration = Duration::from_millis(20);
 /// stop request this often.
 const STOP_POLL: Duration = Duration::from_millis(250);
 
+/// Events sent but not logged yet, shared by the outlet and the recorder.
+#[derive(Default)]
+struct Pending {
+    events: Mutex<Vec<StreamEvent>>,
+    /// Held while a batch is being written, so the turn's last write waits for it (ids must
+    /// reach the log in order).
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Pending {
+    fn push(&self, event: StreamEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+    }
+
+    fn take(&self) -> Vec<StreamEvent> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// Names a generation's events and hands them out.
 pub struct Outlet {
     client: Option<mpsc::Sender<Event>>,
-    log: mpsc::UnboundedSender<StreamEvent>,
+    pending: Arc<Pending>,
     start_ms: i64,
     seq: u64,
 }
 
 impl Outlet {
-    /// An outlet for the generation whose turn began at `start_ms`, and the receiving end of
-    /// its log (for [`Recorder::start`]).
-    pub fn new(
-        client: mpsc::Sender<Event>,
-        start_ms: i64,
-    ) -> (Self, mpsc::UnboundedReceiver<StreamEvent>) {
-        let (log, logged) = mpsc::unbounded_channel();
-        let outlet = Self {
+    /// An outlet for the generation whose turn began at `start_ms`.
+    pub fn new(client: mpsc::Sender<Event>, start_ms: i64) -> Self {
+        Self {
             client: Some(client),
-            log,
+            pending: Arc::default(),
             start_ms,
             seq: 0,
-        };
-        (outlet, logged)
+        }
     }
 
     /// The event with the next id.
@@ -69,14 +93,14 @@ impl Outlet {
         if let Some(tx) = &self.client {
             let _ = tx.try_send(sse(&event));
         }
-        let _ = self.log.send(event);
+        self.pending.push(event);
     }
 
     /// Sends an event to the client while it listens, and logs it.
     pub async fn emit(&mut self, data: String) {
         let event = self.stamp(data);
         self.send(&event).await;
-        let _ = self.log.send(event);
+        self.pending.push(event);
     }
 
     /// Sends already logged events (the stream's last ones) to the client.
@@ -94,12 +118,6 @@ impl Outlet {
             self.client = None;
         }
     }
-
-    /// Stops logging: the recorder writes what it holds no more and hands it back.
-    pub fn close_log(&mut self) {
-        let (closed, _) = mpsc::unbounded_channel();
-        self.log = closed;
-    }
 }
 
 /// A logged event as an SSE event, its log id as the SSE `id:`.
@@ -111,7 +129,8 @@ pub fn sse(event: &StreamEvent) -> Event {
 
 /// Writes a generation's events to its stream log and watches for a stop request.
 pub struct Recorder {
-    task: JoinHandle<Vec<StreamEvent>>,
+    task: JoinHandle<()>,
+    pending: Arc<Pending>,
 }
 
 /// Whom the recorder writes for.
@@ -123,29 +142,26 @@ pub struct Generation {
 }
 
 impl Recorder {
-    /// Starts recording `events`; `stop` fires when the generation is asked to stop.
-    pub fn start(
-        generation: Generation,
-        events: mpsc::UnboundedReceiver<StreamEvent>,
-        stop: oneshot::Sender<()>,
-    ) -> Self {
+    /// Starts recording what `outlet` sends; `stop` fires when the generation is asked to
+    /// stop.
+    pub fn start(generation: Generation, outlet: &Outlet, stop: oneshot::Sender<()>) -> Self {
+        let pending = Arc::clone(&outlet.pending);
         Self {
-            task: tokio::spawn(record(generation, events, stop)),
+            task: tokio::spawn(record(generation, Arc::clone(&pending), stop)),
+            pending,
         }
     }
 
-    /// Waits for the recorder, once its outlet's log is closed, and returns the events it
-    /// had not written yet: they go with the turn's last write.
+    /// Stops the recorder (after the batch it may be writing) and returns the events it has
+    /// not written: they go with the turn's last write.
     pub async fn finish(self) -> Vec<StreamEvent> {
-        self.task.await.unwrap_or_default()
+        let _writing = self.pending.writing.lock().await;
+        self.task.abort();
+        self.pending.take()
     }
 }
 
-async fn record(
-    generation: Generation,
-    mut events: mpsc::UnboundedReceiver<StreamEvent>,
-    stop: oneshot::Sender<()>,
-) -> Vec<StreamEvent> {
+async fn record(generation: Generation, pending: Arc<Pending>, stop: oneshot::Sender<()>) {
     let Generation {
         app,
         user,
@@ -153,27 +169,19 @@ async fn record(
         reply_id,
     } = generation;
     let mut stop = Some(stop);
-    let mut pending = Vec::new();
+    let mut last_check = Instant::now();
     loop {
-        // Wait for the first event of a batch, checking for a stop while none comes.
-        match tokio::time::timeout(STOP_POLL, events.recv()).await {
-            Ok(Some(event)) => pending.push(event),
-            Ok(None) => return pending,
-            Err(_) => {}
+        tokio::time::sleep(FLUSH_WINDOW).await;
+        let writing = pending.writing.lock().await;
+        let batch = pending.take();
+        if batch.is_empty() && last_check.elapsed() < STOP_POLL {
+            continue;
         }
-        if !pending.is_empty() {
-            let window = Instant::now() + FLUSH_WINDOW;
-            loop {
-                match tokio::time::timeout_at(window, events.recv()).await {
-                    Ok(Some(event)) => pending.push(event),
-                    Ok(None) => return pending,
-                    Err(_) => break,
-                }
-            }
-        }
+        last_check = Instant::now();
+        // An empty batch only checks for a stop request.
         match app
             .store()
-            .log_events(&user, &thread, &reply_id, &pending)
+            .log_events(&user, &thread, &reply_id, &batch)
             .await
         {
             Ok(stop_requested) => {
@@ -186,6 +194,6 @@ async fn record(
                 tracing::warn!(thread = %thread, error = %err, "could not log stream events");
             }
         }
-        pending.clear();
+        drop(writing);
     }
 }

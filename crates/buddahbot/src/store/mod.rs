@@ -735,8 +735,8 @@ impl StreamEnd<'_> {
         invocation
             .arg(stream::ttl_ms(stream::STREAM_TTL))
             .arg(stream::STREAM_CAP);
-        for event in self.events {
-            invocation.arg(event.id.to_string()).arg(&event.data);
+        if let Some(batch) = stream::Batch::of(self.events) {
+            invocation.arg(batch.id).arg(batch.data);
         }
     }
 }

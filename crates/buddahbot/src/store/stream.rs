@@ -6,9 +6,12 @@
 //! # Event ids
 //! The generator names its events itself, `<streamStart>-<n>` (the ms its turn began, then a
 //! counter from 1), and sends each to its own client at once with that id; the log catches up
-//! in batches ([`Store::log_events`]), off the client's path. Ids are valid, increasing
-//! Stream ids, so a resumer's `Last-Event-ID` is an `XRANGE`/`XREAD` position as is, and an id
-//! whose ms part is not the generation's own belongs to another generation.
+//! in batches ([`Store::log_events`]), off the client's path. A batch is one Stream entry: its
+//! id is the batch's last event id, its `d` field the events joined by newlines (compact JSON
+//! never holds a raw newline), so the consecutive ids before it are implied. Entry ids are
+//! valid, increasing Stream ids, so a resumer's `Last-Event-ID` is an `XRANGE`/`XREAD`
+//! position as is (the entry that holds it comes back, and its earlier events are skipped),
+//! and an id whose ms part is not the generation's own belongs to another generation.
 
 use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
 
@@ -73,6 +76,33 @@ pub struct StreamEvent {
     pub data: String,
 }
 
+/// Consecutive events as one log entry.
+pub(super) struct Batch {
+    /// The last event's id.
+    pub id: String,
+    /// The events' data, joined by newlines.
+    pub data: String,
+}
+
+impl Batch {
+    /// `None` for no events.
+    pub fn of(events: &[StreamEvent]) -> Option<Self> {
+        let last = events.last()?;
+        let mut data =
+            String::with_capacity(events.iter().map(|e| e.data.len() + 1).sum::<usize>());
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                data.push('\n');
+            }
+            data.push_str(&event.data);
+        }
+        Some(Self {
+            id: last.id.to_string(),
+            data,
+        })
+    }
+}
+
 /// An event read back from the log; `last` marks the one that ended the generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedEvent {
@@ -127,18 +157,16 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let stream = keys::thread_stream(user, thread);
         let mut pipe = redis::pipe();
-        for event in events {
+        if let Some(batch) = Batch::of(events) {
             pipe.cmd("XADD")
                 .arg(&stream)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(STREAM_CAP)
-                .arg(event.id.to_string())
+                .arg(batch.id)
                 .arg("d")
-                .arg(&event.data)
+                .arg(batch.data)
                 .ignore();
-        }
-        if !events.is_empty() {
             pipe.cmd("PEXPIRE")
                 .arg(&stream)
                 .arg(ttl_ms(STREAM_TTL))
@@ -308,7 +336,7 @@ impl Follower {
     }
 }
 
-/// Entries as [`LoggedEvent`]s.
+/// Entries (batches) as the [`LoggedEvent`]s they hold.
 fn logged(
     user: &UserId,
     thread: &ThreadId,
@@ -318,20 +346,34 @@ fn logged(
         key: keys::thread_stream(user, thread),
         reason: reason.to_owned(),
     };
-    entries
-        .map(|(id, map)| {
-            let id = id.parse().map_err(|_| corrupt("bad entry id"))?;
-            let data = match map.get("d") {
-                Some(value) => redis::from_redis_value_ref::<String>(value)
-                    .map_err(|_| corrupt("bad event data"))?,
-                None => return Err(corrupt("entry without data")),
-            };
-            Ok(LoggedEvent {
-                event: StreamEvent { id, data },
-                last: map.contains_key("e"),
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (id, map) in entries {
+        let last_id: EventId = id.parse().map_err(|_| corrupt("bad entry id"))?;
+        let data = match map.get("d") {
+            Some(value) => redis::from_redis_value_ref::<String>(value)
+                .map_err(|_| corrupt("bad event data"))?,
+            None => return Err(corrupt("entry without data")),
+        };
+        let events: Vec<&str> = data.split('\n').collect();
+        let first_seq = (last_id.seq + 1)
+            .checked_sub(events.len() as u64)
+            .ok_or_else(|| corrupt("more events than ids"))?;
+        let ends = map.contains_key("e");
+        let count = events.len();
+        for (i, data) in events.into_iter().enumerate() {
+            out.push(LoggedEvent {
+                event: StreamEvent {
+                    id: EventId {
+                        ms: last_id.ms,
+                        seq: first_seq + i as u64,
+                    },
+                    data: data.to_owned(),
+                },
+                last: ends && i + 1 == count,
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn ttl_ms(ttl: Duration) -> u64 {
@@ -341,6 +383,34 @@ pub(super) fn ttl_ms(ttl: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_its_last_id_and_its_events_by_line_and_reads_back_as_they_were() {
+        let events: Vec<StreamEvent> = (3..=5)
+            .map(|seq| StreamEvent {
+                id: EventId { ms: 7, seq },
+                data: format!("{{\"n\":{seq}}}"),
+            })
+            .collect();
+        let batch = Batch::of(&events).unwrap();
+        assert_eq!(batch.id, "7-5");
+        assert_eq!(batch.data, "{\"n\":3}\n{\"n\":4}\n{\"n\":5}");
+        assert!(Batch::of(&[]).is_none());
+
+        let user = UserId::parse("u").unwrap();
+        let thread = ThreadId::parse("t").unwrap();
+        let entry = HashMap::from([
+            ("d".to_owned(), Value::BulkString(batch.data.into_bytes())),
+            ("e".to_owned(), Value::BulkString(b"1".to_vec())),
+        ]);
+        let read = logged(&user, &thread, [(batch.id, entry)].into_iter()).unwrap();
+        let back: Vec<StreamEvent> = read.iter().map(|l| l.event.clone()).collect();
+        assert_eq!(back, events);
+        assert_eq!(
+            read.iter().map(|l| l.last).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+    }
 
     #[test]
     fn event_ids_round_trip_and_order_like_stream_ids() {

@@ -8,7 +8,7 @@ local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.sub(current, 1, #ARGV[2] + 2) == 'g:' .. ARGV[2] then
   redis.call('HSET', KEYS[1], ARGV[1], 'f')
 end
-if #ARGV > 6 and redis.call('HGET', KEYS[2], 'streamId') == ARGV[2] then
+if #ARGV > 5 and redis.call('HGET', KEYS[2], 'streamId') == ARGV[2] then
   end_stream(KEYS[3], 4)
   redis.call('HSET', KEYS[2], 'streamEndedAt', ARGV[3])
 end

@@ -1,14 +1,10 @@
 -- Library prepended to the scripts that end a generation (see scripts.rs): appends the last
--- events of its stream, marking the final one, and starts the stream's expiry.
--- ARGV[a0]: stream ttl (ms), ARGV[a0 + 1]: cap (entries), then (entry id, event) pairs.
+-- batch of its stream's events as one entry marked final, and starts the stream's expiry.
+-- ARGV[a0]: stream ttl (ms), ARGV[a0 + 1]: cap (entries), then, when there are events, the
+-- batch's entry id (its last event's id) and the events joined by newlines.
 local function end_stream(key, a0)
-  local last = #ARGV - 1
-  for i = a0 + 2, last, 2 do
-    if i == last then
-      redis.call('XADD', key, 'MAXLEN', '~', ARGV[a0 + 1], ARGV[i], 'd', ARGV[i + 1], 'e', '1')
-    else
-      redis.call('XADD', key, 'MAXLEN', '~', ARGV[a0 + 1], ARGV[i], 'd', ARGV[i + 1])
-    end
+  if ARGV[a0 + 2] then
+    redis.call('XADD', key, 'MAXLEN', '~', ARGV[a0 + 1], ARGV[a0 + 2], 'd', ARGV[a0 + 3], 'e', '1')
   end
   redis.call('PEXPIRE', key, ARGV[a0])
 end
