@@ -475,6 +475,31 @@ async fn a_stopped_openai_stream_ends_with_a_stop_chunk_and_done() {
     assert_eq!(stop["choices"][0]["finish_reason"], "stop");
     let messages = app.messages(&token, &thread).await;
     assert_eq!(messages[1]["status"], "stopped");
+
+    // A reply that is not streamed cannot be stopped (its request runs to the end).
+    let plain = json!({
+        "threadId": thread,
+        "stream": false,
+        "messages": [{ "role": "user", "content": "[[mock ttft_ms=800]] slowly" }],
+    });
+    let pending = {
+        let (app, token) = (&app, &token);
+        async move { app.chat(token, plain).await }
+    };
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        app.request(
+            Method::POST,
+            &format!("/api/chat/{thread}/stop"),
+            Some(&token),
+            None,
+        )
+        .await
+    };
+    let (answered, (status, body)) = tokio::join!(pending, stop);
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "not_stoppable");
+    assert_eq!(answered.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -54,6 +54,9 @@ pub enum ApiError {
     /// The same turn (same user message id) is being answered by another request.
     #[error("a reply to this message is being generated")]
     GenerationInProgress { reply_id: MessageId },
+    /// A stop for a generation whose reply is not streamed.
+    #[error("a reply that is not streamed cannot be stopped")]
+    NotStoppable,
     /// A regenerate of a reply that is not the thread's latest message.
     #[error("only the latest reply can be regenerated")]
     NotLatestReply,
@@ -97,9 +100,10 @@ impl ApiError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ThreadNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ThreadExists | Self::GenerationInProgress { .. } | Self::NotLatestReply => {
-                StatusCode::CONFLICT
-            }
+            Self::ThreadExists
+            | Self::GenerationInProgress { .. }
+            | Self::NotLatestReply
+            | Self::NotStoppable => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -123,6 +127,7 @@ impl ApiError {
             Self::ThreadExists => "thread_exists",
             Self::GenerationInProgress { .. } => "generation_in_progress",
             Self::NotLatestReply => "not_latest_reply",
+            Self::NotStoppable => "not_stoppable",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -163,6 +168,9 @@ impl ApiError {
             Self::GenerationInProgress { reply_id } => format!(
                 "A reply to this message is being generated (message {reply_id}); wait for it."
             ),
+            Self::NotStoppable => "This reply is not streamed, so it cannot be stopped; close its \
+                 request instead."
+                .to_owned(),
             Self::NotLatestReply => {
                 "Only the thread's latest reply can be regenerated; send a new message instead."
                     .to_owned()
@@ -344,6 +352,8 @@ mod tests {
                 "method_not_allowed",
             ),
             (ApiError::ThreadExists, 409, "thread_exists"),
+            (ApiError::NotLatestReply, 409, "not_latest_reply"),
+            (ApiError::NotStoppable, 409, "not_stoppable"),
             (
                 ApiError::PayloadTooLarge { limit: 1 },
                 413,

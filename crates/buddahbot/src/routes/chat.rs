@@ -87,6 +87,7 @@ pub async fn stop(
     let thread = super::thread_id(&query)?;
     Ok(match app.store().request_stop(&user, &thread).await? {
         StopRequest::ThreadNotFound => return Err(ApiError::ThreadNotFound),
+        StopRequest::NotStreamed => return Err(ApiError::NotStoppable),
         StopRequest::Idle => (
             StatusCode::OK,
             Json(json!({ "threadId": thread.as_str(), "status": "idle" })),

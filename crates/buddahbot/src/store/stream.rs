@@ -138,6 +138,8 @@ pub enum StopRequest {
     ThreadNotFound,
     /// Nothing was generating.
     Idle,
+    /// A reply that is not streamed is generating; it cannot be stopped.
+    NotStreamed,
     /// The generation of this reply was asked to stop.
     Stopping(MessageId),
 }
@@ -195,6 +197,7 @@ impl Store {
         Ok(match active.as_deref() {
             None => StopRequest::ThreadNotFound,
             Some("") => StopRequest::Idle,
+            Some("!") => StopRequest::NotStreamed,
             Some(id) => {
                 StopRequest::Stopping(MessageId::parse(id).map_err(|_| StoreError::Corrupt {
                     key: meta,
