@@ -629,3 +629,39 @@ async fn a_resumer_of_a_generator_that_died_is_told_when_its_lease_runs_out() {
     let resp = get_as(&app, &format!("/api/chat/{thread}/stream"), &token).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn deleting_a_thread_mid_generation_stops_it_and_leaves_no_key_behind() {
+    let app = TestApp::spawn().await;
+    let user = random_user();
+    let token = app.token_for(&user);
+    let chat = chat_id();
+    let mut live = post(&app, &token, ui_turn(&chat, "u1", &slow(300, 20, "long"))).await;
+    live.take(4).await;
+    let (status, _) = app
+        .request(
+            Method::DELETE,
+            &format!("/api/threads/{chat}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let rest = live.rest().await;
+    assert_eq!(rest.last().unwrap().data, "[DONE]");
+    let closed = eventually(Duration::from_secs(3), || async {
+        (app.mock.state().abandoned() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        closed.is_some(),
+        "the model kept generating for a deleted thread"
+    );
+    let left: Vec<String> = app
+        .keys_of(&user)
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":thread:"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

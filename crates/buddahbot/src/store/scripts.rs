@@ -39,6 +39,9 @@ pub static FAIL_TURN: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+pub static LOG_EVENTS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/log_events.lua")));
+
 pub static REQUEST_STOP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/request_stop.lua")));
 

@@ -146,7 +146,8 @@ pub enum StopRequest {
 
 impl Store {
     /// Appends a batch of a running generation's events to its log and reports whether it
-    /// was asked to stop, in one round trip. An empty batch only checks for the stop.
+    /// should stop (it was asked to, or its thread was deleted), in one round trip. An empty
+    /// batch only checks.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -157,26 +158,18 @@ impl Store {
         reply_id: &MessageId,
         events: &[StreamEvent],
     ) -> Result<bool, StoreError> {
-        let stream = keys::thread_stream(user, thread);
-        let mut pipe = redis::pipe();
+        let mut invocation = scripts::LOG_EVENTS.prepare_invoke();
+        invocation
+            .key(keys::thread_meta(user, thread))
+            .key(keys::thread_stream(user, thread))
+            .arg(reply_id.as_str())
+            .arg(ttl_ms(STREAM_TTL))
+            .arg(STREAM_CAP);
         if let Some(batch) = Batch::of(events) {
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_CAP)
-                .arg(batch.id)
-                .arg("d")
-                .arg(batch.data)
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(&stream)
-                .arg(ttl_ms(STREAM_TTL))
-                .ignore();
+            invocation.arg(batch.id).arg(batch.data);
         }
-        pipe.hget(keys::thread_meta(user, thread), "stopRequested");
-        let (stop,): (Option<String>,) = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(stop.as_deref() == Some(reply_id.as_str()))
+        let stop: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(stop == 1)
     }
 
     /// Asks the thread's running generation, wherever it runs, to stop.
