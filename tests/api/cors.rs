@@ -36,6 +36,8 @@ async fn an_allowed_origin_gets_a_full_preflight_answer_on_every_route() {
         "/api/chat/completions",
         "/api/threads",
         "/api/threads/abc",
+        "/api/chat/abc/stream",
+        "/api/chat/abc/stop",
         "/api/health",
     ] {
         let resp = app
@@ -266,4 +268,25 @@ async fn a_bearer_write_is_not_subject_to_the_csrf_check() {
     // The browser will not let the foreign page read it, but a bearer token cannot be
     // forged by a foreign page in the first place.
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn a_cross_site_cookie_stop_is_refused_and_a_same_site_one_reaches_the_thread() {
+    let app = spawn().await;
+    let (_, cookie) = session_cookie(&app);
+    for (origin, want) in [
+        (EVIL_ORIGIN, StatusCode::FORBIDDEN),
+        // Past the check, an unknown thread is a 404.
+        (APP_ORIGIN, StatusCode::NOT_FOUND),
+    ] {
+        let resp = app
+            .client
+            .post(app.url("/api/chat/nothread/stop"))
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), want, "{origin}");
+    }
 }
