@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     connections::assert_a_blocking_read_does_not_hold_up_the_shared_connection,
     helpers::{TestApp, error_code, eventually, into_parts, random_user, scan},
-    resume::{Reader, Sse, chat_id, get_as, post, slow, text_of, ui_turn},
+    resume::{Reader, Sse, chat_id, get_as, post, slow, stop, text_of, ui_turn},
     tls::TestPki,
 };
 
@@ -457,14 +457,7 @@ async fn streams_resume_and_stop_for_users_on_every_primary() {
         // And a stop reaches the generator through the user's primary.
         let mut live = post(&app, &token, ui_turn(&chat, "u2", &slow(300, 20, "long"))).await;
         live.take(4).await;
-        let (status, _) = app
-            .request(
-                Method::POST,
-                &format!("/api/chat/{chat}/stop"),
-                Some(&token),
-                None,
-            )
-            .await;
+        let (status, _) = stop(&app, &token, &chat).await;
         assert_eq!(status, StatusCode::ACCEPTED, "user {i}");
         let rest = live.rest().await;
         assert_eq!(rest[rest.len() - 2].kind(), "abort", "user {i}");

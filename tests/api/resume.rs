@@ -146,6 +146,30 @@ pub(crate) async fn get_as<R: TestRedis>(
         .unwrap()
 }
 
+/// `POST /api/chat/:thread/stop` as the holder of `token`.
+pub(crate) async fn stop<R: TestRedis>(
+    app: &TestApp<R>,
+    token: &str,
+    thread: &str,
+) -> (StatusCode, Value) {
+    app.request(
+        Method::POST,
+        &format!("/api/chat/{thread}/stop"),
+        Some(token),
+        None,
+    )
+    .await
+}
+
+/// Waits until the mock saw its one streamed reply abandoned: the model call was closed.
+async fn assert_upstream_closed(app: &TestApp, why: &str) {
+    let closed = eventually(Duration::from_secs(3), || async {
+        (app.mock.state().abandoned() == 1).then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "{why}");
+}
+
 /// The resume and stop functions, each a process of its own on the app's Redis and model.
 async fn other_instances(app: &TestApp) -> (Function, Function) {
     let vars = || test_vars_with_upstream(&app.redis.url(), &app.mock.base_url());
@@ -400,11 +424,7 @@ async fn stop_from_another_instance_closes_the_upstream_keeps_the_partial_and_en
     let resumed_rest = resumed.rest().await;
     assert_eq!(resumed_rest, live_rest, "the resumer sees the same end");
 
-    let closed = eventually(Duration::from_secs(3), || async {
-        (app.mock.state().abandoned() == 1).then_some(())
-    })
-    .await;
-    assert!(closed.is_some(), "the upstream connection was not closed");
+    assert_upstream_closed(&app, "the upstream connection was not closed").await;
 
     let messages = app.messages(&token, &chat).await;
     assert_eq!(messages.len(), 2, "{messages:#?}");
@@ -421,26 +441,12 @@ async fn stop_from_another_instance_closes_the_upstream_keeps_the_partial_and_en
     assert_eq!(page["thread"]["status"], "idle");
 
     // Nothing is generating any more; an unknown thread is a 404.
-    let (status, body) = app
-        .request(
-            Method::POST,
-            &format!("/api/chat/{chat}/stop"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, body) = stop(&app, &token, &chat).await;
     assert_eq!(
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("idle"))
     );
-    let (status, body) = app
-        .request(
-            Method::POST,
-            &format!("/api/chat/{}/stop", chat_id()),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, body) = stop(&app, &token, &chat_id()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "thread_not_found");
 }
@@ -459,20 +465,13 @@ async fn a_stopped_openai_stream_ends_with_a_stop_chunk_and_done() {
     });
     let mut live = post(&app, &token, body).await;
     live.take(3).await;
-    let (status, _) = app
-        .request(
-            Method::POST,
-            &format!("/api/chat/{thread}/stop"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, _) = stop(&app, &token, &thread).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let rest = live.rest().await;
     assert_eq!(rest.last().unwrap().data, "[DONE]");
-    let stop = rest[rest.len() - 2].json();
-    assert_eq!(stop["object"], "chat.completion.chunk");
-    assert_eq!(stop["choices"][0]["finish_reason"], "stop");
+    let last_chunk = rest[rest.len() - 2].json();
+    assert_eq!(last_chunk["object"], "chat.completion.chunk");
+    assert_eq!(last_chunk["choices"][0]["finish_reason"], "stop");
     let messages = app.messages(&token, &thread).await;
     assert_eq!(messages[1]["status"], "stopped");
 
@@ -486,17 +485,11 @@ async fn a_stopped_openai_stream_ends_with_a_stop_chunk_and_done() {
         let (app, token) = (&app, &token);
         async move { app.chat(token, plain).await }
     };
-    let stop = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        app.request(
-            Method::POST,
-            &format!("/api/chat/{thread}/stop"),
-            Some(&token),
-            None,
-        )
-        .await
+    let stopping = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop(&app, &token, &thread).await
     };
-    let (answered, (status, body)) = tokio::join!(pending, stop);
+    let (answered, (status, body)) = tokio::join!(pending, stopping);
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error_code(&body), "not_stoppable");
     assert_eq!(answered.status, StatusCode::OK);
@@ -649,14 +642,7 @@ async fn deleting_a_thread_mid_generation_stops_it_and_leaves_no_key_behind() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let rest = live.rest().await;
     assert_eq!(rest.last().unwrap().data, "[DONE]");
-    let closed = eventually(Duration::from_secs(3), || async {
-        (app.mock.state().abandoned() == 1).then_some(())
-    })
-    .await;
-    assert!(
-        closed.is_some(),
-        "the model kept generating for a deleted thread"
-    );
+    assert_upstream_closed(&app, "the model kept generating for a deleted thread").await;
     let left: Vec<String> = app
         .keys_of(&user)
         .await
