@@ -101,10 +101,7 @@ async fn the_threads_function_serves_the_collection() {
 async fn the_thread_function_reads_the_id_from_the_query_as_vercel_passes_it() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let id = app.create_thread(&token, "routed").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_thread_id(&token, "routed").await;
     let f = start(
         env!("CARGO_BIN_EXE_threads-id"),
         test_vars(&app.redis.url()),

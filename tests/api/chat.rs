@@ -93,10 +93,7 @@ async fn a_second_turn_resending_the_history_adds_exactly_two_messages() {
 async fn the_thread_can_be_named_by_header() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "by header").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "by header").await;
     let resp = app
         .client
         .post(app.url("/api/chat"))
@@ -177,10 +174,7 @@ async fn upstream_failures_before_the_first_token_get_proper_statuses() {
         ("hang=1", 504, "upstream_timeout"),
     ];
     for (knobs, status, code) in cases {
-        let thread = app.create_thread(&token, knobs).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let thread = app.new_thread_id(&token, knobs).await;
         let text = format!("fail [[mock {knobs}]]");
 
         let reply = app
@@ -248,10 +242,7 @@ async fn a_garbled_event_is_skipped_without_losing_the_reply() {
 async fn a_failed_turn_retried_stores_the_user_message_once() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "retry").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "retry").await;
     let body = json!({
         "threadId": thread,
         "messages": [{ "id": "msg-1", "role": "user", "content": "again" }],
@@ -317,10 +308,7 @@ async fn a_retry_of_a_finished_turn_replays_the_stored_reply_without_calling_the
 async fn an_sdk_retry_without_message_ids_is_recognised_too() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "sdk").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "sdk").await;
     let body = json!({ "threadId": thread, "messages": [user("same words")] });
     let first = app.chat(&token, body.clone()).await;
     let second = app.chat(&token, body).await;
@@ -333,10 +321,7 @@ async fn an_sdk_retry_without_message_ids_is_recognised_too() {
 async fn a_retry_while_the_first_attempt_generates_gets_409() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "busy").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "busy").await;
     let body = json!({
         "threadId": thread,
         "messages": [{ "id": "m-busy", "role": "user", "content": "go [[mock tokens=6 inter_token_ms=100]]" }],
@@ -562,10 +547,7 @@ async fn without_a_fallback_the_failure_is_reported() {
 async fn a_reply_that_breaks_off_before_any_text_leaves_the_turn_open_for_a_retry() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "empty").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "empty").await;
     let body = |knobs: &str| {
         json!({
             "threadId": thread,

@@ -186,10 +186,7 @@ async fn a_single_thread_rejects_bad_input_with_json_errors() {
     let app = small_body_app().await;
     let token = app.token_for(&random_user());
     // The cases run as another user; this thread only shows a valid id gets the same errors.
-    let id = app.create_thread(&token, "x").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_thread_id(&token, "x").await;
     let p = "/api/threads/Xy7kP2mQ9rT4vW1z";
     let big = format!(r#"{{"title": "{}"}}"#, "a".repeat(LIMIT));
     let cases = vec![

@@ -71,10 +71,7 @@ async fn start_slow(app: &TestApp, token: &str, body: &Value) -> reqwest::Respon
 async fn a_second_turn_on_a_generating_thread_gets_409_and_the_thread_shows_it() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "busy").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "busy").await;
     let slow = start_slow(
         &app,
         &token,
@@ -135,10 +132,7 @@ async fn a_crashed_generator_frees_the_thread_when_its_lease_runs_out() {
     let app = TestApp::spawn().await;
     let user = random_user();
     let token = app.token_for(&user);
-    let thread = app.create_thread(&token, "crash").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "crash").await;
     // A generator that took the thread and died: nobody renews or releases its lease.
     let (crashed, _) = dead_generator(&app, &user, &thread, Duration::from_millis(800)).await;
 
@@ -162,10 +156,7 @@ async fn a_reply_longer_than_the_lease_keeps_the_thread_busy_while_it_runs() {
     })
     .await;
     let token = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "long").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "long").await;
     // About 2.4 s of reply against a 600 ms lease: only renewals keep the thread busy.
     let slow = start_slow(
         &app,

@@ -328,6 +328,14 @@ impl<R: TestRedis> TestApp<R> {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
+
+    /// `POST /api/threads`: the new thread's id.
+    pub async fn new_thread_id(&self, token: &str, title: &str) -> String {
+        self.create_thread(token, title).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
 }
 
 impl TestApp {

@@ -282,10 +282,7 @@ async fn an_openai_stream_resumes_too_and_another_user_sees_nothing() {
     let (stream_fn, _) = other_instances(&app).await;
     let token = app.token_for(&random_user());
     let stranger = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "openai").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "openai").await;
     let tokens = 20;
     let body = json!({
         "threadId": thread,
@@ -329,10 +326,7 @@ async fn an_openai_stream_resumes_too_and_another_user_sees_nothing() {
 async fn nothing_to_resume_is_204_and_a_bad_event_id_is_400() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let idle = app.create_thread(&token, "idle").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let idle = app.new_thread_id(&token, "idle").await;
     for path in [
         format!("/api/chat/{}/stream", chat_id()),
         format!("/api/chat/{idle}/stream"),
@@ -455,10 +449,7 @@ async fn stop_from_another_instance_closes_the_upstream_keeps_the_partial_and_en
 async fn a_stopped_openai_stream_ends_with_a_stop_chunk_and_done() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let thread = app.create_thread(&token, "stop").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "stop").await;
     let body = json!({
         "threadId": thread,
         "messages": [{ "role": "user", "content": slow(300, 20, "go") }],
@@ -578,10 +569,7 @@ async fn a_resumer_of_a_generator_that_died_is_told_when_its_lease_runs_out() {
     let app = TestApp::spawn().await;
     let user = random_user();
     let token = app.token_for(&user);
-    let thread = app.create_thread(&token, "crash").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = app.new_thread_id(&token, "crash").await;
     let (uid, tid) = (
         UserId::parse(&user).unwrap(),
         ThreadId::parse(&thread).unwrap(),

@@ -100,10 +100,7 @@ async fn messages_page_back_in_time_from_the_latest() {
     let app = TestApp::spawn().await;
     let user = random_user();
     let token = app.token_for(&user);
-    let id = app.create_thread(&token, "long").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_thread_id(&token, "long").await;
     append(&app, &user, &id, 0, 60).await;
     append(&app, &user, &id, 60, 60).await;
 
@@ -142,10 +139,7 @@ async fn messages_page_back_in_time_from_the_latest() {
 async fn an_empty_thread_reads_as_no_messages() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let id = app.create_thread(&token, "empty").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_thread_id(&token, "empty").await;
     let (status, page) = app.get(&format!("/api/threads/{id}?limit=1"), &token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["messages"], json!([]));
@@ -156,10 +150,7 @@ async fn an_empty_thread_reads_as_no_messages() {
 async fn the_id_query_parameter_set_by_the_platform_wins_over_the_clients() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let id = app.create_thread(&token, "real").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.new_thread_id(&token, "real").await;
     let (status, page) = app
         .get(&format!("/api/threads/{id}?id=someone-elses"), &token)
         .await;
