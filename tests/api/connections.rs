@@ -143,8 +143,16 @@ async fn connections_accepted(app: &TestApp) -> u64 {
 async fn concurrent_requests_share_the_process_connection() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    // The first request opens the process's connection.
+    // The first requests open the process's two connections: the shared one, and (with the
+    // first streamed turn) the subscription to its control channel.
     app.create_thread(&token, "warm").await;
+    let warm = app
+        .chat(
+            &token,
+            serde_json::json!({ "messages": [{ "role": "user", "content": "warm" }] }),
+        )
+        .await;
+    assert_eq!(warm.status, reqwest::StatusCode::OK);
     let before = connections_accepted(&app).await;
 
     let requests = (0..40).map(|i| {

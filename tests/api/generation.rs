@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use buddahbot::{
     domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, Title, UserId},
-    store::{LimitSet, NewTurn, TurnStart},
+    store::{LimitSet, NewTurn, TurnIds, TurnStart},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -21,16 +21,21 @@ pub(crate) async fn dead_generator(
     lease: Duration,
 ) -> (MessageId, i64) {
     let reply = MessageId::new();
+    let message = ChatMessage::new(Role::User, "lost");
+    let ids = TurnIds {
+        user: UserId::parse(user).unwrap(),
+        thread: ThreadId::parse(thread).unwrap(),
+        user_message: message.id.clone(),
+        reply: reply.clone(),
+    };
     let (start, _) = app
         .app
         .store()
         .begin_turn(
-            &UserId::parse(user).unwrap(),
             NewTurn {
-                thread: &ThreadId::parse(thread).unwrap(),
+                ids: &ids,
                 create_with_title: None::<&Title>,
-                user_message: &ChatMessage::new(Role::User, "lost"),
-                reply_id: &reply,
+                user_message: &message,
                 lease,
                 format: Some(ReplyFormat::Ui),
                 regenerate: false,
@@ -39,10 +44,7 @@ pub(crate) async fn dead_generator(
         )
         .await
         .unwrap();
-    let TurnStart::Proceed {
-        stream_start_ms, ..
-    } = start
-    else {
+    let TurnStart::Proceed { stream_start_ms } = start else {
         panic!("the thread was not free: {start:?}")
     };
     (reply, stream_start_ms)

@@ -25,5 +25,6 @@ mod session;
 mod store;
 mod thread;
 mod threads;
+mod timing;
 mod tls;
 mod ui;

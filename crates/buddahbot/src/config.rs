@@ -486,8 +486,21 @@ impl RedisConfig {
     /// When the URL or the CA cannot be used; `from_vars` already checked both, so this is not
     /// expected.
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        self.node_client(0)
+    }
+
+    /// A client for the `n`th URL (counting round, so any `n` names one): a plain
+    /// connection to one server or one Cluster node, for what is not routed by key (the
+    /// control channel's subscription).
+    ///
+    /// # Errors
+    /// As [`RedisConfig::client`].
+    pub fn node_client(&self, n: usize) -> redis::RedisResult<redis::Client> {
         install_crypto_provider();
-        let url = self.urls.first().map_or("", |u| u.expose_secret());
+        let url = self
+            .urls
+            .get(n % self.urls.len().max(1))
+            .map_or("", |u| u.expose_secret());
         match self.tls_certificates() {
             None => redis::Client::open(url),
             Some(certs) => redis::Client::build_with_tls(url, certs),

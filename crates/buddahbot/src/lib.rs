@@ -34,6 +34,7 @@ pub mod protocol;
 pub mod routes;
 pub mod store;
 pub mod telemetry;
+pub mod timing;
 pub mod upstream;
 pub mod vercel;
 

@@ -8,13 +8,15 @@
 
 use std::time::Duration;
 
-use axum::response::{Response, sse::Event};
+use axum::{body::Bytes, response::Response};
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 
-use super::{CHANNEL_CAPACITY, encoder::Encoder, outlet::sse, sse_response};
+use super::{outlet::write_event, response::event_stream, turn::CHANNEL_CAPACITY};
 use crate::{
     app::App,
     domain::{ThreadId, UserId, now},
+    protocol::encoder::{Encoder, Failure},
     store::{
         EventId, StoreError,
         stream::{GenerationState, LoggedEvent, StreamInfo},
@@ -28,7 +30,7 @@ pub use crate::store::stream::StopRequest;
 const FOLLOW_BLOCK: Duration = Duration::from_secs(2);
 
 /// Why a resumed stream ended early, as its client is told.
-const INTERRUPTED: super::Failure<'static> = super::Failure {
+const INTERRUPTED: Failure<'static> = Failure {
     code: "generation_interrupted",
     message: "The reply stopped arriving; reload the thread for what was saved.",
 };
@@ -44,7 +46,8 @@ pub async fn resume(
     thread: ThreadId,
     after: Option<EventId>,
 ) -> Result<Option<Response>, StoreError> {
-    let Some(info) = app.store().stream_info(&user, &thread).await? else {
+    // Asks a running generation to log its events from now on, in the same round trip.
+    let Some(info) = app.store().attach_stream(&user, &thread).await? else {
         return Ok(None);
     };
     let grace = i64::try_from(app.config().chat.resume_grace.as_millis()).unwrap_or(i64::MAX);
@@ -56,7 +59,7 @@ pub async fn resume(
     // An id of another (older) generation means the client saw none of this one.
     let after = after.filter(|id| id.ms == info.start_ms);
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let response = sse_response(&thread, &info.reply_id, info.format, rx);
+    let response = event_stream(&thread, &info.reply_id, info.format, rx);
     let resumer = Resumer {
         app: app.clone(),
         user,
@@ -74,7 +77,7 @@ struct Resumer {
     user: UserId,
     thread: ThreadId,
     info: StreamInfo,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Bytes>,
 }
 
 /// Whether the resumed stream goes on after a batch.
@@ -157,35 +160,46 @@ impl Resumer {
         }
     }
 
+    /// Sends a batch of logged events as one frame.
     async fn send(&self, batch: Vec<LoggedEvent>, after: &mut Option<EventId>) -> Next {
+        let mut frame = BytesMut::new();
+        let mut next = Next::More;
         for logged in batch {
             if logged.event.id.ms != self.info.start_ms {
-                return Next::Superseded;
+                next = Next::Superseded;
+                break;
             }
             // A log entry holding the client's last event comes back whole.
             if after.is_some_and(|after| logged.event.id <= after) {
                 continue;
             }
-            if self.tx.send(sse(&logged.event)).await.is_err() {
-                return Next::Done;
-            }
+            write_event(
+                &mut frame,
+                Some(logged.event.id),
+                logged.event.data.as_bytes(),
+            );
             *after = Some(logged.event.id);
             if logged.last {
-                return Next::Done;
+                next = Next::Done;
+                break;
             }
         }
-        Next::More
+        if !frame.is_empty() && self.tx.send(frame.freeze()).await.is_err() {
+            return Next::Done;
+        }
+        next
     }
 
     /// Ends a stream whose generation will not end it: the client's error events.
     async fn interrupted(&self, err: &Broken) {
         tracing::warn!(thread = %self.thread, error = %err, "a resumed stream ended early");
-        let mut encoder = Encoder::new(self.info.format, false);
-        for data in encoder.fail(&INTERRUPTED) {
-            if self.tx.send(Event::default().data(data)).await.is_err() {
-                return;
-            }
+        let mut events: Vec<String> = Vec::new();
+        Encoder::new(self.info.format, false).fail(&INTERRUPTED, &mut events);
+        let mut frame = BytesMut::new();
+        for data in &events {
+            write_event(&mut frame, None, data.as_bytes());
         }
+        let _ = self.tx.send(frame.freeze()).await;
     }
 }
 

@@ -24,6 +24,7 @@ use crate::{
     auth::{self, Authenticated, Credential},
     error::ApiError,
     store::{LimitSet, RateDecision, RateLimit, TokenBudget},
+    timing::{self, Phase},
 };
 
 /// The limits a chat turn is counted against, checked when the turn begins.
@@ -75,7 +76,10 @@ type Admitted = (Authenticated, Option<RateDecision>, Option<ChatLimits>);
 
 async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Admitted, ApiError> {
     let app = &guard.app;
-    let caller = auth::authenticate(headers, app)?;
+    let started = std::time::Instant::now();
+    let caller = auth::authenticate(headers, app);
+    timing::add(Phase::Auth, started.elapsed());
+    let caller = caller?;
     if caller.via == Credential::Cookie
         && changes_state(method)
         && !same_or_allowed_origin(headers, &app.config().http.allowed_origins)

@@ -9,7 +9,7 @@
 //! not). A failure after the start is `error` followed by `finish` with `finishReason:
 //! "error"`.
 //!
-//! Not here: forwarding the model's chunks (the turn's encoder in `chat` does that).
+//! Not here: the order of the chunks (the [`encoder`](super::encoder) owns every sequence).
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -66,6 +66,13 @@ impl UiChunk<'_> {
         // the client rather than misread.
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
     }
+
+    /// The chunk as an SSE `data:` payload, appended to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.extend_from_slice(b"{}");
+        }
+    }
 }
 
 /// An OpenAI finish reason (or ours, `error`) as the AI SDK's `finishReason` enum spells it.
@@ -100,30 +107,6 @@ pub fn message_metadata(message: &ChatMessage) -> Value {
         }
     }
     Value::Object(meta)
-}
-
-/// A stored reply as the chunks a live stream carried (the whole text in one delta). `[DONE]`
-/// is not included.
-pub fn replay_chunks(reply: &ChatMessage) -> Vec<String> {
-    let id = reply.id.as_str();
-    let mut chunks = vec![
-        UiChunk::Start { message_id: id }.encode(),
-        UiChunk::StartStep.encode(),
-        UiChunk::TextStart { id: TEXT_PART_ID }.encode(),
-    ];
-    if !reply.content.is_empty() {
-        chunks.push(
-            UiChunk::TextDelta {
-                id: TEXT_PART_ID,
-                delta: &reply.content,
-            }
-            .encode(),
-        );
-    }
-    chunks.push(UiChunk::TextEnd { id: TEXT_PART_ID }.encode());
-    chunks.push(UiChunk::FinishStep.encode());
-    chunks.push(finish(reply));
-    chunks
 }
 
 /// The `finish` chunk of a stored reply: its finish reason and metadata.
@@ -218,23 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn a_replayed_reply_reads_like_a_live_stream() {
-        let types: Vec<String> = replay_chunks(&reply())
-            .iter()
-            .map(|c| serde_json::from_str::<Value>(c).unwrap()["type"].to_string())
-            .collect();
-        assert_eq!(
-            types,
-            [
-                "\"start\"",
-                "\"start-step\"",
-                "\"text-start\"",
-                "\"text-delta\"",
-                "\"text-end\"",
-                "\"finish-step\"",
-                "\"finish\""
-            ]
-        );
+    fn the_finish_chunk_carries_the_reason_and_metadata() {
         let finish: Value = serde_json::from_str(&finish(&reply())).unwrap();
         assert_eq!(finish["finishReason"], "length");
         assert_eq!(finish["messageMetadata"]["usage"]["completionTokens"], 2);

@@ -27,7 +27,10 @@ use crate::{
     app::App,
     config::ConfigError,
     error::{ApiError, log_errors},
-    http::guard::{Guard, RouteClass, guard},
+    http::{
+        guard::{Guard, RouteClass, guard},
+        timing::server_timing,
+    },
 };
 
 /// How long browsers may cache a preflight answer.
@@ -88,6 +91,7 @@ pub fn config_error(err: ConfigError) -> Router {
             async move { ApiError::Config(err) }
         })
         .layer(middleware::from_fn(log_errors))
+        .layer(middleware::from_fn(server_timing))
 }
 
 /// The thread id of a `…/:id…` route, which arrives as `?id=` (as Vercel passes an `[id]`
@@ -129,6 +133,7 @@ pub fn local(app: App) -> Router {
         )
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(middleware::from_fn(log_errors))
+        .layer(middleware::from_fn(server_timing))
 }
 
 /// A function's router: its methods, behind the guard (authentication, CSRF, rate limits)
@@ -151,6 +156,7 @@ fn function(
         // Failures are logged once, by `log_errors`, with their cause.
         .layer(TraceLayer::new_for_http().on_failure(()))
         .layer(cors)
+        .layer(middleware::from_fn(server_timing))
 }
 
 /// CORS for the configured origins: credentials allowed (the Auth.js cookie), the headers
@@ -176,6 +182,7 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
             HeaderName::from_static("x-thread-id"),
             HeaderName::from_static("x-message-id"),
             header::RETRY_AFTER,
+            HeaderName::from_static("server-timing"),
             HeaderName::from_static("x-ratelimit-limit"),
             HeaderName::from_static("x-ratelimit-remaining"),
             HeaderName::from_static("x-ratelimit-reset"),

@@ -10,7 +10,7 @@
 //!
 //! This module only connects; what is sent lives in the store.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{
     Cmd, Pipeline, RedisError, RedisFuture, Value,
@@ -18,7 +18,10 @@ use redis::{
     cluster_async::ClusterConnection,
 };
 
-use crate::config::RedisConfig;
+use crate::{
+    config::RedisConfig,
+    timing::{self, Phase},
+};
 
 /// A handle on Redis: cheap to clone, and every clone shares the same connection(s).
 #[derive(Clone)]
@@ -105,13 +108,24 @@ impl StoreConn {
     }
 }
 
+/// Counts a round trip's time toward the store time of the request it runs in
+/// (`Server-Timing`).
+fn timed<'a, T: Send + 'a>(round_trip: RedisFuture<'a, T>) -> RedisFuture<'a, T> {
+    Box::pin(async move {
+        let started = Instant::now();
+        let reply = round_trip.await;
+        timing::add(Phase::Store, started.elapsed());
+        reply
+    })
+}
+
 impl ConnectionLike for StoreConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
+        timed(match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
             Self::Dedicated(conn) => conn.req_packed_command(cmd),
             Self::Cluster(conn) => conn.req_packed_command(cmd),
-        }
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -120,11 +134,11 @@ impl ConnectionLike for StoreConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
+        timed(match self {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Self::Dedicated(conn) => conn.req_packed_commands(pipeline, offset, count),
             Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
+        })
     }
 
     fn get_db(&self) -> i64 {

@@ -11,11 +11,14 @@
 //! edge answers 503) or something else went wrong (500).
 
 mod conn;
+pub mod control;
 pub mod cursor;
 pub mod keys;
 mod limits;
+pub mod schema;
 mod scripts;
 pub mod stream;
+mod turns;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -24,14 +27,13 @@ use redis::{AsyncCommands, ErrorKind, RedisError};
 
 use crate::{
     config::{RedisConfig, StoreConfig},
-    domain::{
-        ChatMessage, MessageId, ReplyFormat, Thread, ThreadId, ThreadStatus, Title, UserId, now,
-    },
+    domain::{ChatMessage, MessageId, Thread, ThreadId, ThreadStatus, Title, UserId, now},
 };
 pub use conn::StoreConn;
 pub use cursor::{CursorError, MessageCursor, ThreadCursor};
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
-pub use stream::{EventId, StreamEvent};
+pub use stream::{EventId, LogBatch, StreamEvent};
+pub use turns::{NewTurn, Renewal, StreamEnd, TurnIds, TurnStart};
 
 /// How many thread ids `delete_all_threads` removes per round trip, so no single command
 /// holds the server for long however many threads a user has.
@@ -91,51 +93,6 @@ pub struct MessagePage {
     pub next: Option<MessageCursor>,
 }
 
-/// A chat turn about to call the model.
-#[derive(Debug, Clone, Copy)]
-pub struct NewTurn<'a> {
-    pub thread: &'a ThreadId,
-    /// `Some` to create the thread (with this title) when it does not exist.
-    pub create_with_title: Option<&'a Title>,
-    pub user_message: &'a ChatMessage,
-    /// Id the reply will be stored under.
-    pub reply_id: &'a MessageId,
-    /// How long the turn counts as in progress if its generator never finishes (a crash).
-    pub lease: Duration,
-    /// The format its events are logged in, for resumers; `None` when the reply is not
-    /// streamed (there is nothing to resume).
-    pub format: Option<ReplyFormat>,
-    /// Answer an answered turn again, superseding its reply.
-    pub regenerate: bool,
-}
-
-/// What [`Store::begin_turn`] found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TurnStart {
-    /// The caller is over a limit; nothing was stored.
-    RateLimited,
-    /// The user message is stored (now, or by an earlier failed attempt): call the model.
-    /// Its events are logged with ids `<stream_start_ms>-<n>`.
-    Proceed { retried: bool, stream_start_ms: i64 },
-    /// The thread does not exist for this user.
-    ThreadNotFound,
-    /// Another attempt at this same turn is generating its reply right now.
-    InProgress { reply_id: MessageId },
-    /// Another turn of the thread is generating (one at a time per thread).
-    Busy { reply_id: MessageId },
-    /// This turn was answered already: here is the stored reply.
-    Answered(ChatMessage),
-    /// A regenerate of a reply that later messages follow (only the latest can be replaced).
-    NotLatest,
-}
-
-/// How a generation's stream ends: its last events and when its turn began (the ms of its
-/// event ids).
-#[derive(Debug, Clone, Copy)]
-pub struct StreamEnd<'a> {
-    pub events: &'a [StreamEvent],
-}
-
 /// The thread store: a cheap handle over one multiplexed connection per process.
 ///
 /// # Design
@@ -148,6 +105,8 @@ pub struct StreamEnd<'a> {
 #[derive(Clone)]
 pub struct Store {
     conn: StoreConn,
+    /// This process's control channel: stop and resume signals for its generations.
+    control: Arc<control::Control>,
     /// What `dedicated_connection` connects with.
     redis: Arc<RedisConfig>,
     ttl_ms: u64,
@@ -162,11 +121,19 @@ impl Store {
     /// # Errors
     /// When the URL cannot be turned into a client (not expected: the config checked it).
     pub fn new(redis: &RedisConfig, store: &StoreConfig) -> Result<Self, StoreError> {
+        let redis = Arc::new(redis.clone());
         Ok(Self {
-            conn: StoreConn::shared(redis)?,
-            redis: Arc::new(redis.clone()),
+            conn: StoreConn::shared(&redis)?,
+            control: control::Control::new(Arc::clone(&redis)),
+            redis,
             ttl_ms: u64::try_from(store.thread_ttl.as_millis()).unwrap_or(u64::MAX),
         })
+    }
+
+    /// This process's end of the control channel, where its generations register for stop
+    /// and resume signals.
+    pub fn control(&self) -> &Arc<control::Control> {
+        &self.control
     }
 
     /// Opens a new connection that no other request shares, for one long blocking read
@@ -310,12 +277,14 @@ impl Store {
         user: &UserId,
         thread: &ThreadId,
     ) -> Result<bool, StoreError> {
-        let (deleted,): (u64,) = redis::pipe()
-            .atomic()
-            .del(&keys::thread_keys(user, thread))
-            .zrem(keys::thread_index(user), thread.as_str())
-            .ignore()
-            .query_async(&mut self.conn.clone())
+        let mut invocation = scripts::DELETE_THREAD.prepare_invoke();
+        invocation.key(keys::thread_index(user));
+        for key in keys::thread_keys(user, thread) {
+            invocation.key(key);
+        }
+        let deleted: u64 = invocation
+            .arg(thread.as_str())
+            .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(deleted > 0)
     }
@@ -345,174 +314,6 @@ impl Store {
             let () = pipe.query_async(&mut conn).await?;
             removed += ids.len() as u64;
         }
-    }
-
-    /// Starts a chat turn in one round trip: creates the thread if asked, stores the user's
-    /// message unless an earlier attempt did, and marks the reply as being generated. A turn
-    /// is identified by its user message id, so a retried request is recognised.
-    ///
-    /// # Errors
-    /// [`StoreError`] when Redis fails or a stored reply is corrupt.
-    ///
-    /// The turn is first counted against `limits` (in the same script): over a limit, nothing
-    /// is stored. The decision comes back with the outcome, for the `x-ratelimit-*` headers.
-    pub async fn begin_turn(
-        &self,
-        user: &UserId,
-        turn: NewTurn<'_>,
-        limits: &LimitSet,
-    ) -> Result<(TurnStart, RateDecision), StoreError> {
-        let now_ms = now().as_millisecond();
-        let lease_ms = i64::try_from(turn.lease.as_millis()).unwrap_or(i64::MAX);
-        let user_json = encode(user, turn.thread, turn.user_message)?;
-        let mut invocation = scripts::BEGIN_TURN.prepare_invoke();
-        turn_keys(&mut invocation, user, turn.thread);
-        invocation
-            .arg(turn.thread.as_str())
-            .arg(now_ms)
-            .arg(self.ttl_ms)
-            .arg(turn.user_message.id.as_str())
-            .arg(user_json)
-            .arg(turn.reply_id.as_str())
-            .arg(now_ms.saturating_add(lease_ms))
-            .arg(if turn.create_with_title.is_some() {
-                "1"
-            } else {
-                "0"
-            })
-            .arg(user.as_str())
-            .arg(turn.create_with_title.map_or("", Title::as_str))
-            .arg(turn.format.map_or("", ReplyFormat::as_str))
-            .arg(if turn.regenerate { "1" } else { "0" });
-        limits.push_args(&mut invocation, user);
-        let (outcome, limit, remaining, reset, retry, detail): (
-            String,
-            i64,
-            i64,
-            i64,
-            i64,
-            String,
-        ) = invocation.invoke_async(&mut self.conn.clone()).await?;
-        let decision =
-            RateDecision::from_script(outcome != "rate_limited", limit, remaining, reset, retry);
-        let corrupt = |reason: &str| StoreError::Corrupt {
-            key: keys::thread_turns(user, turn.thread),
-            reason: reason.to_owned(),
-        };
-        let start = match outcome.as_str() {
-            "started" => TurnStart::Proceed {
-                retried: false,
-                stream_start_ms: now_ms,
-            },
-            "retry" => TurnStart::Proceed {
-                retried: true,
-                stream_start_ms: now_ms,
-            },
-            "rate_limited" => TurnStart::RateLimited,
-            "not_found" => TurnStart::ThreadNotFound,
-            "in_progress" => TurnStart::InProgress {
-                reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad reply id"))?,
-            },
-            "busy" => TurnStart::Busy {
-                reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad active id"))?,
-            },
-            "not_latest" => TurnStart::NotLatest,
-            "done" => TurnStart::Answered(
-                serde_json::from_str(&detail).map_err(|e| corrupt(&e.to_string()))?,
-            ),
-            _ => return Err(corrupt("unexpected begin_turn reply")),
-        };
-        Ok((start, decision))
-    }
-
-    /// Stores a turn's reply and marks the turn answered, in one round trip. Returns `false`
-    /// when the thread was deleted meanwhile (the reply is then dropped, not resurrected).
-    ///
-    /// # Errors
-    /// [`StoreError`] when Redis fails.
-    pub async fn finish_turn(
-        &self,
-        user: &UserId,
-        thread: &ThreadId,
-        user_message: &MessageId,
-        reply: &ChatMessage,
-        end: StreamEnd<'_>,
-    ) -> Result<bool, StoreError> {
-        let json = encode(user, thread, reply)?;
-        let tokens = reply.usage.map_or(0, |u| {
-            u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
-        });
-        let mut invocation = scripts::FINISH_TURN.prepare_invoke();
-        turn_keys(&mut invocation, user, thread);
-        invocation.key(limits::todays_tokens_key(user));
-        invocation
-            .arg(thread.as_str())
-            .arg(now().as_millisecond())
-            .arg(self.ttl_ms)
-            .arg(user_message.as_str())
-            .arg(json)
-            .arg(reply.id.as_str())
-            .arg(reply.model.as_deref().unwrap_or(""))
-            .arg(tokens)
-            .arg(limits::TOKEN_COUNTER_TTL.as_secs())
-            .arg(if reply.finish_reason.as_deref() == Some("error") {
-                "error"
-            } else {
-                "idle"
-            });
-        end.push_args(&mut invocation);
-        let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
-        Ok(index >= 0)
-    }
-
-    /// Marks a turn failed before any reply was stored, so a retry may call the model again.
-    ///
-    /// # Errors
-    /// [`StoreError`] when Redis fails.
-    pub async fn fail_turn(
-        &self,
-        user: &UserId,
-        thread: &ThreadId,
-        user_message: &MessageId,
-        reply_id: &MessageId,
-        end: StreamEnd<'_>,
-    ) -> Result<(), StoreError> {
-        let mut invocation = scripts::FAIL_TURN.prepare_invoke();
-        invocation
-            .key(keys::thread_turns(user, thread))
-            .key(keys::thread_meta(user, thread))
-            .key(keys::thread_stream(user, thread))
-            .arg(user_message.as_str())
-            .arg(reply_id.as_str())
-            .arg(now().as_millisecond());
-        end.push_args(&mut invocation);
-        let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
-        Ok(())
-    }
-
-    /// Extends a running generation's lease to `until`. Returns `false` when the thread no
-    /// longer counts it as its generation (it finished, or its lease ran out and another
-    /// took over).
-    ///
-    /// # Errors
-    /// [`StoreError`] when Redis fails.
-    pub async fn renew_turn(
-        &self,
-        user: &UserId,
-        thread: &ThreadId,
-        user_message: &MessageId,
-        reply_id: &MessageId,
-        until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let renewed: i64 = scripts::RENEW_TURN
-            .key(keys::thread_meta(user, thread))
-            .key(keys::thread_turns(user, thread))
-            .arg(reply_id.as_str())
-            .arg(user_message.as_str())
-            .arg(until.as_millisecond())
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(renewed == 1)
     }
 
     /// One page of `user`'s threads, newest first, starting after `after`.
@@ -719,28 +520,6 @@ fn newest_first(index: &str, max: &str, min: &str, limit: Option<usize>) -> redi
     cmd
 }
 
-/// The five keys a turn script touches, in its `KEYS` order.
-fn turn_keys(invocation: &mut redis::ScriptInvocation<'_>, user: &UserId, thread: &ThreadId) {
-    invocation
-        .key(keys::thread_meta(user, thread))
-        .key(keys::thread_messages(user, thread))
-        .key(keys::thread_index(user))
-        .key(keys::thread_turns(user, thread))
-        .key(keys::thread_stream(user, thread));
-}
-
-impl StreamEnd<'_> {
-    /// `stream.lua`'s arguments.
-    fn push_args(self, invocation: &mut redis::ScriptInvocation<'_>) {
-        invocation
-            .arg(stream::ttl_ms(stream::STREAM_TTL))
-            .arg(stream::STREAM_CAP);
-        if let Some(batch) = stream::Batch::of(self.events) {
-            invocation.arg(batch.id).arg(batch.data);
-        }
-    }
-}
-
 /// A message as stored in the thread's list.
 fn encode(user: &UserId, thread: &ThreadId, message: &ChatMessage) -> Result<String, StoreError> {
     serde_json::to_string(message).map_err(|e| StoreError::Corrupt {
@@ -785,17 +564,18 @@ fn parse_meta(
 /// ended.
 fn generation_status(meta: &HashMap<String, String>) -> ThreadStatus {
     let active = meta
-        .get("activeMessageId")
+        .get(schema::ACTIVE_MESSAGE_ID)
         .and_then(|id| MessageId::parse(id).ok());
     let until = meta
-        .get("activeUntil")
-        .and_then(|ms| ms.parse::<i64>().ok())
-        .unwrap_or(0);
+        .get(schema::ACTIVE_UNTIL)
+        .and_then(|ms| ms.parse::<i64>().ok());
     match active {
-        Some(id) if until > now().as_millisecond() => ThreadStatus::Streaming {
+        Some(id) if schema::lease_live(until, now().as_millisecond()) => ThreadStatus::Streaming {
             active_message_id: id,
         },
-        _ if meta.get("lastStatus").map(String::as_str) == Some("error") => ThreadStatus::Error,
+        _ if meta.get(schema::LAST_STATUS).map(String::as_str) == Some("error") => {
+            ThreadStatus::Error
+        }
         _ => ThreadStatus::Idle,
     }
 }

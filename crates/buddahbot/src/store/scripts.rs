@@ -42,6 +42,14 @@ pub static FAIL_TURN: LazyLock<Script> = LazyLock::new(|| {
 pub static LOG_EVENTS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/log_events.lua")));
 
+/// Reads the stream's meta for a resumer and asks a running generation to log (publishes).
+pub static ATTACH_STREAM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/attach_stream.lua")));
+
+/// Deletes a thread, stopping its generation (publishes).
+pub static DELETE_THREAD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/delete_thread.lua")));
+
 pub static REQUEST_STOP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/request_stop.lua")));
 

@@ -20,11 +20,11 @@ use redis::{
     streams::{StreamRangeReply, StreamReadOptions, StreamReadReply},
 };
 
-use super::{Store, StoreError, keys, scripts};
+use super::{Store, StoreError, keys, schema, scripts};
 use crate::domain::{MessageId, ReplyFormat, ThreadId, UserId, now};
 
-/// How long a generation's log is kept after it ends (or after its last event, when its
-/// generator died).
+/// How long a running generation's log is kept after its last write (its generator may have
+/// died); an ended one's lifetime is set when it ends ([`StreamEnd`](super::StreamEnd)).
 pub const STREAM_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Entries a log keeps at most (`MAXLEN ~`): far more than a reply within the `max_tokens`
@@ -76,31 +76,25 @@ pub struct StreamEvent {
     pub data: String,
 }
 
-/// Consecutive events as one log entry.
-pub(super) struct Batch {
-    /// The last event's id.
-    pub id: String,
-    /// The events' data, joined by newlines.
-    pub data: String,
+/// Consecutive events as one log entry: the last one's id (the ids before it are implied)
+/// and their data joined by newlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBatch<'a> {
+    pub last: EventId,
+    pub data: &'a [u8],
 }
 
-impl Batch {
-    /// `None` for no events.
-    pub fn of(events: &[StreamEvent]) -> Option<Self> {
-        let last = events.last()?;
-        let mut data =
-            String::with_capacity(events.iter().map(|e| e.data.len() + 1).sum::<usize>());
-        for (i, event) in events.iter().enumerate() {
-            if i > 0 {
-                data.push('\n');
-            }
-            data.push_str(&event.data);
+/// [`StreamEvent`]s joined into the form of a [`LogBatch`]; `None` for no events.
+fn joined(events: &[StreamEvent]) -> Option<(EventId, String)> {
+    let last = events.last()?;
+    let mut data = String::with_capacity(events.iter().map(|e| e.data.len() + 1).sum::<usize>());
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            data.push('\n');
         }
-        Some(Self {
-            id: last.id.to_string(),
-            data,
-        })
+        data.push_str(&event.data);
     }
+    Some((last.id, data))
 }
 
 /// An event read back from the log; `last` marks the one that ended the generation.
@@ -119,6 +113,39 @@ pub struct StreamInfo {
     pub start_ms: i64,
     pub format: ReplyFormat,
     pub state: GenerationState,
+}
+
+/// The meta fields a [`StreamInfo`] is read from, in the order `attach_stream.lua` returns them.
+const STREAM_FIELDS: [&str; 6] = [
+    schema::STREAM_ID,
+    schema::STREAM_START,
+    schema::STREAM_FORMAT,
+    schema::STREAM_ENDED_AT,
+    schema::ACTIVE_MESSAGE_ID,
+    schema::ACTIVE_UNTIL,
+];
+
+impl StreamInfo {
+    /// Reads [`STREAM_FIELDS`]' values; `None` when no streamed generation is recorded.
+    fn from_fields(values: &[Option<String>]) -> Option<Self> {
+        let field = |i: usize| values.get(i).and_then(Option::as_deref);
+        let number = |i: usize| field(i).and_then(|v| v.parse::<i64>().ok());
+        let reply_id = MessageId::parse(field(0)?).ok()?;
+        let start_ms = number(1)?;
+        let running = field(4) == Some(reply_id.as_str())
+            && schema::lease_live(number(5), now().as_millisecond());
+        let state = match (running, number(3)) {
+            (true, _) => GenerationState::Running,
+            (false, Some(at_ms)) => GenerationState::Ended { at_ms },
+            (false, None) => GenerationState::Abandoned,
+        };
+        Some(Self {
+            reply_id,
+            start_ms,
+            format: ReplyFormat::from_stored(field(2).unwrap_or("")),
+            state,
+        })
+    }
 }
 
 /// Where the latest generation of a thread is.
@@ -146,8 +173,33 @@ pub enum StopRequest {
 
 impl Store {
     /// Appends a batch of a running generation's events to its log and reports whether it
-    /// should stop (it was asked to, or its thread was deleted), in one round trip. An empty
-    /// batch only checks.
+    /// should stop (it was asked to, or its thread was deleted), in one round trip. `None`
+    /// only checks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn log_batch(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        reply_id: &MessageId,
+        batch: Option<LogBatch<'_>>,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = scripts::LOG_EVENTS.prepare_invoke();
+        invocation
+            .key(keys::thread_meta(user, thread))
+            .key(keys::thread_stream(user, thread))
+            .arg(reply_id.as_str())
+            .arg(ttl_ms(STREAM_TTL))
+            .arg(STREAM_CAP);
+        if let Some(batch) = batch {
+            invocation.arg(batch.last.to_string()).arg(batch.data);
+        }
+        let stop: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(stop == 1)
+    }
+
+    /// [`Store::log_batch`] for events given one by one.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -158,18 +210,12 @@ impl Store {
         reply_id: &MessageId,
         events: &[StreamEvent],
     ) -> Result<bool, StoreError> {
-        let mut invocation = scripts::LOG_EVENTS.prepare_invoke();
-        invocation
-            .key(keys::thread_meta(user, thread))
-            .key(keys::thread_stream(user, thread))
-            .arg(reply_id.as_str())
-            .arg(ttl_ms(STREAM_TTL))
-            .arg(STREAM_CAP);
-        if let Some(batch) = Batch::of(events) {
-            invocation.arg(batch.id).arg(batch.data);
-        }
-        let stop: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
-        Ok(stop == 1)
+        let joined = joined(events);
+        let batch = joined.as_ref().map(|(last, data)| LogBatch {
+            last: *last,
+            data: data.as_bytes(),
+        });
+        self.log_batch(user, thread, reply_id, batch).await
     }
 
     /// Asks the thread's running generation, wherever it runs, to stop.
@@ -210,45 +256,31 @@ impl Store {
         user: &UserId,
         thread: &ThreadId,
     ) -> Result<Option<StreamInfo>, StoreError> {
-        let fields = [
-            "streamId",
-            "streamStart",
-            "streamFormat",
-            "streamEndedAt",
-            "activeMessageId",
-            "activeUntil",
-        ];
         let values: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(keys::thread_meta(user, thread))
-            .arg(&fields)
+            .arg(&STREAM_FIELDS)
             .query_async(&mut self.conn.clone())
             .await?;
-        let meta: HashMap<&str, String> = fields
-            .into_iter()
-            .zip(values)
-            .filter_map(|(name, value)| Some((name, value?)))
-            .collect();
-        let number = |name: &str| meta.get(name).and_then(|v| v.parse::<i64>().ok());
-        let (Some(reply_id), Some(start_ms)) = (
-            meta.get("streamId")
-                .and_then(|id| MessageId::parse(id).ok()),
-            number("streamStart"),
-        ) else {
-            return Ok(None);
-        };
-        let running = meta.get("activeMessageId") == Some(&reply_id.as_str().to_owned())
-            && number("activeUntil").unwrap_or(0) > now().as_millisecond();
-        let state = match (running, number("streamEndedAt")) {
-            (true, _) => GenerationState::Running,
-            (false, Some(at_ms)) => GenerationState::Ended { at_ms },
-            (false, None) => GenerationState::Abandoned,
-        };
-        Ok(Some(StreamInfo {
-            reply_id,
-            start_ms,
-            format: ReplyFormat::from_stored(meta.get("streamFormat").map_or("", String::as_str)),
-            state,
-        }))
+        Ok(StreamInfo::from_fields(&values))
+    }
+
+    /// [`Store::stream_info`] for a resumer: a generation still running is also asked, in the
+    /// same round trip, to write its events to the log from now on (it keeps them in memory
+    /// while nobody resumes).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn attach_stream(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+    ) -> Result<Option<StreamInfo>, StoreError> {
+        let values: Vec<Option<String>> = scripts::ATTACH_STREAM
+            .key(keys::thread_meta(user, thread))
+            .arg(now().as_millisecond())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(StreamInfo::from_fields(&values))
     }
 
     /// Logged events after `after` (from the first when `None`), at most one batch.
@@ -388,18 +420,18 @@ mod tests {
                 data: format!("{{\"n\":{seq}}}"),
             })
             .collect();
-        let batch = Batch::of(&events).unwrap();
-        assert_eq!(batch.id, "7-5");
-        assert_eq!(batch.data, "{\"n\":3}\n{\"n\":4}\n{\"n\":5}");
-        assert!(Batch::of(&[]).is_none());
+        let (last, data) = joined(&events).unwrap();
+        assert_eq!(last.to_string(), "7-5");
+        assert_eq!(data, "{\"n\":3}\n{\"n\":4}\n{\"n\":5}");
+        assert!(joined(&[]).is_none());
 
         let user = UserId::parse("u").unwrap();
         let thread = ThreadId::parse("t").unwrap();
         let entry = HashMap::from([
-            ("d".to_owned(), Value::BulkString(batch.data.into_bytes())),
+            ("d".to_owned(), Value::BulkString(data.into_bytes())),
             ("e".to_owned(), Value::BulkString(b"1".to_vec())),
         ]);
-        let read = logged(&user, &thread, [(batch.id, entry)].into_iter()).unwrap();
+        let read = logged(&user, &thread, [(last.to_string(), entry)].into_iter()).unwrap();
         let back: Vec<StreamEvent> = read.iter().map(|l| l.event.clone()).collect();
         assert_eq!(back, events);
         assert_eq!(

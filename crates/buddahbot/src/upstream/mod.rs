@@ -6,11 +6,11 @@
 //! after it arrives as an `Err` item of the stream. This module does not know about threads,
 //! storage or our own HTTP API.
 
+pub mod sse;
 pub mod wire;
 
-use std::{pin::Pin, time::Duration};
+use std::{borrow::Cow, pin::Pin, time::Duration};
 
-use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use reqwest::{
     StatusCode,
@@ -21,7 +21,8 @@ use url::Url;
 
 use crate::config::UpstreamConfig;
 use axum::body::Bytes;
-use wire::{ChatCompletion, ChatCompletionChunk, ChatCompletionRequest};
+use sse::SseScanner;
+use wire::{ChatCompletion, ChatCompletionRequest, ChunkView};
 
 /// Longest error body kept from a failed upstream response (for logs only).
 const ERROR_SNIPPET_BYTES: usize = 512;
@@ -75,21 +76,141 @@ impl UpstreamError {
     }
 }
 
-/// One streamed chunk: the `data:` payload exactly as received (to forward) and its parse
-/// (to keep).
-#[derive(Debug, Clone)]
-pub struct Chunk {
-    pub raw: String,
-    pub parsed: ChatCompletionChunk,
+/// One streamed chunk: its `data:` payload exactly as received (to forward) and what the turn
+/// reads of it, both borrowed from the read buffer.
+#[derive(Debug)]
+pub struct Chunk<'a> {
+    pub raw: &'a [u8],
+    pub view: ChunkView<'a>,
 }
 
-/// What the rest of a reply stream yields.
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, UpstreamError>> + Send>>;
+/// The body of a streamed reply, read as it arrives.
+type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// A reply that has started: its first chunk, and the rest (ending after `[DONE]`).
-pub struct Streaming {
-    pub first: Chunk,
-    pub rest: ChunkStream,
+/// A streamed reply that has started: its first chunk has arrived (and waits in the buffer
+/// to be read like the rest). Read it by alternating [`ReplyStream::drain`], which hands
+/// out every chunk already received, and [`ReplyStream::fill`], which waits for more bytes.
+pub struct ReplyStream {
+    body: BodyStream,
+    scanner: SseScanner,
+    /// `[DONE]` arrived.
+    done: bool,
+}
+
+/// What [`ReplyStream::drain`] left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// The chunks received so far are read; more are to come.
+    More,
+    /// The reply is complete (`[DONE]`).
+    Done,
+}
+
+/// How one event of the stream reads.
+enum Event<'a> {
+    Chunk(ChunkView<'a>),
+    Done,
+    /// An error report (`{"error": …}`).
+    Remote(String),
+    /// Nothing to read: empty, or not a chunk (logged).
+    Skip,
+}
+
+fn classify(data: &[u8]) -> Event<'_> {
+    if data == b"[DONE]" {
+        return Event::Done;
+    }
+    if data.is_empty() {
+        return Event::Skip;
+    }
+    match serde_json::from_slice::<ChunkView<'_>>(data) {
+        Ok(ChunkView {
+            error: Some(error), ..
+        }) => Event::Remote(
+            error
+                .message
+                .map_or_else(|| "unspecified error".to_owned(), Cow::into_owned),
+        ),
+        Ok(view) => Event::Chunk(view),
+        Err(_) => {
+            tracing::warn!(event = %String::from_utf8_lossy(data), "skipping an upstream event that is not a chunk");
+            Event::Skip
+        }
+    }
+}
+
+impl ReplyStream {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: Box::pin(response.bytes_stream()),
+            scanner: SseScanner::new(),
+            done: false,
+        }
+    }
+
+    /// Waits until the first chunk has arrived, leaving it to be read.
+    async fn first_chunk(&mut self) -> Result<(), UpstreamError> {
+        loop {
+            match self.scanner.peek_event().map(classify) {
+                Some(Event::Chunk(_)) => return Ok(()),
+                Some(Event::Done) => {
+                    return Err(UpstreamError::Protocol(
+                        "the stream ended before any chunk".into(),
+                    ));
+                }
+                Some(Event::Remote(message)) => return Err(UpstreamError::Remote { message }),
+                Some(Event::Skip) => {
+                    self.scanner.next_event();
+                }
+                None => {
+                    if !self.fill().await? {
+                        return Err(UpstreamError::Protocol(
+                            "the stream ended before any chunk".into(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands every chunk received so far to `on_chunk`, in order, without waiting.
+    ///
+    /// # Errors
+    /// [`UpstreamError::Remote`] when the API reported an error in the stream.
+    pub fn drain(&mut self, mut on_chunk: impl FnMut(Chunk<'_>)) -> Result<Drained, UpstreamError> {
+        while !self.done {
+            let Some(raw) = self.scanner.next_event() else {
+                return Ok(Drained::More);
+            };
+            match classify(raw) {
+                Event::Chunk(view) => on_chunk(Chunk { raw, view }),
+                Event::Done => self.done = true,
+                Event::Remote(message) => return Err(UpstreamError::Remote { message }),
+                Event::Skip => {}
+            }
+        }
+        Ok(Drained::Done)
+    }
+
+    /// Waits for the next bytes of the reply; `false` when the connection closed.
+    ///
+    /// # Errors
+    /// [`UpstreamError::Stream`] when the connection failed.
+    pub async fn fill(&mut self) -> Result<bool, UpstreamError> {
+        match self.body.next().await {
+            Some(Ok(bytes)) => {
+                self.scanner.feed(&bytes);
+                Ok(true)
+            }
+            Some(Err(err)) => Err(UpstreamError::Stream(err)),
+            None => Ok(false),
+        }
+    }
+
+    /// An error for a connection that closed before `[DONE]`: the reply is incomplete.
+    pub fn ended_early() -> UpstreamError {
+        UpstreamError::Protocol("the stream ended without [DONE]".into())
+    }
 }
 
 /// The model API client. Cheap to clone.
@@ -140,7 +261,7 @@ impl Upstream {
     pub async fn stream(
         &self,
         request: &ChatCompletionRequest<'_>,
-    ) -> Result<Streaming, UpstreamError> {
+    ) -> Result<ReplyStream, UpstreamError> {
         let opened = tokio::time::timeout(self.ttft_timeout, async {
             let response = self.send(request).await?;
             let is_sse = response
@@ -153,14 +274,9 @@ impl Upstream {
                     "a streaming request was not answered with an event stream".into(),
                 ));
             }
-            let mut rest = chunks(response);
-            match rest.next().await {
-                Some(Ok(first)) => Ok(Streaming { first, rest }),
-                Some(Err(e)) => Err(e),
-                None => Err(UpstreamError::Protocol(
-                    "the stream ended before any chunk".into(),
-                )),
-            }
+            let mut reply = ReplyStream::new(response);
+            reply.first_chunk().await?;
+            Ok(reply)
         })
         .await;
         opened.unwrap_or(Err(UpstreamError::Timeout(TimeoutKind::FirstToken)))
@@ -257,51 +373,4 @@ fn endpoint(base: &Url, segments: &[&str]) -> Result<Url, UpstreamError> {
         .pop_if_empty()
         .extend(segments);
     Ok(url)
-}
-
-/// The chunks of an event-stream response, ending at `[DONE]`. An `error` event ends the
-/// stream with [`UpstreamError::Remote`]; an event that is not JSON is skipped (and logged),
-/// so one garbled line does not cost the user the rest of the reply.
-fn chunks(response: reqwest::Response) -> ChunkStream {
-    let events = response.bytes_stream().eventsource();
-    let stream = futures_util::stream::unfold(Some(events), |state| async move {
-        let mut events = state?;
-        loop {
-            let event = match events.next().await {
-                None => {
-                    // The connection closed without `[DONE]`: the reply is incomplete.
-                    let err = UpstreamError::Protocol("the stream ended without [DONE]".into());
-                    return Some((Err(err), None));
-                }
-                Some(Err(eventsource_stream::EventStreamError::Transport(e))) => {
-                    return Some((Err(UpstreamError::Stream(e)), None));
-                }
-                Some(Err(e)) => {
-                    let err = UpstreamError::Protocol(format!("bad event stream: {e}"));
-                    return Some((Err(err), None));
-                }
-                Some(Ok(event)) => event,
-            };
-            let data = event.data;
-            if data == "[DONE]" {
-                return None;
-            }
-            if data.is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<ChatCompletionChunk>(&data) {
-                Ok(ChatCompletionChunk {
-                    error: Some(error), ..
-                }) => {
-                    let message = error.message.unwrap_or_else(|| "unspecified error".into());
-                    return Some((Err(UpstreamError::Remote { message }), None));
-                }
-                Ok(parsed) => return Some((Ok(Chunk { raw: data, parsed }), Some(events))),
-                Err(_) => {
-                    tracing::warn!(event = %data, "skipping an upstream event that is not a chunk");
-                }
-            }
-        }
-    });
-    Box::pin(stream)
 }

@@ -1,6 +1,8 @@
 //! The OpenAI chat-completions wire format, as far as we send and read it. Request structs
 //! borrow; response structs own and ignore unknown fields.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Role;
@@ -77,32 +79,46 @@ impl From<String> for PromptContent {
     }
 }
 
-/// One `chat.completion.chunk` event.
+/// What the turn reads of one `chat.completion.chunk` event, borrowed from its bytes (a
+/// string is copied only when it holds escapes). Everything else in the chunk is skipped
+/// unread; the client gets the chunk's own bytes.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ChatCompletionChunk {
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub choices: Vec<ChunkChoice>,
+pub struct ChunkView<'a> {
+    #[serde(default, borrow)]
+    pub choices: Vec<ChoiceView<'a>>,
     #[serde(default)]
     pub usage: Option<WireUsage>,
     /// Set when the event is an error report rather than a chunk.
-    #[serde(default)]
-    pub error: Option<WireError>,
+    #[serde(default, borrow)]
+    pub error: Option<ErrorView<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ChunkChoice {
-    #[serde(default)]
-    pub delta: Delta,
-    #[serde(default)]
-    pub finish_reason: Option<String>,
+pub struct ChoiceView<'a> {
+    #[serde(default, borrow)]
+    pub delta: DeltaView<'a>,
+    #[serde(default, borrow)]
+    pub finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Delta {
-    #[serde(default)]
-    pub content: Option<String>,
+pub struct DeltaView<'a> {
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
+}
+
+/// An error the API reports mid-stream, as far as we read it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ErrorView<'a> {
+    #[serde(default, borrow)]
+    pub message: Option<Cow<'a, str>>,
+}
+
+impl ChunkView<'_> {
+    /// A chunk with no choices that reports the usage (the last one, when asked for).
+    pub fn is_usage_only(&self) -> bool {
+        self.choices.is_empty() && self.usage.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -132,15 +148,4 @@ pub struct CompletionChoice {
 pub struct CompletionMessage {
     #[serde(default)]
     pub content: Option<String>,
-}
-
-/// An error the API reports mid-stream: `{"error": {"message", "type", "code"}}`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct WireError {
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub code: Option<serde_json::Value>,
 }

@@ -1,45 +1,39 @@
 -- Starts a chat turn: counts it against the caller's rate limits (library: limits.lua),
 -- stores the user's message (once), creating the thread when asked, and records that its
--- reply is being generated. One round trip, atomic.
+-- reply is being generated. One round trip, atomic. The field names, turn states and the
+-- lease rule are those of store/schema.rs.
 -- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6.. the limits' keys and the token
 --       counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 user message JSON,
 --       6 assistant message id, 7 lease end (ms), 8 '1' to create a missing thread,
 --       9 user id, 10 title for a new thread, 11 stream format ('ui' | 'openai' | '' when
---       the reply is not streamed),
---       12 '1' to regenerate an answered turn, 13.. the limits as limits.lua reads them
--- Turn states in KEYS[4]: 'g:<assistant id>:<lease end>' generating, 'd:<list index>:<id>'
--- done, 'f' failed before any reply was stored. The thread's meta holds the one generation
--- allowed at a time: `activeMessageId` and `activeUntil` (lease end, renewed by the
--- generator; a crashed one frees the thread when it runs out), and describes the stream of
--- the latest one: `streamId` (its assistant id), `streamStart` (the ms part of its event
--- ids), `streamFormat`; `streamEndedAt` is set when it ends.
+--       the reply is not streamed), 12 '1' to regenerate an answered turn, 13 the control
+--       channel of the generating process, 14.. the limits as limits.lua reads them
 -- Returns {outcome, limit, remaining, reset (ms), retry after (ms), detail} where outcome is
 -- 'rate_limited' | 'not_found' | 'in_progress' (detail: assistant id) | 'done' (detail: reply
 -- JSON) | 'busy' (another turn is generating; detail: its assistant id) | 'not_latest' (a
 -- regenerate of a reply that is not the thread's last message) | 'started' (message stored)
 -- | 'retry' (stored by an earlier attempt).
-local decision = rate_limit(6, 13, tonumber(ARGV[2]))
+local now = tonumber(ARGV[2])
+local decision = rate_limit(6, 14, now)
 local function answer(outcome, detail)
   return {outcome, decision[2], decision[3], decision[4], decision[5], detail or ''}
 end
 if decision[1] == 0 then
   return answer('rate_limited')
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if ARGV[8] ~= '1' then
-    return answer('not_found')
-  end
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'userId', ARGV[9], 'title', ARGV[10],
-    'createdAt', ARGV[2], 'updatedAt', ARGV[2], 'messageCount', 0)
+local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'activeUntil', 'streamId',
+  'streamEndedAt', 'stopRequested', 'streamWanted')
+local exists = meta[1]
+if not exists and ARGV[8] ~= '1' then
+  return answer('not_found')
 end
-local generating = 'g:' .. ARGV[6] .. ':' .. ARGV[7]
-local prior = redis.call('HGET', KEYS[4], ARGV[4])
 local outcome = 'started'
+local prior = exists and redis.call('HGET', KEYS[4], ARGV[4])
 local superseded = nil
 if prior then
   local state, a, b = string.match(prior, '^(%a):?([^:]*):?(.*)$')
-  if state == 'g' and tonumber(b) and tonumber(b) > tonumber(ARGV[2]) then
+  if state == 'g' and tonumber(b) and tonumber(b) > now then
     return answer('in_progress', a)
   end
   if state == 'd' then
@@ -58,14 +52,21 @@ if prior then
   -- already stored.
   outcome = 'retry'
 end
-local active = redis.call('HGET', KEYS[1], 'activeMessageId')
-local active_until = tonumber(redis.call('HGET', KEYS[1], 'activeUntil') or '0')
-if active and active_until > tonumber(ARGV[2]) then
-  return answer('busy', active)
+-- The lease rule: a generation holds the thread while its lease has not run out.
+if meta[2] and tonumber(meta[3] or '0') > now then
+  return answer('busy', meta[2])
+end
+local fields = {'updatedAt', ARGV[2], 'activeMessageId', ARGV[6], 'activeUntil', ARGV[7]}
+if not exists then
+  for _, v in ipairs({'id', ARGV[1], 'userId', ARGV[9], 'title', ARGV[10], 'createdAt', ARGV[2]}) do
+    fields[#fields + 1] = v
+  end
 end
 if not prior then
-  redis.call('RPUSH', KEYS[2], ARGV[5])
-  redis.call('HINCRBY', KEYS[1], 'messageCount', 1)
+  -- The list's length is the thread's message count.
+  local count = redis.call('RPUSH', KEYS[2], ARGV[5])
+  fields[#fields + 1] = 'messageCount'
+  fields[#fields + 1] = count
 end
 if superseded then
   -- Regenerate: the old reply stays, marked as replaced by the one about to be generated
@@ -74,16 +75,29 @@ if superseded then
   redis.call('LSET', KEYS[2], superseded,
     '{"supersededBy":' .. cjson.encode(ARGV[6]) .. ',' .. string.sub(old, 2))
 end
-redis.call('HSET', KEYS[4], ARGV[4], generating)
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2], 'activeMessageId', ARGV[6], 'activeUntil', ARGV[7])
-redis.call('HDEL', KEYS[1], 'streamEndedAt', 'stopRequested')
-if ARGV[11] == '' then
+local stale = {}
+if ARGV[11] ~= '' then
+  for _, v in ipairs({'streamId', ARGV[6], 'streamStart', ARGV[2], 'streamFormat', ARGV[11],
+      'streamOwner', ARGV[13]}) do
+    fields[#fields + 1] = v
+  end
+elseif meta[4] then
   -- Not streamed: nothing to resume.
-  redis.call('HDEL', KEYS[1], 'streamId', 'streamStart', 'streamFormat')
-else
-  redis.call('HSET', KEYS[1], 'streamId', ARGV[6], 'streamStart', ARGV[2], 'streamFormat', ARGV[11])
+  stale = {'streamId', 'streamStart', 'streamFormat', 'streamOwner'}
 end
-redis.call('DEL', KEYS[5])
+redis.call('HSET', KEYS[1], unpack(fields))
+for i, name in ipairs({'streamEndedAt', 'stopRequested', 'streamWanted'}) do
+  if meta[i + 4] then
+    stale[#stale + 1] = name
+  end
+end
+if #stale > 0 then
+  redis.call('HDEL', KEYS[1], unpack(stale))
+end
+if meta[4] then
+  redis.call('DEL', KEYS[5])
+end
+redis.call('HSET', KEYS[4], ARGV[4], 'g:' .. ARGV[6] .. ':' .. ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])

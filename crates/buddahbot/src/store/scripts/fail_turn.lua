@@ -8,12 +8,13 @@ local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.sub(current, 1, #ARGV[2] + 2) == 'g:' .. ARGV[2] then
   redis.call('HSET', KEYS[1], ARGV[1], 'f')
 end
-if #ARGV > 5 and redis.call('HGET', KEYS[2], 'streamId') == ARGV[2] then
+local meta = redis.call('HMGET', KEYS[2], 'activeMessageId', 'streamId')
+if #ARGV > 5 and meta[2] == ARGV[2] then
   end_stream(KEYS[3], 4)
   redis.call('HSET', KEYS[2], 'streamEndedAt', ARGV[3])
 end
-if redis.call('HGET', KEYS[2], 'activeMessageId') == ARGV[2] then
-  redis.call('HDEL', KEYS[2], 'activeMessageId', 'activeUntil', 'stopRequested')
+if meta[1] == ARGV[2] then
+  redis.call('HDEL', KEYS[2], 'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted')
   redis.call('HSET', KEYS[2], 'lastStatus', 'error')
   return 1
 end

@@ -1,28 +1,32 @@
 -- Ends a chat turn: stores the assistant's reply and marks the turn done, unless the thread
 -- was deleted meanwhile (a write never resurrects a deleted thread). One round trip, atomic.
 -- Also adds the reply's tokens to the user's count for the day (the daily token budget),
--- appends the stream's last events (library: stream.lua), so that a resumer sees the end of
--- the stream exactly when the reply is readable, frees the thread for the next generation
+-- appends the stream's unlogged events (library: stream.lua), so that a resumer sees the end
+-- of the stream exactly when the reply is readable, frees the thread for the next generation
 -- and records how this one ended.
 -- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 the day's token counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 reply JSON,
 --       6 assistant message id, 7 model, 8 tokens used, 9 token counter ttl (s),
---       10 last status ('idle' | 'error'), 11.. the stream's last events (stream.lua)
+--       10 last status ('idle' | 'error' | 'stopped'), 11.. the stream's last events
+--       (stream.lua)
 -- Returns the reply's list index, or -1 when the thread is gone.
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId')
+if not meta[1] then
   return -1
 end
-local index = redis.call('RPUSH', KEYS[2], ARGV[5]) - 1
-redis.call('HINCRBY', KEYS[1], 'messageCount', 1)
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2], 'model', ARGV[7], 'lastStatus', ARGV[10])
-if redis.call('HGET', KEYS[1], 'activeMessageId') == ARGV[6] then
-  redis.call('HDEL', KEYS[1], 'activeMessageId', 'activeUntil', 'stopRequested')
-end
-if redis.call('HGET', KEYS[1], 'streamId') == ARGV[6] then
+local count = redis.call('RPUSH', KEYS[2], ARGV[5])
+local fields = {'updatedAt', ARGV[2], 'model', ARGV[7], 'lastStatus', ARGV[10],
+  'messageCount', count}
+if meta[3] == ARGV[6] then
   end_stream(KEYS[5], 11)
-  redis.call('HSET', KEYS[1], 'streamEndedAt', ARGV[2])
+  fields[#fields + 1] = 'streamEndedAt'
+  fields[#fields + 1] = ARGV[2]
 end
-redis.call('HSET', KEYS[4], ARGV[4], 'd:' .. index .. ':' .. ARGV[6])
+redis.call('HSET', KEYS[1], unpack(fields))
+if meta[2] == ARGV[6] then
+  redis.call('HDEL', KEYS[1], 'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted')
+end
+redis.call('HSET', KEYS[4], ARGV[4], 'd:' .. (count - 1) .. ':' .. ARGV[6])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
@@ -31,4 +35,4 @@ if tonumber(ARGV[8]) > 0 then
   redis.call('INCRBY', KEYS[6], ARGV[8])
   redis.call('EXPIRE', KEYS[6], ARGV[9])
 end
-return index
+return count - 1

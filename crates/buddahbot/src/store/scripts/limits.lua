@@ -19,12 +19,16 @@ local function rate_limit(k0, a0, now)
     end
   end
   local tats, intervals, periods, limits = {}, {}, {}, {}
+  local stored = {}
+  if n > 0 then
+    stored = redis.call('MGET', unpack(KEYS, k0, k0 + n - 1))
+  end
   local blocked_retry, blocked_index = 0, 0
   for i = 1, n do
     local period = tonumber(ARGV[a0 - 1 + 2 * i])
     local limit = tonumber(ARGV[a0 + 2 * i])
     local interval = period / limit
-    local tat = tonumber(redis.call('GET', KEYS[k0 - 1 + i]) or now)
+    local tat = tonumber(stored[i] or now)
     if tat < now then tat = now end
     periods[i], limits[i], intervals[i], tats[i] = period, limit, interval, tat
     -- Admitting one more moves the arrival time on by one interval; it must stay within one

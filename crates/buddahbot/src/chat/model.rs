@@ -1,0 +1,105 @@
+//! The model call: the prompt as the model gets it, the request, and the fallback model.
+
+use std::future::Future;
+
+use crate::{
+    app::App,
+    domain::{ModelName, Role},
+    upstream::{
+        UpstreamError,
+        wire::{ChatCompletionRequest, PromptMessage, StreamOptions},
+    },
+};
+
+use super::TurnRequest;
+
+/// The prompt with `SYSTEM_PROMPT` in front, unless the client sent a system message.
+pub(super) fn with_system_prompt(
+    mut prompt: Vec<PromptMessage>,
+    system: Option<&str>,
+) -> Vec<PromptMessage> {
+    if let Some(system) = system
+        && !prompt.iter().any(|m| m.role == Role::System)
+    {
+        prompt.insert(
+            0,
+            PromptMessage {
+                role: Role::System,
+                content: system.to_owned().into(),
+            },
+        );
+    }
+    prompt
+}
+
+pub(super) fn upstream_request<'a>(
+    model: &'a ModelName,
+    prompt: &'a [PromptMessage],
+    request: &TurnRequest,
+    stream: bool,
+) -> ChatCompletionRequest<'a> {
+    ChatCompletionRequest {
+        model: model.as_str(),
+        messages: prompt,
+        temperature: request.temperature.map(|t| t.get()),
+        max_tokens: request.max_tokens.map(|m| m.get()),
+        stream,
+        // Always ask for usage: it is stored with the reply whatever the client wants.
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+    }
+}
+
+/// Calls `attempt` with the requested model and, when that fails in a way another model
+/// could help with and `FALLBACK_MODEL` is set, once more with the fallback.
+pub(super) async fn with_fallback<T, F, Fut>(
+    app: &App,
+    requested: &ModelName,
+    attempt: F,
+) -> Result<(T, ModelName), UpstreamError>
+where
+    F: Fn(ModelName) -> Fut,
+    Fut: Future<Output = Result<T, UpstreamError>>,
+{
+    match attempt(requested.clone()).await {
+        Ok(value) => Ok((value, requested.clone())),
+        Err(err) => {
+            let fallback = app.config().upstream.fallback_model.as_deref();
+            match fallback {
+                Some(name) if err.is_transient() && name != requested.as_str() => {
+                    tracing::warn!(model = %requested, fallback = name, error = %err, "trying the fallback model");
+                    let fallback = ModelName::configured(name);
+                    attempt(fallback.clone()).await.map(|v| (v, fallback))
+                }
+                _ => Err(err),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(role: Role, text: &str) -> PromptMessage {
+        PromptMessage {
+            role,
+            content: text.to_owned().into(),
+        }
+    }
+
+    #[test]
+    fn the_system_prompt_goes_first_unless_the_client_sent_one() {
+        let prompt = with_system_prompt(vec![message(Role::User, "hi")], Some("Be brief."));
+        assert_eq!(prompt[0], message(Role::System, "Be brief."));
+        assert_eq!(prompt.len(), 2);
+
+        let own = vec![message(Role::System, "Mine."), message(Role::User, "hi")];
+        assert_eq!(with_system_prompt(own.clone(), Some("Be brief.")), own);
+        assert_eq!(
+            with_system_prompt(vec![message(Role::User, "hi")], None).len(),
+            1
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! One turn in flight, past `begin_turn`: call the model, then stream the reply (forwarding
+//! each network read of it as one frame while keeping a copy) or answer it whole, and store it.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    http::{HeaderValue, header},
+    response::Response,
+};
+use tokio::{sync::mpsc, time::Instant};
+
+use super::{
+    Background, KEEP_ALIVE_INTERVAL, TurnRequest,
+    lease::LeaseKeeper,
+    model::{upstream_request, with_fallback},
+    outlet::{Outlet, Recorder},
+    reply::ReplyBuilder,
+    response,
+};
+use crate::{
+    app::App,
+    domain::{ModelName, ReplyStatus},
+    error::ApiError,
+    protocol::encoder::{Encoder, Failure},
+    store::{LogBatch, StreamEnd, TurnIds, control::Registration},
+    timing::{self, Phase},
+    upstream::{Drained, ReplyStream, TimeoutKind, UpstreamError, wire::PromptMessage},
+};
+
+/// Frames buffered for a slow client before the turn waits for it.
+pub(super) const CHANNEL_CAPACITY: usize = 64;
+
+/// An ended stream's log stays readable this long past the resume grace period.
+const ENDED_LOG_SLACK: Duration = Duration::from_secs(60);
+
+/// One turn in flight: who, where, and under which ids.
+pub(super) struct Turn {
+    pub app: App,
+    pub ids: Arc<TurnIds>,
+    pub started: Instant,
+    /// The ms part of the ids of the turn's events.
+    pub stream_start_ms: i64,
+    /// Keeps the thread's generation lease alive for as long as the turn exists.
+    pub _lease: LeaseKeeper,
+}
+
+/// A streamed reply past its first chunk, as [`Turn::drive`] reads it.
+struct LiveReply {
+    rest: ReplyStream,
+    /// What reading the chunks received so far left.
+    drained: Result<Drained, UpstreamError>,
+    reply: ReplyBuilder,
+    encoder: Encoder,
+    outlet: Outlet,
+    registration: Registration,
+}
+
+/// How a streamed reply ended.
+enum Outcome {
+    Complete,
+    Stopped,
+    BrokeOff(UpstreamError),
+}
+
+impl Turn {
+    /// Calls the model and answers with the event stream once its first chunk is in; the
+    /// rest is read by a task of its own ([`Turn::drive`]).
+    pub async fn stream(
+        self,
+        request: &TurnRequest,
+        prompt: &[PromptMessage],
+        background: Background,
+        registration: Registration,
+    ) -> Result<Response, ApiError> {
+        let upstream = self.app.upstream();
+        let (mut rest, model) = self
+            .call_model(request, |model| async move {
+                upstream
+                    .stream(&upstream_request(&model, prompt, request, true))
+                    .await
+            })
+            .await?;
+        let ttft = self.started.elapsed();
+
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let mut reply = ReplyBuilder::new(model, ttft, request.format);
+        let mut encoder = Encoder::new(request.format, request.include_usage);
+        let mut outlet = Outlet::new(tx, self.stream_start_ms);
+        encoder.open(&self.ids.reply, &mut outlet);
+        let drained = rest.drain(|chunk| {
+            reply.add(&chunk.view);
+            encoder.chunk(&chunk, &mut outlet);
+        });
+        // Queued before the response leaves, so the head goes out with these first events.
+        outlet.flush_now();
+        let response =
+            response::event_stream(&self.ids.thread, &self.ids.reply, request.format, rx);
+        background.spawn(self.drive(LiveReply {
+            rest,
+            drained,
+            reply,
+            encoder,
+            outlet,
+            registration,
+        }));
+        Ok(response)
+    }
+
+    /// Reads the rest of the reply, forwarding what each read brings while the client
+    /// listens, until it ends, breaks off or is stopped; then stores the reply together with
+    /// the stream's unlogged events, and sends its last events (`[DONE]` or an error event)
+    /// only after that.
+    async fn drive(self, live: LiveReply) {
+        let LiveReply {
+            mut rest,
+            mut drained,
+            mut reply,
+            mut encoder,
+            mut outlet,
+            registration,
+        } = live;
+        let mut signals = registration.signals.clone();
+        let mut signals_open = true;
+        let mut recorder: Option<Recorder> = None;
+        let deadline = tokio::time::sleep_until(self.started + self.app.config().chat.max_duration);
+        tokio::pin!(deadline);
+        let keep_alive = tokio::time::sleep(KEEP_ALIVE_INTERVAL);
+        tokio::pin!(keep_alive);
+        let mut sent_at = Instant::now();
+        let outcome = loop {
+            match std::mem::replace(&mut drained, Ok(Drained::More)) {
+                Err(err) => break Outcome::BrokeOff(err),
+                Ok(Drained::Done) => break Outcome::Complete,
+                Ok(Drained::More) => {}
+            }
+            if !outlet.is_flushed() {
+                outlet.flush().await;
+                sent_at = Instant::now();
+            }
+            let asked = *signals.borrow_and_update();
+            if asked.stop {
+                break Outcome::Stopped;
+            }
+            if asked.follow && recorder.is_none() {
+                recorder = Some(outlet.record(&self.app, &self.ids, &registration.sender()));
+            }
+            tokio::select! {
+                biased;
+                changed = signals.changed(), if signals_open => signals_open = changed.is_ok(),
+                filled = rest.fill() => {
+                    drained = match filled {
+                        Err(err) => Err(err),
+                        Ok(false) => Err(ReplyStream::ended_early()),
+                        Ok(true) => rest.drain(|chunk| {
+                            reply.add(&chunk.view);
+                            encoder.chunk(&chunk, &mut outlet);
+                        }),
+                    };
+                }
+                () = &mut deadline => break Outcome::BrokeOff(UpstreamError::Timeout(TimeoutKind::Reply)),
+                () = &mut keep_alive => {
+                    // Armed once per interval, not per read: moved on when something was sent.
+                    let due = sent_at + KEEP_ALIVE_INTERVAL;
+                    if due <= Instant::now() {
+                        outlet.keep_alive();
+                        sent_at = Instant::now();
+                    }
+                    keep_alive.as_mut().reset(sent_at + KEEP_ALIVE_INTERVAL);
+                }
+            }
+        };
+        // Dropping the upstream response closes its connection: a stopped generation costs
+        // nothing more.
+        drop(rest);
+        if let Some(recorder) = recorder {
+            recorder.finish().await;
+        }
+        match &outcome {
+            Outcome::BrokeOff(err) => {
+                tracing::warn!(thread = %self.ids.thread, error = %err, "the reply broke off; storing what arrived");
+            }
+            Outcome::Stopped => tracing::debug!(thread = %self.ids.thread, "stopped on request"),
+            Outcome::Complete => {}
+        }
+        let elapsed = self.started.elapsed();
+        if let Outcome::BrokeOff(err) = &outcome
+            && reply.text.is_empty()
+        {
+            // Nothing worth keeping arrived: leave the turn open for a retry instead of
+            // storing an empty reply.
+            encoder.fail(&broke_off(err), &mut outlet);
+            let unlogged = outlet.take_unlogged();
+            self.fail(self.stream_end(unlogged.as_ref())).await;
+        } else {
+            let status = match &outcome {
+                Outcome::Complete => None,
+                Outcome::Stopped => Some(ReplyStatus::Stopped),
+                Outcome::BrokeOff(_) => Some(ReplyStatus::Error),
+            };
+            let message = reply.finish(self.ids.reply.clone(), status, elapsed);
+            let last = outlet.mark();
+            match &outcome {
+                Outcome::Complete => encoder.finish(&message, &mut outlet),
+                Outcome::Stopped => encoder.stop(&message, &mut outlet),
+                Outcome::BrokeOff(err) => encoder.fail(&broke_off(err), &mut outlet),
+            }
+            let unlogged = outlet.take_unlogged();
+            let stored = self
+                .app
+                .store()
+                .finish_turn(&self.ids, &message, self.stream_end(unlogged.as_ref()))
+                .await;
+            if let Err(err) = stored {
+                tracing::error!(thread = %self.ids.thread, error = %err, "the reply could not be stored");
+                outlet.retract(last);
+                encoder.fail(&STORE_FAILED, &mut outlet);
+            }
+        }
+        outlet.flush().await;
+    }
+
+    /// How the turn's stream ends in the log: with `unlogged`, kept for resumers a while.
+    fn stream_end<'a>(
+        &self,
+        unlogged: Option<&'a (crate::store::EventId, Vec<u8>)>,
+    ) -> StreamEnd<'a> {
+        StreamEnd {
+            batch: unlogged.map(|(last, data)| LogBatch { last: *last, data }),
+            keep: self.app.config().chat.resume_grace + ENDED_LOG_SLACK,
+        }
+    }
+
+    /// Calls the model without streaming and answers its reply once it is stored.
+    pub async fn answer_whole(
+        self,
+        request: &TurnRequest,
+        prompt: &[PromptMessage],
+    ) -> Result<Response, ApiError> {
+        let upstream = self.app.upstream();
+        let ((body, completion), model) = self
+            .call_model(request, |model| async move {
+                upstream
+                    .complete(&upstream_request(&model, prompt, request, false))
+                    .await
+            })
+            .await?;
+        let elapsed = self.started.elapsed();
+        let mut reply = ReplyBuilder::new(model, elapsed, request.format);
+        if let Some(choice) = completion.choices.first() {
+            reply
+                .text
+                .push_str(choice.message.content.as_deref().unwrap_or_default());
+            reply.finish_reason.clone_from(&choice.finish_reason);
+        }
+        reply.usage = completion.usage;
+        let message = reply.finish(self.ids.reply.clone(), None, elapsed);
+        self.app
+            .store()
+            .finish_turn(&self.ids, &message, StreamEnd::NONE)
+            .await?;
+        let mut response = Response::new(Body::from(body));
+        response::set_turn_headers(&mut response, &self.ids.thread, &self.ids.reply);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(response)
+    }
+
+    /// Calls the model (with the fallback model when configured); a failure before any reply
+    /// marks the turn failed, so a retry may call it again.
+    async fn call_model<T, F, Fut>(
+        &self,
+        request: &TurnRequest,
+        attempt: F,
+    ) -> Result<(T, ModelName), ApiError>
+    where
+        F: Fn(ModelName) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let asked = Instant::now();
+        let answered = with_fallback(&self.app, &request.model, attempt).await;
+        timing::add(Phase::Upstream, asked.elapsed());
+        match answered {
+            Ok(answered) => Ok(answered),
+            Err(err) => {
+                self.fail(StreamEnd::NONE).await;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Marks the turn failed so a retry may call the model again, ending its stream with the
+    /// events resumers have not seen. Best effort: if Redis is down too, the turn's lease runs
+    /// out instead.
+    async fn fail(&self, end: StreamEnd<'_>) {
+        if let Err(err) = self.app.store().fail_turn(&self.ids, end).await {
+            tracing::warn!(thread = %self.ids.thread, error = %err, "could not mark the turn failed");
+        }
+    }
+}
+
+/// The reply arrived but could not be stored.
+const STORE_FAILED: Failure<'static> = Failure {
+    code: "store_unavailable",
+    message: "The reply could not be saved; retry the request.",
+};
+
+/// How a reply that broke off after it started is reported; what arrived is stored.
+fn broke_off(err: &UpstreamError) -> Failure<'static> {
+    match err {
+        UpstreamError::Timeout(_) => Failure {
+            code: "upstream_timeout",
+            message: "The model took too long to answer; the partial reply was saved.",
+        },
+        _ => Failure {
+            code: "upstream_error",
+            message: "The model's reply broke off; the partial reply was saved.",
+        },
+    }
+}

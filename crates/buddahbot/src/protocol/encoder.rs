@@ -1,0 +1,412 @@
+//! Every wire format's event sequence, for live replies and replays alike: the turn machinery
+//! (the tee, the store writes, `[DONE]` after the store) is the same for every format; only
+//! the events differ, and this is the one place that knows them.
+//!
+//! The encoder writes each event's `data:` payload into an [`EventSink`]: the live turn's
+//! outlet (which names it and frames it for the client and the log), or a plain `Vec` for a
+//! replay or a test.
+
+use crate::{
+    domain::{ChatMessage, MessageId, ReplyFormat},
+    protocol::{
+        ai_sdk::{self, TEXT_PART_ID, UiChunk},
+        openai,
+    },
+    upstream::Chunk,
+};
+
+/// Where encoded events go, one `data:` payload at a time.
+pub trait EventSink {
+    fn event(&mut self, data: &[u8]);
+}
+
+impl EventSink for Vec<String> {
+    fn event(&mut self, data: &[u8]) {
+        self.push(String::from_utf8_lossy(data).into_owned());
+    }
+}
+
+/// How the failure that ended a stream is described to the client: the code is the edge
+/// error's (`ApiError::code`) for the same cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
+/// Turns upstream chunks and the turn's outcome into events.
+pub struct Encoder {
+    kind: Kind,
+    /// Reused for every event this encoder serializes.
+    scratch: Vec<u8>,
+}
+
+enum Kind {
+    /// Forwards the upstream's own `chat.completion.chunk`s, byte for byte.
+    OpenAi {
+        /// Whether the client asked for the usage-only chunk.
+        include_usage: bool,
+    },
+    /// Re-encodes the reply as the AI SDK's UI message stream.
+    Ui {
+        /// Whether `text-start` went out (it waits for the first text).
+        text_open: bool,
+    },
+}
+
+impl Encoder {
+    pub fn new(format: ReplyFormat, include_usage: bool) -> Self {
+        let kind = match format {
+            ReplyFormat::OpenAi => Kind::OpenAi { include_usage },
+            ReplyFormat::Ui => Kind::Ui { text_open: false },
+        };
+        Self {
+            kind,
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    /// The events that open the stream, before any chunk.
+    pub fn open(&mut self, reply_id: &MessageId, sink: &mut impl EventSink) {
+        if let Kind::Ui { .. } = self.kind {
+            self.ui(
+                &UiChunk::Start {
+                    message_id: reply_id.as_str(),
+                },
+                sink,
+            );
+            self.ui(&UiChunk::StartStep, sink);
+        }
+    }
+
+    /// The events for one upstream chunk.
+    pub fn chunk(&mut self, chunk: &Chunk<'_>, sink: &mut impl EventSink) {
+        match &mut self.kind {
+            Kind::OpenAi { include_usage } => {
+                if !*include_usage && chunk.view.is_usage_only() {
+                    return;
+                }
+                if chunk.raw.contains(&b'\n') {
+                    // Data sent over several `data:` lines arrives joined by newlines. A raw
+                    // newline can only sit between JSON tokens, where a space means the same
+                    // and keeps the event on one line of ours.
+                    self.scratch.clear();
+                    self.scratch
+                        .extend(chunk.raw.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+                    sink.event(&self.scratch);
+                } else {
+                    sink.event(chunk.raw);
+                }
+            }
+            Kind::Ui { text_open } => {
+                let opening = !*text_open;
+                let mut deltas = chunk
+                    .view
+                    .choices
+                    .iter()
+                    .filter_map(|choice| choice.delta.content.as_deref())
+                    .filter(|delta| !delta.is_empty())
+                    .peekable();
+                if deltas.peek().is_none() {
+                    return;
+                }
+                *text_open = true;
+                if opening {
+                    write_ui(
+                        &mut self.scratch,
+                        &UiChunk::TextStart { id: TEXT_PART_ID },
+                        sink,
+                    );
+                }
+                for delta in deltas {
+                    write_ui(
+                        &mut self.scratch,
+                        &UiChunk::TextDelta {
+                            id: TEXT_PART_ID,
+                            delta,
+                        },
+                        sink,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The events that end a stream whose reply was stored: the last of them is `[DONE]`.
+    pub fn finish(&mut self, reply: &ChatMessage, sink: &mut impl EventSink) {
+        if let Kind::Ui { .. } = self.kind {
+            self.close_text(sink);
+            self.ui(&UiChunk::FinishStep, sink);
+            sink.event(ai_sdk::finish(reply).as_bytes());
+        }
+        sink.event(openai::DONE.as_bytes());
+    }
+
+    /// The events that end a stream after a failure. OpenAI clients get one error event (the
+    /// official SDKs raise on it) and no `[DONE]`; AI SDK clients get `error`, then `finish`
+    /// with `finishReason: "error"` and `[DONE]`, as `ai`'s own servers send.
+    pub fn fail(&mut self, failure: &Failure<'_>, sink: &mut impl EventSink) {
+        match self.kind {
+            Kind::OpenAi { .. } => sink.event(
+                openai::error_event(failure.code, "server_error", failure.message).as_bytes(),
+            ),
+            Kind::Ui { .. } => {
+                self.close_text(sink);
+                self.ui(
+                    &UiChunk::Error {
+                        error_text: failure.message,
+                    },
+                    sink,
+                );
+                self.ui(
+                    &UiChunk::Finish {
+                        finish_reason: "error",
+                        message_metadata: None,
+                    },
+                    sink,
+                );
+                sink.event(openai::DONE.as_bytes());
+            }
+        }
+    }
+
+    /// The events that end a stream stopped on request (its partial reply stored): OpenAI
+    /// clients get a last chunk with `finish_reason: "stop"`, AI SDK clients `abort`; both
+    /// then `[DONE]`.
+    pub fn stop(&mut self, reply: &ChatMessage, sink: &mut impl EventSink) {
+        match self.kind {
+            Kind::OpenAi { .. } => sink.event(openai::stop_chunk(reply).as_bytes()),
+            Kind::Ui { .. } => {
+                self.close_text(sink);
+                self.ui(&UiChunk::Abort { reason: "stopped" }, sink);
+            }
+        }
+        sink.event(openai::DONE.as_bytes());
+    }
+
+    /// A stored reply as a whole stream, as a retried request gets it: the events a live
+    /// stream carries, with the whole text at once, ending in `[DONE]`.
+    pub fn replay(&mut self, reply: &ChatMessage, sink: &mut impl EventSink) {
+        match self.kind {
+            Kind::OpenAi { include_usage } => {
+                for chunk in openai::replay_chunks(reply, include_usage) {
+                    sink.event(chunk.as_bytes());
+                }
+            }
+            Kind::Ui { .. } => {
+                self.open(&reply.id, sink);
+                // The text part opens even for an empty reply, so the client shows one.
+                self.kind = Kind::Ui { text_open: true };
+                self.ui(&UiChunk::TextStart { id: TEXT_PART_ID }, sink);
+                if !reply.content.is_empty() {
+                    self.ui(
+                        &UiChunk::TextDelta {
+                            id: TEXT_PART_ID,
+                            delta: &reply.content,
+                        },
+                        sink,
+                    );
+                }
+                self.close_text(sink);
+                self.ui(&UiChunk::FinishStep, sink);
+                sink.event(ai_sdk::finish(reply).as_bytes());
+            }
+        }
+        sink.event(openai::DONE.as_bytes());
+    }
+
+    /// `text-end` for an open text part, so the client marks what arrived as complete.
+    fn close_text(&mut self, sink: &mut impl EventSink) {
+        if let Kind::Ui { text_open } = &mut self.kind
+            && *text_open
+        {
+            *text_open = false;
+            write_ui(
+                &mut self.scratch,
+                &UiChunk::TextEnd { id: TEXT_PART_ID },
+                sink,
+            );
+        }
+    }
+
+    fn ui(&mut self, chunk: &UiChunk<'_>, sink: &mut impl EventSink) {
+        write_ui(&mut self.scratch, chunk, sink);
+    }
+}
+
+fn write_ui(scratch: &mut Vec<u8>, chunk: &UiChunk<'_>, sink: &mut impl EventSink) {
+    scratch.clear();
+    chunk.write_to(scratch);
+    sink.event(scratch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{Role, Usage},
+        upstream::wire::ChunkView,
+    };
+    use serde_json::Value;
+
+    fn reply(text: &str) -> ChatMessage {
+        let mut m = ChatMessage::new(Role::Assistant, text);
+        m.model = Some("Hermes-4-70B".into());
+        m.finish_reason = Some("stop".into());
+        m.usage = Some(Usage {
+            prompt_tokens: 9,
+            completion_tokens: 2,
+        });
+        m
+    }
+
+    fn chunk_events(encoder: &mut Encoder, raws: &[&str], out: &mut Vec<String>) {
+        for raw in raws {
+            let view: ChunkView<'_> = serde_json::from_str(raw).unwrap();
+            encoder.chunk(
+                &Chunk {
+                    raw: raw.as_bytes(),
+                    view,
+                },
+                out,
+            );
+        }
+    }
+
+    fn kinds(events: &[String]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match serde_json::from_str::<Value>(e) {
+                Ok(v) => v["type"].as_str().unwrap_or("chunk").to_owned(),
+                Err(_) => e.clone(),
+            })
+            .collect()
+    }
+
+    const TEXT: &[&str] = &[
+        r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+        r#"{"choices":[{"delta":{"content":"Fo"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"ur."},"finish_reason":"stop"}]}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}"#,
+    ];
+
+    #[test]
+    fn openai_chunks_pass_through_as_they_came_and_usage_only_when_asked() {
+        for (include_usage, want) in [(true, 4), (false, 3)] {
+            let mut encoder = Encoder::new(ReplyFormat::OpenAi, include_usage);
+            let mut out = Vec::new();
+            encoder.open(&MessageId::new(), &mut out);
+            chunk_events(&mut encoder, TEXT, &mut out);
+            assert_eq!(out.len(), want);
+            assert_eq!(out[..], TEXT[..want]);
+            encoder.finish(&reply("Four."), &mut out);
+            assert_eq!(out.last().unwrap(), "[DONE]");
+        }
+    }
+
+    #[test]
+    fn a_chunk_sent_over_several_lines_goes_out_on_one() {
+        let mut encoder = Encoder::new(ReplyFormat::OpenAi, false);
+        let mut out = Vec::new();
+        chunk_events(&mut encoder, &["{\"choices\":\n[]}"], &mut out);
+        assert_eq!(out, ["{\"choices\": []}"]);
+    }
+
+    #[test]
+    fn a_ui_stream_opens_the_text_at_the_first_text_and_closes_it_before_finish() {
+        let mut encoder = Encoder::new(ReplyFormat::Ui, false);
+        let mut out = Vec::new();
+        let id = MessageId::new();
+        encoder.open(&id, &mut out);
+        chunk_events(&mut encoder, TEXT, &mut out);
+        encoder.finish(&reply("Four."), &mut out);
+        assert_eq!(
+            kinds(&out),
+            [
+                "start",
+                "start-step",
+                "text-start",
+                "text-delta",
+                "text-delta",
+                "text-end",
+                "finish-step",
+                "finish",
+                "[DONE]"
+            ]
+        );
+        let start: Value = serde_json::from_str(&out[0]).unwrap();
+        assert_eq!(start["messageId"], id.as_str());
+        let delta: Value = serde_json::from_str(&out[4]).unwrap();
+        assert_eq!(delta["delta"], "ur.");
+        let finish: Value = serde_json::from_str(&out[7]).unwrap();
+        assert_eq!(finish["finishReason"], "stop");
+        assert_eq!(finish["messageMetadata"]["usage"]["completionTokens"], 2);
+    }
+
+    #[test]
+    fn failures_and_stops_end_each_format_as_its_clients_expect() {
+        let failure = Failure {
+            code: "upstream_error",
+            message: "It broke.",
+        };
+        let mut out = Vec::new();
+        Encoder::new(ReplyFormat::OpenAi, false).fail(&failure, &mut out);
+        assert_eq!(out.len(), 1, "no [DONE] after an OpenAI error event");
+        let error: Value = serde_json::from_str(&out[0]).unwrap();
+        assert_eq!(error["error"]["code"], "upstream_error");
+
+        let mut encoder = Encoder::new(ReplyFormat::Ui, false);
+        let mut out = Vec::new();
+        chunk_events(&mut encoder, &TEXT[1..2], &mut out);
+        encoder.fail(&failure, &mut out);
+        assert_eq!(
+            kinds(&out),
+            [
+                "text-start",
+                "text-delta",
+                "text-end",
+                "error",
+                "finish",
+                "[DONE]"
+            ]
+        );
+
+        let mut out = Vec::new();
+        Encoder::new(ReplyFormat::OpenAi, false).stop(&reply("Fo"), &mut out);
+        let stop: Value = serde_json::from_str(&out[0]).unwrap();
+        assert_eq!(stop["choices"][0]["finish_reason"], "stop");
+        assert_eq!(out[1], "[DONE]");
+
+        let mut encoder = Encoder::new(ReplyFormat::Ui, false);
+        let mut out = Vec::new();
+        chunk_events(&mut encoder, &TEXT[1..2], &mut out);
+        encoder.stop(&reply("Fo"), &mut out);
+        assert_eq!(
+            kinds(&out),
+            ["text-start", "text-delta", "text-end", "abort", "[DONE]"]
+        );
+    }
+
+    #[test]
+    fn a_replay_is_the_live_sequence_with_the_whole_text_at_once() {
+        let mut out = Vec::new();
+        Encoder::new(ReplyFormat::Ui, false).replay(&reply("Four."), &mut out);
+        assert_eq!(
+            kinds(&out),
+            [
+                "start",
+                "start-step",
+                "text-start",
+                "text-delta",
+                "text-end",
+                "finish-step",
+                "finish",
+                "[DONE]"
+            ]
+        );
+        let mut out = Vec::new();
+        Encoder::new(ReplyFormat::OpenAi, true).replay(&reply("Four."), &mut out);
+        assert_eq!(out.len(), 5);
+        assert_eq!(out.last().unwrap(), "[DONE]");
+    }
+}

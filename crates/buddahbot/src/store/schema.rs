@@ -1,0 +1,50 @@
+//! What is stored inside the keys [`keys`](super::keys) names: the thread meta's fields, the
+//! turn states and the lease rule, named once for the Rust side. The Lua scripts use the same
+//! literal names (Lua cannot import these); each script's header points here.
+//!
+//! # The thread meta (`…:thread:<id>:meta`, a hash)
+//! | field | written by | meaning |
+//! |---|---|---|
+//! | `id`, `userId`, `title`, `createdAt`, `updatedAt`, `messageCount`, `model` | create, begin/finish a turn, rename | the [`Thread`](crate::domain::Thread) (`messageCount` = the message list's length) |
+//! | `activeMessageId`, `activeUntil` | begin (taken), renew (extended), finish/fail (freed) | the one generation allowed at a time and its lease end (ms) |
+//! | `lastStatus` | finish, fail | `idle`, `error` or `stopped`: how the latest generation ended |
+//! | `streamId`, `streamStart`, `streamFormat` | begin (streamed turns only) | the latest streamed generation: its reply id, the ms part of its event ids, its wire format |
+//! | `streamOwner` | begin | the control channel of the process generating it ([`control`](super::control)) |
+//! | `streamEndedAt` | finish, fail | when its last event was logged (ms) |
+//! | `stopRequested` | stop | the reply id asked to stop |
+//! | `streamWanted` | resume | the reply id whose events a resumer waits for in the log |
+//!
+//! # Turn states (`…:thread:<id>:turns`, a hash keyed by user message id)
+//! `g:<reply id>:<lease end ms>` generating; `d:<list index>:<reply id>` done, the reply at that
+//! index of the message list; `f` failed before any reply was stored (a retry may generate).
+//!
+//! # The lease rule
+//! A generation holds its thread while `activeUntil` is later than now ([`lease_live`]); a
+//! crashed generator therefore frees the thread, and ends its resumers, within one lease.
+
+pub const ID: &str = "id";
+pub const ACTIVE_MESSAGE_ID: &str = "activeMessageId";
+pub const ACTIVE_UNTIL: &str = "activeUntil";
+pub const LAST_STATUS: &str = "lastStatus";
+pub const STREAM_ID: &str = "streamId";
+pub const STREAM_START: &str = "streamStart";
+pub const STREAM_FORMAT: &str = "streamFormat";
+pub const STREAM_ENDED_AT: &str = "streamEndedAt";
+
+/// The lease rule: a generation whose lease ends at `until_ms` still holds its thread at
+/// `now_ms`.
+pub fn lease_live(until_ms: Option<i64>, now_ms: i64) -> bool {
+    until_ms.is_some_and(|until| until > now_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_holds_until_its_end() {
+        assert!(lease_live(Some(10), 9));
+        assert!(!lease_live(Some(10), 10));
+        assert!(!lease_live(None, 0));
+    }
+}

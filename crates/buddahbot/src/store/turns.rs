@@ -1,0 +1,285 @@
+//! A chat turn's life in Redis: begun (rate-limited, user message stored, thread taken),
+//! renewed while it generates, and finished (reply stored) or failed — one script each, one
+//! round trip each. The fields and states they write are in [`schema`](super::schema).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{Store, StoreError, encode, keys, limits, scripts, stream};
+use crate::domain::{
+    ChatMessage, MessageId, ReplyFormat, ReplyStatus, ThreadId, Title, UserId, now,
+};
+
+/// Who a turn belongs to and under which ids it runs: built once when the turn begins and
+/// passed whole, so no two ids of the same type can be swapped at a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnIds {
+    pub user: UserId,
+    pub thread: ThreadId,
+    /// The user message the turn answers (turns are keyed by it, so retries are recognised).
+    pub user_message: MessageId,
+    /// The assistant message the turn generates.
+    pub reply: MessageId,
+}
+
+/// A chat turn about to call the model.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTurn<'a> {
+    pub ids: &'a TurnIds,
+    /// `Some` to create the thread (with this title) when it does not exist.
+    pub create_with_title: Option<&'a Title>,
+    pub user_message: &'a ChatMessage,
+    /// How long the turn counts as in progress if its generator never finishes (a crash).
+    pub lease: Duration,
+    /// The format its events are logged in, for resumers; `None` when the reply is not
+    /// streamed (there is nothing to resume).
+    pub format: Option<ReplyFormat>,
+    /// Answer an answered turn again, superseding its reply.
+    pub regenerate: bool,
+}
+
+/// What [`Store::begin_turn`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnStart {
+    /// The caller is over a limit; nothing was stored.
+    RateLimited,
+    /// The user message is stored (now, or by an earlier failed attempt): call the model.
+    /// Its events are logged with ids `<stream_start_ms>-<n>`.
+    Proceed { stream_start_ms: i64 },
+    /// The thread does not exist for this user.
+    ThreadNotFound,
+    /// Another attempt at this same turn is generating its reply right now.
+    InProgress { reply_id: MessageId },
+    /// Another turn of the thread is generating (one at a time per thread).
+    Busy { reply_id: MessageId },
+    /// This turn was answered already: here is the stored reply.
+    Answered(ChatMessage),
+    /// A regenerate of a reply that later messages follow (only the latest can be replaced).
+    NotLatest,
+}
+
+/// The events of a generation not in its stream log yet, as one log entry: they go with the
+/// turn's last write, so a resumer sees the end exactly when the reply is readable.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamEnd<'a> {
+    pub batch: Option<stream::LogBatch<'a>>,
+    /// How long the ended log stays readable (the resume grace period, and some).
+    pub keep: Duration,
+}
+
+impl StreamEnd<'_> {
+    /// An end with no events to add (a reply that was not streamed).
+    pub const NONE: StreamEnd<'static> = StreamEnd {
+        batch: None,
+        keep: Duration::ZERO,
+    };
+
+    /// `stream.lua`'s arguments.
+    fn push_args(self, invocation: &mut redis::ScriptInvocation<'_>) {
+        invocation
+            .arg(stream::ttl_ms(self.keep.max(Duration::from_millis(1))))
+            .arg(stream::STREAM_CAP);
+        if let Some(batch) = self.batch {
+            invocation.arg(batch.last.to_string()).arg(batch.data);
+        }
+    }
+}
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Extended; with the signals the thread's meta holds for the generation.
+    Renewed { stop: bool, follow: bool },
+    /// The thread no longer counts this generation as its own (it ended, or its lease ran
+    /// out and another took over).
+    Lost,
+    /// The thread was deleted.
+    Gone,
+}
+
+impl Store {
+    /// Starts a chat turn in one round trip: creates the thread if asked, stores the user's
+    /// message unless an earlier attempt did, and marks the reply as being generated. A turn
+    /// is identified by its user message id, so a retried request is recognised. A streamed
+    /// turn also records this process's control channel, where stop and resume signals for
+    /// it are published.
+    ///
+    /// The turn is first counted against `limits` (in the same script): over a limit, nothing
+    /// is stored. The decision comes back with the outcome, for the `x-ratelimit-*` headers.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or a stored reply is corrupt.
+    pub async fn begin_turn(
+        &self,
+        turn: NewTurn<'_>,
+        limits: &limits::LimitSet,
+    ) -> Result<(TurnStart, limits::RateDecision), StoreError> {
+        let TurnIds {
+            user,
+            thread,
+            user_message,
+            reply,
+        } = turn.ids;
+        let now_ms = now().as_millisecond();
+        let lease_ms = i64::try_from(turn.lease.as_millis()).unwrap_or(i64::MAX);
+        let user_json = encode(user, thread, turn.user_message)?;
+        let mut invocation = scripts::BEGIN_TURN.prepare_invoke();
+        turn_keys(&mut invocation, user, thread);
+        invocation
+            .arg(thread.as_str())
+            .arg(now_ms)
+            .arg(self.ttl_ms)
+            .arg(user_message.as_str())
+            .arg(user_json)
+            .arg(reply.as_str())
+            .arg(now_ms.saturating_add(lease_ms))
+            .arg(flag(turn.create_with_title.is_some()))
+            .arg(user.as_str())
+            .arg(turn.create_with_title.map_or("", Title::as_str))
+            .arg(turn.format.map_or("", ReplyFormat::as_str))
+            .arg(flag(turn.regenerate))
+            .arg(self.control.channel());
+        limits.push_args(&mut invocation, user);
+        let (outcome, limit, remaining, reset, retry, detail): (
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            String,
+        ) = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let decision = limits::RateDecision::from_script(
+            outcome != "rate_limited",
+            limit,
+            remaining,
+            reset,
+            retry,
+        );
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            key: keys::thread_turns(user, thread),
+            reason: reason.to_owned(),
+        };
+        let start = match outcome.as_str() {
+            "started" | "retry" => TurnStart::Proceed {
+                stream_start_ms: now_ms,
+            },
+            "rate_limited" => TurnStart::RateLimited,
+            "not_found" => TurnStart::ThreadNotFound,
+            "in_progress" => TurnStart::InProgress {
+                reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad reply id"))?,
+            },
+            "busy" => TurnStart::Busy {
+                reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad active id"))?,
+            },
+            "not_latest" => TurnStart::NotLatest,
+            "done" => TurnStart::Answered(
+                serde_json::from_str(&detail).map_err(|e| corrupt(&e.to_string()))?,
+            ),
+            _ => return Err(corrupt("unexpected begin_turn reply")),
+        };
+        Ok((start, decision))
+    }
+
+    /// Stores a turn's reply and marks the turn answered, in one round trip, with the last
+    /// events of its stream. Returns `false` when the thread was deleted meanwhile (the reply
+    /// is then dropped, not resurrected).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn finish_turn(
+        &self,
+        ids: &TurnIds,
+        reply: &ChatMessage,
+        end: StreamEnd<'_>,
+    ) -> Result<bool, StoreError> {
+        let TurnIds {
+            user,
+            thread,
+            user_message,
+            ..
+        } = ids;
+        let json = encode(user, thread, reply)?;
+        let tokens = reply.usage.map_or(0, |u| {
+            u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
+        });
+        let last_status = match reply.status {
+            None => "idle",
+            Some(ReplyStatus::Error) => "error",
+            Some(ReplyStatus::Stopped) => "stopped",
+        };
+        let mut invocation = scripts::FINISH_TURN.prepare_invoke();
+        turn_keys(&mut invocation, user, thread);
+        invocation.key(limits::todays_tokens_key(user));
+        invocation
+            .arg(thread.as_str())
+            .arg(now().as_millisecond())
+            .arg(self.ttl_ms)
+            .arg(user_message.as_str())
+            .arg(json)
+            .arg(reply.id.as_str())
+            .arg(reply.model.as_deref().unwrap_or(""))
+            .arg(tokens)
+            .arg(limits::TOKEN_COUNTER_TTL.as_secs())
+            .arg(last_status);
+        end.push_args(&mut invocation);
+        let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(index >= 0)
+    }
+
+    /// Marks a turn failed before any reply was stored, so a retry may call the model again.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn fail_turn(&self, ids: &TurnIds, end: StreamEnd<'_>) -> Result<(), StoreError> {
+        let mut invocation = scripts::FAIL_TURN.prepare_invoke();
+        invocation
+            .key(keys::thread_turns(&ids.user, &ids.thread))
+            .key(keys::thread_meta(&ids.user, &ids.thread))
+            .key(keys::thread_stream(&ids.user, &ids.thread))
+            .arg(ids.user_message.as_str())
+            .arg(ids.reply.as_str())
+            .arg(now().as_millisecond());
+        end.push_args(&mut invocation);
+        let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// Extends a running generation's lease to `until`, and reads the signals its thread's
+    /// meta holds for it (a stop request, a waiting resumer) in the same round trip.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn renew_turn(&self, ids: &TurnIds, until: Timestamp) -> Result<Renewal, StoreError> {
+        let found: i64 = scripts::RENEW_TURN
+            .key(keys::thread_meta(&ids.user, &ids.thread))
+            .key(keys::thread_turns(&ids.user, &ids.thread))
+            .arg(ids.reply.as_str())
+            .arg(ids.user_message.as_str())
+            .arg(until.as_millisecond())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match found {
+            -1 => Renewal::Gone,
+            0 => Renewal::Lost,
+            signals => Renewal::Renewed {
+                stop: signals & 2 != 0,
+                follow: signals & 4 != 0,
+            },
+        })
+    }
+}
+
+fn flag(on: bool) -> &'static str {
+    if on { "1" } else { "0" }
+}
+
+/// The five keys a turn script touches, in its `KEYS` order.
+fn turn_keys(invocation: &mut redis::ScriptInvocation<'_>, user: &UserId, thread: &ThreadId) {
+    invocation
+        .key(keys::thread_meta(user, thread))
+        .key(keys::thread_messages(user, thread))
+        .key(keys::thread_index(user))
+        .key(keys::thread_turns(user, thread))
+        .key(keys::thread_stream(user, thread));
+}
