@@ -240,6 +240,7 @@ impl<R: TestRedis> TestApp<R> {
             .as_secs()
             + 3600;
         self.app
+            .authenticator()
             .authjs()
             .encode(&serde_json::json!({ "sub": user, "exp": exp }), cookie_name)
             .unwrap()

@@ -1,10 +1,10 @@
-//! The process's application: configuration, store and token verifier, built once and shared
-//! by every request through a cheap clone.
+//! The process's application: configuration, store, model client and authenticator, built
+//! once and shared by every request through a cheap clone.
 
 use std::sync::Arc;
 
 use crate::{
-    auth::{authjs::AuthJs, jwt::Hs256},
+    auth::Authenticator,
     config::{Config, ConfigError},
     store::{Store, StoreError},
     upstream::{Upstream, UpstreamError},
@@ -18,8 +18,7 @@ struct Inner {
     config: Config,
     store: Store,
     upstream: Upstream,
-    auth: Hs256,
-    authjs: AuthJs,
+    authenticator: Authenticator,
 }
 
 /// Why the application could not be built.
@@ -50,14 +49,12 @@ impl App {
     pub fn new(config: Config) -> Result<Self, BootError> {
         let store = Store::new(&config.redis, &config.store)?;
         let upstream = Upstream::new(&config.upstream)?;
-        let auth = Hs256::new(&config.auth.secrets);
-        let authjs = AuthJs::new(&config.auth.secrets);
+        let authenticator = Authenticator::new(&config.auth.secrets, config.auth.session_cookie);
         Ok(Self(Arc::new(Inner {
             config,
             store,
             upstream,
-            auth,
-            authjs,
+            authenticator,
         })))
     }
 
@@ -73,13 +70,8 @@ impl App {
         &self.0.upstream
     }
 
-    /// The HS256 bearer-token verifier.
-    pub fn auth(&self) -> &Hs256 {
-        &self.0.auth
-    }
-
-    /// The Auth.js session-token decoder.
-    pub fn authjs(&self) -> &AuthJs {
-        &self.0.authjs
+    /// Verifies each request's credentials (bearer JWT, Auth.js JWE or session cookie).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.0.authenticator
     }
 }

@@ -20,6 +20,7 @@ use crate::{
     auth::AuthError,
     config::ConfigError,
     domain::MessageId,
+    http::headers::{MESSAGE_ID, ceil_secs, set_refusal_headers},
     store::{RateDecision, StoreError},
     upstream::{TimeoutKind, UpstreamError},
 };
@@ -162,7 +163,7 @@ impl ApiError {
             }
             Self::RateLimited(decision) => format!(
                 "Too many requests; retry in {} s.",
-                crate::http::guard::ceil_secs(decision.retry_after).max(1)
+                ceil_secs(decision.retry_after).max(1)
             ),
             Self::ThreadExists => "A thread with this id already exists.".to_owned(),
             Self::GenerationInProgress { reply_id } => format!(
@@ -252,7 +253,7 @@ impl IntoResponse for ApiError {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             Self::RateLimited(decision) => {
-                crate::http::guard::set_refusal_headers(headers, decision);
+                set_refusal_headers(headers, decision);
             }
             Self::Store(StoreError::Unavailable(_)) => {
                 headers.insert(
@@ -268,7 +269,7 @@ impl IntoResponse for ApiError {
             }
             Self::GenerationInProgress { reply_id } => {
                 if let Ok(value) = HeaderValue::from_str(reply_id.as_str()) {
-                    headers.insert("x-message-id", value);
+                    headers.insert(MESSAGE_ID, value);
                 }
             }
             _ => {}

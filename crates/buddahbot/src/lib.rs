@@ -24,6 +24,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod chat;
 pub mod config;
 pub mod domain;

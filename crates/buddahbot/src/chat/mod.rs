@@ -18,7 +18,7 @@ mod outlet;
 pub mod request;
 pub mod resume;
 
-use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, time::Duration};
 
 use axum::{
     body::Body,
@@ -37,12 +37,13 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     app::App,
+    background::Background,
     domain::{
         ChatMessage, MessageId, MessagePart, ModelName, ReplyStatus, Role, ThreadId, Title, Usage,
         UserId, now,
     },
     error::ApiError,
-    http::guard::set_limit_headers,
+    http::headers::{ACCEL_BUFFERING, MESSAGE_ID, THREAD_ID, set_limit_headers},
     protocol::{ai_sdk, openai},
     store::{LimitSet, NewTurn, RateDecision, StreamEnd, StreamEvent, TurnStart},
     upstream::{
@@ -60,32 +61,6 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Events buffered for a slow client before the reply task waits for it.
 pub(crate) const CHANNEL_CAPACITY: usize = 64;
-
-/// Runs work that must outlive the response. On Vercel it is `AppState::wait_until` (the
-/// invocation stays alive until the work is done); elsewhere a plain Tokio task.
-#[derive(Clone)]
-pub struct Background(Arc<dyn Fn(BoxedTask) + Send + Sync>);
-
-/// A task handed to [`Background`].
-pub type BoxedTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-impl Background {
-    pub fn new(spawn: impl Fn(BoxedTask) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(spawn))
-    }
-
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        (self.0)(Box::pin(task));
-    }
-}
-
-impl Default for Background {
-    fn default() -> Self {
-        Self::new(|task| {
-            tokio::spawn(task);
-        })
-    }
-}
 
 /// One turn in flight: who, where, and under which ids.
 struct Turn {
@@ -693,10 +668,9 @@ fn sse_response(
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL))
         .into_response();
     set_turn_headers(&mut response, thread, reply_id);
-    response.headers_mut().insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
+    response
+        .headers_mut()
+        .insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
     if format == ReplyFormat::Ui {
         let (name, value) = ai_sdk::STREAM_HEADER;
         response.headers_mut().insert(
@@ -710,11 +684,11 @@ fn sse_response(
 fn set_turn_headers(response: &mut Response, thread: &ThreadId, reply_id: &MessageId) {
     let headers = response.headers_mut();
     for (name, value) in [
-        ("x-thread-id", thread.as_str()),
-        ("x-message-id", reply_id.as_str()),
+        (THREAD_ID, thread.as_str()),
+        (MESSAGE_ID, reply_id.as_str()),
     ] {
         if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
+            headers.insert(name, value);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The gate in front of every authenticated route: who is calling, whether a cookie-carried
 //! request comes from an origin allowed to act (CSRF), and whether the caller is within their
-//! rate limits. Handlers then take the caller through the `Authenticated` extractor.
+//! rate limits. Handlers then take the caller through the [`Authenticated`] extractor.
 //!
 //! # Design
 //! One middleware rather than three extractors, because the limit headers
@@ -13,18 +13,38 @@
 //! saves a Redis round trip before the model is called (the time to first token).
 
 use axum::{
-    extract::{Request, State},
-    http::{HeaderMap, HeaderValue, Method, header},
+    extract::{FromRequestParts, Request, State},
+    http::{HeaderMap, HeaderValue, Method, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
 use crate::{
     app::App,
-    auth::{self, Authenticated, Credential},
+    auth::{AuthError, Credential},
+    domain::UserId,
     error::ApiError,
+    http::headers::set_limit_headers,
     store::{LimitSet, RateDecision, RateLimit, TokenBudget},
 };
+
+/// The verified caller of a request, as the guard admitted it.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub UserId);
+
+impl FromRequestParts<App> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &App) -> Result<Self, ApiError> {
+        // Only a route without the guard gets here without a caller: a wiring mistake, so
+        // refuse rather than guess.
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized(AuthError::Missing))
+    }
+}
 
 /// The limits a chat turn is counted against, checked when the turn begins.
 #[derive(Debug, Clone)]
@@ -75,7 +95,7 @@ type Admitted = (Authenticated, Option<RateDecision>, Option<ChatLimits>);
 
 async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Admitted, ApiError> {
     let app = &guard.app;
-    let caller = auth::authenticate(headers, app)?;
+    let caller = app.authenticator().authenticate(headers)?;
     if caller.via == Credential::Cookie
         && changes_state(method)
         && !same_or_allowed_origin(headers, &app.config().http.allowed_origins)
@@ -159,36 +179,6 @@ fn same_or_allowed_origin(headers: &HeaderMap, allowed: &[HeaderValue]) -> bool 
     }
 }
 
-/// Adds `x-ratelimit-*` for the tightest limit (none when no limit applied).
-pub fn set_limit_headers(headers: &mut HeaderMap, decision: &RateDecision) {
-    if decision.limit == 0 {
-        return;
-    }
-    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert(
-        "x-ratelimit-remaining",
-        HeaderValue::from(decision.remaining),
-    );
-    headers.insert(
-        "x-ratelimit-reset",
-        HeaderValue::from(ceil_secs(decision.reset)),
-    );
-}
-
-/// Whole seconds, rounded up (a client told `0` would retry at once).
-pub fn ceil_secs(d: std::time::Duration) -> u64 {
-    d.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX)
-}
-
-/// Adds the rate-limit headers of a refused request (`retry-after` included).
-pub fn set_refusal_headers(headers: &mut HeaderMap, decision: &RateDecision) {
-    set_limit_headers(headers, decision);
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(ceil_secs(decision.retry_after).max(1)),
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,13 +260,5 @@ mod tests {
                 "{case}"
             );
         }
-    }
-
-    #[test]
-    fn waits_round_up_to_whole_seconds() {
-        assert_eq!(ceil_secs(std::time::Duration::from_millis(1)), 1);
-        assert_eq!(ceil_secs(std::time::Duration::from_millis(1000)), 1);
-        assert_eq!(ceil_secs(std::time::Duration::from_millis(1001)), 2);
-        assert_eq!(ceil_secs(std::time::Duration::ZERO), 0);
     }
 }

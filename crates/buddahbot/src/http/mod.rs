@@ -12,6 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{app::App, error::ApiError};
 
 pub mod guard;
+pub mod headers;
 
 /// A JSON request body (or response). Refuses a non-JSON content type (415), a body above
 /// `MAX_BODY_BYTES` (413), text that is not JSON (400 `invalid_json`) and JSON of the wrong

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderName, HeaderValue, Method, Uri, header},
+    http::{HeaderValue, Method, Uri, header},
     middleware,
     routing::{MethodRouter, get, post},
 };
@@ -27,7 +27,10 @@ use crate::{
     app::App,
     config::ConfigError,
     error::{ApiError, log_errors},
-    http::guard::{Guard, RouteClass, guard},
+    http::{
+        guard::{Guard, RouteClass, guard},
+        headers,
+    },
 };
 
 /// How long browsers may cache a preflight answer.
@@ -169,16 +172,16 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
-            HeaderName::from_static("x-thread-id"),
-            HeaderName::from_static("last-event-id"),
+            headers::THREAD_ID,
+            headers::LAST_EVENT_ID,
         ])
         .expose_headers([
-            HeaderName::from_static("x-thread-id"),
-            HeaderName::from_static("x-message-id"),
+            headers::THREAD_ID,
+            headers::MESSAGE_ID,
             header::RETRY_AFTER,
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderName::from_static("x-ratelimit-reset"),
+            headers::RATELIMIT_LIMIT,
+            headers::RATELIMIT_REMAINING,
+            headers::RATELIMIT_RESET,
         ])
         .max_age(PREFLIGHT_MAX_AGE)
 }
