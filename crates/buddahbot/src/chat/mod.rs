@@ -43,7 +43,7 @@ use crate::{
         UserId, now,
     },
     error::ApiError,
-    http::headers::{ACCEL_BUFFERING, MESSAGE_ID, THREAD_ID, set_limit_headers},
+    http::headers::{ACCEL_BUFFERING, MESSAGE_ID, THREAD_ID},
     protocol::{ai_sdk, openai},
     store::{LimitSet, NewTurn, RateDecision, StreamEnd, StreamEvent, TurnStart},
     upstream::{
@@ -121,7 +121,8 @@ impl Drop for LeaseKeeper {
     }
 }
 
-/// Answers a chat request, counting it against `limits` as it begins.
+/// Answers a chat request, counting it against `limits` as it begins. The response carries
+/// the [`RateDecision`] in its extensions, for the guard to write the `x-ratelimit-*` headers.
 ///
 /// # Errors
 /// - [`ApiError::RateLimited`] over a limit (nothing is stored, the model is not called);
@@ -138,11 +139,11 @@ pub async fn run(
     background: Background,
 ) -> Result<Response, ApiError> {
     let (mut response, decision) = answer(app, user, request, limits, background).await?;
-    set_limit_headers(response.headers_mut(), &decision);
+    response.extensions_mut().insert(decision);
     Ok(response)
 }
 
-/// The turn itself; the caller adds the rate-limit headers.
+/// The turn itself; the caller attaches the rate decision.
 async fn answer(
     app: &App,
     user: UserId,

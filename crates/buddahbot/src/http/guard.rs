@@ -8,9 +8,12 @@
 //! because the order matters: an unauthenticated request must not cost anyone's rate budget,
 //! and a forged cross-site request must be refused before it is counted.
 //!
-//! A chat turn is the exception to counting here: its limits travel to the turn as
-//! [`ChatLimits`] and are checked by the same script that stores the user's message, which
-//! saves a Redis round trip before the model is called (the time to first token).
+//! A chat turn is the exception to counting here: the turn counts itself against
+//! [`LimitSet::for_chat_turn`] in the same script that stores the user's message, which saves
+//! a Redis round trip before the model is called (the time to first token). It leaves its
+//! [`RateDecision`] in the response extensions, so this middleware is still the one writer of
+//! the `x-ratelimit-*` headers of every admitted request. (A refusal's headers come with the
+//! 429 itself, from `ApiError`.)
 
 use axum::{
     extract::{FromRequestParts, Request, State},
@@ -25,7 +28,7 @@ use crate::{
     domain::UserId,
     error::ApiError,
     http::headers::set_limit_headers,
-    store::{LimitSet, RateDecision, RateLimit, TokenBudget},
+    store::{LimitSet, RateDecision},
 };
 
 /// The verified caller of a request, as the guard admitted it.
@@ -45,13 +48,6 @@ impl FromRequestParts<App> for Authenticated {
             .ok_or(ApiError::Unauthorized(AuthError::Missing))
     }
 }
-
-/// The limits a chat turn is counted against, checked when the turn begins.
-#[derive(Debug, Clone)]
-pub struct ChatLimits(pub LimitSet);
-
-const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
-const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 /// Which budget a route's requests count against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,12 +71,11 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     // would make this future unsendable.
     let admitted = admit(&guard, request.method(), request.headers()).await;
     match admitted {
-        Ok((caller, decision, chat_limits)) => {
+        Ok((caller, decision)) => {
             request.extensions_mut().insert(caller);
-            if let Some(limits) = chat_limits {
-                request.extensions_mut().insert(limits);
-            }
             let mut response = next.run(request).await;
+            // A chat turn counted itself and left its decision on the response.
+            let decision = decision.or_else(|| response.extensions_mut().remove::<RateDecision>());
             if let Some(decision) = decision {
                 set_limit_headers(response.headers_mut(), &decision);
             }
@@ -90,8 +85,8 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     }
 }
 
-/// The caller, the decision of the limits counted here, and a chat turn's limits to count.
-type Admitted = (Authenticated, Option<RateDecision>, Option<ChatLimits>);
+/// The caller, and the decision of the limits counted here.
+type Admitted = (Authenticated, Option<RateDecision>);
 
 async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Admitted, ApiError> {
     let app = &guard.app;
@@ -102,54 +97,23 @@ async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Ad
     {
         return Err(ApiError::CsrfRejected);
     }
-    let chat_turn = guard.class == RouteClass::Chat && method == Method::POST;
-    let limits = limits_for(app, chat_turn);
-    if chat_turn {
-        return Ok((Authenticated(caller.user), None, Some(ChatLimits(limits))));
+    // A chat turn counts itself, when it begins.
+    if guard.class == RouteClass::Chat && method == Method::POST {
+        return Ok((Authenticated(caller.user), None));
     }
+    let limits = LimitSet::for_request(&app.config().limits);
     if limits.is_empty() {
-        return Ok((Authenticated(caller.user), None, None));
+        return Ok((Authenticated(caller.user), None));
     }
     let decision = app.store().check_rate(&caller.user, &limits).await?;
     if !decision.allowed {
         return Err(ApiError::RateLimited(decision));
     }
-    Ok((Authenticated(caller.user), Some(decision), None))
+    Ok((Authenticated(caller.user), Some(decision)))
 }
 
 fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// The limits a request counts against.
-fn limits_for(app: &App, chat_turn: bool) -> LimitSet {
-    let config = &app.config().limits;
-    let limit = |name, period, allowed: Option<std::num::NonZeroU32>| {
-        allowed.map(|n| RateLimit {
-            name,
-            period,
-            allowed: n.get(),
-        })
-    };
-    if chat_turn {
-        let limits = [
-            limit("chat-minute", MINUTE, config.chat_per_minute),
-            limit("chat-day", DAY, config.chat_per_day),
-        ];
-        let budget = config.daily_token_budget.map(|n| TokenBudget {
-            tokens_per_day: n.get(),
-        });
-        LimitSet {
-            limits: limits.into_iter().flatten().collect(),
-            budget,
-        }
-    } else {
-        let limits = limit("requests-minute", MINUTE, config.requests_per_minute);
-        LimitSet {
-            limits: limits.into_iter().collect(),
-            budget: None,
-        }
-    }
 }
 
 /// Whether a state-changing request sent with a cookie comes from a page allowed to act for

@@ -18,19 +18,14 @@ use crate::{
         resume::{self, StopRequest},
     },
     error::ApiError,
-    http::{
-        AppJson, QueryParams,
-        guard::{Authenticated, ChatLimits},
-        headers as http_headers, optional_param,
-    },
-    store::EventId,
+    http::{AppJson, QueryParams, guard::Authenticated, headers as http_headers, optional_param},
+    store::{EventId, LimitSet},
 };
 
 pub async fn post(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     background: Option<Extension<Background>>,
-    limits: Option<Extension<ChatLimits>>,
     uri: Uri,
     headers: HeaderMap,
     AppJson(body): AppJson<ChatBody>,
@@ -45,7 +40,7 @@ pub async fn post(
         .and_then(|v| v.to_str().ok());
     let request = TurnRequest::parse(body, header_thread, dialect, app.config())?;
     let background = background.map(|Extension(b)| b).unwrap_or_default();
-    let limits = limits.map(|Extension(ChatLimits(l))| l).unwrap_or_default();
+    let limits = LimitSet::for_chat_turn(&app.config().limits);
     chat::run(&app, user, request, &limits, background).await
 }
 
