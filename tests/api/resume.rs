@@ -337,7 +337,13 @@ async fn a_stopped_openai_stream_ends_with_a_stop_chunk_and_done() {
         async move { app.chat(token, plain).await }
     };
     let stopping = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Stop only once the turn has begun (its model call waits 800 ms for a first token).
+        let began = eventually(Duration::from_secs(5), || async {
+            let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
+            (page["thread"]["status"] == "streaming").then_some(())
+        })
+        .await;
+        assert!(began.is_some(), "the non-streamed turn never began");
         stop(&app, &token, &thread).await
     };
     let (answered, (status, body)) = tokio::join!(pending, stopping);
