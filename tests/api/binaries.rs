@@ -1,60 +1,20 @@
 //! Each Vercel function binary, started alone the way the platform starts it
 //! (`VERCEL_DEV_PORT`, `vercel_runtime::run` owning the socket), answers its route.
 
-use std::{process::Stdio, time::Duration};
-
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tokio::process::{Child, Command};
 
 use crate::helpers::{
-    TestApp, error_code, eventually, into_parts, random_user, read_chat, test_vars,
-    test_vars_with_upstream,
+    TestApp, error_code,
+    functions::{Function, start_function},
+    into_parts, random_user,
+    sse::read_chat,
+    test_vars, test_vars_with_upstream,
 };
-
-pub(crate) struct Function {
-    _child: Child,
-    pub(crate) base: String,
-}
-
-pub(crate) async fn start(binary: &str, vars: Vec<(String, String)>) -> Function {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(binary)
-        .env_clear()
-        .envs(vars)
-        .env("VERCEL_DEV_PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let ping = format!("{base}/_vercel/ping");
-    let up = eventually(Duration::from_secs(10), || {
-        let ping = ping.clone();
-        async move {
-            reqwest::get(ping)
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-        }
-    })
-    .await;
-    assert!(up.is_some(), "{binary} did not start listening");
-    Function {
-        _child: child,
-        base,
-    }
-}
 
 /// The `chat` function alone, on the test's redis-server and mock model.
 async fn start_chat_function(app: &TestApp) -> Function {
-    start(
+    start_function(
         env!("CARGO_BIN_EXE_chat"),
         test_vars_with_upstream(&app.redis.url(), &app.mock.base_url()),
     )
@@ -81,7 +41,7 @@ async fn call(
 async fn the_threads_function_serves_the_collection() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let f = start(env!("CARGO_BIN_EXE_threads"), test_vars(&app.redis.url())).await;
+    let f = start_function(env!("CARGO_BIN_EXE_threads"), test_vars(&app.redis.url())).await;
 
     let (status, created) = call(
         &f,
@@ -102,7 +62,7 @@ async fn the_thread_function_reads_the_id_from_the_query_as_vercel_passes_it() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
     let id = app.new_thread_id(&token, "routed").await;
-    let f = start(
+    let f = start_function(
         env!("CARGO_BIN_EXE_threads-id"),
         test_vars(&app.redis.url()),
     )
@@ -151,7 +111,7 @@ async fn the_chat_function_streams_a_reply_and_stores_it() {
         .unwrap();
     let reply = read_chat(resp).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(reply.last_data(), Some("[DONE]"));
     assert_eq!(reply.text(), mock_upstream::reply_text(16));
     let messages = app.messages(&token, reply.header("x-thread-id")).await;
     assert_eq!(messages.len(), 2);
@@ -215,7 +175,7 @@ async fn the_chat_function_stores_the_reply_of_a_client_that_left() {
 #[tokio::test]
 async fn the_health_function_answers_without_credentials() {
     let app = TestApp::spawn().await;
-    let f = start(env!("CARGO_BIN_EXE_health"), test_vars(&app.redis.url())).await;
+    let f = start_function(env!("CARGO_BIN_EXE_health"), test_vars(&app.redis.url())).await;
     let resp = reqwest::get(format!("{}/api/health", f.base))
         .await
         .unwrap();
@@ -226,7 +186,7 @@ async fn the_health_function_answers_without_credentials() {
 
 #[tokio::test]
 async fn a_function_without_configuration_names_every_missing_variable() {
-    let f = start(env!("CARGO_BIN_EXE_threads"), Vec::new()).await;
+    let f = start_function(env!("CARGO_BIN_EXE_threads"), Vec::new()).await;
     let (status, body) = call(&f, Method::GET, "/api/threads", "whatever", None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(error_code(&body), "config_error");

@@ -7,11 +7,7 @@ use mock_upstream::reply_text;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, random_user, read_chat};
-
-fn user(content: &str) -> Value {
-    json!({ "role": "user", "content": content })
-}
+use crate::helpers::{TestApp, random_user, sse::read_chat, turns::user_message};
 
 #[tokio::test]
 async fn a_chat_creates_a_thread_and_stores_both_messages_before_done() {
@@ -19,14 +15,14 @@ async fn a_chat_creates_a_thread_and_stores_both_messages_before_done() {
     let token = app.token_for(&random_user());
 
     let reply = app
-        .chat(&token, json!({ "messages": [user("Hello there")] }))
+        .chat(&token, json!({ "messages": [user_message("Hello there")] }))
         .await;
 
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), "text/event-stream");
     assert_eq!(reply.header("cache-control"), "no-cache");
     assert_eq!(reply.header("x-accel-buffering"), "no");
-    assert_eq!(reply.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(reply.last_data(), Some("[DONE]"));
     assert_eq!(reply.text(), reply_text(16));
     // Read back right after [DONE]: both messages are there.
     let thread = reply.header("x-thread-id").to_owned();
@@ -56,7 +52,9 @@ async fn a_chat_creates_a_thread_and_stores_both_messages_before_done() {
 async fn a_second_turn_resending_the_history_adds_exactly_two_messages() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let first = app.chat(&token, json!({ "messages": [user("one")] })).await;
+    let first = app
+        .chat(&token, json!({ "messages": [user_message("one")] }))
+        .await;
     let thread = first.header("x-thread-id").to_owned();
 
     let second = app
@@ -65,9 +63,9 @@ async fn a_second_turn_resending_the_history_adds_exactly_two_messages() {
             json!({
                 "threadId": thread,
                 "messages": [
-                    user("one"),
+                    user_message("one"),
                     { "role": "assistant", "content": first.text() },
-                    user("two"),
+                    user_message("two"),
                 ],
             }),
         )
@@ -99,7 +97,7 @@ async fn the_thread_can_be_named_by_header() {
         .post(app.url("/api/chat"))
         .bearer_auth(&token)
         .header("x-thread-id", &thread)
-        .json(&json!({ "messages": [user("hi")] }))
+        .json(&json!({ "messages": [user_message("hi")] }))
         .send()
         .await
         .unwrap();
@@ -116,7 +114,7 @@ async fn replies_stream_as_the_model_produces_them() {
     let reply = app
         .chat(
             &token,
-            json!({ "messages": [user("slowly [[mock tokens=4 inter_token_ms=200]]")] }),
+            json!({ "messages": [user_message("slowly [[mock tokens=4 inter_token_ms=200]]")] }),
         )
         .await;
 
@@ -124,7 +122,7 @@ async fn replies_stream_as_the_model_produces_them() {
         .events
         .iter()
         .zip(&reply.arrivals)
-        .filter(|(e, _)| e.contains("\"content\":\"") && !e.contains("\"content\":\"\""))
+        .filter(|(e, _)| e.data.contains("\"content\":\"") && !e.data.contains("\"content\":\"\""))
         .map(|(_, at)| *at)
         .collect();
     assert_eq!(content_arrivals.len(), 4);
@@ -143,7 +141,7 @@ async fn a_client_that_leaves_after_the_first_chunk_still_gets_the_whole_reply_s
         .client
         .post(app.url("/api/chat"))
         .bearer_auth(&token)
-        .json(&json!({ "messages": [user("bye [[mock tokens=10 inter_token_ms=30]]")] }))
+        .json(&json!({ "messages": [user_message("bye [[mock tokens=10 inter_token_ms=30]]")] }))
         .send()
         .await
         .unwrap();
@@ -180,7 +178,7 @@ async fn upstream_failures_before_the_first_token_get_proper_statuses() {
         let reply = app
             .chat(
                 &token,
-                json!({ "threadId": thread, "messages": [user(&text)] }),
+                json!({ "threadId": thread, "messages": [user_message(&text)] }),
             )
             .await;
 
@@ -203,12 +201,12 @@ async fn a_reply_that_breaks_off_ends_with_an_error_event_and_is_stored_partiall
         let reply = app
             .chat(
                 &token,
-                json!({ "messages": [user(&format!("break [[mock tokens=8 {knobs}]]"))] }),
+                json!({ "messages": [user_message(&format!("break [[mock tokens=8 {knobs}]]"))] }),
             )
             .await;
 
         assert_eq!(reply.status, StatusCode::OK, "{knobs}");
-        assert!(!reply.events.iter().any(|e| e == "[DONE]"), "{knobs}");
+        assert!(!reply.events.iter().any(|e| e.data == "[DONE]"), "{knobs}");
         let error = reply
             .error_event()
             .unwrap_or_else(|| panic!("{knobs}: no error event"));
@@ -229,10 +227,10 @@ async fn a_garbled_event_is_skipped_without_losing_the_reply() {
     let reply = app
         .chat(
             &token,
-            json!({ "messages": [user("x [[mock tokens=5 garbage_after=2]]")] }),
+            json!({ "messages": [user_message("x [[mock tokens=5 garbage_after=2]]")] }),
         )
         .await;
-    assert_eq!(reply.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(reply.last_data(), Some("[DONE]"));
     assert_eq!(reply.text(), reply_text(5));
     let messages = app.messages(&token, reply.header("x-thread-id")).await;
     assert_eq!(messages[1]["content"], reply_text(5).as_str());
@@ -295,7 +293,7 @@ async fn a_retry_of_a_finished_turn_replays_the_stored_reply_without_calling_the
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.text(), first.text());
     assert_eq!(again.header("x-message-id"), first.header("x-message-id"));
-    assert_eq!(again.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(again.last_data(), Some("[DONE]"));
     assert_eq!(again_json.json["object"], "chat.completion");
     assert_eq!(
         again_json.json["choices"][0]["message"]["content"],
@@ -309,7 +307,7 @@ async fn an_sdk_retry_without_message_ids_is_recognised_too() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
     let thread = app.new_thread_id(&token, "sdk").await;
-    let body = json!({ "threadId": thread, "messages": [user("same words")] });
+    let body = json!({ "threadId": thread, "messages": [user_message("same words")] });
     let first = app.chat(&token, body.clone()).await;
     let second = app.chat(&token, body).await;
     assert_eq!(app.mock.calls(), 1);
@@ -343,7 +341,7 @@ async fn a_retry_while_the_first_attempt_generates_gets_409() {
     assert_eq!(retry.json["error"]["code"], "generation_in_progress");
     assert_eq!(retry.header("x-message-id"), reply_id);
     let rest = read_chat(slow).await;
-    assert_eq!(rest.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(rest.last_data(), Some("[DONE]"));
     assert_eq!(app.mock.calls(), 1);
 }
 
@@ -354,7 +352,7 @@ async fn stream_false_answers_the_upstreams_completion_and_stores_it() {
     let reply = app
         .chat(
             &token,
-            json!({ "messages": [user("json please")], "stream": false }),
+            json!({ "messages": [user_message("json please")], "stream": false }),
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
@@ -378,7 +376,7 @@ async fn the_openai_alias_streams_only_when_asked() {
         .chat_at(
             "/api/chat/completions",
             &token,
-            json!({ "model": "Hermes-4-405B", "messages": [user("a")] }),
+            json!({ "model": "Hermes-4-405B", "messages": [user_message("a")] }),
         )
         .await;
     assert_eq!(plain.json["object"], "chat.completion", "{}", plain.json);
@@ -386,10 +384,10 @@ async fn the_openai_alias_streams_only_when_asked() {
         .chat_at(
             "/api/chat/completions",
             &token,
-            json!({ "model": "Hermes-4-405B", "messages": [user("b")], "stream": true, "n": 1, "user": "u-1" }),
+            json!({ "model": "Hermes-4-405B", "messages": [user_message("b")], "stream": true, "n": 1, "user": "u-1" }),
         )
         .await;
-    assert_eq!(streamed.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(streamed.last_data(), Some("[DONE]"));
     assert_eq!(app.mock.requests()[1]["model"], "Hermes-4-405B");
 }
 
@@ -402,12 +400,12 @@ async fn every_event_is_a_valid_chat_completion_chunk() {
             .chat(
                 &token,
                 json!({
-                    "messages": [user("wire")],
+                    "messages": [user_message("wire")],
                     "stream_options": { "include_usage": include_usage },
                 }),
             )
             .await;
-        assert_eq!(reply.events.last().map(String::as_str), Some("[DONE]"));
+        assert_eq!(reply.last_data(), Some("[DONE]"));
         let chunks = reply.chunks();
         assert_eq!(
             chunks.len(),
@@ -451,10 +449,11 @@ async fn the_system_prompt_is_prepended_unless_the_client_sent_one() {
     })
     .await;
     let token = app.token_for(&random_user());
-    app.chat(&token, json!({ "messages": [user("hi")] })).await;
+    app.chat(&token, json!({ "messages": [user_message("hi")] }))
+        .await;
     app.chat(
         &token,
-        json!({ "messages": [{ "role": "system", "content": "Be terse." }, user("hi")] }),
+        json!({ "messages": [{ "role": "system", "content": "Be terse." }, user_message("hi")] }),
     )
     .await;
     let requests = app.mock.requests();
@@ -510,7 +509,7 @@ async fn the_fallback_model_answers_when_the_requested_one_fails_before_its_firs
         let reply = app
             .chat(
                 &token,
-                json!({ "messages": [user("help")], "stream": stream }),
+                json!({ "messages": [user_message("help")], "stream": stream }),
             )
             .await;
 
@@ -537,7 +536,7 @@ async fn without_a_fallback_the_failure_is_reported() {
     .await;
     let token = app.token_for(&random_user());
     let reply = app
-        .chat(&token, json!({ "messages": [user("help")] }))
+        .chat(&token, json!({ "messages": [user_message("help")] }))
         .await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(reply.json["error"]["code"], "upstream_error");
@@ -565,7 +564,7 @@ async fn a_reply_that_breaks_off_before_any_text_leaves_the_turn_open_for_a_retr
     // Same message id: the directive text differs but the turn is the same one.
     let retried = app.chat(&token, body("tokens=2")).await;
 
-    assert_eq!(retried.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(retried.last_data(), Some("[DONE]"));
     let messages = app.messages(&token, &thread).await;
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[1]["content"], reply_text(2).as_str());
@@ -581,7 +580,7 @@ async fn a_reply_longer_than_the_chat_duration_limit_is_cut_and_kept() {
     let reply = app
         .chat(
             &token,
-            json!({ "messages": [user("long [[mock tokens=20 inter_token_ms=100]]")] }),
+            json!({ "messages": [user_message("long [[mock tokens=20 inter_token_ms=100]]")] }),
         )
         .await;
     let error = reply.error_event().expect("no error event");

@@ -10,18 +10,16 @@ use redis::aio::MultiplexedConnection;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    connections::assert_a_blocking_read_does_not_hold_up_the_shared_connection,
-    helpers::{TestApp, error_code, eventually, into_parts, random_user, scan},
-    resume::{Reader, Sse, chat_id, get_as, post, slow, stop, text_of, ui_turn},
-    tls::TestPki,
+use crate::helpers::{
+    TestApp, error_code, eventually, into_parts,
+    pki::TestPki,
+    random_user, set_var,
+    sse::{Reader, Sse, text_of},
+    stored::{assert_a_blocking_read_does_not_hold_up_the_shared_connection, scan},
+    turns::{chat_id, get_as, open_chat, slow, stop, ui_turn, user_message},
 };
 
 const PRIMARIES: usize = 3;
-
-fn set(vars: &mut Vec<(String, String)>, name: &str, value: impl Into<String>) {
-    vars.push((name.to_owned(), value.into()));
-}
 
 /// The app on a fresh cluster, seeded with every node's URL, rate limits and the token budget
 /// on (so their keys exist too).
@@ -30,10 +28,10 @@ async fn cluster_app() -> TestApp<RedisCluster> {
     TestApp::spawn_on(
         cluster,
         |vars| {
-            set(vars, "REDIS_CLUSTER", "1");
-            set(vars, "RATE_LIMIT_CHAT_PER_MIN", "100");
-            set(vars, "RATE_LIMIT_REQUESTS_PER_MIN", "1000");
-            set(vars, "DAILY_TOKEN_BUDGET", "1000000");
+            set_var(vars, "REDIS_CLUSTER", "1");
+            set_var(vars, "RATE_LIMIT_CHAT_PER_MIN", "100");
+            set_var(vars, "RATE_LIMIT_REQUESTS_PER_MIN", "1000");
+            set_var(vars, "DAILY_TOKEN_BUDGET", "1000000");
         },
         |_| {},
     )
@@ -129,10 +127,6 @@ async fn keys_by_port(cluster: &RedisCluster, user: &str) -> BTreeMap<u16, Vec<S
     out
 }
 
-fn user_message(content: &str) -> Value {
-    json!({ "role": "user", "content": content })
-}
-
 /// Create, list, get, rename, delete one, a chat of two turns, then delete all: for one user.
 async fn threads_and_chat_flow(app: &TestApp<RedisCluster>, user: &str) {
     let token = app.token_for(user);
@@ -157,14 +151,7 @@ async fn threads_and_chat_flow(app: &TestApp<RedisCluster>, user: &str) {
         "{list}"
     );
 
-    let (status, renamed) = app
-        .request(
-            Method::PATCH,
-            &format!("/api/threads/{first_id}"),
-            Some(&token),
-            Some(json!({ "title": "renamed" })),
-        )
-        .await;
+    let (status, renamed) = app.rename(&token, first_id, "renamed").await;
     assert_eq!(status, StatusCode::OK, "{renamed}");
     let (status, page) = app.get(&format!("/api/threads/{first_id}"), &token).await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -187,7 +174,7 @@ async fn threads_and_chat_flow(app: &TestApp<RedisCluster>, user: &str) {
         .chat(&token, json!({ "messages": [user_message("one")] }))
         .await;
     assert_eq!(turn.status, StatusCode::OK);
-    assert_eq!(turn.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(turn.last_data(), Some("[DONE]"));
     assert_eq!(turn.text(), reply_text(16));
     let chat_id = turn.header("x-thread-id").to_owned();
     assert_eq!(app.messages(&token, &chat_id).await.len(), 2);
@@ -205,7 +192,7 @@ async fn threads_and_chat_flow(app: &TestApp<RedisCluster>, user: &str) {
         )
         .await;
     assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(again.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(again.last_data(), Some("[DONE]"));
     let contents: Vec<Value> = app
         .messages(&token, &chat_id)
         .await
@@ -239,7 +226,7 @@ async fn threads_and_chats_work_for_users_on_every_primary() {
     for placed in &users {
         threads_and_chat_flow(&app, &placed.user).await;
     }
-    let (status, health) = get_health(&app).await;
+    let (status, health) = app.health(false).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["redis"]["ok"], true, "{health}");
 
@@ -305,8 +292,8 @@ async fn one_seed_node_is_enough_and_a_blocking_read_does_not_hold_up_the_shared
     let app = TestApp::spawn_on(
         cluster,
         |vars| {
-            set(vars, "REDIS_URL", seed);
-            set(vars, "REDIS_CLUSTER", "1");
+            set_var(vars, "REDIS_URL", seed);
+            set_var(vars, "REDIS_CLUSTER", "1");
         },
         |_| {},
     )
@@ -383,11 +370,6 @@ async fn a_stopped_primary_fails_only_its_users_and_is_reconnected_after_a_resta
     app.create_thread(&down_token, "after").await;
 }
 
-async fn get_health(app: &TestApp<RedisCluster>) -> (StatusCode, Value) {
-    let resp = app.client.get(app.url("/api/health")).send().await.unwrap();
-    into_parts(resp).await
-}
-
 #[tokio::test]
 async fn a_process_started_while_the_cluster_is_down_answers_503_then_recovers() {
     let mut app = cluster_app().await;
@@ -422,7 +404,7 @@ async fn threads_work_on_a_tls_cluster_with_the_test_ca() {
         .unwrap();
     assert!(cluster.url().starts_with("rediss://"), "{}", cluster.url());
     let ca = pki.files.ca.to_str().unwrap().to_owned();
-    let app = TestApp::spawn_on(cluster, |vars| set(vars, "REDIS_CA_CERT", ca), |_| {}).await;
+    let app = TestApp::spawn_on(cluster, |vars| set_var(vars, "REDIS_CA_CERT", ca), |_| {}).await;
 
     for placed in one_user_per_primary(&app.redis).await {
         let token = app.token_for(&placed.user);
@@ -440,7 +422,7 @@ async fn streams_resume_and_stop_for_users_on_every_primary() {
     for (i, Placed { user, .. }) in placed.iter().enumerate() {
         let token = app.token_for(user);
         let chat = chat_id();
-        let mut live = post(&app, &token, ui_turn(&chat, "u1", &slow(12, 20, "hi"))).await;
+        let mut live = open_chat(&app, &token, ui_turn(&chat, "u1", &slow(12, 20, "hi"))).await;
         assert_eq!(live.status, StatusCode::OK);
         let seen = live.take(4).await;
         drop(live);
@@ -455,7 +437,7 @@ async fn streams_resume_and_stop_for_users_on_every_primary() {
         assert_eq!(kinds, ["[DONE]", "finish"], "user {i}");
 
         // And a stop reaches the generator through the user's primary.
-        let mut live = post(&app, &token, ui_turn(&chat, "u2", &slow(300, 20, "long"))).await;
+        let mut live = open_chat(&app, &token, ui_turn(&chat, "u2", &slow(300, 20, "long"))).await;
         live.take(4).await;
         let (status, _) = stop(&app, &token, &chat).await;
         assert_eq!(status, StatusCode::ACCEPTED, "user {i}");

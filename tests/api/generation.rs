@@ -3,56 +3,14 @@
 
 use std::time::Duration;
 
-use buddahbot::{
-    domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, Title, UserId},
-    store::{LimitSet, NewTurn, TurnIds, TurnStart},
-};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, eventually, random_user, read_chat};
-
-/// Starts a turn on `thread` as a generator that then dies: nobody renews or releases its
-/// lease of `lease`. Its reply id, and the ms of its stream's event ids.
-pub(crate) async fn dead_generator(
-    app: &TestApp,
-    user: &str,
-    thread: &str,
-    lease: Duration,
-) -> (MessageId, i64) {
-    let reply = MessageId::new();
-    let message = ChatMessage::new(Role::User, "lost");
-    let ids = TurnIds {
-        user: UserId::parse(user).unwrap(),
-        thread: ThreadId::parse(thread).unwrap(),
-        user_message: message.id.clone(),
-        reply: reply.clone(),
-    };
-    let (start, _) = app
-        .app
-        .store()
-        .begin_turn(
-            NewTurn {
-                ids: &ids,
-                create_with_title: None::<&Title>,
-                user_message: &message,
-                lease,
-                format: Some(ReplyFormat::Ui),
-                regenerate: false,
-            },
-            &LimitSet::default(),
-        )
-        .await
-        .unwrap();
-    let TurnStart::Proceed { stream_start_ms } = start else {
-        panic!("the thread was not free: {start:?}")
-    };
-    (reply, stream_start_ms)
-}
-
-fn turn(thread: &str, id: &str, text: &str) -> Value {
-    json!({ "threadId": thread, "messages": [{ "id": id, "role": "user", "content": text }] })
-}
+use crate::helpers::{
+    TestApp, eventually, random_user,
+    sse::read_chat,
+    turns::{dead_generator, thread_turn},
+};
 
 /// Starts a slow chat and returns its response once the first chunk has arrived.
 async fn start_slow(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
@@ -77,12 +35,14 @@ async fn a_second_turn_on_a_generating_thread_gets_409_and_the_thread_shows_it()
     let slow = start_slow(
         &app,
         &token,
-        &turn(&thread, "m-1", "long [[mock tokens=8 inter_token_ms=100]]"),
+        &thread_turn(&thread, "m-1", "long [[mock tokens=8 inter_token_ms=100]]"),
     )
     .await;
     let active = slow.headers()["x-message-id"].to_str().unwrap().to_owned();
 
-    let second = app.chat(&token, turn(&thread, "m-2", "meanwhile")).await;
+    let second = app
+        .chat(&token, thread_turn(&thread, "m-2", "meanwhile"))
+        .await;
     let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
     let (_, list) = app.get("/api/threads", &token).await;
 
@@ -95,13 +55,13 @@ async fn a_second_turn_on_a_generating_thread_gets_409_and_the_thread_shows_it()
     assert_eq!(app.mock.calls(), 1, "the refused turn reached the model");
 
     let rest = read_chat(slow).await;
-    assert_eq!(rest.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(rest.last_data(), Some("[DONE]"));
     let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
     assert_eq!(page["thread"]["status"], "idle");
     assert!(page["thread"].get("activeMessageId").is_none());
     // The refused turn stored nothing; the thread is free again.
     assert_eq!(page["messages"].as_array().unwrap().len(), 2);
-    let third = app.chat(&token, turn(&thread, "m-2", "now")).await;
+    let third = app.chat(&token, thread_turn(&thread, "m-2", "now")).await;
     assert_eq!(third.status, StatusCode::OK);
 }
 
@@ -116,7 +76,7 @@ async fn a_thread_whose_last_reply_failed_shows_error() {
     let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
     assert_eq!(page["thread"]["status"], "error");
     let refused = app
-        .chat(&token, turn(&thread, "m-9", "x [[mock status=500]]"))
+        .chat(&token, thread_turn(&thread, "m-9", "x [[mock status=500]]"))
         .await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
     let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
@@ -124,7 +84,7 @@ async fn a_thread_whose_last_reply_failed_shows_error() {
         page["thread"]["status"], "error",
         "a failure before the first token too"
     );
-    app.chat(&token, turn(&thread, "m-10", "fine")).await;
+    app.chat(&token, thread_turn(&thread, "m-10", "fine")).await;
     let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
     assert_eq!(page["thread"]["status"], "idle");
 }
@@ -138,17 +98,21 @@ async fn a_crashed_generator_frees_the_thread_when_its_lease_runs_out() {
     // A generator that took the thread and died: nobody renews or releases its lease.
     let (crashed, _) = dead_generator(&app, &user, &thread, Duration::from_millis(800)).await;
 
-    let blocked = app.chat(&token, turn(&thread, "m-1", "hello?")).await;
+    let blocked = app
+        .chat(&token, thread_turn(&thread, "m-1", "hello?"))
+        .await;
     assert_eq!(blocked.status, StatusCode::CONFLICT);
     assert_eq!(blocked.header("x-message-id"), crashed.as_str());
 
     let freed = eventually(Duration::from_secs(5), || async {
-        let reply = app.chat(&token, turn(&thread, "m-1", "hello?")).await;
+        let reply = app
+            .chat(&token, thread_turn(&thread, "m-1", "hello?"))
+            .await;
         (reply.status == StatusCode::OK).then_some(reply)
     })
     .await
     .expect("the lease never ran out");
-    assert_eq!(freed.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(freed.last_data(), Some("[DONE]"));
 }
 
 #[tokio::test]
@@ -163,14 +127,16 @@ async fn a_reply_longer_than_the_lease_keeps_the_thread_busy_while_it_runs() {
     let slow = start_slow(
         &app,
         &token,
-        &turn(&thread, "m-1", "go [[mock tokens=7 inter_token_ms=400]]"),
+        &thread_turn(&thread, "m-1", "go [[mock tokens=7 inter_token_ms=400]]"),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let second = app.chat(&token, turn(&thread, "m-2", "me too")).await;
+    let second = app
+        .chat(&token, thread_turn(&thread, "m-2", "me too"))
+        .await;
 
     assert_eq!(second.status, StatusCode::CONFLICT, "{}", second.json);
     let rest = read_chat(slow).await;
-    assert_eq!(rest.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(rest.last_data(), Some("[DONE]"));
 }

@@ -2,13 +2,12 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, into_parts};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn health_is_ok_with_redis_up_and_unavailable_with_it_down() {
     let mut app = TestApp::spawn().await;
-    let (status, body) =
-        into_parts(app.client.get(app.url("/api/health")).send().await.unwrap()).await;
+    let (status, body) = app.health(false).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "ok");
     assert_eq!(body["redis"]["ok"], true);
@@ -24,20 +23,12 @@ async fn health_is_ok_with_redis_up_and_unavailable_with_it_down() {
         "{text}"
     );
 
-    let (status, deep) = into_parts(
-        app.client
-            .get(app.url("/api/health?deep=1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, deep) = app.health(true).await;
     assert_eq!(status, StatusCode::OK, "{deep}");
     assert_eq!(deep["upstream"]["reachable"]["ok"], true);
 
     app.redis.stop().await;
-    let (status, body) =
-        into_parts(app.client.get(app.url("/api/health")).send().await.unwrap()).await;
+    let (status, body) = app.health(false).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["redis"]["ok"], false);
@@ -49,14 +40,7 @@ async fn a_deep_check_reports_an_unreachable_model_api() {
         config.upstream.base_url = "http://127.0.0.1:9/v1".parse().unwrap();
     })
     .await;
-    let (status, body) = into_parts(
-        app.client
-            .get(app.url("/api/health?deep=1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = app.health(true).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["upstream"]["reachable"]["ok"], false);
     assert_eq!(body["redis"]["ok"], true);

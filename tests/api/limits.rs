@@ -3,13 +3,8 @@
 use std::num::{NonZeroU32, NonZeroU64};
 
 use reqwest::StatusCode;
-use serde_json::json;
 
-use crate::helpers::{TestApp, random_user};
-
-fn turn(text: &str) -> serde_json::Value {
-    json!({ "messages": [{ "role": "user", "content": text }] })
-}
+use crate::helpers::{TestApp, random_user, turns::user_turn};
 
 #[tokio::test]
 async fn the_chat_turn_over_the_limit_gets_429_and_reaches_nothing() {
@@ -21,7 +16,7 @@ async fn the_chat_turn_over_the_limit_gets_429_and_reaches_nothing() {
     let token = app.token_for(&user);
     let mut remaining = Vec::new();
     for i in 0..3 {
-        let reply = app.chat(&token, turn(&format!("turn {i}"))).await;
+        let reply = app.chat(&token, user_turn(&format!("turn {i}"))).await;
         assert_eq!(reply.status, StatusCode::OK, "turn {i}");
         assert_eq!(reply.header("x-ratelimit-limit"), "3");
         remaining.push(reply.header("x-ratelimit-remaining").to_owned());
@@ -29,7 +24,7 @@ async fn the_chat_turn_over_the_limit_gets_429_and_reaches_nothing() {
     assert_eq!(remaining, ["2", "1", "0"]);
     let keys_before = app.keys_of(&user).await;
 
-    let refused = app.chat(&token, turn("one too many")).await;
+    let refused = app.chat(&token, user_turn("one too many")).await;
 
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.json["error"]["code"], "rate_limited");
@@ -53,7 +48,10 @@ async fn the_chat_turn_over_the_limit_gets_429_and_reaches_nothing() {
 
     // Another user is unaffected, and ordinary requests have their own budget.
     let other = app.token_for(&random_user());
-    assert_eq!(app.chat(&other, turn("hello")).await.status, StatusCode::OK);
+    assert_eq!(
+        app.chat(&other, user_turn("hello")).await.status,
+        StatusCode::OK
+    );
     let (status, _) = app.get("/api/threads", &token).await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -84,9 +82,12 @@ async fn the_daily_token_budget_stops_chats_once_spent() {
     })
     .await;
     let token = app.token_for(&random_user());
-    assert_eq!(app.chat(&token, turn("first")).await.status, StatusCode::OK);
+    assert_eq!(
+        app.chat(&token, user_turn("first")).await.status,
+        StatusCode::OK
+    );
 
-    let refused = app.chat(&token, turn("second")).await;
+    let refused = app.chat(&token, user_turn("second")).await;
 
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.json["error"]["code"], "rate_limited");
@@ -106,7 +107,7 @@ async fn a_huge_limit_never_trips_over_float_precision() {
     .await;
     let token = app.token_for(&random_user());
     for i in 0..3 {
-        let reply = app.chat(&token, turn(&format!("turn {i}"))).await;
+        let reply = app.chat(&token, user_turn(&format!("turn {i}"))).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
         assert_eq!(app.get("/api/threads", &token).await.0, StatusCode::OK);
     }

@@ -5,121 +5,18 @@
 
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use mock_upstream::reply_text;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    binaries::{Function, start},
-    generation::dead_generator,
-    helpers::{TestApp, TestRedis, error_code, eventually, random_user, test_vars_with_upstream},
+use crate::helpers::{
+    TestApp, error_code, eventually,
+    functions::{Function, start_function},
+    random_user,
+    sse::{Reader, Sse, text_of},
+    test_vars_with_upstream,
+    turns::{chat_id, dead_generator, get_as, open_chat, slow, stop, ui_turn},
 };
-
-/// One SSE event: its `id:` and `data:`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Sse {
-    id: String,
-    data: String,
-}
-
-impl Sse {
-    pub(crate) fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap()
-    }
-
-    pub(crate) fn kind(&self) -> String {
-        if self.data == "[DONE]" {
-            return "[DONE]".to_owned();
-        }
-        self.json()["type"]
-            .as_str()
-            .unwrap_or("(openai)")
-            .to_owned()
-    }
-
-    /// The `<ms>-<seq>` id's sequence number.
-    fn seq(&self) -> u64 {
-        self.id.rsplit('-').next().unwrap().parse().unwrap()
-    }
-}
-
-/// An open event stream, read event by event.
-pub(crate) struct Reader {
-    pub(crate) status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    events: std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<Sse>> + Send>>,
-}
-
-impl Reader {
-    pub(crate) fn new(resp: reqwest::Response) -> Self {
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let events = resp.bytes_stream().eventsource().map(|e| {
-            e.ok().map(|e| Sse {
-                id: e.id,
-                data: e.data,
-            })
-        });
-        Self {
-            status,
-            headers,
-            events: Box::pin(events),
-        }
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-    }
-
-    /// The next `n` events (fewer if the stream ends).
-    pub(crate) async fn take(&mut self, n: usize) -> Vec<Sse> {
-        let mut out = Vec::new();
-        while out.len() < n {
-            match tokio::time::timeout(Duration::from_secs(10), self.events.next()).await {
-                Ok(Some(Some(event))) => out.push(event),
-                Ok(_) => break,
-                Err(_) => panic!("no event within 10 s"),
-            }
-        }
-        out
-    }
-
-    /// Every event up to the end of the stream.
-    pub(crate) async fn rest(&mut self) -> Vec<Sse> {
-        self.take(usize::MAX).await
-    }
-}
-
-pub(crate) fn chat_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
-}
-
-pub(crate) fn ui_turn(chat: &str, message_id: &str, text: &str) -> Value {
-    json!({
-        "id": chat,
-        "messages": [{ "id": message_id, "role": "user", "parts": [{ "type": "text", "text": text }] }],
-        "trigger": "submit-message",
-    })
-}
-
-/// A reply of `tokens` words, one every `every_ms`.
-pub(crate) fn slow(tokens: usize, every_ms: u64, text: &str) -> String {
-    format!("[[mock tokens={tokens} inter_token_ms={every_ms}]] {text}")
-}
-
-pub(crate) async fn post<R: TestRedis>(app: &TestApp<R>, token: &str, body: Value) -> Reader {
-    let resp = app
-        .client
-        .post(app.url("/api/chat"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    Reader::new(resp)
-}
 
 /// `GET {base}/api/chat/:id/stream` (with `?id=`, as Vercel's route passes it to the function).
 async fn resume_at(base: &str, chat: &str, token: &str, last_event_id: Option<&str>) -> Reader {
@@ -130,35 +27,6 @@ async fn resume_at(base: &str, chat: &str, token: &str, last_event_id: Option<&s
         req = req.header("last-event-id", id);
     }
     Reader::new(req.send().await.unwrap())
-}
-
-/// `GET path` as the holder of `token`, not read yet.
-pub(crate) async fn get_as<R: TestRedis>(
-    app: &TestApp<R>,
-    path: &str,
-    token: &str,
-) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// `POST /api/chat/:thread/stop` as the holder of `token`.
-pub(crate) async fn stop<R: TestRedis>(
-    app: &TestApp<R>,
-    token: &str,
-    thread: &str,
-) -> (StatusCode, Value) {
-    app.request(
-        Method::POST,
-        &format!("/api/chat/{thread}/stop"),
-        Some(token),
-        None,
-    )
-    .await
 }
 
 /// Waits until the mock saw its one streamed reply abandoned: the model call was closed.
@@ -173,17 +41,9 @@ async fn assert_upstream_closed(app: &TestApp, why: &str) {
 /// The resume and stop functions, each a process of its own on the app's Redis and model.
 async fn other_instances(app: &TestApp) -> (Function, Function) {
     let vars = || test_vars_with_upstream(&app.redis.url(), &app.mock.base_url());
-    let stream = start(env!("CARGO_BIN_EXE_chat-stream"), vars()).await;
-    let stop = start(env!("CARGO_BIN_EXE_chat-stop"), vars()).await;
+    let stream = start_function(env!("CARGO_BIN_EXE_chat-stream"), vars()).await;
+    let stop = start_function(env!("CARGO_BIN_EXE_chat-stop"), vars()).await;
     (stream, stop)
-}
-
-pub(crate) fn text_of(events: &[Sse]) -> String {
-    events
-        .iter()
-        .filter(|e| e.kind() == "text-delta")
-        .map(|e| e.json()["delta"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Ids are the generation's own, consecutive from 1, so nothing is missing or repeated.
@@ -203,7 +63,7 @@ async fn a_dropped_client_resumes_on_another_instance_from_the_first_event_or_it
     let chat = chat_id();
     let tokens = 30;
 
-    let mut live = post(&app, &token, ui_turn(&chat, "u1", &slow(tokens, 30, "Hi"))).await;
+    let mut live = open_chat(&app, &token, ui_turn(&chat, "u1", &slow(tokens, 30, "Hi"))).await;
     assert_eq!(live.status, StatusCode::OK);
     let seen = live.take(5).await;
     drop(live);
@@ -288,7 +148,7 @@ async fn an_openai_stream_resumes_too_and_another_user_sees_nothing() {
         "threadId": thread,
         "messages": [{ "role": "user", "content": slow(tokens, 30, "go") }],
     });
-    let mut live = post(&app, &token, body).await;
+    let mut live = open_chat(&app, &token, body).await;
     assert_eq!(live.status, StatusCode::OK);
     let seen = live.take(3).await;
 
@@ -378,7 +238,7 @@ async fn stop_from_another_instance_closes_the_upstream_keeps_the_partial_and_en
     let chat = chat_id();
     let tokens = 400;
 
-    let mut live = post(
+    let mut live = open_chat(
         &app,
         &token,
         ui_turn(&chat, "u1", &slow(tokens, 20, "Long one")),
@@ -454,7 +314,7 @@ async fn a_stopped_openai_stream_ends_with_a_stop_chunk_and_done() {
         "threadId": thread,
         "messages": [{ "role": "user", "content": slow(300, 20, "go") }],
     });
-    let mut live = post(&app, &token, body).await;
+    let mut live = open_chat(&app, &token, body).await;
     live.take(3).await;
     let (status, _) = stop(&app, &token, &thread).await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -477,7 +337,13 @@ async fn a_stopped_openai_stream_ends_with_a_stop_chunk_and_done() {
         async move { app.chat(token, plain).await }
     };
     let stopping = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Stop only once the turn has begun (its model call waits 800 ms for a first token).
+        let began = eventually(Duration::from_secs(5), || async {
+            let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
+            (page["thread"]["status"] == "streaming").then_some(())
+        })
+        .await;
+        assert!(began.is_some(), "the non-streamed turn never began");
         stop(&app, &token, &thread).await
     };
     let (answered, (status, body)) = tokio::join!(pending, stopping);
@@ -494,7 +360,7 @@ async fn regenerate_supersedes_the_last_reply_and_keeps_it() {
     let user =
         json!({ "id": "u1", "role": "user", "parts": [{ "type": "text", "text": "Tell me" }] });
 
-    let mut first = post(
+    let mut first = open_chat(
         &app,
         &token,
         json!({ "id": chat, "messages": [user], "trigger": "submit-message" }),
@@ -505,7 +371,7 @@ async fn regenerate_supersedes_the_last_reply_and_keeps_it() {
 
     // As `useChat` sends it: the history up to the user message, and the reply to replace.
     let body = json!({ "id": chat, "messages": [user], "trigger": "regenerate-message", "messageId": old_id });
-    let mut again = post(&app, &token, body).await;
+    let mut again = open_chat(&app, &token, body).await;
     assert_eq!(again.status, StatusCode::OK);
     let again = again.rest().await;
     let new_id = again[0].json()["messageId"].as_str().unwrap().to_owned();
@@ -544,7 +410,7 @@ async fn regenerate_supersedes_the_last_reply_and_keeps_it() {
 
     // Once the conversation moved on, an older reply cannot be regenerated.
     let next = json!({ "id": "u2", "role": "user", "parts": [{ "type": "text", "text": "More" }] });
-    let mut second = post(&app, &token, json!({ "id": chat, "messages": [user, {"id": new_id, "role": "assistant", "parts": [{"type": "text", "text": "x"}]}, next], "trigger": "submit-message" })).await;
+    let mut second = open_chat(&app, &token, json!({ "id": chat, "messages": [user, {"id": new_id, "role": "assistant", "parts": [{"type": "text", "text": "x"}]}, next], "trigger": "submit-message" })).await;
     second.rest().await;
     let resp = app
         .client
@@ -617,7 +483,7 @@ async fn deleting_a_thread_mid_generation_stops_it_and_leaves_no_key_behind() {
     let user = random_user();
     let token = app.token_for(&user);
     let chat = chat_id();
-    let mut live = post(&app, &token, ui_turn(&chat, "u1", &slow(300, 20, "long"))).await;
+    let mut live = open_chat(&app, &token, ui_turn(&chat, "u1", &slow(300, 20, "long"))).await;
     live.take(4).await;
     let (status, _) = app
         .request(

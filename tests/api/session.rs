@@ -119,7 +119,12 @@ async fn a_large_session_split_over_chunked_cookies_is_accepted_in_any_order() {
             "groups": (0..800).map(|i| format!("group-{i:04}")).collect::<Vec<_>>(),
             "exp": 4_102_444_800_u64,
         });
-        let token = app.app.authjs().encode(&claims, cookie_name).unwrap();
+        let token = app
+            .app
+            .authenticator()
+            .authjs()
+            .encode(&claims, cookie_name)
+            .unwrap();
         assert!(token.len() > 2 * AUTHJS_CHUNK, "make it span three cookies");
         let chunks: Vec<String> = token
             .as_bytes()
@@ -188,7 +193,13 @@ fn flip_part(token: &str, part: usize) -> String {
 async fn forged_and_broken_sessions_are_refused() {
     let app = TestApp::spawn().await;
     let name = "authjs.session-token";
-    let seal = |claims: Value| app.app.authjs().encode(&claims, name).unwrap();
+    let seal = |claims: Value| {
+        app.app
+            .authenticator()
+            .authjs()
+            .encode(&claims, name)
+            .unwrap()
+    };
     let good = seal(json!({ "sub": "alice", "exp": 4_102_444_800_u64 }));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -7,10 +7,9 @@ use buddahbot::{
     domain::{ChatMessage, Role, ThreadId, Title, Usage, UserId},
     store::keys,
 };
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, eventually, pttls, random_user, test_config};
+use crate::helpers::{TestApp, eventually, random_user, stored::pttls, test_config};
 
 const NINETY_DAYS_MS: i64 = 90 * 86_400 * 1000;
 
@@ -72,14 +71,7 @@ async fn every_write_restarts_the_ttl_of_meta_messages_and_index() {
     assert_fresh_ttl(&app, &all, "append").await;
 
     age(&app, &all).await;
-    let (status, _) = app
-        .request(
-            Method::PATCH,
-            &format!("/api/threads/{id}"),
-            Some(&token),
-            Some(json!({ "title": "renamed" })),
-        )
-        .await;
+    let (status, _) = app.rename(&token, id.as_str(), "renamed").await;
     assert_eq!(status, StatusCode::OK);
     assert_fresh_ttl(&app, &all, "rename").await;
 

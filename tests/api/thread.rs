@@ -64,14 +64,7 @@ async fn a_thread_is_created_listed_read_renamed_and_deleted() {
     assert_eq!(page["messages"][1]["role"], "assistant");
     assert!(page["nextCursor"].is_null());
 
-    let (status, renamed) = app
-        .request(
-            Method::PATCH,
-            &format!("/api/threads/{id}"),
-            Some(&token),
-            Some(json!({ "title": "Renamed" })),
-        )
-        .await;
+    let (status, renamed) = app.rename(&token, id, "Renamed").await;
     assert_eq!(status, StatusCode::OK, "{renamed}");
     assert_eq!(renamed["title"], "Renamed");
     assert_eq!(renamed["messageCount"], 4);

@@ -9,12 +9,7 @@ use mock_upstream::reply_text;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ChatReply, TestApp, error_code, random_user};
-
-/// A fresh chat id shaped like the AI SDK's (16 alphanumerics).
-fn chat_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
-}
+use crate::helpers::{TestApp, error_code, random_user, sse::ChatReply, turns::chat_id};
 
 fn message_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -33,8 +28,8 @@ fn ui_chunks(reply: &ChatReply) -> Vec<Value> {
     reply
         .events
         .iter()
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).unwrap())
+        .filter(|e| e.data != "[DONE]")
+        .map(|e| serde_json::from_str(&e.data).unwrap())
         .collect()
 }
 
@@ -78,7 +73,7 @@ async fn a_ui_request_gets_the_ui_message_stream_with_its_headers() {
     assert_eq!(reply.header("x-vercel-ai-ui-message-stream"), "v1");
     assert_eq!(reply.header("x-accel-buffering"), "no");
     assert_eq!(reply.header("x-thread-id"), chat);
-    assert_eq!(reply.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(reply.last_data(), Some("[DONE]"));
     let chunks = ui_chunks(&reply);
     let deltas = chunks.iter().filter(|c| c["type"] == "text-delta").count();
     assert_eq!(types(&chunks), text_reply_types(deltas));
@@ -266,7 +261,7 @@ async fn a_ui_reply_that_breaks_off_ends_with_error_then_finish_and_is_stored_pa
         .await;
 
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(reply.last_data(), Some("[DONE]"));
     let chunks = ui_chunks(&reply);
     let kinds = types(&chunks);
     assert_eq!(&kinds[..3], ["start", "start-step", "text-start"]);
@@ -299,7 +294,7 @@ async fn a_retried_ui_turn_replays_the_stored_reply_in_the_ui_format() {
 
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.header("x-vercel-ai-ui-message-stream"), "v1");
-    assert_eq!(again.events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(again.last_data(), Some("[DONE]"));
     let chunks = ui_chunks(&again);
     assert_eq!(types(&chunks), text_reply_types(1));
     assert_eq!(chunks[0]["messageId"], first.header("x-message-id"));

@@ -1,11 +1,11 @@
-//! The process's application: configuration, store and token verifier, built once and shared
-//! by every request through a cheap clone.
+//! The process's application: configuration, store, model client and authenticator, built
+//! once and shared by every request through a cheap clone.
 
 use std::sync::Arc;
 
 use crate::{
-    auth::{authjs::AuthJs, jwt::Hs256},
-    config::{Config, ConfigError},
+    auth::Authenticator,
+    config::{Config, ConfigError, ConfigProblem},
     store::{Store, StoreError},
     upstream::{Upstream, UpstreamError},
 };
@@ -18,8 +18,7 @@ struct Inner {
     config: Config,
     store: Store,
     upstream: Upstream,
-    auth: Hs256,
-    authjs: AuthJs,
+    authenticator: Authenticator,
 }
 
 /// Why the application could not be built.
@@ -27,8 +26,13 @@ struct Inner {
 pub enum BootError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `var` is the variable the Redis URL came from (`REDIS_URL` or `KV_URL`).
     #[error("cannot set up the redis client")]
-    Store(#[from] StoreError),
+    Store {
+        var: &'static str,
+        #[source]
+        source: StoreError,
+    },
     #[error("cannot set up the model api client")]
     Upstream(#[from] UpstreamError),
 }
@@ -48,16 +52,18 @@ impl App {
     /// # Errors
     /// [`BootError`] when the Redis or HTTP client cannot be created from the configuration.
     pub fn new(config: Config) -> Result<Self, BootError> {
-        let store = Store::new(&config.redis, &config.store)?;
+        let store =
+            Store::new(&config.redis, &config.store).map_err(|source| BootError::Store {
+                var: config.redis.url_var,
+                source,
+            })?;
         let upstream = Upstream::new(&config.upstream)?;
-        let auth = Hs256::new(&config.auth.secrets);
-        let authjs = AuthJs::new(&config.auth.secrets);
+        let authenticator = Authenticator::new(&config.auth.secrets, config.auth.session_cookie);
         Ok(Self(Arc::new(Inner {
             config,
             store,
             upstream,
-            auth,
-            authjs,
+            authenticator,
         })))
     }
 
@@ -73,13 +79,78 @@ impl App {
         &self.0.upstream
     }
 
-    /// The HS256 bearer-token verifier.
-    pub fn auth(&self) -> &Hs256 {
-        &self.0.auth
+    /// Verifies each request's credentials (bearer JWT, Auth.js JWE or session cookie).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.0.authenticator
+    }
+}
+
+/// A function that cannot build its clients serves the 500 `config_error` like one whose
+/// variables are invalid: the problem names the variable whose value could not be used.
+impl From<BootError> for ConfigError {
+    fn from(err: BootError) -> Self {
+        let var = match err {
+            BootError::Config(err) => return err,
+            BootError::Store { var, .. } => var,
+            // The key is the only value of the model API's settings that a valid
+            // configuration can still fail to turn into a client (as a header value).
+            BootError::Upstream(_) => "NOUS_API_KEY",
+        };
+        ConfigError {
+            problems: vec![ConfigProblem {
+                var,
+                reason: "cannot be used to create a client",
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(redis_var: &str) -> Vec<(String, String)> {
+        [
+            ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("NOUS_API_KEY", "sk-test"),
+            (redis_var, "redis://127.0.0.1:6390"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
     }
 
-    /// The Auth.js session-token decoder.
-    pub fn authjs(&self) -> &AuthJs {
-        &self.0.authjs
+    #[test]
+    fn a_redis_client_failure_names_the_variable_the_url_came_from() {
+        for var in ["REDIS_URL", "KV_URL"] {
+            let config = Config::from_vars(vars(var)).unwrap();
+            let err = BootError::Store {
+                var: config.redis.url_var,
+                source: StoreError::Corrupt {
+                    key: "k".to_owned(),
+                    reason: "test".to_owned(),
+                },
+            };
+            assert_eq!(
+                ConfigError::from(err).problems,
+                [ConfigProblem {
+                    var,
+                    reason: "cannot be used to create a client"
+                }],
+                "{var}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_error_stays_as_it_is() {
+        let problems = vec![ConfigProblem {
+            var: "AUTH_SECRET",
+            reason: "is required",
+        }];
+        let err = BootError::Config(ConfigError {
+            problems: problems.clone(),
+        });
+        assert_eq!(ConfigError::from(err).problems, problems);
     }
 }

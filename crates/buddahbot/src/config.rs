@@ -220,6 +220,9 @@ pub struct RedisConfig {
     /// The server's URL, or the seed nodes of a Cluster (the client learns the others from
     /// them). Never empty. Secret because managed Redis URLs carry the password.
     pub urls: Vec<SecretString>,
+    /// The variable `urls` came from (`REDIS_URL`, or its alias `KV_URL`), so errors about
+    /// them name what the operator actually set.
+    pub url_var: &'static str,
     /// Whether `urls` are Redis Cluster nodes: the store then routes every command by its
     /// keys' slot.
     pub cluster: bool,
@@ -389,6 +392,7 @@ impl Config {
                 },
                 redis: RedisConfig {
                     urls: redis_url?,
+                    url_var: redis_url_var,
                     cluster: cluster?,
                     ca_cert: ca_cert?,
                     connect_timeout: millis(connect_ms?),

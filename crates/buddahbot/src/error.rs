@@ -20,6 +20,7 @@ use crate::{
     auth::AuthError,
     config::ConfigError,
     domain::MessageId,
+    http::headers::{MESSAGE_ID, ceil_secs, set_refusal_headers},
     store::{RateDecision, StoreError},
     upstream::{TimeoutKind, UpstreamError},
 };
@@ -68,8 +69,6 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("content type is not `application/json`")]
     UnsupportedMediaType,
-    #[error("`{0}` is not implemented yet")]
-    NotImplemented(&'static str),
     #[error("store operation failed")]
     Store(#[from] StoreError),
     #[error("model api failed")]
@@ -106,7 +105,6 @@ impl ApiError {
             | Self::NotStoppable => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(e) if e.is_rate_limit() => StatusCode::TOO_MANY_REQUESTS,
@@ -132,7 +130,6 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::NotImplemented(_) => "not_implemented",
             Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
             Self::Store(_) => "internal_error",
             Self::Config(_) => "config_error",
@@ -162,7 +159,7 @@ impl ApiError {
             }
             Self::RateLimited(decision) => format!(
                 "Too many requests; retry in {} s.",
-                crate::http::guard::ceil_secs(decision.retry_after).max(1)
+                ceil_secs(decision.retry_after).max(1)
             ),
             Self::ThreadExists => "A thread with this id already exists.".to_owned(),
             Self::GenerationInProgress { reply_id } => format!(
@@ -186,7 +183,6 @@ impl ApiError {
                 "The request body must be JSON, sent with `content-type: application/json`."
                     .to_owned()
             }
-            Self::NotImplemented(what) => format!("{what} is not available yet."),
             Self::Store(StoreError::Unavailable(_)) => {
                 "The store is temporarily unavailable; retry shortly.".to_owned()
             }
@@ -252,7 +248,7 @@ impl IntoResponse for ApiError {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             Self::RateLimited(decision) => {
-                crate::http::guard::set_refusal_headers(headers, decision);
+                set_refusal_headers(headers, decision);
             }
             Self::Store(StoreError::Unavailable(_)) => {
                 headers.insert(
@@ -268,7 +264,7 @@ impl IntoResponse for ApiError {
             }
             Self::GenerationInProgress { reply_id } => {
                 if let Ok(value) = HeaderValue::from_str(reply_id.as_str()) {
-                    headers.insert("x-message-id", value);
+                    headers.insert(MESSAGE_ID, value);
                 }
             }
             _ => {}
@@ -364,7 +360,6 @@ mod tests {
                 415,
                 "unsupported_media_type",
             ),
-            (ApiError::NotImplemented("chat"), 501, "not_implemented"),
             (
                 StoreError::from(redis_error(std::io::ErrorKind::ConnectionRefused)).into(),
                 503,

@@ -6,24 +6,35 @@
 //!
 //! # Layout
 //! - [`config`]: the environment, read once per process and validated as a whole.
-//! - [`app`]: the per-process [`app::App`] (config, store, token verifier).
+//! - [`app`]: the per-process [`app::App`] (config, store, model client, authenticator), and
+//!   why it could not be built ([`app::BootError`]).
 //! - [`domain`]: ids, titles, messages and threads, valid by construction.
-//! - [`auth`]: the caller's identity from a bearer JWT.
-//! - [`store`]: threads and messages in Redis, one round trip per use case; [`store::keys`]
-//!   is the only place keys are built; [`store::StoreConn`] is one server or a Cluster.
+//! - [`auth`]: the caller's identity from a bearer token (an HS256 JWT or an Auth.js session
+//!   JWE) or the Auth.js session cookie; knows only [`domain`].
+//! - [`store`]: threads, messages, turns, resumable streams and rate limits in Redis, one
+//!   round trip per use case; [`store::keys`] is the only place keys are built;
+//!   [`store::StoreConn`] is one server or a Cluster; [`store::LimitSet`] says which limits
+//!   a request counts against.
 //! - [`upstream`]: the model API client (OpenAI chat completions, streamed).
-//! - [`chat`]: the chat turn: store, call the model, tee the stream, store the reply.
-//! - [`protocol`]: events we make for clients (replays, error events).
+//! - [`chat`]: the chat turn: store, call the model, tee the stream, store the reply; and
+//!   resuming or stopping a generation.
+//! - [`protocol`]: events we make for clients: OpenAI replays, stop chunks and error
+//!   events, and AI SDK UI message stream parts.
+//! - [`background`]: work that outlives the response (`wait_until` on Vercel).
 //! - [`vercel`]: the adapter between `vercel_runtime` and the routers.
-//! - [`http`]: JSON extractors, query parsing, page limits.
+//! - [`http`]: JSON extractors, query parsing, page limits; [`http::guard`], the middleware
+//!   that authenticates, checks CSRF and counts rate limits, with the `Authenticated`
+//!   extractor; [`http::headers`], the header names and rate-limit headers.
 //! - [`error`]: [`error::ApiError`], the single JSON error shape, and the error log.
 //! - [`routes`]: one router per function, plus the local router mounting them all.
 //! - [`local_redis`]: a private `redis-server` child for the dev server and tests, and a
 //!   private Redis Cluster for tests.
+//! - [`telemetry`]: tracing to stderr.
 //! - `src/bin/dev.rs`: the local server with embedded defaults.
 
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod chat;
 pub mod config;
 pub mod domain;
@@ -42,28 +53,16 @@ use axum::Router;
 
 /// The router a Vercel function serves: builds the process's [`app::App`] from the
 /// environment once (Fluid compute reuses the process for many requests) and hands it to
-/// `build`. With an invalid configuration it serves the 500 `config_error` answer instead of
-/// exiting, so the misconfiguration is visible on every request.
+/// `build`. With an invalid configuration, or one the clients cannot be built from, it serves
+/// the 500 `config_error` answer instead of exiting, so the misconfiguration is visible on
+/// every request.
 pub fn function(build: fn(app::App) -> Router) -> Router {
     telemetry::init();
     match app::App::from_env() {
         Ok(app) => build(app),
-        Err(app::BootError::Config(err)) => {
-            tracing::error!(error = %err, "refusing requests until the configuration is fixed");
-            routes::config_error(err)
-        }
         Err(err) => {
             tracing::error!(error = %err, "refusing requests until the configuration is fixed");
-            let var = match err {
-                app::BootError::Upstream(_) => "NOUS_API_KEY",
-                _ => "REDIS_URL",
-            };
-            routes::config_error(config::ConfigError {
-                problems: vec![config::ConfigProblem {
-                    var,
-                    reason: "cannot be used to create a client",
-                }],
-            })
+            routes::config_error(err.into())
         }
     }
 }

@@ -36,7 +36,7 @@ use http_body_util::BodyExt;
 use tower::{Layer, Service, ServiceExt};
 use vercel_runtime::{AppState, Error, Request, ResponseBody};
 
-use crate::chat::Background;
+use crate::background::Background;
 
 /// Wraps a router for `vercel_runtime::run`.
 #[derive(Clone, Copy, Default)]

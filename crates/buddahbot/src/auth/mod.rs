@@ -1,24 +1,24 @@
-//! Who is calling: [`authenticate`] turns `Authorization: Bearer <token>` (an HS256 JWT, or an
-//! Auth.js session JWE as Auth.js's own `getToken` accepts it) or the Auth.js session cookie
-//! into a verified [`UserId`]. The guard middleware calls it; handlers take the result through
-//! the [`Authenticated`] extractor.
+//! Who is calling: [`Authenticator::authenticate`] turns `Authorization: Bearer <token>` (an
+//! HS256 JWT, or an Auth.js session JWE as Auth.js's own `getToken` accepts it) or the Auth.js
+//! session cookie into a verified [`UserId`]. The guard middleware (`http::guard`) calls it;
+//! handlers take the result through its `Authenticated` extractor.
 //!
 //! Only the token's `sub` becomes a user id, and only after [`UserId::parse`]; nothing else
-//! in the request can name a user. This module does not know about Redis or routes.
+//! in the request can name a user. This module knows only the domain types: not the
+//! application, Redis, routes or the edge error.
 
 pub mod authjs;
 pub mod jwt;
 
-use axum::{
-    extract::FromRequestParts,
-    http::{
-        HeaderMap,
-        header::{AUTHORIZATION, COOKIE},
-        request::Parts,
-    },
+use axum::http::{
+    HeaderMap,
+    header::{AUTHORIZATION, COOKIE},
 };
+use secrecy::SecretString;
 
-use crate::{app::App, domain::IdError, domain::UserId, error::ApiError};
+use crate::domain::{IdError, UserId};
+use authjs::AuthJs;
+use jwt::Hs256;
 
 /// Why a request's credentials were refused. Every variant is a 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,57 +58,69 @@ pub struct Caller {
     pub via: Credential,
 }
 
-/// Verifies the request's credentials: the `Authorization` header when present (and then
-/// only it), else the Auth.js session cookie.
-///
-/// # Errors
-/// [`AuthError::Missing`] without credentials; the verifier's error otherwise.
-pub fn authenticate(headers: &HeaderMap, app: &App) -> Result<Caller, AuthError> {
-    if headers.contains_key(AUTHORIZATION) {
-        let token = bearer_token(headers)?;
-        // A compact JWE has five parts, a JWS three.
-        let user = if token.split('.').count() == 5 {
-            match app.config().auth.session_cookie {
-                Some(cookie_name) => app.authjs().decode(token, cookie_name)?,
-                None => app.authjs().bearer(token)?,
-            }
-        } else {
-            app.auth().verify(token)?
-        };
-        return Ok(Caller {
-            user,
-            via: Credential::Bearer,
-        });
-    }
-    let cookies = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    match authjs::session_token(cookies) {
-        None => Err(AuthError::Missing),
-        Some(Err(err)) => Err(err),
-        Some(Ok(session)) => Ok(Caller {
-            user: app.authjs().decode(&session.token, session.cookie_name)?,
-            via: Credential::Cookie,
-        }),
-    }
+/// Verifies credentials: the HS256 bearer verifier, the Auth.js decoder and the configured
+/// session cookie name, built once per process (in `App::new`) from the auth config.
+pub struct Authenticator {
+    hs256: Hs256,
+    authjs: AuthJs,
+    /// The Auth.js cookie name (= key salt) a bearer JWE was issued for, when configured.
+    session_cookie: Option<&'static str>,
 }
 
-/// The verified caller of a request, as the guard middleware admitted it.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub UserId);
+impl Authenticator {
+    /// Derives every key the verifiers need from `secrets`.
+    pub fn new(secrets: &[SecretString], session_cookie: Option<&'static str>) -> Self {
+        Self {
+            hs256: Hs256::new(secrets),
+            authjs: AuthJs::new(secrets),
+            session_cookie,
+        }
+    }
 
-impl FromRequestParts<App> for Authenticated {
-    type Rejection = ApiError;
+    /// The HS256 bearer-token verifier.
+    pub fn hs256(&self) -> &Hs256 {
+        &self.hs256
+    }
 
-    async fn from_request_parts(parts: &mut Parts, _: &App) -> Result<Self, ApiError> {
-        // Only a route without the guard gets here without a caller: a wiring mistake, so
-        // refuse rather than guess.
-        parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .ok_or(ApiError::Unauthorized(AuthError::Missing))
+    /// The Auth.js session-token decoder.
+    pub fn authjs(&self) -> &AuthJs {
+        &self.authjs
+    }
+
+    /// Verifies the request's credentials: the `Authorization` header when present (and
+    /// then only it), else the Auth.js session cookie.
+    ///
+    /// # Errors
+    /// [`AuthError::Missing`] without credentials; the verifier's error otherwise.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+        if headers.contains_key(AUTHORIZATION) {
+            let token = bearer_token(headers)?;
+            // A compact JWE has five parts, a JWS three.
+            let user = if token.split('.').count() == 5 {
+                match self.session_cookie {
+                    Some(cookie_name) => self.authjs.decode(token, cookie_name)?,
+                    None => self.authjs.bearer(token)?,
+                }
+            } else {
+                self.hs256.verify(token)?
+            };
+            return Ok(Caller {
+                user,
+                via: Credential::Bearer,
+            });
+        }
+        let cookies = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        match authjs::session_token(cookies) {
+            None => Err(AuthError::Missing),
+            Some(Err(err)) => Err(err),
+            Some(Ok(session)) => Ok(Caller {
+                user: self.authjs.decode(&session.token, session.cookie_name)?,
+                via: Credential::Cookie,
+            }),
+        }
     }
 }
 

@@ -33,16 +33,16 @@ mod response;
 pub mod resume;
 mod turn;
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::response::Response;
 use tokio::time::Instant;
 
 use crate::{
     app::App,
+    background::Background,
     domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, Title, UserId},
     error::ApiError,
-    http::guard::set_limit_headers,
     store::{LimitSet, NewTurn, RateDecision, TurnIds, TurnStart, control::Registration},
 };
 use lease::LeaseKeeper;
@@ -52,32 +52,6 @@ use turn::Turn;
 /// Interval of `: keep-alive` comments while the model is silent, so proxies keep the
 /// connection open.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
-
-/// Runs work that must outlive the response. On Vercel it is `AppState::wait_until` (the
-/// invocation stays alive until the work is done); elsewhere a plain Tokio task.
-#[derive(Clone)]
-pub struct Background(Arc<dyn Fn(BoxedTask) + Send + Sync>);
-
-/// A task handed to [`Background`].
-pub type BoxedTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-impl Background {
-    pub fn new(spawn: impl Fn(BoxedTask) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(spawn))
-    }
-
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        (self.0)(Box::pin(task));
-    }
-}
-
-impl Default for Background {
-    fn default() -> Self {
-        Self::new(|task| {
-            tokio::spawn(task);
-        })
-    }
-}
 
 /// Answers a chat request, counting it against `limits` as it begins.
 ///
@@ -96,11 +70,12 @@ pub async fn run(
     background: Background,
 ) -> Result<Response, ApiError> {
     let (mut response, decision) = answer(app, user, request, limits, background).await?;
-    set_limit_headers(response.headers_mut(), &decision);
+    // The guard writes the rate-limit headers from it.
+    response.extensions_mut().insert(decision);
     Ok(response)
 }
 
-/// The turn itself; the caller adds the rate-limit headers.
+/// The turn itself, and how it counted against the limits.
 async fn answer(
     app: &App,
     user: UserId,

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     domain::{ChatMessage, MessageId, ReplyFormat, ThreadId},
+    http::headers::{ACCEL_BUFFERING, MESSAGE_ID, THREAD_ID},
     protocol::{ai_sdk, encoder::Encoder, openai},
 };
 
@@ -46,10 +47,7 @@ fn event_stream_of(
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
+    headers.insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
     if format == ReplyFormat::Ui {
         let (name, value) = ai_sdk::STREAM_HEADER;
         headers.insert(
@@ -80,11 +78,11 @@ pub(super) fn replay(thread: &ThreadId, reply: &ChatMessage, request: &TurnReque
 pub(super) fn set_turn_headers(response: &mut Response, thread: &ThreadId, reply_id: &MessageId) {
     let headers = response.headers_mut();
     for (name, value) in [
-        ("x-thread-id", thread.as_str()),
-        ("x-message-id", reply_id.as_str()),
+        (THREAD_ID, thread.as_str()),
+        (MESSAGE_ID, reply_id.as_str()),
     ] {
         if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
+            headers.insert(name, value);
         }
     }
 }

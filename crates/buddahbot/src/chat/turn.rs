@@ -11,7 +11,7 @@ use axum::{
 use tokio::{sync::mpsc, time::Instant};
 
 use super::{
-    Background, KEEP_ALIVE_INTERVAL, TurnRequest,
+    KEEP_ALIVE_INTERVAL, TurnRequest,
     lease::LeaseKeeper,
     model::{upstream_request, with_fallback},
     outlet::{Outlet, Recorder},
@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     app::App,
+    background::Background,
     domain::{ModelName, ReplyStatus},
     error::ApiError,
     protocol::encoder::{Encoder, Failure},

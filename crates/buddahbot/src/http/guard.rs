@@ -1,6 +1,6 @@
 //! The gate in front of every authenticated route: who is calling, whether a cookie-carried
 //! request comes from an origin allowed to act (CSRF), and whether the caller is within their
-//! rate limits. Handlers then take the caller through the `Authenticated` extractor.
+//! rate limits. Handlers then take the caller through the [`Authenticated`] extractor.
 //!
 //! # Design
 //! One middleware rather than three extractors, because the limit headers
@@ -8,31 +8,47 @@
 //! because the order matters: an unauthenticated request must not cost anyone's rate budget,
 //! and a forged cross-site request must be refused before it is counted.
 //!
-//! A chat turn is the exception to counting here: its limits travel to the turn as
-//! [`ChatLimits`] and are checked by the same script that stores the user's message, which
-//! saves a Redis round trip before the model is called (the time to first token).
+//! A chat turn is the exception to counting here: the turn counts itself against
+//! [`LimitSet::for_chat_turn`] in the same script that stores the user's message, which saves
+//! a Redis round trip before the model is called (the time to first token). It leaves its
+//! [`RateDecision`] in the response extensions, so this middleware is still the one writer of
+//! the `x-ratelimit-*` headers of every admitted request. (A refusal's headers come with the
+//! 429 itself, from `ApiError`.)
 
 use axum::{
-    extract::{Request, State},
-    http::{HeaderMap, HeaderValue, Method, header},
+    extract::{FromRequestParts, Request, State},
+    http::{HeaderMap, HeaderValue, Method, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
 use crate::{
     app::App,
-    auth::{self, Authenticated, Credential},
+    auth::{AuthError, Credential},
+    domain::UserId,
     error::ApiError,
-    store::{LimitSet, RateDecision, RateLimit, TokenBudget},
+    http::headers::set_limit_headers,
+    store::{LimitSet, RateDecision},
     timing::{self, Phase},
 };
 
-/// The limits a chat turn is counted against, checked when the turn begins.
+/// The verified caller of a request, as the guard admitted it.
 #[derive(Debug, Clone)]
-pub struct ChatLimits(pub LimitSet);
+pub struct Authenticated(pub UserId);
 
-const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
-const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+impl FromRequestParts<App> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &App) -> Result<Self, ApiError> {
+        // Only a route without the guard gets here without a caller: a wiring mistake, so
+        // refuse rather than guess.
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized(AuthError::Missing))
+    }
+}
 
 /// Which budget a route's requests count against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +72,11 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     // would make this future unsendable.
     let admitted = admit(&guard, request.method(), request.headers()).await;
     match admitted {
-        Ok((caller, decision, chat_limits)) => {
+        Ok((caller, decision)) => {
             request.extensions_mut().insert(caller);
-            if let Some(limits) = chat_limits {
-                request.extensions_mut().insert(limits);
-            }
             let mut response = next.run(request).await;
+            // A chat turn counted itself and left its decision on the response.
+            let decision = decision.or_else(|| response.extensions_mut().remove::<RateDecision>());
             if let Some(decision) = decision {
                 set_limit_headers(response.headers_mut(), &decision);
             }
@@ -71,13 +86,13 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     }
 }
 
-/// The caller, the decision of the limits counted here, and a chat turn's limits to count.
-type Admitted = (Authenticated, Option<RateDecision>, Option<ChatLimits>);
+/// The caller, and the decision of the limits counted here.
+type Admitted = (Authenticated, Option<RateDecision>);
 
 async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Admitted, ApiError> {
     let app = &guard.app;
     let started = std::time::Instant::now();
-    let caller = auth::authenticate(headers, app);
+    let caller = app.authenticator().authenticate(headers);
     timing::add(Phase::Auth, started.elapsed());
     let caller = caller?;
     if caller.via == Credential::Cookie
@@ -86,54 +101,23 @@ async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Ad
     {
         return Err(ApiError::CsrfRejected);
     }
-    let chat_turn = guard.class == RouteClass::Chat && method == Method::POST;
-    let limits = limits_for(app, chat_turn);
-    if chat_turn {
-        return Ok((Authenticated(caller.user), None, Some(ChatLimits(limits))));
+    // A chat turn counts itself, when it begins.
+    if guard.class == RouteClass::Chat && method == Method::POST {
+        return Ok((Authenticated(caller.user), None));
     }
+    let limits = LimitSet::for_request(&app.config().limits);
     if limits.is_empty() {
-        return Ok((Authenticated(caller.user), None, None));
+        return Ok((Authenticated(caller.user), None));
     }
     let decision = app.store().check_rate(&caller.user, &limits).await?;
     if !decision.allowed {
         return Err(ApiError::RateLimited(decision));
     }
-    Ok((Authenticated(caller.user), Some(decision), None))
+    Ok((Authenticated(caller.user), Some(decision)))
 }
 
 fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// The limits a request counts against.
-fn limits_for(app: &App, chat_turn: bool) -> LimitSet {
-    let config = &app.config().limits;
-    let limit = |name, period, allowed: Option<std::num::NonZeroU32>| {
-        allowed.map(|n| RateLimit {
-            name,
-            period,
-            allowed: n.get(),
-        })
-    };
-    if chat_turn {
-        let limits = [
-            limit("chat-minute", MINUTE, config.chat_per_minute),
-            limit("chat-day", DAY, config.chat_per_day),
-        ];
-        let budget = config.daily_token_budget.map(|n| TokenBudget {
-            tokens_per_day: n.get(),
-        });
-        LimitSet {
-            limits: limits.into_iter().flatten().collect(),
-            budget,
-        }
-    } else {
-        let limits = limit("requests-minute", MINUTE, config.requests_per_minute);
-        LimitSet {
-            limits: limits.into_iter().collect(),
-            budget: None,
-        }
-    }
 }
 
 /// Whether a state-changing request sent with a cookie comes from a page allowed to act for
@@ -161,36 +145,6 @@ fn same_or_allowed_origin(headers: &HeaderMap, allowed: &[HeaderValue]) -> bool 
         Some(site) => matches!(site, "same-origin" | "none"),
         None => true,
     }
-}
-
-/// Adds `x-ratelimit-*` for the tightest limit (none when no limit applied).
-pub fn set_limit_headers(headers: &mut HeaderMap, decision: &RateDecision) {
-    if decision.limit == 0 {
-        return;
-    }
-    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert(
-        "x-ratelimit-remaining",
-        HeaderValue::from(decision.remaining),
-    );
-    headers.insert(
-        "x-ratelimit-reset",
-        HeaderValue::from(ceil_secs(decision.reset)),
-    );
-}
-
-/// Whole seconds, rounded up (a client told `0` would retry at once).
-pub fn ceil_secs(d: std::time::Duration) -> u64 {
-    d.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX)
-}
-
-/// Adds the rate-limit headers of a refused request (`retry-after` included).
-pub fn set_refusal_headers(headers: &mut HeaderMap, decision: &RateDecision) {
-    set_limit_headers(headers, decision);
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(ceil_secs(decision.retry_after).max(1)),
-    );
 }
 
 #[cfg(test)]
@@ -274,13 +228,5 @@ mod tests {
                 "{case}"
             );
         }
-    }
-
-    #[test]
-    fn waits_round_up_to_whole_seconds() {
-        assert_eq!(ceil_secs(std::time::Duration::from_millis(1)), 1);
-        assert_eq!(ceil_secs(std::time::Duration::from_millis(1000)), 1);
-        assert_eq!(ceil_secs(std::time::Duration::from_millis(1001)), 2);
-        assert_eq!(ceil_secs(std::time::Duration::ZERO), 0);
     }
 }

@@ -1,5 +1,7 @@
 //! Request and response plumbing shared by every route: the JSON body extractors, query
-//! parameter parsing, and the layers every function router gets.
+//! parameter parsing and page limits; [`guard`], the middleware in front of every
+//! authenticated route; and [`headers`], the response headers this API defines. The layers
+//! every function router gets (CORS, error logging) are assembled in `routes`.
 
 use axum::{
     body::Bytes,
@@ -12,6 +14,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{app::App, error::ApiError};
 
 pub mod guard;
+pub mod headers;
 pub mod timing;
 
 /// A JSON request body (or response). Refuses a non-JSON content type (415), a body above
@@ -158,6 +161,55 @@ pub fn page_limit(raw: Option<&str>, default: usize) -> Result<usize, ApiError> 
     }
 }
 
+/// Parses the optional query parameter `name` with `parse` (a cursor).
+///
+/// # Errors
+/// [`ApiError::InvalidParam`] naming `name` when `parse` refuses it.
+pub fn optional_param<T, E: std::fmt::Display>(
+    query: &QueryParams,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(parse)
+        .transpose()
+        .map_err(|e| ApiError::InvalidParam {
+            name,
+            reason: e.to_string(),
+        })
+}
+
+/// Query parameters, last value winning. Vercel appends a dynamic route segment (`?id=`) to
+/// the query the client sent, so when a name repeats, the last one is the platform's.
+#[derive(Debug, Default)]
+pub struct QueryParams(std::collections::HashMap<String, String>);
+
+impl QueryParams {
+    pub fn parse(query: Option<&str>) -> Self {
+        Self(
+            url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryParams {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::parse(parts.uri.query()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,54 +269,5 @@ mod tests {
             decode::<Body>(b"[]"),
             Err(ApiError::InvalidBody(_))
         ));
-    }
-}
-
-/// Parses the optional query parameter `name` with `parse` (a cursor).
-///
-/// # Errors
-/// [`ApiError::InvalidParam`] naming `name` when `parse` refuses it.
-pub fn optional_param<T, E: std::fmt::Display>(
-    query: &QueryParams,
-    name: &'static str,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Result<Option<T>, ApiError> {
-    query
-        .get(name)
-        .map(parse)
-        .transpose()
-        .map_err(|e| ApiError::InvalidParam {
-            name,
-            reason: e.to_string(),
-        })
-}
-
-/// Query parameters, last value winning. Vercel appends a dynamic route segment (`?id=`) to
-/// the query the client sent, so when a name repeats, the last one is the platform's.
-#[derive(Debug, Default)]
-pub struct QueryParams(std::collections::HashMap<String, String>);
-
-impl QueryParams {
-    pub fn parse(query: Option<&str>) -> Self {
-        Self(
-            url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryParams {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self::parse(parts.uri.query()))
     }
 }

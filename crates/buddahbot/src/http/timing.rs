@@ -5,17 +5,11 @@
 //! model's first chunk, or its whole answer when not streamed; chat only) and `total` (from
 //! the request's arrival to the response's head), each in milliseconds.
 
-use axum::{
-    extract::Request,
-    http::{HeaderName, HeaderValue},
-    middleware::Next,
-    response::Response,
-};
+use axum::{extract::Request, http::HeaderValue, middleware::Next, response::Response};
 use tokio::time::Instant;
 
+use super::headers::SERVER_TIMING;
 use crate::timing::{self, Timings};
-
-pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// The middleware. An inner router's header (a function router mounted in the local one)
 /// is left as it is: it measured the request where it ran.

@@ -12,21 +12,20 @@ use serde_json::json;
 
 use crate::{
     app::App,
-    auth::Authenticated,
+    background::Background,
     chat::{
-        self, Background, ChatBody, Dialect, TurnRequest,
+        self, ChatBody, Dialect, TurnRequest,
         resume::{self, StopRequest},
     },
     error::ApiError,
-    http::{AppJson, QueryParams, guard::ChatLimits, optional_param},
-    store::EventId,
+    http::{AppJson, QueryParams, guard::Authenticated, headers as http_headers, optional_param},
+    store::{EventId, LimitSet},
 };
 
 pub async fn post(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     background: Option<Extension<Background>>,
-    limits: Option<Extension<ChatLimits>>,
     uri: Uri,
     headers: HeaderMap,
     AppJson(body): AppJson<ChatBody>,
@@ -36,10 +35,12 @@ pub async fn post(
     } else {
         Dialect::Native
     };
-    let header_thread = headers.get("x-thread-id").and_then(|v| v.to_str().ok());
+    let header_thread = headers
+        .get(http_headers::THREAD_ID)
+        .and_then(|v| v.to_str().ok());
     let request = TurnRequest::parse(body, header_thread, dialect, app.config())?;
     let background = background.map(|Extension(b)| b).unwrap_or_default();
-    let limits = limits.map(|Extension(ChatLimits(l))| l).unwrap_or_default();
+    let limits = LimitSet::for_chat_turn(&app.config().limits);
     chat::run(&app, user, request, &limits, background).await
 }
 
@@ -58,7 +59,7 @@ pub async fn resume(
     };
     let mut after = optional_param(&query, "after", str::parse::<EventId>)?;
     if after.is_none()
-        && let Some(raw) = headers.get("last-event-id")
+        && let Some(raw) = headers.get(http_headers::LAST_EVENT_ID)
     {
         after = Some(
             raw.to_str()

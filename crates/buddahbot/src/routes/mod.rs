@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderName, HeaderValue, Method, Uri, header},
+    http::{HeaderValue, Method, Uri, header},
     middleware,
     routing::{MethodRouter, get, post},
 };
@@ -29,6 +29,7 @@ use crate::{
     error::{ApiError, log_errors},
     http::{
         guard::{Guard, RouteClass, guard},
+        headers,
         timing::server_timing,
     },
 };
@@ -175,17 +176,17 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
-            HeaderName::from_static("x-thread-id"),
-            HeaderName::from_static("last-event-id"),
+            headers::THREAD_ID,
+            headers::LAST_EVENT_ID,
         ])
         .expose_headers([
-            HeaderName::from_static("x-thread-id"),
-            HeaderName::from_static("x-message-id"),
+            headers::THREAD_ID,
+            headers::MESSAGE_ID,
             header::RETRY_AFTER,
-            HeaderName::from_static("server-timing"),
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderName::from_static("x-ratelimit-reset"),
+            headers::RATELIMIT_LIMIT,
+            headers::RATELIMIT_REMAINING,
+            headers::RATELIMIT_RESET,
+            headers::SERVER_TIMING,
         ])
         .max_age(PREFLIGHT_MAX_AGE)
 }

@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     app::App,
-    auth::Authenticated,
     domain::{ChatMessage, Thread, Title},
     error::ApiError,
-    http::{AppJson, QueryParams, optional_param, page_limit},
+    http::{AppJson, QueryParams, guard::Authenticated, optional_param, page_limit},
     protocol::ai_sdk,
     store::MessageCursor,
 };

@@ -5,10 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     app::App,
-    auth::Authenticated,
     domain::{Thread, ThreadId, Title},
     error::ApiError,
-    http::{AppJson, OptionalJson, QueryParams, optional_param, page_limit},
+    http::{AppJson, OptionalJson, QueryParams, guard::Authenticated, optional_param, page_limit},
     store::ThreadCursor,
 };
 

@@ -1,12 +1,30 @@
 //! Per-user rate limits and the daily token budget, kept in Redis under the user's hash tag
 //! so every instance shares them. One round trip per check.
+//!
+//! The policy lives here too: [`LimitSet::for_chat_turn`] and [`LimitSet::for_request`] say
+//! which configured limits a request counts against, so the HTTP layer and the chat turn only
+//! pick one.
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
 use jiff::{Timestamp, tz::TimeZone};
 
 use super::{Store, StoreError, keys, scripts};
-use crate::domain::{UserId, now};
+use crate::{
+    config::LimitsConfig,
+    domain::{UserId, now},
+};
+
+/// The names of the limits. Each is the suffix of its Redis key ([`keys::rate_limit`]), so
+/// renaming one silently resets every user's counter for it.
+pub const CHAT_PER_MINUTE: &str = "chat-minute";
+/// See [`CHAT_PER_MINUTE`].
+pub const CHAT_PER_DAY: &str = "chat-day";
+/// See [`CHAT_PER_MINUTE`].
+pub const REQUESTS_PER_MINUTE: &str = "requests-minute";
+
+const MINUTE: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
 
 /// One limit: at most `allowed` requests per `period`, refilled evenly (GCRA), so a burst of
 /// `allowed` is possible after a quiet period and then one every `period / allowed`.
@@ -16,6 +34,21 @@ pub struct RateLimit {
     pub name: &'static str,
     pub period: Duration,
     pub allowed: u32,
+}
+
+impl RateLimit {
+    /// The limit `name` when `allowed` is configured, none otherwise.
+    fn configured(
+        name: &'static str,
+        period: Duration,
+        allowed: Option<NonZeroU32>,
+    ) -> Option<Self> {
+        allowed.map(|n| Self {
+            name,
+            period,
+            allowed: n.get(),
+        })
+    }
 }
 
 /// The outcome of a check, with what the `x-ratelimit-*` headers report (for the tightest
@@ -45,6 +78,32 @@ pub struct LimitSet {
 }
 
 impl LimitSet {
+    /// What a chat turn counts against: the configured chat limits per minute and per day,
+    /// and the daily token budget. Checked by the script that begins the turn.
+    pub fn for_chat_turn(config: &LimitsConfig) -> Self {
+        let limits = [
+            RateLimit::configured(CHAT_PER_MINUTE, MINUTE, config.chat_per_minute),
+            RateLimit::configured(CHAT_PER_DAY, DAY, config.chat_per_day),
+        ];
+        Self {
+            limits: limits.into_iter().flatten().collect(),
+            budget: config.daily_token_budget.map(|n| TokenBudget {
+                tokens_per_day: n.get(),
+            }),
+        }
+    }
+
+    /// What any other authenticated request counts against: the configured requests per
+    /// minute.
+    pub fn for_request(config: &LimitsConfig) -> Self {
+        Self {
+            limits: RateLimit::configured(REQUESTS_PER_MINUTE, MINUTE, config.requests_per_minute)
+                .into_iter()
+                .collect(),
+            budget: None,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.limits.is_empty() && self.budget.is_none()
     }
@@ -140,6 +199,62 @@ fn utc_day(now: Timestamp) -> (String, Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chat_turn_counts_against_the_chat_limits_and_the_token_budget() {
+        let config = LimitsConfig {
+            chat_per_minute: NonZeroU32::new(5),
+            chat_per_day: NonZeroU32::new(100),
+            requests_per_minute: NonZeroU32::new(60),
+            daily_token_budget: std::num::NonZeroU64::new(1_000),
+        };
+        assert_eq!(
+            LimitSet::for_chat_turn(&config),
+            LimitSet {
+                limits: vec![
+                    RateLimit {
+                        name: "chat-minute",
+                        period: MINUTE,
+                        allowed: 5
+                    },
+                    RateLimit {
+                        name: "chat-day",
+                        period: DAY,
+                        allowed: 100
+                    },
+                ],
+                budget: Some(TokenBudget {
+                    tokens_per_day: 1_000
+                }),
+            }
+        );
+        assert_eq!(
+            LimitSet::for_request(&config),
+            LimitSet {
+                limits: vec![RateLimit {
+                    name: "requests-minute",
+                    period: MINUTE,
+                    allowed: 60
+                }],
+                budget: None,
+            }
+        );
+    }
+
+    #[test]
+    fn unconfigured_limits_are_left_out() {
+        let config = LimitsConfig {
+            chat_per_minute: None,
+            chat_per_day: NonZeroU32::new(100),
+            requests_per_minute: None,
+            daily_token_budget: None,
+        };
+        let chat = LimitSet::for_chat_turn(&config);
+        assert_eq!(chat.limits.len(), 1);
+        assert_eq!(chat.limits[0].name, "chat-day");
+        assert_eq!(chat.budget, None);
+        assert!(LimitSet::for_request(&config).is_empty());
+    }
 
     #[test]
     fn the_utc_day_ends_at_midnight() {

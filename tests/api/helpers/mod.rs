@@ -1,12 +1,24 @@
-//! `TestApp`: a private redis-server, the real routers on a real socket, and request helpers.
+//! What every integration test shares: `TestApp` (a private redis-server, the real routers on
+//! a real socket, and request helpers), and the submodules below. Feature test files import
+//! from here only, never from each other.
+//!
+//! - [`sse`]: the one event-stream reader (`Reader`, `Sse`, `ChatReply`).
+//! - [`turns`]: chat request bodies and turn helpers (`chat_id`, `ui_turn`, `slow`, `stop`,
+//!   `dead_generator`, …).
+//! - [`functions`]: the Vercel function binaries, started alone.
+//! - [`pki`]: a throwaway CA and server certificate for TLS Redis.
+//! - [`stored`]: looking at what Redis holds (`scan`, `pttls`), and the check that a blocking
+//!   read does not hold up the shared connection.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+pub mod functions;
+pub mod pki;
+pub mod sse;
+pub mod stored;
+pub mod turns;
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
+use std::{net::SocketAddr, time::Duration};
+
 use mock_upstream::{MockConfig, MockUpstream};
-use reqwest::header::HeaderMap;
-use tokio::time::Instant;
 
 use axum::serve::ListenerExt;
 use buddahbot::{
@@ -19,7 +31,9 @@ use buddahbot::{
     store::keys,
 };
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use self::sse::{ChatReply, read_chat};
 
 /// The secret every shared test vector uses.
 pub const SECRET: &str = "dev-secret-please-change-0123456789abcdef";
@@ -67,91 +81,6 @@ pub fn test_vars_with_upstream(redis_url: &str, upstream: &str) -> Vec<(String, 
 
 pub fn test_config(redis_url: &str) -> Config {
     Config::from_vars(test_vars(redis_url)).unwrap()
-}
-
-/// One chat request's answer: the event payloads with their arrival times, or a JSON body.
-pub struct ChatReply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    /// `data:` payloads in order (`[DONE]` included).
-    pub events: Vec<String>,
-    pub arrivals: Vec<Instant>,
-    /// The body, for answers that are not event streams.
-    pub json: Value,
-}
-
-impl ChatReply {
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no `{name}` header"))
-    }
-
-    /// The chunks (every event but `[DONE]` and error events), parsed.
-    pub fn chunks(&self) -> Vec<Value> {
-        self.events
-            .iter()
-            .filter(|e| *e != "[DONE]")
-            .map(|e| serde_json::from_str::<Value>(e).unwrap())
-            .filter(|v| v.get("error").is_none())
-            .collect()
-    }
-
-    /// The streamed text, concatenated.
-    pub fn text(&self) -> String {
-        self.chunks()
-            .iter()
-            .filter_map(|c| {
-                c["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect()
-    }
-
-    /// The error event, if the stream ended with one.
-    pub fn error_event(&self) -> Option<Value> {
-        self.events
-            .iter()
-            .filter(|e| *e != "[DONE]")
-            .map(|e| serde_json::from_str::<Value>(e).unwrap())
-            .find(|v| v.get("error").is_some())
-    }
-}
-
-/// Reads a chat answer to its end, parsing an event stream with an SSE library.
-pub async fn read_chat(resp: reqwest::Response) -> ChatReply {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let is_sse = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    if !is_sse {
-        let (_, json) = into_parts(resp).await;
-        return ChatReply {
-            status,
-            headers,
-            events: Vec::new(),
-            arrivals: Vec::new(),
-            json,
-        };
-    }
-    let mut stream = resp.bytes_stream().eventsource();
-    let (mut events, mut arrivals) = (Vec::new(), Vec::new());
-    while let Some(event) = stream.next().await {
-        let Ok(event) = event else { break };
-        arrivals.push(Instant::now());
-        events.push(event.data);
-    }
-    ChatReply {
-        status,
-        headers,
-        events,
-        arrivals,
-        json: Value::Null,
-    }
 }
 
 /// The Redis a test app runs against: one private server, or a private Cluster.
@@ -240,8 +169,9 @@ impl<R: TestRedis> TestApp<R> {
             .as_secs()
             + 3600;
         self.app
+            .authenticator()
             .authjs()
-            .encode(&serde_json::json!({ "sub": user, "exp": exp }), cookie_name)
+            .encode(&json!({ "sub": user, "exp": exp }), cookie_name)
             .unwrap()
     }
 
@@ -322,11 +252,32 @@ impl<R: TestRedis> TestApp<R> {
                 Method::POST,
                 "/api/threads",
                 Some(token),
-                Some(serde_json::json!({ "title": title })),
+                Some(json!({ "title": title })),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
+    }
+
+    /// `PATCH /api/threads/:thread` with a new title.
+    pub async fn rename(&self, token: &str, thread: &str, title: &str) -> (StatusCode, Value) {
+        self.request(
+            Method::PATCH,
+            &format!("/api/threads/{thread}"),
+            Some(token),
+            Some(json!({ "title": title })),
+        )
+        .await
+    }
+
+    /// `GET /api/health` (`?deep=1` when `deep`), unauthenticated.
+    pub async fn health(&self, deep: bool) -> (StatusCode, Value) {
+        let path = if deep {
+            "/api/health?deep=1"
+        } else {
+            "/api/health"
+        };
+        self.request(Method::GET, path, None, None).await
     }
 
     /// `POST /api/threads`: the new thread's id.
@@ -352,32 +303,8 @@ impl TestApp {
     pub async fn keys_of(&self, user: &str) -> Vec<String> {
         let mut conn = self.redis_conn().await;
         let pattern = keys::user_pattern(&UserId::parse(user).unwrap());
-        scan(&mut conn, &pattern).await
+        stored::scan(&mut conn, &pattern).await
     }
-}
-
-/// Every key matching `pattern` on the server `conn` talks to, sorted (SCAN, test-only).
-pub async fn scan(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut cursor = 0_u64;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-            .unwrap();
-        out.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    out.sort();
-    out
 }
 
 /// Serves `router` on a free loopback port, as the dev server does (TCP_NODELAY on).
@@ -432,20 +359,12 @@ where
     }
 }
 
+/// Sets `name` in a test process's variables (a later pair wins over the defaults).
+pub fn set_var(vars: &mut Vec<(String, String)>, name: &str, value: impl Into<String>) {
+    vars.push((name.to_owned(), value.into()));
+}
+
 /// A random user id, so tests sharing nothing still never collide.
 pub fn random_user() -> String {
     format!("github:{}", uuid::Uuid::new_v4().simple())
-}
-
-/// `PTTL` of each key, by key.
-pub async fn pttls(
-    conn: &mut redis::aio::MultiplexedConnection,
-    keys: &[String],
-) -> HashMap<String, i64> {
-    let mut out = HashMap::new();
-    for key in keys {
-        let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap();
-        out.insert(key.clone(), ttl);
-    }
-    out
 }
