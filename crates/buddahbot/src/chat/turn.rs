@@ -149,7 +149,8 @@ impl Turn {
             tokio::select! {
                 biased;
                 changed = signals.changed(), if signals_open => signals_open = changed.is_ok(),
-                filled = rest.fill() => {
+                // Until the first text went out, each piece leaves as soon as it is here.
+                filled = rest.fill(!reply.text.is_empty()) => {
                     drained = match filled {
                         Err(err) => Err(err),
                         Ok(false) => Err(ReplyStream::ended_early()),

@@ -11,7 +11,7 @@ pub mod wire;
 
 use std::{borrow::Cow, pin::Pin, time::Duration};
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use reqwest::{
     StatusCode,
     header::{self, HeaderValue},
@@ -23,6 +23,10 @@ use crate::config::UpstreamConfig;
 use axum::body::Bytes;
 use sse::SseScanner;
 use wire::{ChatCompletion, ChatCompletionRequest, ChunkView};
+
+/// Bytes [`ReplyStream::fill`] takes at most beyond its first frame, so a fast reply still
+/// reaches the client in pieces of about this size.
+const FILL_BYTES: usize = 16 * 1024;
 
 /// Longest error body kept from a failed upstream response (for logs only).
 const ERROR_SNIPPET_BYTES: usize = 512;
@@ -95,6 +99,8 @@ pub struct ReplyStream {
     scanner: SseScanner,
     /// `[DONE]` arrived.
     done: bool,
+    /// How the body ended, when that was found while taking ready frames.
+    ended: Option<Result<(), UpstreamError>>,
 }
 
 /// What [`ReplyStream::drain`] left.
@@ -145,6 +151,7 @@ impl ReplyStream {
             body: Box::pin(response.bytes_stream()),
             scanner: SseScanner::new(),
             done: false,
+            ended: None,
         }
     }
 
@@ -163,7 +170,8 @@ impl ReplyStream {
                     self.scanner.next_event();
                 }
                 None => {
-                    if !self.fill().await? {
+                    // The first chunk leaves as soon as it is here.
+                    if !self.fill_up_to(0).await? {
                         return Err(UpstreamError::Protocol(
                             "the stream ended before any chunk".into(),
                         ));
@@ -192,19 +200,54 @@ impl ReplyStream {
         Ok(Drained::Done)
     }
 
-    /// Waits for the next bytes of the reply; `false` when the connection closed.
+    /// Waits for the next bytes of the reply and takes every body frame that is ready with
+    /// them (the API sends each event as an HTTP chunk of its own, and one network read
+    /// brings many); `false` when the connection closed.
     ///
     /// # Errors
     /// [`UpstreamError::Stream`] when the connection failed.
-    pub async fn fill(&mut self) -> Result<bool, UpstreamError> {
-        match self.body.next().await {
-            Some(Ok(bytes)) => {
-                self.scanner.feed(&bytes);
-                Ok(true)
-            }
-            Some(Err(err)) => Err(UpstreamError::Stream(err)),
-            None => Ok(false),
+    ///
+    /// Not `greedy`, it takes only the next frame: for the first text, which should leave
+    /// at once.
+    pub async fn fill(&mut self, greedy: bool) -> Result<bool, UpstreamError> {
+        self.fill_up_to(if greedy { FILL_BYTES } else { 0 }).await
+    }
+
+    /// [`ReplyStream::fill`], taking at most `more` bytes beyond the first frame.
+    async fn fill_up_to(&mut self, more: usize) -> Result<bool, UpstreamError> {
+        if let Some(ended) = self.ended.take() {
+            return ended.map(|()| false);
         }
+        match self.body.next().await {
+            Some(Ok(bytes)) => self.scanner.feed(&bytes),
+            Some(Err(err)) => return Err(UpstreamError::Stream(err)),
+            None => return Ok(false),
+        }
+        let mut taken = 0;
+        while taken < more {
+            // The client's connection task hands the body over one HTTP chunk at a time:
+            // let it run, then take what it has without waiting.
+            let_others_run().await;
+            let Some(next) = self.body.next().now_or_never() else {
+                break;
+            };
+            match next {
+                Some(Ok(bytes)) => {
+                    taken += bytes.len();
+                    self.scanner.feed(&bytes);
+                }
+                // Reported by the next call, after what arrived before it is read.
+                Some(Err(err)) => {
+                    self.ended = Some(Err(UpstreamError::Stream(err)));
+                    break;
+                }
+                None => {
+                    self.ended = Some(Ok(()));
+                    break;
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// An error for a connection that closed before `[DONE]`: the reply is incomplete.
@@ -362,6 +405,25 @@ impl Upstream {
             body_snippet: String::from_utf8_lossy(&body[..cut]).into_owned(),
         })
     }
+}
+
+/// Lets the tasks that are ready run before this one goes on, without waiting for I/O.
+///
+/// Tokio's own `yield_now` defers the task until the I/O driver has been polled, a syscall
+/// each time; a task that wakes itself instead goes to the back of the run queue, behind the
+/// connection task that has the next chunk decoded.
+async fn let_others_run() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// `{base}/<segments>`. `Url::join` would drop the last segment of a base without a trailing
