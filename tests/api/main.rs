@@ -19,6 +19,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod limits;
+mod redis_cost;
 mod resilience;
 mod resume;
 mod session;
