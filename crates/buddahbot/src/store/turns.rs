@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use redis::{ErrorKind, RedisResult, ServerErrorKind, Value};
 
 use super::{Store, StoreError, encode, keys, limits, scripts, stream};
 use crate::domain::{
@@ -68,12 +69,40 @@ pub struct StreamEnd<'a> {
     pub keep: Duration,
 }
 
-impl StreamEnd<'_> {
+impl<'a> StreamEnd<'a> {
     /// An end with no events to add (a reply that was not streamed).
     pub const NONE: StreamEnd<'static> = StreamEnd {
         batch: None,
         keep: Duration::ZERO,
     };
+
+    /// All events but the last as one entry, and the end with the last alone.
+    fn split_last(self) -> (Option<stream::LogBatch<'a>>, Self) {
+        let Some(batch) = self.batch else {
+            return (None, self);
+        };
+        let Some(cut) = batch.data.iter().rposition(|&b| b == b'\n') else {
+            return (None, self);
+        };
+        let bulk = stream::LogBatch {
+            last: stream::EventId {
+                ms: batch.last.ms,
+                seq: batch.last.seq.saturating_sub(1),
+            },
+            data: &batch.data[..cut],
+        };
+        let last = stream::LogBatch {
+            last: batch.last,
+            data: &batch.data[cut + 1..],
+        };
+        (
+            Some(bulk),
+            Self {
+                batch: Some(last),
+                ..self
+            },
+        )
+    }
 
     /// `stream.lua`'s arguments.
     fn push_args(self, invocation: &mut redis::ScriptInvocation<'_>) {
@@ -222,8 +251,40 @@ impl Store {
             .arg(tokens)
             .arg(limits::TOKEN_COUNTER_TTL.as_secs())
             .arg(last_status);
+        // All events but the last go in a plain XADD first; the script appends the last one,
+        // marked final, atomically with the reply.
+        let (bulk, end) = end.split_last();
+        invocation.arg(bulk.map_or_else(String::new, |bulk| bulk.last.to_string()));
         end.push_args(&mut invocation);
-        let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let Some(bulk) = bulk else {
+            let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+            return Ok(index >= 0);
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors()
+            .cmd("XADD")
+            .arg(keys::thread_stream(user, thread))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(stream::STREAM_CAP)
+            .arg(bulk.last.to_string())
+            .arg("d")
+            .arg(bulk.data)
+            .invoke_script(&invocation);
+        let (added, index): (RedisResult<Value>, RedisResult<i64>) =
+            pipe.query_async(&mut self.conn.clone()).await?;
+        if let Err(err) = added {
+            // Only a resumer misses these events; the script still ends the stream.
+            tracing::warn!(thread = %thread, error = %err, "could not log the stream's events");
+        }
+        let index = match index {
+            Ok(index) => index,
+            // The script cache was flushed (a restarted server): load it and run it again.
+            Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                invocation.invoke_async(&mut self.conn.clone()).await?
+            }
+            Err(err) => return Err(err.into()),
+        };
         Ok(index >= 0)
     }
 
@@ -282,4 +343,44 @@ fn turn_keys(invocation: &mut redis::ScriptInvocation<'_>, user: &UserId, thread
         .key(keys::thread_index(user))
         .key(keys::thread_turns(user, thread))
         .key(keys::thread_stream(user, thread));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{EventId, LogBatch};
+
+    #[test]
+    fn the_last_event_is_split_off_with_its_id_and_the_rest_keep_theirs() {
+        let end = StreamEnd {
+            batch: Some(LogBatch {
+                last: EventId { ms: 5, seq: 9 },
+                data: b"{\"a\":1}\n{\"b\":2}\n[DONE]",
+            }),
+            keep: Duration::from_secs(1),
+        };
+        let (bulk, last) = end.split_last();
+        assert_eq!(
+            bulk,
+            Some(LogBatch {
+                last: EventId { ms: 5, seq: 8 },
+                data: b"{\"a\":1}\n{\"b\":2}",
+            })
+        );
+        assert_eq!(
+            last.batch,
+            Some(LogBatch {
+                last: EventId { ms: 5, seq: 9 },
+                data: b"[DONE]",
+            })
+        );
+        let one = StreamEnd {
+            batch: last.batch,
+            keep: last.keep,
+        };
+        let (bulk, alone) = one.split_last();
+        assert_eq!(bulk, None);
+        assert_eq!(alone.batch, last.batch);
+        assert_eq!(StreamEnd::NONE.split_last().0, None);
+    }
 }

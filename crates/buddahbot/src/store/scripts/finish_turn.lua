@@ -1,5 +1,7 @@
 -- Ends a chat turn: stores the assistant's reply and marks the turn done, unless the thread
--- was deleted meanwhile (a write never resurrects a deleted thread). One round trip, atomic.
+-- was deleted meanwhile (a write never resurrects a deleted thread). Atomic; sent in one
+-- round trip after the `XADD` of the stream's unlogged events but the last, which this
+-- script appends itself (large data would cost Redis a byte-by-byte hash as a Lua string).
 -- Also adds the reply's tokens to the user's count for the day (the daily token budget),
 -- appends the stream's unlogged events (library: stream.lua), so that a resumer sees the end
 -- of the stream exactly when the reply is readable, frees the thread for the next generation
@@ -7,20 +9,25 @@
 -- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 the day's token counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 reply JSON,
 --       6 assistant message id, 7 model, 8 tokens used, 9 token counter ttl (s),
---       10 last status ('idle' | 'error' | 'stopped'), 11.. the stream's last events
---       (stream.lua)
+--       10 last status ('idle' | 'error' | 'stopped'), 11 the id of the entry the
+--       `XADD` before wrote ('' for none), 12.. the stream's last event (stream.lua)
 -- Returns the reply's list index, or -1 when the thread is gone.
 local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId')
 if not meta[1] then
+  -- Deleted meanwhile: the XADD before may have made the stream again.
+  redis.call('DEL', KEYS[5])
   return -1
 end
 local count = redis.call('RPUSH', KEYS[2], ARGV[5])
 local fields = {'updatedAt', ARGV[2], 'model', ARGV[7], 'lastStatus', ARGV[10],
   'messageCount', count}
 if meta[3] == ARGV[6] then
-  end_stream(KEYS[5], 11)
+  end_stream(KEYS[5], 12)
   fields[#fields + 1] = 'streamEndedAt'
   fields[#fields + 1] = ARGV[2]
+elseif ARGV[11] ~= '' then
+  -- The stream is a newer generation's now: take back what the XADD before put in it.
+  redis.call('XDEL', KEYS[5], ARGV[11])
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if meta[2] == ARGV[6] then
@@ -31,8 +38,9 @@ redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end
-if tonumber(ARGV[8]) > 0 then
-  redis.call('INCRBY', KEYS[6], ARGV[8])
+local tokens = tonumber(ARGV[8])
+if tokens > 0 and redis.call('INCRBY', KEYS[6], tokens) == tokens then
+  -- The day's first count made the counter: it expires after the day.
   redis.call('EXPIRE', KEYS[6], ARGV[9])
 end
 return count - 1
