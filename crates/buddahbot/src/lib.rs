@@ -12,19 +12,25 @@
 //! - [`auth`]: the caller's identity from a bearer token (an HS256 JWT or an Auth.js session
 //!   JWE) or the Auth.js session cookie; knows only [`domain`].
 //! - [`store`]: threads, messages, turns, resumable streams and rate limits in Redis, one
-//!   round trip per use case; [`store::keys`] is the only place keys are built;
-//!   [`store::StoreConn`] is one server or a Cluster; [`store::LimitSet`] says which limits
-//!   a request counts against.
-//! - [`upstream`]: the model API client (OpenAI chat completions, streamed).
+//!   round trip per use case; [`store::keys`] is the only place keys are built and
+//!   [`store::schema`] names what is inside them (fields, turn states, the lease rule);
+//!   [`store::StoreConn`] is one server or a Cluster; [`store::control`] pushes stop and
+//!   resume signals to the process running a generation; [`store::LimitSet`] says which
+//!   limits a request counts against.
+//! - [`upstream`]: the model API client (OpenAI chat completions, streamed), with
+//!   [`upstream::sse`], the incremental event-stream reader.
 //! - [`chat`]: the chat turn: store, call the model, tee the stream, store the reply; and
-//!   resuming or stopping a generation.
-//! - [`protocol`]: events we make for clients: OpenAI replays, stop chunks and error
-//!   events, and AI SDK UI message stream parts.
+//!   resuming or stopping a generation. Its module doc lists its parts.
+//! - [`protocol`]: what clients are sent: [`protocol::encoder`], every format's event
+//!   sequence (live and replayed), and the OpenAI and AI SDK shapes it is made of.
+//! - [`timing`]: where a request's time went (`Server-Timing`), recorded by the layers that
+//!   spend it.
 //! - [`background`]: work that outlives the response (`wait_until` on Vercel).
 //! - [`vercel`]: the adapter between `vercel_runtime` and the routers.
 //! - [`http`]: JSON extractors, query parsing, page limits; [`http::guard`], the middleware
 //!   that authenticates, checks CSRF and counts rate limits, with the `Authenticated`
-//!   extractor; [`http::headers`], the header names and rate-limit headers.
+//!   extractor; [`http::headers`], the header names and rate-limit headers;
+//!   [`http::timing`], the `Server-Timing` middleware.
 //! - [`error`]: [`error::ApiError`], the single JSON error shape, and the error log.
 //! - [`routes`]: one router per function, plus the local router mounting them all.
 //! - [`local_redis`]: a private `redis-server` child for the dev server and tests, and a

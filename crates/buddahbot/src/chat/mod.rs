@@ -15,13 +15,13 @@
 //!
 //! A streamed turn costs Redis two round trips whatever the reply's length (`begin_turn` and
 //! `finish_turn`), plus one lease renewal per third of a lease. Its events wait in memory
-//! ([`outlet`]) and reach the stream log with the last write, or as they come once a resumer
+//! (`outlet`) and reach the stream log with the last write, or as they come once a resumer
 //! asks for them; stop and resume requests reach the generator as pushed signals
 //! ([`store::control`](crate::store::control)).
 //!
-//! The parts: [`request`] parses the body; [`model`] builds the model request; [`turn`] runs
-//! the turn; [`reply`] keeps the reply's copy; [`outlet`] names, frames and logs events;
-//! [`lease`] keeps the thread's lease; [`response`] builds the responses; [`resume`] serves
+//! The parts: [`request`] parses the body; `model` builds the model request; `turn` runs
+//! the turn; `reply` keeps the reply's copy; `outlet` names, frames and logs events;
+//! `lease` keeps the thread's lease; `response` builds the responses; [`resume`] serves
 //! resumers and stop requests.
 
 mod lease;

@@ -32,8 +32,9 @@ use crate::{
 /// Frames buffered for a slow client before the turn waits for it.
 pub(super) const CHANNEL_CAPACITY: usize = 64;
 
-/// An ended stream's log stays readable this long past the resume grace period.
-const ENDED_LOG_SLACK: Duration = Duration::from_secs(60);
+/// An ended stream's log stays readable this long past the resume grace period (a resumer
+/// that came in time reads it in a round trip or two; the log is dead weight after that).
+const ENDED_LOG_SLACK: Duration = Duration::from_secs(5);
 
 /// One turn in flight: who, where, and under which ids.
 pub(super) struct Turn {
