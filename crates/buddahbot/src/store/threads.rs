@@ -1,0 +1,450 @@
+//! Threads and their messages: create, rename, delete, list a user's threads newest first,
+//! and read a thread a page of messages at a time. Every read is bounded by the page size.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use redis::AsyncCommands;
+
+use super::{
+    Store, StoreConn, StoreError,
+    cursor::{MessageCursor, ThreadCursor},
+    encode, keys, schema, scripts,
+};
+use crate::domain::{ChatMessage, MessageId, Thread, ThreadId, ThreadStatus, Title, UserId, now};
+
+/// How many thread ids `delete_all_threads` removes per round trip, so no single command
+/// holds the server for long however many threads a user has.
+const DELETE_BATCH: isize = 500;
+
+/// How often `list_threads` refills a page that lost threads to expiry before it gives up
+/// and returns a short page (with a cursor, so nothing is skipped).
+const MAX_REFILLS: usize = 4;
+
+/// `ZRANGE … WITHSCORES` as `(member, score)` pairs.
+type Scored = Vec<(String, f64)>;
+
+/// One page of a user's threads, newest first.
+#[derive(Debug, Clone)]
+pub struct ThreadPage {
+    pub threads: Vec<Thread>,
+    pub next: Option<ThreadCursor>,
+}
+
+/// A thread with one page of its messages, oldest first.
+#[derive(Debug, Clone)]
+pub struct MessagePage {
+    pub thread: Thread,
+    pub messages: Vec<ChatMessage>,
+    pub next: Option<MessageCursor>,
+}
+
+impl Store {
+    /// Creates a thread. `id` is the client's when it gave one, else a fresh UUID.
+    /// Returns `None` when a thread with that id already exists for this user.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn create_thread(
+        &self,
+        user: &UserId,
+        id: Option<ThreadId>,
+        title: Title,
+    ) -> Result<Option<Thread>, StoreError> {
+        let id = id.unwrap_or_default();
+        let created_at = now();
+        let created: i64 = scripts::CREATE_THREAD
+            .key(keys::thread_meta(user, &id))
+            .key(keys::thread_index(user))
+            .arg(id.as_str())
+            .arg(user.as_str())
+            .arg(title.as_str())
+            .arg(created_at.as_millisecond())
+            .arg(self.ttl_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((created == 1).then(|| Thread {
+            id,
+            user_id: user.clone(),
+            title,
+            created_at,
+            updated_at: created_at,
+            message_count: 0,
+            model: None,
+            status: ThreadStatus::Idle,
+        }))
+    }
+
+    /// Appends `messages` (oldest first) to an existing thread, bumps its `updatedAt` and
+    /// records the model of the last message that names one. Returns the updated thread, or
+    /// `None` when it does not exist (expired, deleted, or another user's).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or a message cannot be encoded.
+    pub async fn append_messages(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        messages: &[ChatMessage],
+    ) -> Result<Option<Thread>, StoreError> {
+        let model = messages
+            .iter()
+            .rev()
+            .find_map(|m| m.model.as_deref())
+            .unwrap_or("");
+        let mut invocation = scripts::TOUCH_THREAD.prepare_invoke();
+        self.touch(&mut invocation, user, thread, "", model);
+        for message in messages {
+            invocation.arg(encode(user, thread, message)?);
+        }
+        self.run_touch(invocation, user, thread).await
+    }
+
+    /// Renames a thread. `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn rename_thread(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        title: &Title,
+    ) -> Result<Option<Thread>, StoreError> {
+        let mut invocation = scripts::TOUCH_THREAD.prepare_invoke();
+        self.touch(&mut invocation, user, thread, title.as_str(), "");
+        self.run_touch(invocation, user, thread).await
+    }
+
+    fn touch(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        user: &UserId,
+        thread: &ThreadId,
+        title: &str,
+        model: &str,
+    ) {
+        invocation
+            .key(keys::thread_meta(user, thread))
+            .key(keys::thread_messages(user, thread))
+            .key(keys::thread_index(user))
+            .arg(thread.as_str())
+            .arg(now().as_millisecond())
+            .arg(self.ttl_ms)
+            .arg(title)
+            .arg(model);
+    }
+
+    async fn run_touch(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+        user: &UserId,
+        thread: &ThreadId,
+    ) -> Result<Option<Thread>, StoreError> {
+        let meta: Option<HashMap<String, String>> =
+            invocation.invoke_async(&mut self.conn.clone()).await?;
+        meta.map(|m| parse_meta(user, thread, &m)).transpose()
+    }
+
+    /// Deletes a thread and its messages. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn delete_thread(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = scripts::DELETE_THREAD.prepare_invoke();
+        invocation.key(keys::thread_index(user));
+        for key in keys::thread_keys(user, thread) {
+            invocation.key(key);
+        }
+        let deleted: u64 = invocation
+            .arg(thread.as_str())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    /// Deletes every thread of `user`, in batches. Returns how many threads were removed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails; threads deleted before the failure stay deleted.
+    pub async fn delete_all_threads(&self, user: &UserId) -> Result<u64, StoreError> {
+        let index = keys::thread_index(user);
+        let mut conn = self.conn.clone();
+        let mut removed = 0;
+        loop {
+            let ids: Vec<String> = conn.zrange(&index, 0, DELETE_BATCH - 1).await?;
+            if ids.is_empty() {
+                return Ok(removed);
+            }
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for raw in &ids {
+                // An id that fails validation cannot have keys of ours; just unlink it.
+                if let Ok(id) = ThreadId::parse(raw) {
+                    pipe.del(&keys::thread_keys(user, &id)).ignore();
+                }
+            }
+            pipe.zrem(&index, &ids).ignore();
+            let () = pipe.query_async(&mut conn).await?;
+            removed += ids.len() as u64;
+        }
+    }
+
+    /// One page of `user`'s threads, newest first, starting after `after`.
+    ///
+    /// Ids whose meta has expired are pruned from the index on the way, and the page is
+    /// refilled from further down the index.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or a stored thread is corrupt.
+    pub async fn list_threads(
+        &self,
+        user: &UserId,
+        limit: usize,
+        after: Option<ThreadCursor>,
+    ) -> Result<ThreadPage, StoreError> {
+        let index = keys::thread_index(user);
+        let mut conn = self.conn.clone();
+        let mut threads = Vec::with_capacity(limit);
+        let mut cursor = after;
+        for _ in 0..=MAX_REFILLS {
+            let want = limit - threads.len();
+            let (candidates, more) = self
+                .index_page(&mut conn, &index, want, cursor.as_ref())
+                .await?;
+            let Some((last_id, last_score)) = candidates.last().cloned() else {
+                return Ok(ThreadPage {
+                    threads,
+                    next: None,
+                });
+            };
+            cursor = Some(ThreadCursor {
+                updated_at_ms: last_score,
+                id: last_id,
+            });
+
+            let mut pipe = redis::pipe();
+            for (id, _) in &candidates {
+                pipe.hgetall(keys::thread_meta(user, id));
+            }
+            let metas: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            let mut expired = Vec::new();
+            for ((id, _), meta) in candidates.into_iter().zip(metas) {
+                if meta.is_empty() {
+                    expired.push(id);
+                } else {
+                    threads.push(parse_meta(user, &id, &meta)?);
+                }
+            }
+            if !expired.is_empty() {
+                self.prune_index(&mut conn, user, &expired).await?;
+            }
+            if expired.is_empty() || !more {
+                return Ok(ThreadPage {
+                    threads,
+                    next: if more { cursor } else { None },
+                });
+            }
+        }
+        Ok(ThreadPage {
+            threads,
+            next: cursor,
+        })
+    }
+
+    /// Up to `want` `(id, updatedAt)` pairs after `cursor` in index order, and whether more
+    /// follow. One round trip: with a cursor, the ids that share its score come in full (ties
+    /// are rare and small) and are cut at the cursor's id, then the lower scores follow.
+    async fn index_page(
+        &self,
+        conn: &mut StoreConn,
+        index: &str,
+        want: usize,
+        cursor: Option<&ThreadCursor>,
+    ) -> Result<(Vec<(ThreadId, i64)>, bool), StoreError> {
+        let fetch = want + 1;
+        let raw: Scored = match cursor {
+            None => {
+                newest_first(index, "+inf", "-inf", Some(fetch))
+                    .query_async(conn)
+                    .await?
+            }
+            Some(c) => {
+                let score = c.updated_at_ms.to_string();
+                let (tied, lower): (Scored, Scored) = redis::pipe()
+                    .add_command(newest_first(index, &score, &score, None))
+                    .add_command(newest_first(
+                        index,
+                        &format!("({score}"),
+                        "-inf",
+                        Some(fetch),
+                    ))
+                    .query_async(conn)
+                    .await?;
+                tied.into_iter()
+                    .filter(|(id, _)| id.as_str() < c.id.as_str())
+                    .chain(lower)
+                    .take(fetch)
+                    .collect()
+            }
+        };
+        let more = raw.len() > want;
+        let page = raw
+            .into_iter()
+            .take(want)
+            .filter_map(|(id, score)| Some((ThreadId::parse(&id).ok()?, score as i64)))
+            .collect();
+        Ok((page, more))
+    }
+
+    async fn prune_index(
+        &self,
+        conn: &mut StoreConn,
+        user: &UserId,
+        expired: &[ThreadId],
+    ) -> Result<(), StoreError> {
+        let mut invocation = scripts::PRUNE_INDEX.key(keys::thread_index(user));
+        for id in expired {
+            invocation.key(keys::thread_meta(user, id)).arg(id.as_str());
+        }
+        let _: u64 = invocation.invoke_async(conn).await?;
+        Ok(())
+    }
+
+    /// A thread and the `limit` messages before `before` (the latest when `None`), oldest
+    /// first, in one round trip. `None` when the thread does not exist for this user.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or a stored value is corrupt.
+    pub async fn thread_page(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        limit: usize,
+        before: Option<MessageCursor>,
+    ) -> Result<Option<MessagePage>, StoreError> {
+        let messages_key = keys::thread_messages(user, thread);
+        let limit_i = isize::try_from(limit).unwrap_or(isize::MAX);
+        let (start, stop) = match before {
+            // Negative indices count from the end: the latest `limit` messages.
+            None => (-limit_i, -1),
+            Some(MessageCursor(end)) => {
+                let end = isize::try_from(end).unwrap_or(isize::MAX);
+                ((end - limit_i).max(0), end - 1)
+            }
+        };
+        let (meta, len, raw): (HashMap<String, String>, u64, Vec<String>) =
+            if stop < start && start >= 0 {
+                // `before` is the very first message: nothing older. Still read meta and length.
+                let (meta, len): (HashMap<String, String>, u64) = redis::pipe()
+                    .atomic()
+                    .hgetall(keys::thread_meta(user, thread))
+                    .llen(&messages_key)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                (meta, len, Vec::new())
+            } else {
+                redis::pipe()
+                    .atomic()
+                    .hgetall(keys::thread_meta(user, thread))
+                    .llen(&messages_key)
+                    .lrange(&messages_key, start, stop)
+                    .query_async(&mut self.conn.clone())
+                    .await?
+            };
+        if meta.is_empty() {
+            return Ok(None);
+        }
+        let thread_value = parse_meta(user, thread, &meta)?;
+        let messages = raw
+            .iter()
+            .map(|json| {
+                serde_json::from_str::<ChatMessage>(json).map_err(|e| StoreError::Corrupt {
+                    key: messages_key.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Index of the oldest message returned.
+        let first = match before {
+            None => len.saturating_sub(messages.len() as u64),
+            Some(MessageCursor(end)) => end.min(len).saturating_sub(messages.len() as u64),
+        };
+        Ok(Some(MessagePage {
+            thread: thread_value,
+            messages,
+            next: (first > 0).then_some(MessageCursor(first)),
+        }))
+    }
+}
+
+/// `ZRANGE index max min BYSCORE REV WITHSCORES [LIMIT 0 limit]`: index entries from score
+/// `max` down to `min`, newest first.
+fn newest_first(index: &str, max: &str, min: &str, limit: Option<usize>) -> redis::Cmd {
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(index)
+        .arg(max)
+        .arg(min)
+        .arg("BYSCORE")
+        .arg("REV")
+        .arg("WITHSCORES");
+    if let Some(limit) = limit {
+        cmd.arg("LIMIT").arg(0).arg(limit);
+    }
+    cmd
+}
+
+/// Reads a meta hash back into a [`Thread`].
+fn parse_meta(
+    user: &UserId,
+    thread: &ThreadId,
+    meta: &HashMap<String, String>,
+) -> Result<Thread, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        key: keys::thread_meta(user, thread),
+        reason: reason.to_owned(),
+    };
+    let field = |name: &str| meta.get(name).ok_or_else(|| corrupt(name));
+    let millis = |name: &str| -> Result<Timestamp, StoreError> {
+        field(name)?
+            .parse::<i64>()
+            .ok()
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+            .ok_or_else(|| corrupt(name))
+    };
+    Ok(Thread {
+        id: thread.clone(),
+        user_id: user.clone(),
+        title: Title::parse(field("title")?).unwrap_or_else(|_| Title::untitled()),
+        created_at: millis("createdAt")?,
+        updated_at: millis("updatedAt")?,
+        message_count: field("messageCount")?
+            .parse()
+            .map_err(|_| corrupt("messageCount"))?,
+        model: meta.get("model").cloned(),
+        status: generation_status(meta),
+    })
+}
+
+/// Whether a generation holds the thread (its lease has not run out), else how the last one
+/// ended.
+fn generation_status(meta: &HashMap<String, String>) -> ThreadStatus {
+    let active = meta
+        .get(schema::ACTIVE_MESSAGE_ID)
+        .and_then(|id| MessageId::parse(id).ok());
+    let until = meta
+        .get(schema::ACTIVE_UNTIL)
+        .and_then(|ms| ms.parse::<i64>().ok());
+    match active {
+        Some(id) if schema::lease_live(until, now().as_millisecond()) => ThreadStatus::Streaming {
+            active_message_id: id,
+        },
+        _ if meta.get(schema::LAST_STATUS).map(String::as_str) == Some("error") => {
+            ThreadStatus::Error
+        }
+        _ => ThreadStatus::Idle,
+    }
+}
