@@ -515,3 +515,196 @@ fn text_of(content: WireContent) -> Result<String, &'static str> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn config() -> Config {
+        Config::from_vars(
+            [
+                ("AUTH_SECRET", "a-test-secret-of-at-least-32-bytes!!"),
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+                ("NOUS_API_KEY", "k"),
+                ("MAX_MESSAGES_PER_REQUEST", "3"),
+                ("MAX_CONTENT_CHARS", "10"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+        .unwrap()
+    }
+
+    fn parse(body: Value, dialect: Dialect) -> Result<TurnRequest, ApiError> {
+        let body: ChatBody = serde_json::from_value(body).unwrap();
+        TurnRequest::parse(body, None, dialect, &config())
+    }
+
+    /// The refusal's message, which must name `field`.
+    fn refusal(body: Value) -> String {
+        match parse(body, Dialect::Native) {
+            Err(ApiError::InvalidBody(message)) => message,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    fn user(text: &str) -> Value {
+        json!({ "role": "user", "content": text })
+    }
+
+    #[test]
+    fn every_refusal_names_its_field() {
+        let cases = [
+            (json!({ "messages": [] }), "`messages`"),
+            (
+                json!({ "messages": [user("a"), user("b"), user("c"), user("d")] }),
+                "`messages`",
+            ),
+            (
+                json!({ "messages": [{ "role": "robot", "content": "a" }] }),
+                "`messages[0].role`",
+            ),
+            (
+                json!({ "messages": [{ "role": "user" }] }),
+                "`messages[0].content`",
+            ),
+            (
+                json!({ "messages": [user("   ")] }),
+                "`messages[0].content`",
+            ),
+            (
+                json!({ "messages": [user("far too long here")] }),
+                "`messages[0].content`",
+            ),
+            (
+                json!({ "messages": [{ "role": "user", "content": [{ "type": "image_url" }] }] }),
+                "`messages[0].content`",
+            ),
+            (
+                json!({ "messages": [user("a"), { "role": "assistant", "content": "b" }] }),
+                "`messages[1].role`",
+            ),
+            (
+                json!({ "messages": [{ "role": "user", "content": "a", "id": "bad id!" }] }),
+                "`messages[0].id`",
+            ),
+            (
+                json!({ "threadId": "no/slash", "messages": [user("a")] }),
+                "`threadId`",
+            ),
+            (
+                json!({ "model": "gpt-5", "messages": [user("a")] }),
+                "`model`",
+            ),
+            (
+                json!({ "temperature": 9, "messages": [user("a")] }),
+                "`temperature`",
+            ),
+            (
+                json!({ "max_tokens": 100000, "messages": [user("a")] }),
+                "`max_tokens`",
+            ),
+            (json!({ "n": 2, "messages": [user("a")] }), "`n`"),
+        ];
+        for (body, field) in cases {
+            let message = refusal(body.clone());
+            assert!(
+                message.contains(field),
+                "{body}: {message:?} does not name {field}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_openai_shapes_parse_into_the_prompt_and_options() {
+        let request = parse(
+            json!({
+                "threadId": "t1",
+                "model": "Hermes-4-405B",
+                "temperature": 0.5,
+                "max_completion_tokens": 64,
+                "stream_options": { "include_usage": true },
+                "messages": [
+                    { "role": "developer", "content": "Be brief." },
+                    { "role": "user", "content": [{ "type": "text", "text": "Hi" }, { "type": "text", "text": "there" }] },
+                ],
+            }),
+            Dialect::OpenAi,
+        )
+        .unwrap();
+        assert_eq!(request.thread_id.as_ref().map(ThreadId::as_str), Some("t1"));
+        assert_eq!(request.prompt[0].role, Role::System);
+        assert_eq!(request.user_text(), "Hi\nthere");
+        assert_eq!(request.model.as_str(), "Hermes-4-405B");
+        assert_eq!(request.max_tokens.map(MaxTokens::get), Some(64));
+        assert!(request.include_usage);
+        assert!(!request.stream, "the OpenAI route streams only when asked");
+        assert_eq!(request.format, ReplyFormat::OpenAi);
+        assert!(
+            parse(json!({ "messages": [user("a")] }), Dialect::Native)
+                .unwrap()
+                .stream
+        );
+    }
+
+    #[test]
+    fn a_retried_request_without_ids_keys_the_same_turn() {
+        let thread = ThreadId::parse("t1").unwrap();
+        let body =
+            json!({ "messages": [user("a"), { "role": "assistant", "content": "b" }, user("c")] });
+        let first = parse(body.clone(), Dialect::Native)
+            .unwrap()
+            .user_message_id(&thread);
+        let again = parse(body, Dialect::Native)
+            .unwrap()
+            .user_message_id(&thread);
+        assert_eq!(first, again);
+        let other = parse(json!({ "messages": [user("c")] }), Dialect::Native)
+            .unwrap()
+            .user_message_id(&thread);
+        assert_ne!(first, other, "the position in the conversation counts");
+    }
+
+    #[test]
+    fn an_ai_sdk_body_is_answered_as_a_ui_stream_with_its_parts_kept() {
+        let request = parse(
+            json!({
+                "id": "chat1",
+                "trigger": "regenerate-message",
+                "messages": [
+                    { "id": "u1", "role": "user", "parts": [
+                        { "type": "text", "text": "Look" },
+                        { "type": "file", "mediaType": "image/png", "url": "data:image/png;base64,AA" },
+                    ] },
+                ],
+            }),
+            Dialect::Native,
+        )
+        .unwrap();
+        assert_eq!(request.format, ReplyFormat::Ui);
+        assert!(request.regenerate && request.stream);
+        assert_eq!(
+            request.thread_id.as_ref().map(ThreadId::as_str),
+            Some("chat1")
+        );
+        assert_eq!(
+            request.user_message_id.as_ref().map(MessageId::as_str),
+            Some("u1")
+        );
+        assert!(matches!(request.prompt[0].content, PromptContent::Parts(ref p) if p.len() == 2));
+        assert_eq!(request.user_parts.as_ref().map(Vec::len), Some(2));
+
+        let refused = |body: Value| match parse(body, Dialect::Native) {
+            Err(ApiError::InvalidBody(message)) => message,
+            other => panic!("not refused: {other:?}"),
+        };
+        let part = json!([{ "type": "text", "text": "a" }]);
+        assert!(refused(json!({ "id": "c", "trigger": "other", "messages": [{ "id": "u", "role": "user", "parts": part }] })).contains("`trigger`"));
+        assert!(
+            refused(json!({ "id": "c", "messages": [{ "role": "user", "parts": part }] }))
+                .contains("`messages[0].id`")
+        );
+        assert!(refused(json!({ "id": "c", "messages": [{ "id": "u", "role": "user", "parts": [{ "type": "file", "mediaType": "image/png", "url": "ftp://x" }] }] })).contains("`messages[0].parts[0].url`"));
+    }
+}
