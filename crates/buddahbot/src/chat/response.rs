@@ -86,3 +86,77 @@ pub(super) fn set_turn_headers(response: &mut Response, thread: &ThreadId, reply
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+    use crate::domain::Role;
+
+    #[tokio::test]
+    async fn an_event_stream_carries_the_turn_headers_and_frames_as_sent() {
+        let (tx, rx) = mpsc::channel(2);
+        let thread = ThreadId::parse("t1").unwrap();
+        let reply = MessageId::parse("r1").unwrap();
+        let response = event_stream(&thread, &reply, ReplyFormat::Ui, rx);
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(headers[ACCEL_BUFFERING], "no");
+        assert_eq!(headers[THREAD_ID], "t1");
+        assert_eq!(headers[MESSAGE_ID], "r1");
+        assert_eq!(headers[ai_sdk::STREAM_HEADER.0], "v1");
+        tx.send(Bytes::from_static(b"data: a\n\n")).await.unwrap();
+        tx.send(Bytes::from_static(b"data: b\n\n")).await.unwrap();
+        drop(tx);
+        let body = to_bytes(response.into_body(), 1024).await.unwrap();
+        assert_eq!(body, "data: a\n\ndata: b\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_stored_reply_is_replayed_whole_in_the_requested_format() {
+        let thread = ThreadId::parse("t1").unwrap();
+        let mut reply = ChatMessage::new(Role::Assistant, "Four.");
+        reply.finish_reason = Some("stop".into());
+        let body = serde_json::json!({ "messages": [{ "role": "user", "content": "2+2?" }] });
+        let config = crate::config::Config::from_vars(
+            [
+                ("AUTH_SECRET", "a-test-secret-of-at-least-32-bytes!!"),
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+                ("NOUS_API_KEY", "k"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+        .unwrap();
+        let request = |stream: bool| {
+            let mut body = body.clone();
+            body["stream"] = stream.into();
+            TurnRequest::parse(
+                serde_json::from_value(body).unwrap(),
+                None,
+                super::super::Dialect::Native,
+                &config,
+            )
+            .unwrap()
+        };
+
+        let streamed = replay(&thread, &reply, &request(true));
+        assert_eq!(
+            streamed.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        let body = to_bytes(streamed.into_body(), 1 << 16).await.unwrap();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(body.starts_with("data: {"), "{body}");
+        assert!(body.contains("\"content\":\"Four.\""), "{body}");
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+
+        let whole = replay(&thread, &reply, &request(false));
+        assert_eq!(whole.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(whole.headers()[MESSAGE_ID], reply.id.as_str());
+        let body = to_bytes(whole.into_body(), 1 << 16).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["choices"][0]["message"]["content"], "Four.");
+    }
+}
