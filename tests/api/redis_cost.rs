@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{
     TestApp, eventually, random_user,
-    sse::Sse,
+    sse::{Reader, Sse},
     turns::{chat_id, open_chat, slow, ui_turn, user_turn},
 };
 
@@ -88,11 +88,10 @@ async fn a_streamed_turn_costs_the_same_two_round_trips_however_long_its_reply()
             .query_async(&mut conn)
             .await
             .unwrap();
-        // begin_turn; then, pipelined in one round trip, the events but the last and
-        // finish_turn (which appends the last, atomically with the reply).
+        // begin_turn and finish_turn; its client got every event, so none is logged.
         assert_eq!(
             monitor.commands_until(&sentinel),
-            ["EVALSHA", "XADD", "EVALSHA"],
+            ["EVALSHA", "EVALSHA"],
             "a reply of {tokens} tokens"
         );
     }
@@ -149,4 +148,53 @@ async fn a_missed_push_is_picked_up_by_the_lease_renewal() {
     assert_eq!(kinds, ["text-end", "abort", "[DONE]"]);
     let messages = app.wait_for_messages(&token, &chat, 2).await;
     assert_eq!(messages[1]["status"], "stopped");
+}
+
+/// The log is written for whoever may come back for it: nothing when the client got every
+/// event (a resume then finds nothing, 204), everything when the client went away before the
+/// end (its resume gets the rest, ending like the live stream would have).
+#[tokio::test]
+async fn only_a_client_that_went_away_leaves_a_log_behind() {
+    let app = TestApp::spawn().await;
+    let user = random_user();
+    let token = app.token_for(&user);
+    let mut conn = app.redis_conn().await;
+
+    let stayed = chat_id();
+    let mut live = open_chat(&app, &token, ui_turn(&stayed, "u1", &slow(20, 5, "stay"))).await;
+    assert_eq!(live.rest().await.last().unwrap().data, "[DONE]");
+    let len: u64 = redis::cmd("XLEN")
+        .arg(format!("user:{{{user}}}:thread:{stayed}:stream"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 0);
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/chat/{stayed}/stream")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+
+    let left = chat_id();
+    let mut live = open_chat(&app, &token, ui_turn(&left, "u1", &slow(40, 10, "leave"))).await;
+    let seen = live.take(4).await;
+    drop(live);
+    app.wait_for_messages(&token, &left, 2).await;
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/chat/{left}/stream")))
+        .bearer_auth(&token)
+        .header("last-event-id", &seen[3].id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let rest = Reader::new(resp).rest().await;
+    let kinds: Vec<String> = rest.iter().rev().take(3).rev().map(Sse::kind).collect();
+    assert_eq!(kinds, ["finish-step", "finish", "[DONE]"]);
+    let seq = |id: &str| -> u64 { id.rsplit_once('-').unwrap().1.parse().unwrap() };
+    assert_eq!(seq(&rest[0].id), seq(&seen[3].id) + 1, "exactly the rest");
 }

@@ -6,9 +6,11 @@
 //! Events are encoded into a byte buffer and handed to the client as one frame per
 //! [`Outlet::flush`], which the turn calls once per network read of the model's reply: the
 //! chunks that arrived together leave together, in one write. The stream log costs nothing
-//! while nobody resumes: the events wait in memory, and the turn's last write takes them all
-//! as one log entry. A resumer's request starts a recorder, which writes what piled up every
-//! [`FLUSH_WINDOW`] from then on, so the resumer trails the live client by at most that.
+//! while nobody resumes: the events wait in memory. A resumer's request starts a recorder,
+//! which writes what piled up every [`FLUSH_WINDOW`] from then on, so the resumer trails the
+//! live client by at most that; the turn's last write appends the rest. A turn nobody
+//! resumed writes its events only if its own client went away before the end (it may come
+//! back for them); otherwise its client has them all and the stored reply says the same.
 
 use std::{
     fmt::Write as _,
@@ -129,6 +131,11 @@ impl Outlet {
         if let Some(tx) = &self.client {
             let _ = tx.try_send(frame);
         }
+    }
+
+    /// Whether the client went away (its connection closed) before the stream's end.
+    pub fn client_gone(&self) -> bool {
+        self.client.as_ref().is_none_or(mpsc::Sender::is_closed)
     }
 
     /// Whether nothing has been encoded since the last flush.

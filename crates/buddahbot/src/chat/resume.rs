@@ -53,7 +53,19 @@ pub async fn resume(
     let grace = i64::try_from(app.config().chat.resume_grace.as_millis()).unwrap_or(i64::MAX);
     match info.state {
         GenerationState::Running => {}
-        GenerationState::Ended { at_ms } if now().as_millisecond() - at_ms <= grace => {}
+        GenerationState::Ended { at_ms } if now().as_millisecond() - at_ms <= grace => {
+            // An ended generation left a log only if someone could want it (a resumer
+            // followed it, or its client went away before the end); without one, everything
+            // is in the stored reply.
+            if app
+                .store()
+                .read_events(&user, &thread, None)
+                .await?
+                .is_empty()
+            {
+                return Ok(None);
+            }
+        }
         GenerationState::Ended { .. } | GenerationState::Abandoned => return Ok(None),
     }
     // An id of another (older) generation means the client saw none of this one.

@@ -24,7 +24,7 @@ use crate::{
     domain::{ModelName, ReplyStatus},
     error::ApiError,
     protocol::encoder::{Encoder, Failure},
-    store::{LogBatch, StreamEnd, TurnIds, control::Registration},
+    store::{Finished, LogBatch, StreamEnd, TurnIds, control::Registration},
     timing::{self, Phase},
     upstream::{Drained, ReplyStream, TimeoutKind, UpstreamError, wire::PromptMessage},
 };
@@ -176,6 +176,9 @@ impl Turn {
         // Dropping the upstream response closes its connection: a stopped generation costs
         // nothing more.
         drop(rest);
+        // Whether anyone may still want the events: a resumer (the log has the rest) or the
+        // client, if it went away before the end.
+        let keep_log = recorder.is_some() || outlet.client_gone();
         if let Some(recorder) = recorder {
             recorder.finish().await;
         }
@@ -193,7 +196,7 @@ impl Turn {
             // Nothing worth keeping arrived: leave the turn open for a retry instead of
             // storing an empty reply.
             encoder.fail(&broke_off(err), &mut outlet);
-            let unlogged = outlet.take_unlogged();
+            let unlogged = outlet.take_unlogged().filter(|_| keep_log);
             self.fail(self.stream_end(unlogged.as_ref())).await;
         } else {
             let status = match &outcome {
@@ -209,11 +212,21 @@ impl Turn {
                 Outcome::BrokeOff(err) => encoder.fail(&broke_off(err), &mut outlet),
             }
             let unlogged = outlet.take_unlogged();
-            let stored = self
-                .app
-                .store()
-                .finish_turn(&self.ids, &message, self.stream_end(unlogged.as_ref()))
+            let store = self.app.store();
+            let mut stored = store
+                .finish_turn(
+                    &self.ids,
+                    &message,
+                    self.stream_end(unlogged.as_ref().filter(|_| keep_log)),
+                )
                 .await;
+            if let Ok(Finished::LogWanted) = stored
+                && unlogged.is_some()
+            {
+                stored = store
+                    .finish_turn(&self.ids, &message, self.stream_end(unlogged.as_ref()))
+                    .await;
+            }
             if let Err(err) = stored {
                 tracing::error!(thread = %self.ids.thread, error = %err, "the reply could not be stored");
                 outlet.retract(last);

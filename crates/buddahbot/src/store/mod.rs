@@ -39,7 +39,7 @@ pub use error::StoreError;
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
 pub use stream::{EventId, LogBatch, StreamEvent};
 pub use threads::{MessagePage, ThreadPage};
-pub use turns::{NewTurn, Renewal, StreamEnd, TurnIds, TurnStart};
+pub use turns::{Finished, NewTurn, Renewal, StreamEnd, TurnIds, TurnStart};
 
 /// The thread store: a cheap handle over one multiplexed connection per process.
 ///

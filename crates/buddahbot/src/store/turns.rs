@@ -115,6 +115,28 @@ impl<'a> StreamEnd<'a> {
     }
 }
 
+/// What [`Store::finish_turn`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The reply is stored and the turn answered.
+    Stored,
+    /// The thread was deleted meanwhile: the reply is dropped, not resurrected.
+    ThreadGone,
+    /// Nothing was written: the turn sent no events, but a resumer waits for them in the
+    /// log. Send them.
+    LogWanted,
+}
+
+impl Finished {
+    fn from_script(index: i64) -> Self {
+        match index {
+            -2 => Self::LogWanted,
+            -1 => Self::ThreadGone,
+            _ => Self::Stored,
+        }
+    }
+}
+
 /// What a lease renewal found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renewal {
@@ -211,8 +233,7 @@ impl Store {
     }
 
     /// Stores a turn's reply and marks the turn answered, in one round trip, with the last
-    /// events of its stream. Returns `false` when the thread was deleted meanwhile (the reply
-    /// is then dropped, not resurrected).
+    /// events of its stream.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -221,7 +242,7 @@ impl Store {
         ids: &TurnIds,
         reply: &ChatMessage,
         end: StreamEnd<'_>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Finished, StoreError> {
         let TurnIds {
             user,
             thread,
@@ -258,7 +279,7 @@ impl Store {
         end.push_args(&mut invocation);
         let Some(bulk) = bulk else {
             let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
-            return Ok(index >= 0);
+            return Ok(Finished::from_script(index));
         };
         let mut pipe = redis::pipe();
         pipe.ignore_errors()
@@ -285,7 +306,7 @@ impl Store {
             }
             Err(err) => return Err(err.into()),
         };
-        Ok(index >= 0)
+        Ok(Finished::from_script(index))
     }
 
     /// Marks a turn failed before any reply was stored, so a retry may call the model again.

@@ -11,12 +11,17 @@
 --       6 assistant message id, 7 model, 8 tokens used, 9 token counter ttl (s),
 --       10 last status ('idle' | 'error' | 'stopped'), 11 the id of the entry the
 --       `XADD` before wrote ('' for none), 12.. the stream's last event (stream.lua)
--- Returns the reply's list index, or -1 when the thread is gone.
-local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId')
+-- Returns the reply's list index, -1 when the thread is gone, or -2 (nothing written) when
+-- no events came but a resumer waits for them (`streamWanted`): send them.
+local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId', 'streamWanted')
 if not meta[1] then
   -- Deleted meanwhile: the XADD before may have made the stream again.
   redis.call('DEL', KEYS[5])
   return -1
+end
+if not ARGV[14] and meta[4] == ARGV[6] then
+  -- A resumer came for the events after the generator last looked: it must send them.
+  return -2
 end
 local count = redis.call('RPUSH', KEYS[2], ARGV[5])
 local fields = {'updatedAt', ARGV[2], 'model', ARGV[7], 'lastStatus', ARGV[10],
