@@ -31,17 +31,22 @@
 //!   overhead (proxy percentile − direct percentile: a difference of percentiles), the server's
 //!   CPU ms per turn (utime+stime of the server process, `/proc/<pid>/stat`, over the window ÷
 //!   turns answered OK) and Redis CPU µs per turn (`INFO cpu`, the same way).
-//! - Redis per turn, per server: sequential short turns under `MONITOR` (round trips per turn,
-//!   commands run inside scripts, `INFO commandstats`), then a few concurrent long replies
-//!   (1,000 tokens at 25 ms each, asked for with a `[[mock …]]` directive in the message):
-//!   round trips, Redis commands and Redis CPU per turn, which should not grow with the reply
-//!   beyond one lease renewal per 10 s of streaming.
+//! - Redis per turn, first (while Redis is nearly empty, after a short warm-up of each server):
+//!   `BENCH_REDIS_TURNS` sequential 64-token turns per server under `MONITOR` (round trips per
+//!   turn, told apart by the servers' client ports; commands run inside scripts; `INFO
+//!   commandstats`), then `BENCH_LONG_TURNS` long replies per server, all at once (1,000
+//!   tokens at 25 ms each, asked for with a `[[mock …]]` directive in the message): round
+//!   trips and Redis commands per turn, allowed one lease renewal more per 10 s of streaming.
+//!   `MONITOR` costs Redis much CPU, so both cases run again without it for Redis CPU per
+//!   turn: Redis's time running the servers' requests (`usec` of `INFO commandstats`) and its
+//!   whole CPU (`INFO cpu`) net of an idle Redis's (measured for a second before; noisy for a
+//!   few long turns).
 //! - A Nagle check (a flat ~40 ms per request on a keep-alive connection is the symptom).
 //! - That every proxied turn of the run is stored: each thread's meta says `messageCount` 2.
 //! - A summary with a verdict per server against each target.
 //!
 //! # Environment
-//! - `BENCH_QUICK=1`: a smoke run (~30 s): 1 s windows, 0.5 s warm-up, fewer turns, 200-token
+//! - `BENCH_QUICK=1`: a smoke run (~35 s): 1 s windows, 0.5 s warm-up, fewer turns, 200-token
 //!   long replies.
 //! - `BENCH_PIN=0`: no pinning.
 //! - `BENCH_TOKENS` (64): reply length of the load levels.
@@ -1941,6 +1946,12 @@ impl RedisRun {
             self.problems(),
         );
         report!("  {:<9} commandstats per turn: {}", "", self.table);
+        if self.requests().contains("script") {
+            report!(
+                "  {:<9} (`script`: SCRIPT LOAD after NOSCRIPT, a script's first use in a server process, with one failed EVALSHA before it)",
+                ""
+            );
+        }
         Ok(())
     }
 }
