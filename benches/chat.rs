@@ -1,28 +1,62 @@
-//! `cargo bench --bench chat`: the chat endpoint's latency and Redis cost against the design
-//! targets, all on loopback.
+//! `cargo bench --bench chat`: `POST /api/chat` against the performance targets of
+//! `DESIGN.md` ("Targets"), measured the way the neutral harness (`../shared/bench/chat.sh`)
+//! measures them, all on loopback.
 //!
-//! Three targets answer the same streamed chat request:
-//! - `direct`: the mock upstream itself (16 tokens, no delays), the baseline;
-//! - `local`: `routes::local` served in this process with `TCP_NODELAY`, in front of the mock;
-//! - `function`: the built `chat` function binary, where `vercel_runtime::run` owns the socket
-//!   (no `TCP_NODELAY`), in front of the same mock.
+//! # Targets
+//! - `direct`: the mock upstream itself (in this process; `BENCH_TOKENS` tokens, default 64,
+//!   no delays), the baseline;
+//! - `local`: `routes::local` served with `TCP_NODELAY` by a child process (this bench binary
+//!   re-executed with `BENCH_SERVE_LOCAL=1`), as the `dev` server serves it;
+//! - `function`: the built `chat` function binary, where `vercel_runtime::run` owns the socket.
 //!
-//! Both proxies run with auth (a minted HS256 token), rate limits (set too high to refuse)
-//! and persistence (a private `redis-server`) on, and every proxied request starts a new thread with a fresh message, the
-//! heaviest turn (create thread, store the user message, store the reply); a unique user per
-//! run keeps idempotent replays out.
+//! Both servers are separate processes, so their CPU time can be read from `/proc`. They run
+//! with auth (a minted HS256 token), rate limits (on, never refusing), persistence and the
+//! stream log (a private `redis-server`) on. Every request sends the harness's body (a system
+//! and a user message, `max_tokens`, streamed with usage); through a server, every request
+//! starts a new thread, the heaviest turn. A fresh user per run keeps idempotent replays out.
 //!
-//! Measures, per scenario (sequential, concurrency 64, open-loop fixed rate): TTFT (send to the
-//! first body bytes; the proxy forwards the upstream's first event as the head of its body, so
-//! the first bytes are the first model output on both paths) and total (send to the end of a
-//! body ending in `[DONE]`). Then Redis commands and round trips per turn, and a Nagle check on
-//! one keep-alive connection.
+//! # Pinning
+//! With ≥ 2 CPUs (unless `BENCH_PIN=0`), as `chat.sh` does: both servers and the private
+//! `redis-server` on CPU 1, this process (load generator and mock, one thread each) on CPU 0,
+//! with `taskset`. The report says whether pinning is on.
 //!
-//! Counts come from the environment: `BENCH_QUICK=1` divides them by 10 for a smoke run;
-//! `BENCH_WARMUP`, `BENCH_SEQUENTIAL`, `BENCH_CONCURRENT`, `BENCH_CONCURRENCY`, `BENCH_RATE`
-//! (requests per second), `BENCH_RATE_SECS`, `BENCH_REDIS_TURNS` and `BENCH_NAGLE` set each;
-//! `BENCH_LOG=1` shows the in-process server's logs on stderr; `BENCH_RATE_LIMITS=off` turns
-//! the rate limiter off to see its share.
+//! # What it reports (stdout; progress goes to stderr)
+//! - The idle RSS of each server right after start (`VmRSS`).
+//! - Per load level (`c1`, `c64`: closed loop with 1 / 64 workers; `r500`, `r1000`: open loop
+//!   at that many requests/s, sent on schedule whatever earlier ones do, with at most
+//!   `BENCH_MAX_INFLIGHT` (4096) in flight; beyond that a request is dropped and counted as an
+//!   error), after a warm-up, over a measured window, for each target: goodput (turns that
+//!   ended OK inside the window / window), errors, drops, TTFT (send -> first SSE event with
+//!   non-empty content) and total (send -> end of a stream ending in `[DONE]`) p50/p99, the
+//!   overhead (proxy percentile − direct percentile: a difference of percentiles), the server's
+//!   CPU ms per turn (utime+stime of the server process, `/proc/<pid>/stat`, over the window ÷
+//!   turns answered OK) and Redis CPU µs per turn (`INFO cpu`, the same way).
+//! - Redis per turn, first (while Redis is nearly empty, after a short warm-up of each server):
+//!   `BENCH_REDIS_TURNS` sequential 64-token turns per server under `MONITOR` (round trips per
+//!   turn, told apart by the servers' client ports; commands run inside scripts; `INFO
+//!   commandstats`), then `BENCH_LONG_TURNS` long replies per server, all at once (1,000
+//!   tokens at 25 ms each, asked for with a `[[mock …]]` directive in the message): round
+//!   trips and Redis commands per turn, allowed one lease renewal more per 10 s of streaming.
+//!   `MONITOR` costs Redis much CPU, so both cases run again without it for Redis CPU per
+//!   turn: Redis's time running the servers' requests (`usec` of `INFO commandstats`) and its
+//!   whole CPU (`INFO cpu`) net of an idle Redis's (measured for a second before; noisy for a
+//!   few long turns).
+//! - A Nagle check (a flat ~40 ms per request on a keep-alive connection is the symptom).
+//! - That every proxied turn of the run is stored: each thread's meta says `messageCount` 2.
+//! - A summary with a verdict per server against each target.
+//!
+//! # Environment
+//! - `BENCH_QUICK=1`: a smoke run (~35 s): 1 s windows, 0.5 s warm-up, fewer turns, 200-token
+//!   long replies.
+//! - `BENCH_PIN=0`: no pinning.
+//! - `BENCH_TOKENS` (64): reply length of the load levels.
+//! - `BENCH_LOADS` (`c1,c64,r500,r1000`), `BENCH_SECS` (10) and `BENCH_WARMUP_SECS` (1) per
+//!   level, `BENCH_MAX_INFLIGHT` (4096).
+//! - `BENCH_REDIS_TURNS` (100; quick 20): sequential turns counted under `MONITOR`;
+//!   `BENCH_LONG_TURNS` (4), `BENCH_LONG_TOKENS` (1000; quick 200), `BENCH_LONG_ITL_MS` (25):
+//!   the long-reply case; `BENCH_NAGLE` (50; quick 20): requests of the Nagle check.
+//! - `BENCH_LOG=1`: the servers' logs on stderr (`RUST_LOG`, default `warn`).
+//! - `BENCH_RATE_LIMITS=off`: the servers run without rate limits, to see their share.
 
 use std::{
     collections::BTreeMap,
@@ -41,38 +75,55 @@ use buddahbot::{
     app::App, auth::jwt::Hs256, config::Config, domain::UserId, local_redis::RedisServer, routes,
 };
 use mock_upstream::{MockConfig, MockUpstream};
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, header::CONTENT_TYPE};
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::{
+    process::{Child, Command},
+    sync::mpsc,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
+/// Set in the environment of the re-executed bench binary that serves `routes::local`.
+const SERVE_LOCAL: &str = "BENCH_SERVE_LOCAL";
+/// The port that child listens on.
+const SERVE_PORT: &str = "BENCH_SERVE_PORT";
+
 const UPSTREAM_KEY: &str = "sk-bench";
 const AUTH_SECRET: &str = "bench-secret-not-for-production-0123456789";
-/// What the proxy asks the upstream for when the request names no model.
+/// The model the harness asks for.
 const MODEL: &str = "Hermes-4-70B";
-const TOKENS: usize = 16;
-/// No scenario issues new requests after this long, so a stalling target (~40 ms a request)
-/// cannot stretch the run past a couple of minutes; the report shows the count reached.
-const SCENARIO_BUDGET: Duration = Duration::from_secs(30);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// A mean TTFT (or total) this high on a keep-alive connection means a delayed-ACK stall
-/// (~40 ms each).
-const NAGLE_SUSPECT: Duration = Duration::from_millis(30);
-/// Design targets for the proxy overhead at the fixed rate.
-const TARGET_P50_MS: f64 = 0.5;
-const TARGET_P99_MS: f64 = 2.0;
-const TARGET_ROUND_TRIPS: f64 = 3.0;
-/// Rate limits high enough that one user's whole run (about 25 000 turns) stays under them.
+/// Rate limits high enough that one user's whole run (a few 100 000 turns) stays under them.
 /// Not much higher: above ~5e8 per minute the limiter's per-request interval (period / limit)
 /// is lost in the float precision of a millisecond timestamp and its script fails with
 /// `SET … PX 0` on every request.
 const NEVER_LIMITED: &str = "1000000";
-/// Threads read back to check that each turn stored exactly two messages.
-const THREAD_SAMPLE: usize = 10;
+/// Per-request timeout of the load levels (the harness's default).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A mean TTFB (or median total) this high on a keep-alive connection means a delayed-ACK
+/// stall (~40 ms each).
+const NAGLE_SUSPECT: Duration = Duration::from_millis(30);
+/// The generation lease is renewed every third of its 30 s.
+const LEASE_RENEWAL_EVERY: Duration = Duration::from_secs(10);
+/// How long an idle Redis is watched to tell its own CPU use (cron, expiry) apart.
+const IDLE_BASELINE: Duration = Duration::from_secs(1);
+/// Unmeasured turns each server answers before the Redis counts.
+const WARMUP_TURNS: usize = 20;
+/// CPUs of the pinning: servers and Redis, and this process.
+const SERVER_CPU: &str = "1";
+const BENCH_CPU: &str = "0";
 
-/// Every request's message differs, across scenarios and targets.
+/// The design targets (DESIGN.md, "Targets").
+const TARGET_SERVER_CPU_MS: f64 = 0.3;
+const TARGET_C64_TURNS_PER_SEC: f64 = 3000.0;
+const TARGET_TTFT_P50_MS: f64 = 0.3;
+const TARGET_TTFT_P99_MS: f64 = 1.0;
+const TARGET_ROUND_TRIPS: f64 = 4.0;
+const TARGET_REDIS_CPU_US: f64 = 80.0;
+const TARGET_IDLE_RSS_MIB: f64 = 15.0;
+
+/// Every request's message differs, across levels and targets.
 static NEXT_MESSAGE: AtomicU64 = AtomicU64::new(0);
 
 /// The report goes to stdout; progress goes to stderr so the report can be piped alone.
@@ -88,252 +139,186 @@ macro_rules! progress {
     };
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    if std::env::var_os("BENCH_LOG").is_some() {
-        // The in-process server's logs (stderr, `RUST_LOG`), to see why requests fail.
-        buddahbot::telemetry::init();
+fn main() -> Result<()> {
+    if std::env::var_os(SERVE_LOCAL).is_some() {
+        return serve_local();
     }
-    let counts = Counts::from_env();
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let bench = Bench::start(&run).await?;
-    let client = Client::builder()
-        .tcp_nodelay(true)
-        .http1_only()
-        .timeout(REQUEST_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(120))
+    let settings = Settings::from_env();
+    // Before any runtime thread exists, so that every thread of this process inherits it.
+    let pinning = Pinning::apply();
+    let mut mock_runtime = tokio::runtime::Builder::new_multi_thread();
+    mock_runtime
+        .worker_threads(1)
+        .thread_name("bench-mock")
+        .enable_all();
+    let mock_runtime = mock_runtime.build()?;
+    let mut load_runtime = tokio::runtime::Builder::new_multi_thread();
+    if pinning.on {
+        // One thread each for the load generator and the mock, as in the harness.
+        load_runtime.worker_threads(1);
+    }
+    let load_runtime = load_runtime
+        .thread_name("bench-load")
+        .enable_all()
         .build()?;
-    let targets = bench.targets();
-    let [_, local, _] = &targets;
-
-    report!(
-        "chat bench: {} cpus, redis {}, mock {TOKENS} tokens without delays, rate limits {}, run {}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        bench.redis_version().await?,
-        if bench.limited {
-            "on (never refusing)"
-        } else {
-            "OFF"
-        },
-        &run[..8],
-    );
-    let rtt = bench.redis_rtt(200).await?;
-    report!(
-        "redis round trip from this process (PING, sequential): p50 {} ms, p99 {} ms",
-        ms(percentile(&rtt, 50.0)),
-        ms(percentile(&rtt, 99.0)),
-    );
-    report!("TTFT = send -> first body bytes; total = send -> end of a body ending in [DONE]; ms");
-    report!(
-        "overhead = percentile(proxied) - percentile(direct): a difference of percentiles, not a percentile of differences"
-    );
-
-    let mut rate_overheads = Vec::new();
-    for scenario in counts.scenarios() {
-        report!("");
-        report!("== {} ==", scenario.title());
-        report!(
-            "{:<9} {:>5} {:>3} | {:>7} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>7} | {:>6}",
-            "target",
-            "n",
-            "err",
-            "ttft50",
-            "ttft90",
-            "ttft99",
-            "max",
-            "tot50",
-            "tot90",
-            "tot99",
-            "max",
-            "req/s"
-        );
-        let mut results = Vec::new();
-        for target in &targets {
-            progress!("{}: {} warm-up", scenario.title(), target.name);
-            scenario
-                .run(&client, target, counts.warmup(&scenario))
-                .await?;
-            progress!("{}: {} measuring", scenario.title(), target.name);
-            let stats = scenario.run(&client, target, scenario.requests()).await?;
-            report!("{}", stats.row(target.name));
-            if stats.answered() < scenario.requests() {
-                report!(
-                    "          stopped after the {} s budget: {} of {} requests",
-                    SCENARIO_BUDGET.as_secs(),
-                    stats.answered(),
-                    scenario.requests()
-                );
-            }
-            if let Some(error) = &stats.first_error {
-                report!("          first error: {error}");
-            }
-            results.push((target.name, stats));
-        }
-        if let Scenario::Rate { .. } = scenario {
-            for (name, stats) in &results {
-                report!(
-                    "          {name}: send lag behind schedule p50={} p99={} max={}",
-                    ms(percentile(&stats.lag, 50.0)),
-                    ms(percentile(&stats.lag, 99.0)),
-                    ms(percentile(&stats.lag, 100.0)),
-                );
-            }
-        }
-        if let Some((_, direct)) = results.first() {
-            for (name, proxied) in results.iter().skip(1) {
-                let (p50, p99) = overhead(direct, proxied);
-                report!(
-                    "          {name} overhead (TTFT): p50={p50:+.3} ms p99={p99:+.3} ms; total: p50={:+.3} ms p99={:+.3} ms",
-                    diff_ms(&proxied.total, &direct.total, 50.0),
-                    diff_ms(&proxied.total, &direct.total, 99.0),
-                );
-                if let Scenario::Rate { .. } = scenario {
-                    rate_overheads.push((*name, p50, p99, proxied.errors));
-                }
-            }
-        }
-    }
-
-    report!("");
-    report!(
-        "== Redis per turn ({} sequential turns via local) ==",
-        counts.redis_turns
-    );
-    let redis_ok = bench
-        .redis_per_turn(&client, local, counts.redis_turns)
-        .await?;
-
-    report!("");
-    report!(
-        "== Nagle check ({} sequential requests on a keep-alive connection) ==",
-        counts.nagle
-    );
-    let nagle_client = Client::builder()
-        .tcp_nodelay(true)
-        .http1_only()
-        .timeout(REQUEST_TIMEOUT)
-        .pool_max_idle_per_host(1)
-        .build()?;
-    let mut stalls = Vec::new();
-    for target in &targets {
-        let stats = Scenario::Sequential {
-            requests: counts.nagle,
-        }
-        .run(&nagle_client, target, counts.nagle)
-        .await?;
-        let (mean_ttft, median_total) = (mean(&stats.ttft), percentile(&stats.total, 50.0));
-        // A stall after the first write delays the rest of the body, not the first byte. The
-        // median, not the mean, judges the total: a fresh connection starts in quick-ACK mode,
-        // so its first few requests do not stall and would dilute a mean.
-        let flag = if mean_ttft >= NAGLE_SUSPECT {
-            "NAGLE STALL? (before the first byte)"
-        } else if median_total >= NAGLE_SUSPECT {
-            "NAGLE STALL? (after the first chunk)"
-        } else {
-            ""
-        };
-        report!(
-            "{:<9} mean TTFT {} ms, mean total {} ms, median total {} ms, errors {}{}{}",
-            target.name,
-            ms(mean_ttft),
-            ms(mean(&stats.total)),
-            ms(median_total),
-            stats.errors,
-            if flag.is_empty() { "" } else { "  " },
-            flag,
-        );
-        if !flag.is_empty() {
-            stalls.push(format!("{}: {flag}", target.name));
-        }
-    }
-
-    report!("");
-    report!(
-        "== Summary (targets: overhead p50 <= {TARGET_P50_MS} ms, p99 <= {TARGET_P99_MS} ms; redis round trips <= {TARGET_ROUND_TRIPS}) =="
-    );
-    report!(
-        "redis: {}",
-        if redis_ok {
-            "ok"
-        } else {
-            "OVER TARGET or inconsistent"
-        }
-    );
-    report!(
-        "nagle: {}",
-        if stalls.is_empty() {
-            "no stall".to_owned()
-        } else {
-            stalls.join("; ")
-        }
-    );
-    for (name, p50, p99, errors) in rate_overheads {
-        let verdict = if p50 <= TARGET_P50_MS && p99 <= TARGET_P99_MS && errors == 0 {
-            "ok"
-        } else {
-            "MISSES TARGET"
-        };
-        report!(
-            "{name:<9} overhead p50={p50:.3} ms p99={p99:.3} ms @{}rps, errors {errors}: {verdict}",
-            counts.rate
-        );
-    }
-    Ok(())
+    let result = load_runtime.block_on(run(settings, pinning, mock_runtime.handle().clone()));
+    load_runtime.shutdown_timeout(Duration::from_secs(1));
+    mock_runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
-/// How many requests each part sends.
-struct Counts {
-    warmup: usize,
-    sequential: usize,
-    concurrent: usize,
-    concurrency: usize,
-    rate: u32,
-    rate_secs: u32,
+/// The `local` target's process: serves `routes::local` on `BENCH_SERVE_PORT` with
+/// `TCP_NODELAY`, configured from its environment, until killed or until its stdin closes (the
+/// bench holds the other end, so the server does not outlive a bench that was killed).
+fn serve_local() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        if std::env::var_os("BENCH_LOG").is_some() {
+            buddahbot::telemetry::init();
+        }
+        let port: u16 = std::env::var(SERVE_PORT)?.parse()?;
+        let app = App::new(Config::from_env()?)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let orphaned = async {
+            use tokio::io::AsyncReadExt;
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 64];
+            while stdin.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        };
+        let serve = std::future::IntoFuture::into_future(axum::serve(listener, routes::local(app)));
+        tokio::select! {
+            served = serve => served?,
+            () = orphaned => {}
+        }
+        Ok::<(), BoxError>(())
+    })
+}
+
+/// Whether this process and the servers are pinned, and why not.
+struct Pinning {
+    on: bool,
+    cpus: usize,
+    note: String,
+}
+
+impl Pinning {
+    /// Pins this process to CPU 0 when there are ≥ 2 CPUs and `BENCH_PIN` is not `0`.
+    fn apply() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let off = |note: String| Self {
+            on: false,
+            cpus,
+            note,
+        };
+        if std::env::var("BENCH_PIN").is_ok_and(|v| v.trim() == "0") {
+            return off("off (BENCH_PIN=0)".to_owned());
+        }
+        if cpus < 2 {
+            return off(format!("off ({cpus} CPU)"));
+        }
+        match taskset(BENCH_CPU, std::process::id()) {
+            Ok(()) => Self {
+                on: true,
+                cpus,
+                note: format!(
+                    "on: servers and redis-server on CPU {SERVER_CPU}, this process (load generator + mock) on CPU {BENCH_CPU}"
+                ),
+            },
+            Err(error) => off(format!("off (taskset failed: {error})")),
+        }
+    }
+}
+
+/// `taskset -a -pc <cpu> <pid>`: every thread of `pid` onto `cpu`.
+fn taskset(cpu: &str, pid: u32) -> Result<()> {
+    let out = std::process::Command::new("taskset")
+        .args(["-a", "-pc", cpu, &pid.to_string()])
+        .stdin(Stdio::null())
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .to_owned()
+            .into())
+    }
+}
+
+/// What the run does, from the environment.
+struct Settings {
+    quick: bool,
+    tokens: usize,
+    loads: Vec<Load>,
+    warmup: Duration,
+    window: Duration,
+    max_inflight: usize,
+    settle: Duration,
     redis_turns: usize,
+    long_turns: usize,
+    long_tokens: usize,
+    long_itl_ms: u64,
     nagle: usize,
 }
 
-impl Counts {
+impl Settings {
     fn from_env() -> Self {
-        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
-        let scaled = |name: &str, full: usize| {
-            env_number(name).unwrap_or(if quick { (full / 10).max(1) } else { full })
+        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v.trim() == "1");
+        fn choose<T>(quick: bool, quick_value: T, full: T) -> T {
+            if quick { quick_value } else { full }
+        }
+        let secs = |name: &str, default: f64| {
+            Duration::from_secs_f64(
+                env_number::<f64>(name)
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .unwrap_or(default)
+                    .min(600.0),
+            )
         };
+        let loads = std::env::var("BENCH_LOADS")
+            .ok()
+            .map(|list| list.split(',').filter_map(Load::parse).collect::<Vec<_>>())
+            .filter(|loads| !loads.is_empty())
+            .unwrap_or_else(|| {
+                vec![
+                    Load::Closed(1),
+                    Load::Closed(64),
+                    Load::Open(500),
+                    Load::Open(1000),
+                ]
+            });
         Self {
-            warmup: scaled("BENCH_WARMUP", 200),
-            sequential: scaled("BENCH_SEQUENTIAL", 2000),
-            concurrent: scaled("BENCH_CONCURRENT", 4000),
-            concurrency: env_number("BENCH_CONCURRENCY").unwrap_or(64).max(1),
-            rate: env_number("BENCH_RATE").unwrap_or(500).max(1),
-            // The rate stays the design's; a quick run only shortens it.
-            rate_secs: env_number("BENCH_RATE_SECS").unwrap_or(if quick { 1 } else { 10 }),
-            redis_turns: scaled("BENCH_REDIS_TURNS", 100),
-            nagle: env_number("BENCH_NAGLE").unwrap_or(50).max(1),
+            quick,
+            tokens: env_number("BENCH_TOKENS").unwrap_or(64).clamp(1, 100_000),
+            loads,
+            warmup: secs("BENCH_WARMUP_SECS", choose(quick, 0.5, 1.0)),
+            window: secs("BENCH_SECS", choose(quick, 1.0, 10.0)),
+            max_inflight: env_number("BENCH_MAX_INFLIGHT").unwrap_or(4096).max(1),
+            settle: Duration::from_millis(choose(quick, 200, 500)),
+            redis_turns: env_number("BENCH_REDIS_TURNS")
+                .unwrap_or(choose(quick, 20, 100))
+                .clamp(1, 100_000),
+            long_turns: env_number("BENCH_LONG_TURNS").unwrap_or(4).clamp(1, 256),
+            long_tokens: env_number("BENCH_LONG_TOKENS")
+                .unwrap_or(choose(quick, 200, 1000))
+                .clamp(1, 100_000),
+            long_itl_ms: env_number("BENCH_LONG_ITL_MS").unwrap_or(25).min(1000),
+            nagle: env_number("BENCH_NAGLE")
+                .unwrap_or(choose(quick, 20, 50))
+                .clamp(1, 10_000),
         }
     }
 
-    fn scenarios(&self) -> [Scenario; 3] {
-        [
-            Scenario::Sequential {
-                requests: self.sequential,
-            },
-            Scenario::Concurrent {
-                requests: self.concurrent,
-                tasks: self.concurrency,
-            },
-            Scenario::Rate {
-                per_sec: self.rate,
-                secs: self.rate_secs,
-            },
-        ]
-    }
-
-    /// Warm-up requests before a scenario: at the rate, they take the same share of a second.
-    fn warmup(&self, scenario: &Scenario) -> usize {
-        match scenario {
-            Scenario::Rate { .. } => self.warmup.min(self.rate as usize),
-            _ => self.warmup,
-        }
+    /// How long a long reply streams, with a margin for its timeout.
+    fn long_timeout(&self) -> Duration {
+        let streaming =
+            Duration::from_millis(self.long_itl_ms.saturating_mul(self.long_tokens as u64));
+        streaming * 2 + Duration::from_secs(30)
     }
 }
 
@@ -341,240 +326,1023 @@ fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok()?.trim().parse().ok()
 }
 
-/// How requests are issued.
-#[derive(Clone, Copy)]
-enum Scenario {
-    /// One at a time.
-    Sequential { requests: usize },
-    /// `tasks` tasks pulling request numbers from a shared counter.
-    Concurrent { requests: usize, tasks: usize },
-    /// Open loop: request `i` is sent at `start + i / per_sec` whether or not earlier ones
-    /// have answered. Latency is measured from the actual send; how far sends fell behind
-    /// their slots is reported as the send lag.
-    Rate { per_sec: u32, secs: u32 },
+/// How requests are issued at one load level.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// `cN`: N workers, each sending its next request when the previous one ended.
+    Closed(usize),
+    /// `rN`: N requests/s on a fixed schedule, each independent of earlier responses.
+    Open(u32),
 }
 
-impl Scenario {
-    fn title(&self) -> String {
+impl Load {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if let Some(n) = text.strip_prefix('c') {
+            n.parse()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .map(Self::Closed)
+        } else if let Some(n) = text.strip_prefix('r') {
+            n.parse()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .map(Self::Open)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> String {
         match self {
-            Self::Sequential { .. } => "sequential (concurrency 1)".to_owned(),
-            Self::Concurrent { tasks, .. } => format!("concurrency {tasks}"),
-            Self::Rate { per_sec, secs } => {
-                format!("open loop {per_sec} req/s for {secs} s")
-            }
+            Self::Closed(n) => format!("c{n}"),
+            Self::Open(n) => format!("r{n}"),
         }
     }
 
-    fn requests(&self) -> usize {
-        match *self {
-            Self::Sequential { requests } | Self::Concurrent { requests, .. } => requests,
-            Self::Rate { per_sec, secs } => per_sec as usize * secs as usize,
+    fn title(self) -> String {
+        match self {
+            Self::Closed(1) => "c1: sequential (closed loop, 1 worker)".to_owned(),
+            Self::Closed(n) => format!("c{n}: closed loop, {n} workers"),
+            Self::Open(n) => format!("r{n}: open loop, {n} requests/s"),
         }
-    }
-
-    async fn run(&self, client: &Client, target: &Target, requests: usize) -> Result<Stats> {
-        let started = Instant::now();
-        let outcomes = match *self {
-            Self::Sequential { .. } => {
-                let mut outcomes = Vec::with_capacity(requests);
-                for _ in 0..requests {
-                    if started.elapsed() > SCENARIO_BUDGET {
-                        break;
-                    }
-                    outcomes.push(one(client, target, None).await);
-                }
-                outcomes
-            }
-            Self::Concurrent { tasks, .. } => {
-                let claimed = Arc::new(AtomicUsize::new(0));
-                let workers: Vec<_> = (0..tasks)
-                    .map(|_| {
-                        let (client, target, claimed) =
-                            (client.clone(), target.clone(), Arc::clone(&claimed));
-                        tokio::spawn(async move {
-                            let mut outcomes = Vec::new();
-                            while claimed.fetch_add(1, Ordering::Relaxed) < requests
-                                && started.elapsed() <= SCENARIO_BUDGET
-                            {
-                                outcomes.push(one(&client, &target, None).await);
-                            }
-                            outcomes
-                        })
-                    })
-                    .collect();
-                let mut outcomes = Vec::with_capacity(requests);
-                for worker in workers {
-                    outcomes.extend(worker.await?);
-                }
-                outcomes
-            }
-            Self::Rate { per_sec, .. } => {
-                let period = Duration::from_secs(1) / per_sec;
-                let start = Instant::now() + Duration::from_millis(5);
-                let mut pending = Vec::with_capacity(requests);
-                for i in 0..requests {
-                    let slot = start + period * u32::try_from(i)?;
-                    tokio::time::sleep_until(slot.into()).await;
-                    let (client, target) = (client.clone(), target.clone());
-                    pending.push(tokio::spawn(async move {
-                        one(&client, &target, Some(slot)).await
-                    }));
-                }
-                let mut outcomes = Vec::with_capacity(requests);
-                for request in pending {
-                    outcomes.push(request.await?);
-                }
-                outcomes
-            }
-        };
-        Ok(Stats::from(outcomes, started.elapsed()))
     }
 }
 
-/// Where requests go and how they are shaped.
+async fn run(
+    settings: Settings,
+    pinning: Pinning,
+    mock_runtime: tokio::runtime::Handle,
+) -> Result<()> {
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let bench = Bench::start(&run_id, &settings, &pinning, &mock_runtime).await?;
+    let client = Client::builder()
+        .tcp_nodelay(true)
+        .http1_only()
+        .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(120))
+        .build()?;
+    let targets = bench.targets();
+
+    report!(
+        "chat bench: {} cpus, pinning {}; redis {}; {} tokens per reply, no mock delays; rate limits {}; run {}",
+        pinning.cpus,
+        pinning.note,
+        bench.redis_version().await?,
+        settings.tokens,
+        if bench.limited {
+            "on (never refusing)"
+        } else {
+            "OFF"
+        },
+        &run_id[..8],
+    );
+    report!(
+        "levels: {} s measured after {} s warm-up each{}; open loop drops beyond {} in flight (counted as errors)",
+        settings.window.as_secs_f64(),
+        settings.warmup.as_secs_f64(),
+        if settings.quick { " (BENCH_QUICK)" } else { "" },
+        settings.max_inflight,
+    );
+    for server in [&bench.local, &bench.function] {
+        report!(
+            "{:<9} pid {}, idle RSS right after start {:.1} MiB (target < {TARGET_IDLE_RSS_MIB} MiB)",
+            server.name,
+            server.pid,
+            server.idle_rss_mib,
+        );
+    }
+    report!(
+        "TTFT = send -> first SSE event with content; total = send -> end of a stream ending in [DONE]; ms"
+    );
+    report!(
+        "overhead = percentile(proxied) - percentile(direct); CPU per turn = CPU over the window / turns answered OK"
+    );
+
+    // Every thread a proxied turn created, by target, checked at the end.
+    let mut threads: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let mut levels: BTreeMap<(String, &'static str), LoadStats> = BTreeMap::new();
+    let timing = Timing {
+        warmup: settings.warmup,
+        window: settings.window,
+        max_inflight: settings.max_inflight,
+    };
+    let short = Ask::short(settings.tokens);
+    let long = Ask {
+        tokens: settings.long_tokens,
+        directive: format!(
+            "[[mock tokens={} inter_token_ms={}]] ",
+            settings.long_tokens, settings.long_itl_ms
+        ),
+        timeout: settings.long_timeout(),
+    };
+    let proxies: Vec<&Target> = targets.iter().filter(|t| t.server.is_some()).collect();
+
+    // Redis first, while it holds almost nothing: an idle Redis then costs little, which the
+    // long replies' CPU figure needs. The servers warm up first (connections, scripts).
+    progress!("warm-up of the servers");
+    for target in &proxies {
+        for _ in 0..WARMUP_TURNS {
+            let sample = one(&client, target, &short, Instant::now()).await;
+            if let Ok(answer) = sample.result {
+                threads
+                    .entry(target.name)
+                    .or_default()
+                    .extend(answer.thread);
+            }
+        }
+    }
+    report!("");
+    report!("== Redis per turn (before the load levels, on a nearly empty Redis) ==");
+    report!(
+        "MONITOR tells the servers' requests (round trips; by client port) from commands run inside scripts; a script call is one round trip however much it runs. INFO commandstats counts both. MONITOR costs Redis much CPU, so each case runs again without it for the CPU figures."
+    );
+    progress!("redis per turn: {}-token turns", settings.tokens);
+    let short_counted = bench
+        .measure_redis(&client, &proxies, settings.redis_turns, &short, false, true)
+        .await?;
+    let short_cpu = bench
+        .measure_redis(
+            &client,
+            &proxies,
+            settings.redis_turns,
+            &short,
+            false,
+            false,
+        )
+        .await?;
+    report!(
+        "{}-token turns, {} sequential per server, under MONITOR:",
+        settings.tokens,
+        settings.redis_turns
+    );
+    short_counted.report(None)?;
+    progress!(
+        "redis per turn: {}-token turns at {} ms per token (~{:.0} s, twice)",
+        settings.long_tokens,
+        settings.long_itl_ms,
+        (settings.long_tokens as u64 * settings.long_itl_ms) as f64 / 1000.0
+    );
+    let long_counted = bench
+        .measure_redis(&client, &proxies, settings.long_turns, &long, true, true)
+        .await?;
+    let long_cpu = bench
+        .measure_redis(&client, &proxies, settings.long_turns, &long, true, false)
+        .await?;
+    report!(
+        "{}-token turns at {} ms per token, {} per server all at once, under MONITOR:",
+        settings.long_tokens,
+        settings.long_itl_ms,
+        settings.long_turns
+    );
+    long_counted.report(Some(LEASE_RENEWAL_EVERY))?;
+    report!(
+        "Redis per turn without MONITOR: its time running the servers' requests (INFO commandstats usec, scripts whole), and its whole CPU (INFO cpu) net of what an idle Redis uses over the same time (noisy when turns are few and long):"
+    );
+    for (what, run, counted) in [
+        (
+            format!(
+                "{}-token, {} sequential per server",
+                settings.tokens, settings.redis_turns
+            ),
+            &short_cpu,
+            &short_counted,
+        ),
+        (
+            format!(
+                "{}-token, {} per server at once",
+                settings.long_tokens, settings.long_turns
+            ),
+            &long_cpu,
+            &long_counted,
+        ),
+    ] {
+        let requests = counted.requests();
+        report!(
+            "  {what:<36} commands {:>4.0} µs [{}]; whole Redis {:>5.0} µs net (raw {:.0} µs over {:.1} s, idle Redis {:.2} ms/s){}",
+            run.command_us(&requests),
+            requests.into_iter().collect::<Vec<_>>().join(", "),
+            run.cpu_us - run.idle_us,
+            run.cpu_us,
+            run.wall.as_secs_f64(),
+            run.idle_rate * 1e3,
+            run.problems(),
+        );
+    }
+    for run in [&short_counted, &short_cpu, &long_counted, &long_cpu] {
+        for share in &run.shares {
+            threads
+                .entry(share.name)
+                .or_default()
+                .extend(share.threads.iter().cloned());
+        }
+    }
+
+    for &load in &settings.loads {
+        report!("");
+        report!("== {} ==", load.title());
+        report!(
+            "{:<9} {:>6} {:>5} {:>5} {:>8} | {:>8} {:>8} | {:>8} {:>8} | {:>9} {:>9}",
+            "target",
+            "ok",
+            "err",
+            "drop",
+            "turns/s",
+            "ttft50",
+            "ttft99",
+            "tot50",
+            "tot99",
+            "srv ms/t",
+            "redis µs/t"
+        );
+        for target in &targets {
+            progress!("{}: {}", load.name(), target.name);
+            let probe = match target.server {
+                Some(pid) => Some(bench.probe(pid).await?),
+                None => None,
+            };
+            let stats = run_load(&client, target, load, &timing, &short, probe).await?;
+            report!("{}", stats.row(target.name));
+            if let Some(error) = &stats.first_error {
+                report!("          {} first error: {error}", target.name);
+            }
+            threads
+                .entry(target.name)
+                .or_default()
+                .extend(stats.threads.iter().cloned());
+            levels.insert((load.name(), target.name), stats);
+            tokio::time::sleep(settings.settle).await;
+        }
+        let Some(direct) = levels.get(&(load.name(), "direct")) else {
+            continue;
+        };
+        for target in targets.iter().filter(|t| t.server.is_some()) {
+            let Some(proxied) = levels.get(&(load.name(), target.name)) else {
+                continue;
+            };
+            report!(
+                "          {} overhead: TTFT p50 {:+.3} p99 {:+.3} ms; total p50 {:+.3} p99 {:+.3} ms; server busy {:.0}% of a CPU{}",
+                target.name,
+                diff_ms(&proxied.ttft, &direct.ttft, 50.0),
+                diff_ms(&proxied.ttft, &direct.ttft, 99.0),
+                diff_ms(&proxied.total, &direct.total, 50.0),
+                diff_ms(&proxied.total, &direct.total, 99.0),
+                proxied.server_busy() * 100.0,
+                match load {
+                    Load::Open(_) =>
+                        format!("; send lag p99 {} ms", ms(percentile(&proxied.lag, 99.0))),
+                    Load::Closed(_) => String::new(),
+                },
+            );
+        }
+    }
+
+    report!("");
+    report!(
+        "== Nagle check ({} sequential requests on one keep-alive connection) ==",
+        settings.nagle
+    );
+    let nagle_client = Client::builder()
+        .tcp_nodelay(true)
+        .http1_only()
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(1)
+        .build()?;
+    let mut stalls: BTreeMap<&'static str, String> = BTreeMap::new();
+    for target in &targets {
+        let mut ttfb = Vec::new();
+        let mut total = Vec::new();
+        let mut errors = 0;
+        for _ in 0..settings.nagle {
+            let sample = one(&nagle_client, target, &short, Instant::now()).await;
+            match sample.result {
+                Ok(answer) => {
+                    ttfb.push(answer.ttfb);
+                    total.push(answer.total);
+                    threads
+                        .entry(target.name)
+                        .or_default()
+                        .extend(answer.thread.filter(|_| target.server.is_some()));
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        total.sort_unstable();
+        let (mean_ttfb, median_total) = (mean(&ttfb), percentile(&total, 50.0));
+        // A stall after the first write delays the rest of the body, not the first byte. The
+        // median, not the mean, judges the total: a fresh connection starts in quick-ACK mode,
+        // so its first few requests do not stall and would dilute a mean.
+        let flag = if mean_ttfb >= NAGLE_SUSPECT {
+            "NAGLE STALL? (before the first byte)"
+        } else if median_total >= NAGLE_SUSPECT {
+            "NAGLE STALL? (after the first chunk)"
+        } else if errors > 0 {
+            "errors"
+        } else {
+            ""
+        };
+        report!(
+            "{:<9} mean TTFB {} ms, mean total {} ms, median total {} ms, errors {errors}{}{flag}",
+            target.name,
+            ms(mean_ttfb),
+            ms(mean(&total)),
+            ms(median_total),
+            if flag.is_empty() { "" } else { "  " },
+        );
+        stalls.insert(target.name, flag.to_owned());
+    }
+
+    report!("");
+    report!("== Stored replies (every proxied turn of the run: its thread's messageCount is 2) ==");
+    // The last turns' final writes may still be on their way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut stored: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    for target in targets.iter().filter(|t| t.server.is_some()) {
+        let ids = threads.get(target.name).map_or(&[][..], Vec::as_slice);
+        let (complete, first_bad) = bench.check_stored(ids).await?;
+        report!(
+            "{:<9} stored: {complete}/{}{}",
+            target.name,
+            ids.len(),
+            first_bad.map_or(String::new(), |(thread, count)| format!(
+                "  (e.g. thread {thread}: messageCount {count})"
+            )),
+        );
+        stored.insert(target.name, (complete, ids.len()));
+    }
+
+    report!("");
+    report!(
+        "== Summary (DESIGN.md targets; pinning {}) ==",
+        if pinning.on { "on" } else { "OFF" }
+    );
+    for (target, server) in targets
+        .iter()
+        .filter(|t| t.server.is_some())
+        .zip([&bench.local, &bench.function])
+    {
+        let mut checks = Vec::new();
+        let level = |name: &str| levels.get(&(name.to_owned(), target.name));
+        let direct = |name: &str| levels.get(&(name.to_owned(), "direct"));
+        checks.push(match level("c64") {
+            Some(c64) => Check::new(
+                "server CPU at c64",
+                format!("{:.3} ms/turn", c64.server_cpu_ms()),
+                format!("<= {TARGET_SERVER_CPU_MS}"),
+                c64.server_cpu_ms() <= TARGET_SERVER_CPU_MS,
+            ),
+            None => Check::missing("server CPU at c64"),
+        });
+        checks.push(match level("c64") {
+            Some(c64) => Check::new(
+                "goodput at c64",
+                format!(
+                    "{:.0} turns/s, {} errors",
+                    c64.goodput,
+                    c64.errors + c64.dropped
+                ),
+                format!(">= {TARGET_C64_TURNS_PER_SEC:.0}, 0 errors"),
+                c64.goodput >= TARGET_C64_TURNS_PER_SEC && c64.errors + c64.dropped == 0,
+            ),
+            None => Check::missing("goodput at c64"),
+        });
+        checks.push(match (level("r1000"), direct("r1000")) {
+            (Some(r), Some(d)) => {
+                let (p50, p99) = (
+                    diff_ms(&r.ttft, &d.ttft, 50.0),
+                    diff_ms(&r.ttft, &d.ttft, 99.0),
+                );
+                Check::new(
+                    "r1000 TTFT overhead",
+                    format!(
+                        "p50 {p50:.3} p99 {p99:.3} ms, {} errors, {} drops",
+                        r.errors, r.dropped
+                    ),
+                    format!("p50 <= {TARGET_TTFT_P50_MS}, p99 <= {TARGET_TTFT_P99_MS}, 0, 0"),
+                    p50 <= TARGET_TTFT_P50_MS
+                        && p99 <= TARGET_TTFT_P99_MS
+                        && r.errors + r.dropped == 0,
+                )
+            }
+            _ => Check::missing("r1000 TTFT overhead"),
+        });
+        checks.push(match (level("r500"), direct("r500")) {
+            (Some(r), Some(d)) => {
+                let p99 = diff_ms(&r.ttft, &d.ttft, 99.0);
+                Check::new(
+                    "r500 TTFT overhead",
+                    format!("p99 {p99:.3} ms, {} errors, {} drops", r.errors, r.dropped),
+                    format!("p99 <= {TARGET_TTFT_P99_MS}, 0, 0"),
+                    p99 <= TARGET_TTFT_P99_MS && r.errors + r.dropped == 0,
+                )
+            }
+            _ => Check::missing("r500 TTFT overhead"),
+        });
+        checks.push(
+            match (
+                short_counted.share(target.name),
+                long_counted.share(target.name),
+            ) {
+                (Some(short), Some(long)) => {
+                    let allowed = long.allowed_round_trips(LEASE_RENEWAL_EVERY);
+                    Check::new(
+                        "redis round trips per turn",
+                        format!(
+                            "{:.2} ({}-token), {:.2} ({}-token, {:.1} s)",
+                            short.round_trips(),
+                            settings.tokens,
+                            long.round_trips(),
+                            settings.long_tokens,
+                            long.streamed().as_secs_f64()
+                        ),
+                        format!("<= {TARGET_ROUND_TRIPS}, <= {allowed:.0}"),
+                        short.complete()
+                            && long.complete()
+                            && short.round_trips() <= TARGET_ROUND_TRIPS
+                            && long.round_trips() <= allowed,
+                    )
+                }
+                _ => Check::missing("redis round trips per turn"),
+            },
+        );
+        checks.push(match level("c64") {
+            Some(c64) => Check::new(
+                "redis CPU per turn at c64",
+                format!("{:.0} µs", c64.redis_cpu_us()),
+                format!("<= {TARGET_REDIS_CPU_US}"),
+                c64.redis_cpu_us() <= TARGET_REDIS_CPU_US,
+            ),
+            None => Check::missing("redis CPU per turn at c64"),
+        });
+        checks.push(Check::new(
+            "idle RSS",
+            format!("{:.1} MiB", server.idle_rss_mib),
+            format!("< {TARGET_IDLE_RSS_MIB}"),
+            server.idle_rss_mib < TARGET_IDLE_RSS_MIB,
+        ));
+        let (complete, all) = stored.get(target.name).copied().unwrap_or((0, 0));
+        checks.push(Check::new(
+            "replies stored",
+            format!("{complete}/{all}"),
+            "all".to_owned(),
+            all > 0 && complete == all,
+        ));
+        let stall = stalls.get(target.name).map_or("not run", String::as_str);
+        checks.push(Check::new(
+            "Nagle check",
+            if stall.is_empty() { "no stall" } else { stall }.to_owned(),
+            "no stall".to_owned(),
+            stall.is_empty(),
+        ));
+        let met = checks.iter().filter(|c| c.ok).count();
+        report!("{}: {met}/{} targets met", target.name, checks.len());
+        for check in &checks {
+            report!(
+                "  {:<28} {:<44} (target {}) {}",
+                check.what,
+                check.value,
+                check.target,
+                if check.ok { "ok" } else { "MISSED" }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One line of the summary.
+struct Check {
+    what: &'static str,
+    value: String,
+    target: String,
+    ok: bool,
+}
+
+impl Check {
+    fn new(what: &'static str, value: String, target: String, ok: bool) -> Self {
+        Self {
+            what,
+            value,
+            target,
+            ok,
+        }
+    }
+
+    fn missing(what: &'static str) -> Self {
+        Self::new(what, "not measured".to_owned(), "-".to_owned(), false)
+    }
+}
+
+/// The shape of a load level's time.
+struct Timing {
+    warmup: Duration,
+    window: Duration,
+    max_inflight: usize,
+}
+
+/// What each request asks for.
+#[derive(Clone)]
+struct Ask {
+    tokens: usize,
+    /// Put in front of the user message: a `[[mock …]]` directive or nothing.
+    directive: String,
+    timeout: Duration,
+}
+
+impl Ask {
+    fn short(tokens: usize) -> Self {
+        Self {
+            tokens,
+            directive: String::new(),
+            timeout: REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Where requests go.
 #[derive(Clone)]
 struct Target {
     name: &'static str,
     url: String,
     bearer: String,
-    /// The mock is asked the way the proxy asks it; the proxies get our own chat body.
-    direct: bool,
+    /// The server process behind the target, or none for the mock itself.
+    server: Option<u32>,
 }
 
 impl Target {
-    fn body(&self, text: &str) -> serde_json::Value {
-        let messages = json!([{ "role": "user", "content": text }]);
-        if self.direct {
-            json!({
-                "model": MODEL,
-                "messages": messages,
-                "stream": true,
-                "stream_options": { "include_usage": true },
-            })
-        } else {
-            // No threadId: every turn creates a thread, the heaviest turn.
-            json!({ "messages": messages })
-        }
+    /// The harness's body (`bodies/chat-stream.json`), with a message of its own. Without a
+    /// thread id a proxied turn creates a thread.
+    fn body(&self, ask: &Ask) -> serde_json::Value {
+        let n = NEXT_MESSAGE.fetch_add(1, Ordering::Relaxed);
+        json!({
+            "model": MODEL,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+            "max_tokens": ask.tokens,
+            "messages": [
+                { "role": "system", "content": "You are a helpful assistant." },
+                {
+                    "role": "user",
+                    "content": format!(
+                        "{}Write a short paragraph about latency benchmarks of LLM gateways. ({n})",
+                        ask.directive
+                    ),
+                },
+            ],
+        })
     }
 }
 
-/// One answered request.
+/// One request, answered or not.
 struct Sample {
-    ttft: Duration,
+    /// Its slot on the schedule (open loop) or its start (closed loop): selects the window.
+    sched: Instant,
+    start: Instant,
+    result: Result<Answer, Failure>,
+}
+
+struct Answer {
+    /// Send -> first body bytes.
+    ttfb: Duration,
+    /// Send -> first SSE event with non-empty content, when there was one.
+    ttft: Option<Duration>,
     total: Duration,
-    /// How long after its scheduled slot the request left (open loop only).
-    lag: Option<Duration>,
     thread: Option<String>,
 }
 
-/// Sends one chat request and reads its stream to the end.
-async fn one(client: &Client, target: &Target, slot: Option<Instant>) -> Result<Sample, String> {
-    let n = NEXT_MESSAGE.fetch_add(1, Ordering::Relaxed);
-    let text = format!("Bench message {n}: how much does the proxy add?");
-    let request = client
-        .post(&target.url)
-        .bearer_auth(&target.bearer)
-        .json(&target.body(&text))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let sent = Instant::now();
-    let lag = slot.map(|slot| sent.saturating_duration_since(slot));
-    let mut response = client
-        .execute(request)
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    if response.status() != StatusCode::OK {
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        return Err(format!("status {status}: {body:.200}"));
-    }
-    let thread = response
-        .headers()
-        .get("x-thread-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut ttft = None;
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("body: {e}"))? {
-        if ttft.is_none() && !chunk.is_empty() {
-            ttft = Some(sent.elapsed());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let total = sent.elapsed();
-    if !body.trim_ascii_end().ends_with(b"data: [DONE]") {
-        let tail = String::from_utf8_lossy(&body[body.len().saturating_sub(200)..]).into_owned();
-        return Err(format!("no [DONE] at the end: …{tail}"));
-    }
-    Ok(Sample {
-        ttft: ttft.unwrap_or(total),
-        total,
-        lag,
-        thread,
-    })
+struct Failure {
+    /// Could not connect: a closed-loop worker pauses instead of spinning.
+    refused: bool,
+    message: String,
 }
 
-/// The measurements of one scenario on one target, sorted.
-struct Stats {
-    ttft: Vec<Duration>,
-    total: Vec<Duration>,
-    lag: Vec<Duration>,
-    threads: Vec<String>,
-    errors: usize,
-    first_error: Option<String>,
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            refused: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// Sends one chat request and reads its stream to the end, as the harness's load generator
+/// does: errors are non-2xx, connection and stream failures, timeouts, and streams that are
+/// not `text/event-stream` or do not end with `data: [DONE]`.
+async fn one(client: &Client, target: &Target, ask: &Ask, sched: Instant) -> Sample {
+    let body = target.body(ask);
+    let start = Instant::now();
+    let exchange = async {
+        let mut response = client
+            .post(&target.url)
+            .bearer_auth(&target.bearer)
+            .json(&body)
+            .timeout(ask.timeout)
+            .send()
+            .await
+            .map_err(|e| Failure {
+                refused: e.is_connect(),
+                message: format!("send: {e}"),
+            })?;
+        let status = response.status();
+        let is_sse = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
+        let thread = response
+            .headers()
+            .get("x-thread-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let (mut ttfb, mut ttft, mut done) = (None, None, false);
+        let mut line: Vec<u8> = Vec::with_capacity(1024);
+        let mut refusal = Vec::new();
+        while let Some(data) = response.chunk().await.map_err(|e| {
+            Failure::new(if e.is_timeout() {
+                format!("timeout after {:?}", ask.timeout)
+            } else {
+                format!("body: {e}")
+            })
+        })? {
+            if data.is_empty() {
+                continue;
+            }
+            ttfb.get_or_insert_with(|| start.elapsed());
+            if !status.is_success() || !is_sse {
+                if refusal.len() < 300 {
+                    refusal.extend_from_slice(&data);
+                }
+                continue;
+            }
+            let mut rest: &[u8] = &data;
+            while let Some(nl) = rest.iter().position(|&c| c == b'\n') {
+                let piece = &rest[..nl];
+                rest = &rest[nl + 1..];
+                let full: &[u8] = if line.is_empty() {
+                    piece
+                } else {
+                    line.extend_from_slice(piece);
+                    &line
+                };
+                let full = full.strip_suffix(b"\r").unwrap_or(full);
+                if let Some(payload) = full.strip_prefix(b"data:") {
+                    let payload = payload.strip_prefix(b" ").unwrap_or(payload);
+                    if payload.trim_ascii() == b"[DONE]" {
+                        done = true;
+                    } else if ttft.is_none() && has_content(payload) {
+                        ttft = Some(start.elapsed());
+                    }
+                }
+                line.clear();
+            }
+            line.extend_from_slice(rest);
+        }
+        let total = start.elapsed();
+        if !status.is_success() {
+            return Err(Failure::new(format!(
+                "status {status}: {:.200}",
+                String::from_utf8_lossy(&refusal)
+            )));
+        }
+        if !is_sse {
+            return Err(Failure::new("not text/event-stream"));
+        }
+        if !done {
+            return Err(Failure::new("the stream ended without data: [DONE]"));
+        }
+        Ok(Answer {
+            ttfb: ttfb.unwrap_or(total),
+            ttft,
+            total,
+            thread,
+        })
+    };
+    // reqwest's timeout covers the body too; this is a second bound.
+    let result = tokio::time::timeout(ask.timeout + Duration::from_secs(1), exchange)
+        .await
+        .unwrap_or_else(|_| Err(Failure::new(format!("timeout after {:?}", ask.timeout))));
+    Sample {
+        sched,
+        start,
+        result,
+    }
+}
+
+/// True when an SSE data payload carries a non-empty `"content"` string (OpenAI chunk
+/// `choices[].delta.content`): the harness's byte scan, tolerant of whitespace after the colon;
+/// `"reasoning_content"` does not match.
+fn has_content(payload: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"content\"";
+    let mut from = 0;
+    while from + KEY.len() <= payload.len() {
+        let Some(pos) = payload[from..].windows(KEY.len()).position(|w| w == KEY) else {
+            return false;
+        };
+        let mut j = from + pos + KEY.len();
+        from = j;
+        while j < payload.len() && payload[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j >= payload.len() || payload[j] != b':' {
+            continue;
+        }
+        j += 1;
+        while j < payload.len() && payload[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j + 1 < payload.len() && payload[j] == b'"' && payload[j + 1] != b'"' {
+            return true;
+        }
+    }
+    false
+}
+
+/// Reads a server's and Redis's CPU time.
+#[derive(Clone)]
+struct Probe {
+    pid: u32,
+    clock_ticks: f64,
+    redis: redis::aio::MultiplexedConnection,
+}
+
+/// CPU seconds used so far.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    server: f64,
+    redis: f64,
+    at: Instant,
+}
+
+impl Probe {
+    async fn sample(&mut self) -> Result<CpuSample> {
+        let server = proc_cpu_ticks(self.pid)? as f64 / self.clock_ticks;
+        let redis = redis_cpu(&mut self.redis).await?;
+        Ok(CpuSample {
+            server,
+            redis,
+            at: Instant::now(),
+        })
+    }
+}
+
+/// utime + stime of a process, in clock ticks (fields 14 and 15 of `/proc/<pid>/stat`).
+fn proc_cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after it start with the state.
+    let (_, rest) = stat.rsplit_once(')').ok_or("unexpected /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> Result<u64> {
+        Ok(fields.get(n - 3).ok_or("short /proc/<pid>/stat")?.parse()?)
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// `VmRSS` of a process, in MiB.
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or("no VmRSS in /proc/<pid>/status")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux almost everywhere).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|ticks| *ticks > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// `used_cpu_sys + used_cpu_user` of `INFO cpu`, in seconds.
+async fn redis_cpu(conn: &mut redis::aio::MultiplexedConnection) -> Result<f64> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
+    let field = |name: &str| -> Result<f64> {
+        Ok(info_field(&info, name)
+            .ok_or_else(|| format!("no {name} in INFO cpu"))?
+            .parse()?)
+    };
+    Ok(field("used_cpu_sys")? + field("used_cpu_user")?)
+}
+
+/// Runs one load level against `target`: warm-up, then the measured window, then waits for the
+/// window's requests to end. Requests whose slot (open loop) or start (closed loop) falls in
+/// the window are measured; the CPU window runs from its start until they have all ended.
+async fn run_load(
+    client: &Client,
+    target: &Target,
+    load: Load,
+    timing: &Timing,
+    ask: &Ask,
+    probe: Option<Probe>,
+) -> Result<LoadStats> {
+    let t0 = Instant::now();
+    let measure_start = t0 + timing.warmup;
+    let end = measure_start + timing.window;
+    // A bound for everything, draining included.
+    let hard_deadline = end + ask.timeout + Duration::from_secs(2);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
+    let dropped = Arc::new(AtomicU64::new(0));
+    match load {
+        Load::Closed(workers) => {
+            for _ in 0..workers {
+                let (client, target, ask, tx) =
+                    (client.clone(), target.clone(), ask.clone(), tx.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let now = Instant::now();
+                        if now >= end {
+                            break;
+                        }
+                        let sample = one(&client, &target, &ask, now).await;
+                        let refused = sample.result.as_ref().is_err_and(|f| f.refused);
+                        if tx.send(sample).is_err() {
+                            break;
+                        }
+                        if refused {
+                            // Do not spin on a dead target.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                });
+            }
+        }
+        Load::Open(per_sec) => {
+            let (client, target, ask, tx) =
+                (client.clone(), target.clone(), ask.clone(), tx.clone());
+            let dropped = Arc::clone(&dropped);
+            let max_inflight = timing.max_inflight;
+            tokio::spawn(async move {
+                let inflight = Arc::new(AtomicUsize::new(0));
+                let interval = Duration::from_secs(1) / per_sec;
+                for k in 0u32.. {
+                    let sched = t0 + interval * k;
+                    if sched >= end {
+                        break;
+                    }
+                    // Every request whose slot has passed goes out at once.
+                    if sched > Instant::now() {
+                        tokio::time::sleep_until(sched.into()).await;
+                    }
+                    if inflight.load(Ordering::Relaxed) >= max_inflight {
+                        if sched >= measure_start {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
+                    inflight.fetch_add(1, Ordering::Relaxed);
+                    let (client, target, ask, tx, inflight) = (
+                        client.clone(),
+                        target.clone(),
+                        ask.clone(),
+                        tx.clone(),
+                        Arc::clone(&inflight),
+                    );
+                    tokio::spawn(async move {
+                        let sample = one(&client, &target, &ask, sched).await;
+                        inflight.fetch_sub(1, Ordering::Relaxed);
+                        let _ = tx.send(sample);
+                    });
+                }
+            });
+        }
+    }
+    drop(tx);
+    let before = probe.clone().map(|mut probe| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_start.into()).await;
+            probe.sample().await
+        })
+    });
+
+    let mut stats = LoadStats::default();
+    let mut window_ok = 0u64;
+    loop {
+        match tokio::time::timeout_at(hard_deadline.into(), rx.recv()).await {
+            Ok(Some(sample)) => {
+                let measured = sample.sched >= measure_start;
+                match sample.result {
+                    Ok(answer) => {
+                        let ended = sample.start + answer.total;
+                        if ended >= measure_start && ended <= end {
+                            window_ok += 1;
+                        }
+                        stats.threads.extend(answer.thread.clone());
+                        if measured {
+                            stats.ok += 1;
+                            stats.ttft.extend(answer.ttft);
+                            stats.total.push(answer.total);
+                            stats
+                                .lag
+                                .push(sample.start.saturating_duration_since(sample.sched));
+                        }
+                    }
+                    Err(failure) if measured => {
+                        stats.errors += 1;
+                        stats.first_error.get_or_insert(failure.message);
+                    }
+                    Err(_) => {}
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                progress!(
+                    "{}: hard deadline reached; abandoning outstanding requests",
+                    target.name
+                );
+                break;
+            }
+        }
+    }
+    stats.dropped = dropped.load(Ordering::Relaxed) as usize;
+    stats.goodput = window_ok as f64 / timing.window.as_secs_f64();
+    if let (Some(mut probe), Some(before)) = (probe, before) {
+        let before = before.await??;
+        let after = probe.sample().await?;
+        stats.cpu = Some(CpuDelta {
+            server: after.server - before.server,
+            redis: after.redis - before.redis,
+            wall: after.at.saturating_duration_since(before.at),
+        });
+    }
+    stats.ttft.sort_unstable();
+    stats.total.sort_unstable();
+    stats.lag.sort_unstable();
+    Ok(stats)
+}
+
+/// CPU seconds over a window.
+#[derive(Clone, Copy)]
+struct CpuDelta {
+    server: f64,
+    redis: f64,
     wall: Duration,
 }
 
-impl Stats {
-    fn from(outcomes: Vec<Result<Sample, String>>, wall: Duration) -> Self {
-        let mut stats = Self {
-            ttft: Vec::with_capacity(outcomes.len()),
-            total: Vec::with_capacity(outcomes.len()),
-            lag: Vec::new(),
-            threads: Vec::new(),
-            errors: 0,
-            first_error: None,
-            wall,
-        };
-        for outcome in outcomes {
-            match outcome {
-                Ok(sample) => {
-                    stats.ttft.push(sample.ttft);
-                    stats.total.push(sample.total);
-                    stats.lag.extend(sample.lag);
-                    stats.threads.extend(sample.thread);
-                }
-                Err(error) => {
-                    stats.errors += 1;
-                    stats.first_error.get_or_insert(error);
-                }
-            }
-        }
-        stats.ttft.sort_unstable();
-        stats.total.sort_unstable();
-        stats.lag.sort_unstable();
-        stats
+/// One load level on one target; percentiles over the window's successful requests.
+#[derive(Default)]
+struct LoadStats {
+    ok: usize,
+    errors: usize,
+    dropped: usize,
+    first_error: Option<String>,
+    /// Turns that ended OK inside the window, per second of window.
+    goodput: f64,
+    ttft: Vec<Duration>,
+    total: Vec<Duration>,
+    lag: Vec<Duration>,
+    /// Threads of every successful proxied turn, warm-up included.
+    threads: Vec<String>,
+    cpu: Option<CpuDelta>,
+}
+
+impl LoadStats {
+    fn server_cpu_ms(&self) -> f64 {
+        self.cpu
+            .map_or(f64::NAN, |cpu| cpu.server * 1e3 / self.ok.max(1) as f64)
     }
 
-    fn answered(&self) -> usize {
-        self.ttft.len() + self.errors
+    fn redis_cpu_us(&self) -> f64 {
+        self.cpu
+            .map_or(f64::NAN, |cpu| cpu.redis * 1e6 / self.ok.max(1) as f64)
+    }
+
+    /// The server's CPU over the window as a share of one CPU.
+    fn server_busy(&self) -> f64 {
+        self.cpu.map_or(f64::NAN, |cpu| {
+            cpu.server / cpu.wall.as_secs_f64().max(f64::EPSILON)
+        })
     }
 
     fn row(&self, name: &str) -> String {
         let p = |v: &[Duration], q: f64| ms(percentile(v, q));
-        let answered = self.answered();
+        let (server, redis) = match self.cpu {
+            Some(_) => (
+                format!("{:.3}", self.server_cpu_ms()),
+                format!("{:.0}", self.redis_cpu_us()),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
         format!(
-            "{name:<9} {answered:>5} {:>3} | {:>7} {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>7} | {:>6.0}",
+            "{name:<9} {:>6} {:>5} {:>5} {:>8.0} | {:>8} {:>8} | {:>8} {:>8} | {server:>9} {redis:>9}",
+            self.ok,
             self.errors,
+            self.dropped,
+            self.goodput,
             p(&self.ttft, 50.0),
-            p(&self.ttft, 90.0),
             p(&self.ttft, 99.0),
-            p(&self.ttft, 100.0),
             p(&self.total, 50.0),
-            p(&self.total, 90.0),
             p(&self.total, 99.0),
-            p(&self.total, 100.0),
-            answered as f64 / self.wall.as_secs_f64().max(f64::EPSILON),
         )
     }
 }
@@ -601,38 +1369,59 @@ fn diff_ms(proxied: &[Duration], direct: &[Duration], q: f64) -> f64 {
     (percentile(proxied, q).as_secs_f64() - percentile(direct, q).as_secs_f64()) * 1e3
 }
 
-/// TTFT overhead at p50 and p99, in ms.
-fn overhead(direct: &Stats, proxied: &Stats) -> (f64, f64) {
-    (
-        diff_ms(&proxied.ttft, &direct.ttft, 50.0),
-        diff_ms(&proxied.ttft, &direct.ttft, 99.0),
-    )
+/// A server child process.
+struct Server {
+    name: &'static str,
+    base: String,
+    pid: u32,
+    idle_rss_mib: f64,
+    _child: Child,
 }
 
 /// Everything the targets need, alive for the whole run.
 struct Bench {
     redis: RedisServer,
     mock: MockUpstream,
-    local: String,
-    function: String,
+    local: Server,
+    function: Server,
+    user: String,
     token: String,
     limited: bool,
-    _function_process: Child,
-    _server: tokio::task::JoinHandle<()>,
+    clock_ticks: f64,
 }
 
 impl Bench {
-    async fn start(run: &str) -> Result<Self> {
+    async fn start(
+        run: &str,
+        settings: &Settings,
+        pinning: &Pinning,
+        mock_runtime: &tokio::runtime::Handle,
+    ) -> Result<Self> {
         let redis = RedisServer::start().await?;
-        let mock = MockUpstream::start(
-            MockConfig::default()
-                .with_api_key(UPSTREAM_KEY)
-                .with_tokens(TOKENS),
-        )
-        .await?;
-        // `BENCH_RATE_LIMITS=off` measures the turn without the limiter's round trip.
-        let limited = !std::env::var("BENCH_RATE_LIMITS").is_ok_and(|v| v == "off");
+        let mock_config = MockConfig::default()
+            .with_api_key(UPSTREAM_KEY)
+            .with_tokens(settings.tokens);
+        // The mock's server task runs on its own runtime thread.
+        let mock = mock_runtime
+            .spawn(MockUpstream::start(mock_config))
+            .await??;
+        let mut bench_redis = redis::Client::open(redis.url())?
+            .get_multiplexed_async_connection()
+            .await?;
+        if pinning.on {
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut bench_redis)
+                .await?;
+            let pid: u32 = info_field(&info, "process_id")
+                .ok_or("no process_id in INFO server")?
+                .parse()?;
+            taskset(SERVER_CPU, pid)?;
+        }
+        // `BENCH_RATE_LIMITS=off` measures the turn without the limiter.
+        let limited = !std::env::var("BENCH_RATE_LIMITS").is_ok_and(|v| v.trim() == "off");
         let limit = if limited { NEVER_LIMITED } else { "0" };
+        let log = std::env::var_os("BENCH_LOG").is_some();
         let vars: Vec<(String, String)> = [
             ("AUTH_SECRET", AUTH_SECRET.to_owned()),
             ("REDIS_URL", redis.url()),
@@ -643,55 +1432,73 @@ impl Bench {
             ("RATE_LIMIT_CHAT_PER_MIN", limit.to_owned()),
             ("RATE_LIMIT_CHAT_PER_DAY", limit.to_owned()),
             ("RATE_LIMIT_REQUESTS_PER_MIN", limit.to_owned()),
-            // The function logs to /dev/null here; keep it from formatting lines for nothing.
-            ("RUST_LOG", "warn".to_owned()),
+            (
+                "RUST_LOG",
+                std::env::var("RUST_LOG")
+                    .ok()
+                    .filter(|_| log)
+                    .unwrap_or_else(|| "warn".to_owned()),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let config = Config::from_vars(vars.clone())?;
-        let user = UserId::parse(&format!("github:bench{run}"))?;
-        let token = Hs256::new(&config.auth.secrets).mint(&user, 3600)?;
+        let user = format!("github:bench{run}");
+        let token = Hs256::new(&config.auth.secrets).mint(&UserId::parse(&user)?, 3600)?;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let local = format!("http://{}", listener.local_addr()?);
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let router = routes::local(App::new(config)?);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-
-        let (function_process, function) = start_function(vars).await?;
+        let local_port = free_port()?;
+        let local = Server::start(
+            "local",
+            server_command(&std::env::current_exe()?, pinning.on)
+                .envs(vars.clone())
+                .env(SERVE_LOCAL, "1")
+                .env(SERVE_PORT, local_port.to_string())
+                .envs(log.then_some(("BENCH_LOG", "1"))),
+            format!("http://127.0.0.1:{local_port}"),
+            "/api/health",
+            log,
+        )
+        .await?;
+        let function_port = free_port()?;
+        let function = Server::start(
+            "function",
+            server_command(env!("CARGO_BIN_EXE_chat").as_ref(), pinning.on)
+                .envs(vars)
+                .env("VERCEL_DEV_PORT", function_port.to_string()),
+            format!("http://127.0.0.1:{function_port}"),
+            "/_vercel/ping",
+            log,
+        )
+        .await?;
         Ok(Self {
             redis,
             mock,
             local,
             function,
+            user,
             token,
             limited,
-            _function_process: function_process,
-            _server: server,
+            clock_ticks: clock_ticks(),
         })
     }
 
     fn targets(&self) -> [Target; 3] {
-        let proxy = |name, base: &str| Target {
-            name,
-            url: format!("{base}/api/chat"),
+        let proxy = |server: &Server| Target {
+            name: server.name,
+            url: format!("{}/api/chat", server.base),
             bearer: self.token.clone(),
-            direct: false,
+            server: Some(server.pid),
         };
         [
             Target {
                 name: "direct",
                 url: format!("{}/chat/completions", self.mock.base_url()),
                 bearer: UPSTREAM_KEY.to_owned(),
-                direct: true,
+                server: None,
             },
-            proxy("local", &self.local),
-            proxy("function", &self.function),
+            proxy(&self.local),
+            proxy(&self.function),
         ]
     }
 
@@ -701,18 +1508,12 @@ impl Bench {
             .await?)
     }
 
-    /// Sequential `PING`s on a multiplexed connection, as the app's store talks to Redis:
-    /// the floor under each of a turn's round trips.
-    async fn redis_rtt(&self, pings: usize) -> Result<Vec<Duration>> {
-        let mut conn = self.redis_conn().await?;
-        let mut rtt = Vec::with_capacity(pings);
-        for _ in 0..pings {
-            let sent = Instant::now();
-            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-            rtt.push(sent.elapsed());
-        }
-        rtt.sort_unstable();
-        Ok(rtt)
+    async fn probe(&self, pid: u32) -> Result<Probe> {
+        Ok(Probe {
+            pid,
+            clock_ticks: self.clock_ticks,
+            redis: self.redis_conn().await?,
+        })
     }
 
     async fn redis_version(&self) -> Result<String> {
@@ -723,151 +1524,469 @@ impl Bench {
         Ok(info_field(&info, "redis_version").unwrap_or("?").to_owned())
     }
 
-    /// Runs `turns` sequential turns through `target` while counting what Redis executes:
-    /// `INFO commandstats` before and after (which also counts the commands scripts run), and
-    /// `MONITOR`, which tells the client's own requests (round trips) from commands run
-    /// inside scripts. Returns whether the turn met the round-trip target and stored its
-    /// messages.
-    async fn redis_per_turn(&self, client: &Client, target: &Target, turns: usize) -> Result<bool> {
+    /// Runs `turns` turns through each of `targets` (server after server, one turn after the
+    /// other, or all turns of all servers at once when `concurrent`) while measuring what
+    /// Redis does: `INFO commandstats` before and after (which also counts the commands
+    /// scripts run) and `INFO cpu`; with `monitor`, `MONITOR` too, which tells the clients'
+    /// requests (round trips) from commands run inside scripts, and by client port, which
+    /// server sent them. Without `monitor`, first measures an idle Redis's CPU for a moment.
+    async fn measure_redis(
+        &self,
+        client: &Client,
+        targets: &[&Target],
+        turns: usize,
+        ask: &Ask,
+        concurrent: bool,
+        monitor: bool,
+    ) -> Result<RedisRun> {
         let mut conn = self.redis_conn().await?;
+        let mut idle_rate = 0.0;
+        if !monitor {
+            let before = redis_cpu(&mut conn).await?;
+            let started = Instant::now();
+            tokio::time::sleep(IDLE_BASELINE).await;
+            idle_rate = (redis_cpu(&mut conn).await? - before) / started.elapsed().as_secs_f64();
+        }
         let sentinel = format!("bench-monitor-end-{}", uuid::Uuid::new_v4().simple());
-        let before: String = redis::cmd("INFO")
+        let stats_before: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut conn)
             .await?;
-        let monitor = Monitor::start(self.redis.port())?;
-        let reader = {
+        let reader = if monitor {
+            let monitor = Monitor::start(self.redis.port(), ask.timeout + Duration::from_secs(30))?;
             let sentinel = sentinel.clone();
-            tokio::task::spawn_blocking(move || monitor.count_until(&sentinel))
+            Some(tokio::task::spawn_blocking(move || {
+                monitor.count_until(&sentinel)
+            }))
+        } else {
+            None
         };
+        let cpu_before = redis_cpu(&mut conn).await?;
+        let started = Instant::now();
         let calls_before = self.mock.calls();
-        let stats = Scenario::Sequential { requests: turns }
-            .run(client, target, turns)
-            .await?;
+        let mut samples: Vec<(usize, Sample)> = Vec::with_capacity(turns * targets.len());
+        if concurrent {
+            let mut tasks = Vec::with_capacity(turns * targets.len());
+            for (index, target) in targets.iter().enumerate() {
+                for _ in 0..turns {
+                    let (client, target, ask) = (client.clone(), (*target).clone(), ask.clone());
+                    tasks.push(tokio::spawn(async move {
+                        (index, one(&client, &target, &ask, Instant::now()).await)
+                    }));
+                }
+            }
+            for task in tasks {
+                samples.push(task.await?);
+            }
+        } else {
+            for (index, target) in targets.iter().enumerate() {
+                for _ in 0..turns {
+                    samples.push((index, one(client, target, ask, Instant::now()).await));
+                }
+            }
+        }
         let upstream_calls = self.mock.calls().saturating_sub(calls_before);
-        let _: String = redis::cmd("ECHO")
-            .arg(&sentinel)
-            .query_async(&mut conn)
-            .await?;
-        let seen = reader.await??;
-        let after: String = redis::cmd("INFO")
+        // The last turn's final write may land just after its stream ended.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let wall = started.elapsed();
+        let cpu_after = redis_cpu(&mut conn).await?;
+        let seen = match reader {
+            Some(reader) => {
+                let _: String = redis::cmd("ECHO")
+                    .arg(&sentinel)
+                    .query_async(&mut conn)
+                    .await?;
+                Some(reader.await??)
+            }
+            None => None,
+        };
+        let stats_after: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut conn)
             .await?;
 
-        let done = stats.ttft.len();
-        report!(
-            "{done} turns answered, {} errors, {upstream_calls} upstream calls",
-            stats.errors
-        );
-        let per_turn = |calls: u64| calls as f64 / done.max(1) as f64;
+        let mut run = RedisRun {
+            shares: targets
+                .iter()
+                .map(|target| Share {
+                    name: target.name,
+                    turns,
+                    ports: target.server.map(socket_ports).unwrap_or_default(),
+                    ..Share::default()
+                })
+                .collect(),
+            upstream_calls,
+            wall,
+            idle_rate,
+            ..RedisRun::default()
+        };
+        for (index, sample) in samples {
+            let Some(share) = run.shares.get_mut(index) else {
+                continue;
+            };
+            match sample.result {
+                Ok(answer) => {
+                    share.answered += 1;
+                    share.streamed.push(answer.total);
+                    share.threads.extend(answer.thread);
+                }
+                Err(failure) => {
+                    share.errors += 1;
+                    share.first_error.get_or_insert(failure.message);
+                }
+            }
+        }
+        for share in &mut run.shares {
+            share.streamed.sort_unstable();
+        }
+        let answered: usize = run.shares.iter().map(|s| s.answered).sum();
+        let per_turn = |n: f64| n / answered.max(1) as f64;
+
         // The bench's own commands on its own connections.
         let ours = ["info", "monitor", "echo"];
-        let (before, after) = (command_calls(&before), command_calls(&after));
+        let (before, after) = (command_calls(&stats_before), command_calls(&stats_after));
         let mut all = 0;
-        report!("INFO commandstats (calls per turn; script-internal commands included):");
+        let mut table = Vec::new();
         for (name, calls) in &after {
             let delta = calls.saturating_sub(before.get(name).copied().unwrap_or(0));
             if delta > 0 && !ours.contains(&name.as_str()) {
                 all += delta;
-                report!("  {name:<12} {:>6.2}", per_turn(delta));
+                table.push(format!("{name} {:.2}", per_turn(delta as f64)));
             }
         }
-        report!("  {:<12} {:>6.2}", "all", per_turn(all));
-        let scripts = ["evalsha", "eval", "evalsha_ro", "eval_ro", "fcall"]
+        run.table = table.join(", ");
+        run.commands = per_turn(all as f64);
+        let (usec_before, usec_after) = (command_usec(&stats_before), command_usec(&stats_after));
+        run.usec = usec_after
             .iter()
-            .map(|name| {
-                let calls = |stats: &BTreeMap<String, u64>| stats.get(*name).copied().unwrap_or(0);
-                calls(&after).saturating_sub(calls(&before))
+            .map(|(name, usec)| {
+                let delta = usec.saturating_sub(usec_before.get(name).copied().unwrap_or(0));
+                (name.clone(), delta)
             })
-            .sum::<u64>();
-        report!(
-            "Redis 7 counts commands run inside a script under their own names, so the table holds \
-             both; a script call is one round trip however much it runs. Script calls per turn: {:.2}.",
-            per_turn(scripts)
-        );
-
-        let top_level: u64 = seen.top_level.values().sum();
-        let described: Vec<String> = seen
-            .top_level
-            .iter()
-            .map(|(name, n)| format!("{name} {:.2}", per_turn(*n)))
+            .filter(|(_, delta)| *delta > 0)
             .collect();
-        let round_trips = per_turn(top_level);
-        report!(
-            "MONITOR: round trips (client requests) per turn = {round_trips:.2} [{}]; commands inside scripts per turn = {:.2}",
-            described.join(", "),
-            per_turn(seen.in_scripts.values().sum()),
-        );
-        let names = script_names();
-        let by_script: Vec<String> = seen
-            .scripts
-            .iter()
-            .map(|(sha, n)| {
-                let name = names
-                    .get(sha)
-                    .map_or(&sha[..sha.len().min(12)], String::as_str);
-                format!("{name} {:.2}", per_turn(*n))
-            })
-            .collect();
-        report!("scripts called per turn: {}", by_script.join(", "));
+        run.cpu_us = per_turn((cpu_after - cpu_before) * 1e6);
+        run.idle_us = per_turn(idle_rate * wall.as_secs_f64() * 1e6);
 
-        let mut complete = 0;
-        let sample: Vec<&String> = stats.threads.iter().take(THREAD_SAMPLE).collect();
-        for thread in &sample {
-            let page: serde_json::Value = client
-                .get(format!("{}/api/threads/{thread}", self.local))
-                .bearer_auth(&self.token)
-                .send()
-                .await?
-                .json()
-                .await?;
-            let roles: Vec<&str> = page["messages"]
-                .as_array()
-                .map(|m| m.iter().filter_map(|m| m["role"].as_str()).collect())
-                .unwrap_or_default();
-            if roles == ["user", "assistant"] {
-                complete += 1;
+        if let Some(seen) = seen {
+            for ((port, command), n) in &seen.top_level {
+                if ours.contains(&command.as_str()) {
+                    continue;
+                }
+                match run.shares.iter_mut().find(|s| s.ports.contains(port)) {
+                    Some(share) => *share.top_level.entry(command.clone()).or_default() += n,
+                    None => run.unattributed += n,
+                }
+            }
+            run.in_scripts = per_turn(seen.in_scripts.values().sum::<u64>() as f64);
+            let names = script_names();
+            run.scripts = seen
+                .scripts
+                .iter()
+                .map(|(sha, n)| {
+                    let name = names
+                        .get(sha)
+                        .map_or(&sha[..sha.len().min(12)], String::as_str);
+                    format!("{name} {:.2}", per_turn(*n as f64))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+        Ok(run)
+    }
+
+    /// How many of `threads` hold exactly a user message and its reply (`messageCount` 2 in
+    /// the thread's meta), with the first that does not. Those that do not are read again
+    /// after a moment, in case their turn's last write was still on its way.
+    async fn check_stored(&self, threads: &[String]) -> Result<(usize, Option<(String, String)>)> {
+        let mut conn = self.redis_conn().await?;
+        let mut bad = Vec::new();
+        for chunk in threads.chunks(1000) {
+            bad.extend(self.incomplete(&mut conn, chunk).await?);
+        }
+        if !bad.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let again: Vec<String> = bad.into_iter().map(|(thread, _)| thread).collect();
+            bad = Vec::new();
+            for chunk in again.chunks(1000) {
+                bad.extend(self.incomplete(&mut conn, chunk).await?);
             }
         }
-        report!(
-            "stored threads checked: {complete}/{} hold exactly [user, assistant]",
-            sample.len()
-        );
-        Ok(stats.errors == 0
-            && upstream_calls == turns
-            && round_trips <= TARGET_ROUND_TRIPS
-            && complete == sample.len())
+        Ok((threads.len() - bad.len(), bad.into_iter().next()))
+    }
+
+    /// The threads among `threads` whose `messageCount` is not 2, with what it is.
+    async fn incomplete(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        threads: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let mut pipe = redis::pipe();
+        for thread in threads {
+            pipe.cmd("HGET")
+                .arg(format!("user:{{{}}}:thread:{thread}:meta", self.user))
+                .arg("messageCount");
+        }
+        let counts: Vec<Option<String>> = pipe.query_async(conn).await?;
+        Ok(threads
+            .iter()
+            .zip(counts)
+            .filter(|(_, count)| count.as_deref() != Some("2"))
+            .map(|(thread, count)| (thread.clone(), count.unwrap_or_else(|| "none".to_owned())))
+            .collect())
     }
 }
 
-/// Starts the `chat` function binary the way `vercel dev` does and waits until it answers.
-async fn start_function(vars: Vec<(String, String)>) -> Result<(Child, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+/// The command that starts a server: through `taskset -c 1` when pinning, so that every thread
+/// it ever starts runs there (`taskset` execs the program: the pid stays the server's).
+fn server_command(program: &std::path::Path, pin: bool) -> Command {
+    let mut command = if pin {
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg(SERVER_CPU).arg(program);
+        command
+    } else {
+        Command::new(program)
+    };
+    command.env_clear();
+    command
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_chat"))
-        .env_clear()
-        .envs(vars)
-        .env("VERCEL_DEV_PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let ping = format!("{base}/_vercel/ping");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if reqwest::get(&ping)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok((child, base));
+        .port())
+}
+
+impl Server {
+    /// Spawns the server, waits until `ready_path` answers, and reads its idle RSS.
+    async fn start(
+        name: &'static str,
+        command: &mut Command,
+        base: String,
+        ready_path: &str,
+        log: bool,
+    ) -> Result<Self> {
+        let child = command
+            // The local server exits when this pipe closes, even if the bench is killed.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(if log { Stdio::inherit() } else { Stdio::null() })
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().ok_or("the server exited at once")?;
+        let ready = format!("{base}{ready_path}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if reqwest::get(&ready).await.is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{name} did not answer {ready} within 10 s").into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(Self {
+            name,
+            base,
+            pid,
+            idle_rss_mib: rss_mib(pid)?,
+            _child: child,
+        })
     }
-    Err("the chat function did not start listening within 10 s".into())
+}
+
+/// What Redis did during one `measure_redis` run; per-turn figures are over all servers'
+/// answered turns.
+#[derive(Default)]
+struct RedisRun {
+    shares: Vec<Share>,
+    upstream_calls: usize,
+    /// Top-level commands from clients that are neither a server nor the bench.
+    unattributed: u64,
+    /// All commands per turn (INFO commandstats), and by name.
+    commands: f64,
+    table: String,
+    /// Commands run inside scripts per turn, and script calls by name (MONITOR).
+    in_scripts: f64,
+    scripts: String,
+    /// Redis CPU per turn, and what an idle Redis would have used over the same time.
+    cpu_us: f64,
+    idle_us: f64,
+    /// µs spent running each command (`usec` of INFO commandstats; a script's time includes
+    /// the commands it runs, which are also counted under their own names).
+    usec: BTreeMap<String, u64>,
+    /// Idle Redis CPU seconds per second (without MONITOR only).
+    idle_rate: f64,
+    wall: Duration,
+}
+
+/// One server's turns in a `measure_redis` run.
+#[derive(Default)]
+struct Share {
+    name: &'static str,
+    turns: usize,
+    answered: usize,
+    errors: usize,
+    first_error: Option<String>,
+    /// The server's local ports of its TCP connections: MONITOR names clients by them.
+    ports: std::collections::BTreeSet<u16>,
+    /// The server's requests to Redis (round trips) by command.
+    top_level: BTreeMap<String, u64>,
+    /// Send -> end of stream, sorted.
+    streamed: Vec<Duration>,
+    threads: Vec<String>,
+}
+
+impl Share {
+    fn complete(&self) -> bool {
+        self.errors == 0 && self.answered == self.turns
+    }
+
+    fn round_trips(&self) -> f64 {
+        self.top_level.values().sum::<u64>() as f64 / self.answered.max(1) as f64
+    }
+
+    fn streamed(&self) -> Duration {
+        percentile(&self.streamed, 50.0)
+    }
+
+    /// The round-trip target, plus one lease renewal per `renewal` of streaming.
+    fn allowed_round_trips(&self, renewal: Duration) -> f64 {
+        TARGET_ROUND_TRIPS + (self.streamed().as_secs_f64() / renewal.as_secs_f64()).floor()
+    }
+}
+
+impl RedisRun {
+    fn share(&self, name: &str) -> Option<&Share> {
+        self.shares.iter().find(|s| s.name == name)
+    }
+
+    /// The commands the servers sent themselves (MONITOR runs only).
+    fn requests(&self) -> std::collections::BTreeSet<String> {
+        self.shares
+            .iter()
+            .flat_map(|share| share.top_level.keys().cloned())
+            .collect()
+    }
+
+    /// Redis's time running `requests` (the servers' own commands, scripts whole) per turn:
+    /// its work for the turns, without idle work or networking.
+    fn command_us(&self, requests: &std::collections::BTreeSet<String>) -> f64 {
+        let answered: usize = self.shares.iter().map(|s| s.answered).sum();
+        let usec: u64 = requests.iter().filter_map(|name| self.usec.get(name)).sum();
+        usec as f64 / answered.max(1) as f64
+    }
+
+    /// Errors and missing upstream calls, for the report.
+    fn problems(&self) -> String {
+        let turns: usize = self.shares.iter().map(|s| s.turns).sum();
+        let mut problems = Vec::new();
+        for share in &self.shares {
+            if !share.complete() {
+                problems.push(format!(
+                    "{}: {}/{} answered, {} errors{}",
+                    share.name,
+                    share.answered,
+                    share.turns,
+                    share.errors,
+                    share
+                        .first_error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(" (first: {e})"))
+                ));
+            }
+        }
+        if self.upstream_calls != turns {
+            problems.push(format!(
+                "{} upstream calls for {turns} turns",
+                self.upstream_calls
+            ));
+        }
+        if self.unattributed > 0 {
+            problems.push(format!(
+                "{} requests from clients of no server",
+                self.unattributed
+            ));
+        }
+        if problems.is_empty() {
+            String::new()
+        } else {
+            format!("  PROBLEMS: {}", problems.join("; "))
+        }
+    }
+
+    /// The MONITOR run's lines: round trips per server, then commands over all servers.
+    fn report(&self, renewal: Option<Duration>) -> Result<()> {
+        for share in &self.shares {
+            let described: Vec<String> = share
+                .top_level
+                .iter()
+                .map(|(name, n)| format!("{name} {:.2}", *n as f64 / share.answered.max(1) as f64))
+                .collect();
+            report!(
+                "  {:<9} {}/{} answered; round trips per turn {:.2} [{}]{}",
+                share.name,
+                share.answered,
+                share.turns,
+                share.round_trips(),
+                described.join(", "),
+                renewal.map_or(String::new(), |renewal| format!(
+                    "; streamed p50 {:.1} s, so <= {:.0} allowed",
+                    share.streamed().as_secs_f64(),
+                    share.allowed_round_trips(renewal)
+                )),
+            );
+        }
+        report!(
+            "  {:<9} commands per turn {:.2} ({:.2} inside scripts); script calls per turn: {}{}",
+            "both",
+            self.commands,
+            self.in_scripts,
+            self.scripts,
+            self.problems(),
+        );
+        report!("  {:<9} commandstats per turn: {}", "", self.table);
+        if self.requests().contains("script") {
+            report!(
+                "  {:<9} (`script`: SCRIPT LOAD after NOSCRIPT, a script's first use in a server process, with one failed EVALSHA before it)",
+                ""
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The local ports of a process's TCP sockets (`/proc/<pid>/fd` against `/proc/net/tcp*`).
+fn socket_ports(pid: u32) -> std::collections::BTreeSet<u16> {
+    let inodes: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let link = std::fs::read_link(entry.ok()?.path()).ok()?;
+            let link = link.to_str()?;
+            link.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let inode: u64 = fields.get(9)?.parse().ok()?;
+                    let (_, port) = fields.get(1)?.rsplit_once(':')?;
+                    let port = u16::from_str_radix(port, 16).ok()?;
+                    inodes.contains(&inode).then_some(port)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A `MONITOR` connection, read on a blocking thread.
@@ -877,8 +1996,8 @@ struct Monitor {
 
 /// Commands seen by `MONITOR`, by lowercase name.
 struct Seen {
-    /// Sent by clients: each one a round trip.
-    top_level: BTreeMap<String, u64>,
+    /// Sent by clients, by client port: each one a round trip.
+    top_level: BTreeMap<(u16, String), u64>,
     /// Run by scripts (`[0 lua]`).
     in_scripts: BTreeMap<String, u64>,
     /// `EVALSHA` calls by script hash.
@@ -886,10 +2005,11 @@ struct Seen {
 }
 
 impl Monitor {
-    /// Connects and waits for `+OK`, so nothing sent afterwards is missed.
-    fn start(port: u16) -> Result<Self> {
+    /// Connects and waits for `+OK`, so nothing sent afterwards is missed. A read waits at
+    /// most `quiet` for the next line.
+    fn start(port: u16, quiet: Duration) -> Result<Self> {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_read_timeout(Some(quiet))?;
         stream.write_all(b"MONITOR\r\n")?;
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
@@ -935,20 +2055,25 @@ impl Monitor {
             {
                 *seen.scripts.entry(sha.to_ascii_lowercase()).or_default() += 1;
             }
-            let into = if client.ends_with(" lua") {
-                &mut seen.in_scripts
+            let command = command.to_ascii_lowercase();
+            if client.ends_with(" lua") {
+                *seen.in_scripts.entry(command).or_default() += 1;
             } else {
-                &mut seen.top_level
-            };
-            *into.entry(command.to_ascii_lowercase()).or_default() += 1;
+                // `<db> <ip>:<port>`; a client on a Unix socket counts as port 0.
+                let port = client
+                    .rsplit_once(':')
+                    .and_then(|(_, port)| port.parse().ok())
+                    .unwrap_or(0);
+                *seen.top_level.entry((port, command)).or_default() += 1;
+            }
         }
     }
 }
 
 /// The store's Lua scripts by `EVALSHA` hash, named after their files. Read at run time from
 /// the source tree, so a moved folder only costs the names (hashes are shown instead). Scripts
-/// that rate-limit are loaded with the `limits.lua` library in front, so each file is hashed
-/// both alone and with it.
+/// may be loaded with a library in front (see store/scripts.rs), so each file is hashed alone
+/// and with each library.
 fn script_names() -> BTreeMap<String, String> {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -957,7 +2082,6 @@ fn script_names() -> BTreeMap<String, String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return BTreeMap::new();
     };
-    // Scripts run alone or with one of the libraries prepended (see store/scripts.rs).
     let libraries: Vec<String> = ["", "limits.lua", "stream.lua"]
         .iter()
         .map(|lib| {
@@ -996,6 +2120,17 @@ fn command_calls(info: &str) -> BTreeMap<String, u64> {
             let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;
             let calls = fields.split(',').find_map(|f| f.strip_prefix("calls="))?;
             Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `cmdstat_<name>:…,usec=N,…` lines of `INFO commandstats`, as name -> µs spent running it.
+fn command_usec(info: &str) -> BTreeMap<String, u64> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let usec = fields.split(',').find_map(|f| f.strip_prefix("usec="))?;
+            Some((name.to_owned(), usec.parse().ok()?))
         })
         .collect()
 }
