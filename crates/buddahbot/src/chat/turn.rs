@@ -90,10 +90,18 @@ impl Turn {
         let mut encoder = Encoder::new(request.format, request.include_usage);
         let mut outlet = Outlet::new(tx, self.stream_start_ms);
         encoder.open(&self.ids.reply, &mut outlet);
-        let drained = rest.drain(|chunk| {
-            reply.add(&chunk.view);
-            encoder.chunk(&chunk, &mut outlet);
-        });
+        let mut drained = forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet);
+        // The model's first chunk often only names the role; when its first text has already
+        // arrived too, it leaves with the head.
+        while reply.text.is_empty() && matches!(drained, Ok(Drained::More)) {
+            match rest.try_fill().await {
+                Ok(true) => {
+                    drained = forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet);
+                }
+                Ok(false) => break,
+                Err(err) => drained = Err(err),
+            }
+        }
         // Queued before the response leaves, so the head goes out with these first events.
         outlet.flush_now();
         let response =
@@ -155,10 +163,7 @@ impl Turn {
                     drained = match filled {
                         Err(err) => Err(err),
                         Ok(false) => Err(ReplyStream::ended_early()),
-                        Ok(true) => rest.drain(|chunk| {
-                            reply.add(&chunk.view);
-                            encoder.chunk(&chunk, &mut outlet);
-                        }),
+                        Ok(true) => forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet),
                     };
                 }
                 () = &mut deadline => break Outcome::BrokeOff(UpstreamError::Timeout(TimeoutKind::Reply)),
@@ -315,6 +320,19 @@ impl Turn {
             tracing::warn!(thread = %self.ids.thread, error = %err, "could not mark the turn failed");
         }
     }
+}
+
+/// Keeps and encodes every chunk received so far (the tee).
+fn forward_ready(
+    rest: &mut ReplyStream,
+    reply: &mut ReplyBuilder,
+    encoder: &mut Encoder,
+    outlet: &mut Outlet,
+) -> Result<Drained, UpstreamError> {
+    rest.drain(|chunk| {
+        reply.add(&chunk.view);
+        encoder.chunk(&chunk, outlet);
+    })
 }
 
 /// The reply arrived but could not be stored.

@@ -250,6 +250,30 @@ impl ReplyStream {
         Ok(true)
     }
 
+    /// Takes the next body frame if it is already here, without waiting; `false` when none
+    /// is (or the body ended: the next [`ReplyStream::fill`] says how).
+    ///
+    /// # Errors
+    /// [`UpstreamError::Stream`] when the connection failed.
+    pub async fn try_fill(&mut self) -> Result<bool, UpstreamError> {
+        if self.ended.is_some() {
+            return Ok(false);
+        }
+        let_others_run().await;
+        match self.body.next().now_or_never() {
+            None => Ok(false),
+            Some(Some(Ok(bytes))) => {
+                self.scanner.feed(&bytes);
+                Ok(true)
+            }
+            Some(Some(Err(err))) => Err(UpstreamError::Stream(err)),
+            Some(None) => {
+                self.ended = Some(Ok(()));
+                Ok(false)
+            }
+        }
+    }
+
     /// An error for a connection that closed before `[DONE]`: the reply is incomplete.
     pub fn ended_early() -> UpstreamError {
         UpstreamError::Protocol("the stream ended without [DONE]".into())
