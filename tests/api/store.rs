@@ -159,6 +159,8 @@ async fn a_listing_refills_a_page_that_lost_threads_to_expiry() {
                 .unwrap()
                 .to_owned(),
         );
+        // Threads made in the same millisecond list by id, not in the order made.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     // The three newest vanish as if expired.
     let mut conn = app.redis_conn().await;
