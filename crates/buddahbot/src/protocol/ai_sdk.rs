@@ -62,13 +62,15 @@ pub enum UiChunk<'a> {
 impl UiChunk<'_> {
     /// The chunk as an SSE `data:` payload.
     pub fn encode(&self) -> String {
-        // Serializing these plain structs cannot fail; an empty object would be refused by
-        // the client rather than misread.
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
     }
 
     /// The chunk as an SSE `data:` payload, appended to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        // Serializing these plain structs cannot fail; an empty object would be refused by
+        // the client rather than misread.
         if serde_json::to_writer(&mut *out, self).is_err() {
             out.extend_from_slice(b"{}");
         }

@@ -61,13 +61,6 @@ impl SseScanner {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Whether bytes of an event that is not complete yet are buffered.
-    pub fn has_partial(&self) -> bool {
-        self.buf[self.pos..]
-            .iter()
-            .any(|b| !matches!(b, b'\r' | b'\n'))
-    }
-
     /// The data of the next complete event, or `None` until more bytes arrive.
     pub fn next_event(&mut self) -> Option<&[u8]> {
         let (data, next) = self.scan()?;
@@ -237,12 +230,10 @@ mod tests {
         let mut scanner = SseScanner::new();
         scanner.feed(b"data: {\"x\":");
         assert!(scanner.next_event().is_none());
-        assert!(scanner.has_partial());
         scanner.feed(b"1}\n");
         assert!(scanner.next_event().is_none());
         scanner.feed(b"\n");
         assert_eq!(scanner.next_event(), Some(&b"{\"x\":1}"[..]));
-        assert!(!scanner.has_partial());
         // Consumed bytes are dropped when new ones come.
         scanner.feed(b"data: y\n\n");
         assert_eq!(scanner.buf.len(), 9);
