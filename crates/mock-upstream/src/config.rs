@@ -55,6 +55,10 @@ pub struct MockConfig {
     pub error_after: Option<usize>,
     /// Send one event that is not valid JSON after this many content chunks, then carry on.
     pub garbage_after: Option<usize>,
+    /// The model's context window: a request whose estimated prompt tokens
+    /// ([`crate::prompt_tokens`]) plus its `max_tokens` exceed it gets a 400
+    /// `context_length_exceeded`, as from OpenAI. `None`: no limit.
+    pub context_tokens: Option<usize>,
     /// When set, requests must carry `Authorization: Bearer <api_key>` or get a 401.
     pub api_key: Option<String>,
 }
@@ -71,6 +75,7 @@ impl Default for MockConfig {
             cut_after: None,
             error_after: None,
             garbage_after: None,
+            context_tokens: None,
             api_key: None,
         }
     }
@@ -112,6 +117,14 @@ impl MockConfig {
         self
     }
 
+    /// Answers requests whose estimated prompt plus `max_tokens` exceed `tokens` with a 400
+    /// `context_length_exceeded` (see [`MockConfig::context_tokens`]).
+    #[must_use]
+    pub fn with_context_tokens(mut self, tokens: usize) -> Self {
+        self.context_tokens = Some(tokens);
+        self
+    }
+
     /// Requires `Authorization: Bearer <key>` on every request.
     #[must_use]
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
@@ -131,6 +144,7 @@ impl MockConfig {
             cut_after: self.cut_after,
             error_after: self.error_after,
             garbage_after: self.garbage_after,
+            context_tokens: self.context_tokens,
         }
     }
 }
@@ -151,6 +165,7 @@ pub(crate) struct Knobs {
     pub cut_after: Option<usize>,
     pub error_after: Option<usize>,
     pub garbage_after: Option<usize>,
+    pub context_tokens: Option<usize>,
 }
 
 fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -165,6 +180,7 @@ mod tests {
     fn config_deserializes_with_directive_names_and_defaults() {
         let config: MockConfig = serde_json::from_value(serde_json::json!({
             "tokens": 3, "ttft_ms": 250, "inter_token_ms": 5, "status": 429, "hang": true,
+            "context_tokens": 100,
         }))
         .unwrap();
 
@@ -176,6 +192,7 @@ mod tests {
                 inter_token: Duration::from_millis(5),
                 status: Some(429),
                 hang_before_headers: true,
+                context_tokens: Some(100),
                 ..MockConfig::default()
             }
         );

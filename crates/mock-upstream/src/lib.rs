@@ -28,7 +28,8 @@
 //! (`finish_reason` `"stop"`, or `"length"` when `max_tokens`/`max_completion_tokens` is below
 //! `tokens`), the usage chunk (`choices: []`) only when `stream_options.include_usage` is true
 //! (every earlier chunk then carries `"usage": null`), and `data: [DONE]`. `prompt_tokens` is
-//! [`prompt_tokens`] of the characters of all message text.
+//! [`prompt_tokens`] of the characters of all message text (see [Context
+//! length](#context-length) for exactly what counts).
 //!
 //! # Knobs
 //! A [`MockConfig`] sets the instance defaults (changeable at run time with
@@ -45,6 +46,7 @@
 //! | `cut_after` | `cut_after` | `x-mock-cut-after` | drop the connection after N content chunks (no clean end) |
 //! | `error_after` | `error_after` | `x-mock-error-after` | after N content chunks send `data: {"error":{…,"code":"mock_error"}}` and end without `[DONE]` |
 //! | `garbage_after` | `garbage_after` | `x-mock-garbage-after` | after N content chunks send one `data: {not json` event, then carry on |
+//! | `context_tokens` | `context_tokens` | `x-mock-context-tokens` | context window: prompt estimate + `max_tokens` above N is a 400 `context_length_exceeded` (see below) |
 //!
 //! Precedence, lowest first: the instance config, directives, headers. Headers are for direct
 //! tests; directives exist because a proxy in front of the mock forwards only the messages.
@@ -64,19 +66,41 @@
 //!   `]]`; it may sit on its own line or inside other text, and several directives apply in
 //!   order (later values win). `[[mock` not followed by whitespace or `]]` is plain text.
 //! - Counts and milliseconds are whole numbers; `hang` takes `1`/`true`/`yes`/`on` or
-//!   `0`/`false`/`no`/`off`; `status`, `cut_after`, `error_after` and `garbage_after` also take
-//!   `none` (or `off`) to clear an instance value; `status` must be 400–599. `retry_after` and
+//!   `0`/`false`/`no`/`off`; `status`, `cut_after`, `error_after`, `garbage_after` and
+//!   `context_tokens` also take `none` (or `off`) to clear an instance value; `status` must be 400–599. `retry_after` and
 //!   `hang_before_headers` are accepted aliases.
 //! - Headers use the same keys with `-` for `_` after `x-mock-` and the same values.
 //! - An unknown key, a malformed pair, an unclosed directive or a bad value is a 400
 //!   (`code: "invalid_mock_directive"`), so a typo fails the test that made it.
 //!
+//! # Context length
+//! With `context_tokens` = N (instance, directive, header or `--context-tokens`), a request with
+//! `P + K > N`, where P is its `prompt_tokens` estimate (below) and K its reply cap (the smaller
+//! of `max_tokens` and `max_completion_tokens`, 0 when neither is given), gets OpenAI's answer:
+//! HTTP 400 with
+//!
+//! ```json
+//! {"error": {"message": "This model's maximum context length is N tokens. However, you requested M tokens (P in the messages, K in the completion).",
+//!            "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}
+//! ```
+//!
+//! (M = P + K). `P + K = N` still fits. The check runs after `hang` and `status`, before any
+//! reply is planned.
+//!
+//! The estimate P is [`prompt_tokens`]`(chars)`: `chars / 4` rounded down, at least 1, where
+//! `chars` counts the characters (Unicode scalar values, not bytes) of every message's string
+//! `content` and of the `text` of every text part, whatever the role. Roles, names, image parts
+//! and other fields do not count; a `[[mock …]]` directive is message text, so it does. To size
+//! a prompt for a test, write `4 × P` characters in total.
+//!
 //! # Errors it answers with
-//! Every error is `{"error":{"message","type","param":null,"code"}}`: 401 `invalid_api_key`
-//! when an API key is configured and the bearer token is missing or wrong (also on
-//! `/v1/models`); 400 `invalid_json` / `invalid_request` for an unparsable body or missing or
-//! empty `messages`; injected statuses with `code` `rate_limit_exceeded` (429, type `requests`),
-//! `service_unavailable` (503) or `mock_status`; 429 and 503 carry `retry-after`.
+//! Every error is `{"error":{"message","type","param","code"}}`, `param` null unless said:
+//! 401 `invalid_api_key` when an API key is configured and the bearer token is missing or wrong
+//! (also on `/v1/models`); 400 `invalid_json` / `invalid_request` for an unparsable body or
+//! missing or empty `messages`; 400 `invalid_mock_directive` for a bad knob; 400
+//! `context_length_exceeded` (`param` `"messages"`, see above); injected statuses with `code`
+//! `rate_limit_exceeded` (429, type `requests`), `service_unavailable` (503) or `mock_status`;
+//! 429 and 503 carry `retry-after`.
 //!
 //! # Observability
 //! [`MockUpstream::calls`] counts chat completion requests (all of them, errors included),

@@ -15,7 +15,7 @@ use mock_upstream::{MockConfig, MockUpstream};
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: mock-upstream [--port P] [--tokens N] [--ttft-ms MS] \
-[--inter-token-ms MS] [--api-key KEY]";
+[--inter-token-ms MS] [--context-tokens N] [--api-key KEY]";
 
 /// Why the command line was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,7 @@ impl Args {
                 "--tokens" => "--tokens",
                 "--ttft-ms" => "--ttft-ms",
                 "--inter-token-ms" => "--inter-token-ms",
+                "--context-tokens" => "--context-tokens",
                 "--api-key" => "--api-key",
                 _ => return Err(ArgsError::Unknown(name)),
             };
@@ -65,6 +66,7 @@ impl Args {
                 "--inter-token-ms" => {
                     config.inter_token = Duration::from_millis(number(flag, &value)?);
                 }
+                "--context-tokens" => config.context_tokens = Some(number(flag, &value)?),
                 _ => config.api_key = Some(value),
             }
         }

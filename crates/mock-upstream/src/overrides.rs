@@ -48,10 +48,11 @@ enum Knob {
     CutAfter,
     ErrorAfter,
     GarbageAfter,
+    ContextTokens,
 }
 
 /// Every accepted knob name (directive spelling) and the knob it sets; first name is canonical.
-const KNOB_NAMES: [(&str, Knob); 11] = [
+const KNOB_NAMES: [(&str, Knob); 12] = [
     ("tokens", Knob::Tokens),
     ("ttft_ms", Knob::TtftMs),
     ("inter_token_ms", Knob::InterTokenMs),
@@ -63,6 +64,7 @@ const KNOB_NAMES: [(&str, Knob); 11] = [
     ("cut_after", Knob::CutAfter),
     ("error_after", Knob::ErrorAfter),
     ("garbage_after", Knob::GarbageAfter),
+    ("context_tokens", Knob::ContextTokens),
 ];
 
 impl Knob {
@@ -104,6 +106,7 @@ pub(crate) struct Overrides {
     cut_after: Option<Option<usize>>,
     error_after: Option<Option<usize>>,
     garbage_after: Option<Option<usize>>,
+    context_tokens: Option<Option<usize>>,
 }
 
 impl Overrides {
@@ -168,6 +171,7 @@ impl Overrides {
             cut_after,
             error_after,
             garbage_after,
+            context_tokens,
         } = *self;
         knobs.tokens = tokens.unwrap_or(knobs.tokens);
         knobs.ttft = ttft.unwrap_or(knobs.ttft);
@@ -178,6 +182,7 @@ impl Overrides {
         knobs.cut_after = cut_after.unwrap_or(knobs.cut_after);
         knobs.error_after = error_after.unwrap_or(knobs.error_after);
         knobs.garbage_after = garbage_after.unwrap_or(knobs.garbage_after);
+        knobs.context_tokens = context_tokens.unwrap_or(knobs.context_tokens);
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), OverrideError> {
@@ -196,6 +201,7 @@ impl Overrides {
             Knob::CutAfter => self.cut_after = Some(parse_optional_count(knob, value)?),
             Knob::ErrorAfter => self.error_after = Some(parse_optional_count(knob, value)?),
             Knob::GarbageAfter => self.garbage_after = Some(parse_optional_count(knob, value)?),
+            Knob::ContextTokens => self.context_tokens = Some(parse_optional_count(knob, value)?),
         }
         Ok(())
     }
@@ -275,7 +281,7 @@ mod tests {
     fn a_full_directive_sets_every_knob() {
         let knobs = knobs_after(
             "hello\n[[mock tokens=3 ttft_ms=7 inter_token_ms=200 status=429 retry_after_secs=9 \
-             cut_after=2 error_after=4 garbage_after=1 hang=1]]\nthere",
+             cut_after=2 error_after=4 garbage_after=1 hang=1 context_tokens=4096]]\nthere",
         )
         .unwrap();
 
@@ -291,6 +297,7 @@ mod tests {
                 cut_after: Some(2),
                 error_after: Some(4),
                 garbage_after: Some(1),
+                context_tokens: Some(4096),
             }
         );
     }
@@ -358,6 +365,14 @@ mod tests {
                 },
             ),
             (
+                "[[mock context_tokens=lots]]",
+                OverrideError::InvalidValue {
+                    knob: "context_tokens",
+                    value: "lots".into(),
+                    expected: "a whole number or `none`",
+                },
+            ),
+            (
                 "[[mock hang=maybe]]",
                 OverrideError::InvalidValue {
                     knob: "hang",
@@ -377,16 +392,21 @@ mod tests {
         headers.insert("x-mock-inter-token-ms", HeaderValue::from_static("15"));
         headers.insert("x-mock-hang", HeaderValue::from_static("true"));
         headers.insert("x-mock-error-after", HeaderValue::from_static(" 2 "));
+        headers.insert("x-mock-context-tokens", HeaderValue::from_static("none"));
         headers.insert("content-type", HeaderValue::from_static("application/json"));
 
         let mut overrides = Overrides::default();
         overrides.read_headers(&headers).unwrap();
-        let mut knobs = MockConfig::default().knobs();
+        let mut knobs = MockConfig::default().with_context_tokens(10).knobs();
         overrides.apply(&mut knobs);
 
         assert_eq!(knobs.inter_token, Duration::from_millis(15));
         assert!(knobs.hang);
         assert_eq!(knobs.error_after, Some(2));
+        assert_eq!(
+            knobs.context_tokens, None,
+            "`none` clears the instance limit"
+        );
     }
 
     #[test]

@@ -41,10 +41,14 @@ pub fn reply_text(tokens: usize) -> String {
     reply_tokens(tokens).collect()
 }
 
-/// The mock's estimate of a prompt's token count: a quarter of its characters, at least one.
+/// The mock's estimate of a prompt's token count: a quarter of its characters (rounded down),
+/// at least one.
 ///
 /// Real tokenizers average about four characters per English token; the estimate only needs to
-/// be deterministic so tests can predict `usage.prompt_tokens`.
+/// be deterministic so tests can predict `usage.prompt_tokens` and size a prompt against
+/// `context_tokens`. The mock calls it with the number of characters (Unicode scalar values,
+/// not bytes) of every message's string `content` and `text` parts, whatever the role,
+/// directives included; see the crate docs' *Context length* section.
 ///
 /// # Example
 /// ```

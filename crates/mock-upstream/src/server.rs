@@ -244,7 +244,12 @@ async fn answer_chat(
         });
     }
 
-    let plan = plan(&knobs, &request);
+    let prompt_tokens = reply::prompt_tokens(request.prompt_chars());
+    if let Some(limit) = knobs.context_tokens {
+        check_context(limit, prompt_tokens, request.max_tokens().unwrap_or(0))?;
+    }
+
+    let plan = plan(&knobs, &request, prompt_tokens);
     let id = format!(
         "chatcmpl-mock{:x}",
         state.shared.next_id.fetch_add(1, Ordering::Relaxed)
@@ -283,8 +288,23 @@ async fn answer_chat(
     complete(&id, created, &request.model, &plan)
 }
 
+/// Rejects a request whose estimated prompt plus requested completion exceed the context
+/// window, as OpenAI does (the reply cap counts even when the reply would be shorter).
+fn check_context(limit: usize, prompt_tokens: usize, max_tokens: u64) -> Result<(), MockError> {
+    let to_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let (limit, prompt) = (to_u64(limit), to_u64(prompt_tokens));
+    if prompt.saturating_add(max_tokens) > limit {
+        return Err(MockError::ContextLength {
+            limit,
+            prompt,
+            completion: max_tokens,
+        });
+    }
+    Ok(())
+}
+
 /// The fixed shape of a reply from the request's knobs and caps.
-fn plan(knobs: &Knobs, request: &wire::ChatRequest<'_>) -> Plan {
+fn plan(knobs: &Knobs, request: &wire::ChatRequest<'_>, prompt_tokens: usize) -> Plan {
     let cap = request
         .max_tokens()
         .map_or(usize::MAX, |cap| usize::try_from(cap).unwrap_or(usize::MAX));
@@ -296,7 +316,7 @@ fn plan(knobs: &Knobs, request: &wire::ChatRequest<'_>) -> Plan {
     Plan {
         tokens,
         finish_reason,
-        usage: wire::Usage::new(reply::prompt_tokens(request.prompt_chars()), tokens),
+        usage: wire::Usage::new(prompt_tokens, tokens),
         include_usage: request.include_usage(),
         inter_token: knobs.inter_token,
         cut_after: knobs.cut_after,
@@ -409,6 +429,12 @@ enum MockError {
     NoMessages,
     #[error(transparent)]
     Override(#[from] OverrideError),
+    #[error("{prompt} prompt + {completion} completion tokens exceed the context of {limit}")]
+    ContextLength {
+        limit: u64,
+        prompt: u64,
+        completion: u64,
+    },
     #[error("status {status} injected by the config")]
     Injected { status: u16, retry_after_secs: u64 },
     #[error("failure injected by `error_after`")]
@@ -465,6 +491,21 @@ impl IntoResponse for MockError {
                 "invalid_mock_directive",
                 format!("The mock directive or `x-mock-*` header is invalid: {source}."),
             ),
+            Self::ContextLength {
+                limit,
+                prompt,
+                completion,
+            } => (
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "context_length_exceeded",
+                format!(
+                    "This model's maximum context length is {limit} tokens. However, you \
+                     requested {} tokens ({prompt} in the messages, {completion} in the \
+                     completion).",
+                    prompt.saturating_add(*completion)
+                ),
+            ),
             Self::Injected {
                 status,
                 retry_after_secs: secs,
@@ -519,11 +560,15 @@ impl IntoResponse for MockError {
             tracing::warn!(error = ?self, "mock upstream answered {status}");
         }
 
+        let param = match self {
+            Self::ContextLength { .. } => Some("messages"),
+            _ => None,
+        };
         let body = wire::ErrorBody {
             error: wire::ErrorDetail {
                 message: &message,
                 kind,
-                param: None,
+                param,
                 code,
             },
         };

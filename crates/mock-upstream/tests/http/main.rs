@@ -4,6 +4,7 @@
 
 mod api;
 mod binary;
+mod context;
 mod helpers;
 mod knobs;
 mod stream;
