@@ -28,8 +28,8 @@
 //! (`finish_reason` `"stop"`, or `"length"` when `max_tokens`/`max_completion_tokens` is below
 //! `tokens`), the usage chunk (`choices: []`) only when `stream_options.include_usage` is true
 //! (every earlier chunk then carries `"usage": null`), and `data: [DONE]`. `prompt_tokens` is
-//! [`prompt_tokens`] of the characters of all message text (see [Context
-//! length](#context-length) for exactly what counts).
+//! [`prompt_tokens`] of the characters of all message text and tool-call arguments (see
+//! [Context length](#context-length) for exactly what counts).
 //!
 //! # Knobs
 //! A [`MockConfig`] sets the instance defaults (changeable at run time with
@@ -89,9 +89,10 @@
 //!
 //! The estimate P is [`prompt_tokens`]`(chars)`: `chars / 4` rounded down, at least 1, where
 //! `chars` counts the characters (Unicode scalar values, not bytes) of every message's string
-//! `content` and of the `text` of every text part, whatever the role. Roles, names, image parts
-//! and other fields do not count; a `[[mock …]]` directive is message text, so it does. To size
-//! a prompt for a test, write `4 × P` characters in total.
+//! `content`, of the `text` of every text part, and of the `function.arguments` of every
+//! assistant message's `tool_calls`, whatever the role (so `tool` results count). Roles, names,
+//! ids, image parts, `tools` and other fields do not count; a `[[mock …]]` directive is message
+//! text, so it does. To size a prompt for a test, write `4 × P` characters in total.
 //!
 //! # Errors it answers with
 //! Every error is `{"error":{"message","type","param","code"}}`, `param` null unless said:

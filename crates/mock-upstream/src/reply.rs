@@ -48,7 +48,8 @@ pub fn reply_text(tokens: usize) -> String {
 /// be deterministic so tests can predict `usage.prompt_tokens` and size a prompt against
 /// `context_tokens`. The mock calls it with the number of characters (Unicode scalar values,
 /// not bytes) of every message's string `content` and `text` parts, whatever the role,
-/// directives included; see the crate docs' *Context length* section.
+/// directives included, plus those of assistant tool calls' `arguments`; see the crate docs'
+/// *Context length* section.
 ///
 /// # Example
 /// ```

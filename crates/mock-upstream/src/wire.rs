@@ -42,11 +42,12 @@ impl ChatRequest<'_> {
             .unwrap_or(false)
     }
 
-    /// Characters of every message's text, the input of the prompt-token estimate.
+    /// Characters of every message's text and of its tool calls' arguments, the input of the
+    /// prompt-token estimate.
     pub(crate) fn prompt_chars(&self) -> usize {
         self.messages
             .iter()
-            .flat_map(Message::texts)
+            .flat_map(|message| message.texts().chain(message.tool_call_arguments()))
             .map(|text| text.chars().count())
             .sum()
     }
@@ -67,12 +68,17 @@ pub(crate) struct StreamOptions {
 }
 
 /// One chat message; `content` may be absent or null (an assistant turn with tool calls).
+///
+/// Other fields (`name`, a tool message's `tool_call_id`, …) are accepted and ignored.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Message<'a> {
     #[serde(borrow)]
     pub role: Cow<'a, str>,
     #[serde(borrow, default)]
     pub content: Option<Content<'a>>,
+    /// The calls of an assistant turn; only their arguments are read (they count as prompt).
+    #[serde(borrow, default)]
+    pub tool_calls: Option<Vec<ToolCallIn<'a>>>,
 }
 
 impl Message<'_> {
@@ -87,6 +93,28 @@ impl Message<'_> {
             .into_iter()
             .chain(parts.iter().filter_map(ContentPart::text))
     }
+
+    /// The `function.arguments` strings of the message's tool calls.
+    pub(crate) fn tool_call_arguments(&self) -> impl Iterator<Item = &str> {
+        self.tool_calls
+            .iter()
+            .flatten()
+            .filter_map(|call| call.function.as_ref()?.arguments.as_deref())
+    }
+}
+
+/// One entry of an assistant message's `tool_calls` (`id`, `type` and `name` are ignored).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ToolCallIn<'a> {
+    #[serde(borrow, default)]
+    pub function: Option<FunctionCallIn<'a>>,
+}
+
+/// The `function` of a [`ToolCallIn`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct FunctionCallIn<'a> {
+    #[serde(borrow, default)]
+    pub arguments: Option<Cow<'a, str>>,
 }
 
 /// Message content: a plain string or an array of typed parts.
@@ -253,6 +281,24 @@ mod tests {
         let last: Vec<&str> = request.last_user_message().unwrap().texts().collect();
         assert_eq!(last, ["ef", "g\"h"]);
         assert!(!request.include_usage());
+    }
+
+    #[test]
+    fn a_tool_loop_request_parses_and_its_calls_and_results_count_as_prompt() {
+        let body = br#"{"model":"m","messages":[
+            {"role":"user","content":"abcd"},
+            {"role":"assistant","content":null,"tool_calls":[
+                {"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}},
+                {"id":"call_2","type":"function","function":{"name":"g","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"call_1","content":"sunny"},
+            {"role":"tool","tool_call_id":"call_2","content":[{"type":"text","text":"ok"}]}
+        ]}"#;
+
+        let request: ChatRequest<'_> = serde_json::from_slice(body).unwrap();
+
+        // "abcd", `{"a":1}`, "{}", "sunny", "ok".
+        assert_eq!(request.prompt_chars(), 4 + 7 + 2 + 5 + 2);
+        assert_eq!(request.last_user_message().unwrap().role, "user");
     }
 
     #[test]
