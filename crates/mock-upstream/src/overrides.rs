@@ -49,10 +49,12 @@ enum Knob {
     ErrorAfter,
     GarbageAfter,
     ContextTokens,
+    ToolCalls,
+    ToolText,
 }
 
 /// Every accepted knob name (directive spelling) and the knob it sets; first name is canonical.
-const KNOB_NAMES: [(&str, Knob); 12] = [
+const KNOB_NAMES: [(&str, Knob); 14] = [
     ("tokens", Knob::Tokens),
     ("ttft_ms", Knob::TtftMs),
     ("inter_token_ms", Knob::InterTokenMs),
@@ -65,6 +67,8 @@ const KNOB_NAMES: [(&str, Knob); 12] = [
     ("error_after", Knob::ErrorAfter),
     ("garbage_after", Knob::GarbageAfter),
     ("context_tokens", Knob::ContextTokens),
+    ("tool_calls", Knob::ToolCalls),
+    ("tool_text", Knob::ToolText),
 ];
 
 impl Knob {
@@ -94,7 +98,7 @@ impl Knob {
 /// The knob values one request sets; `None` leaves the instance value alone.
 ///
 /// Optional knobs use `Option<Option<_>>` so a request can also clear an instance value
-/// (`status=none`).
+/// (`status=none`). The tool knobs have no instance value; [`Overrides::tools`] reads them.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Overrides {
     tokens: Option<usize>,
@@ -107,6 +111,17 @@ pub(crate) struct Overrides {
     error_after: Option<Option<usize>>,
     garbage_after: Option<Option<usize>>,
     context_tokens: Option<Option<usize>>,
+    tool_calls: Option<Vec<String>>,
+    tool_text: Option<bool>,
+}
+
+/// The tool calls a request asks for: `tool_calls` and `tool_text`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ToolKnobs {
+    /// Function names to call, in order; empty for a plain text reply.
+    pub names: Vec<String>,
+    /// Send the text reply before the calls.
+    pub with_text: bool,
 }
 
 impl Overrides {
@@ -172,6 +187,9 @@ impl Overrides {
             error_after,
             garbage_after,
             context_tokens,
+            // Per-request only: read by `tools`.
+            tool_calls: _,
+            tool_text: _,
         } = *self;
         knobs.tokens = tokens.unwrap_or(knobs.tokens);
         knobs.ttft = ttft.unwrap_or(knobs.ttft);
@@ -183,6 +201,14 @@ impl Overrides {
         knobs.error_after = error_after.unwrap_or(knobs.error_after);
         knobs.garbage_after = garbage_after.unwrap_or(knobs.garbage_after);
         knobs.context_tokens = context_tokens.unwrap_or(knobs.context_tokens);
+    }
+
+    /// The tool knobs this request set (none by default).
+    pub(crate) fn tools(self) -> ToolKnobs {
+        ToolKnobs {
+            names: self.tool_calls.unwrap_or_default(),
+            with_text: self.tool_text.unwrap_or(false),
+        }
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), OverrideError> {
@@ -202,6 +228,8 @@ impl Overrides {
             Knob::ErrorAfter => self.error_after = Some(parse_optional_count(knob, value)?),
             Knob::GarbageAfter => self.garbage_after = Some(parse_optional_count(knob, value)?),
             Knob::ContextTokens => self.context_tokens = Some(parse_optional_count(knob, value)?),
+            Knob::ToolCalls => self.tool_calls = Some(parse_names(knob, value)?),
+            Knob::ToolText => self.tool_text = Some(parse_flag(knob, value)?),
         }
         Ok(())
     }
@@ -252,6 +280,33 @@ fn parse_status(knob: Knob, value: &str) -> Result<Option<u16>, OverrideError> {
         return Err(invalid(knob, value, EXPECTED));
     }
     Ok(Some(status))
+}
+
+/// Longest function name OpenAI accepts.
+const MAX_FUNCTION_NAME_CHARS: usize = 64;
+
+/// `NAME[,NAME...]` (names may repeat), or `none` for no calls.
+fn parse_names(knob: Knob, value: &str) -> Result<Vec<String>, OverrideError> {
+    const EXPECTED: &str =
+        "comma-separated function names (1-64 letters, digits, `_`, `-`, `.`) or `none`";
+    if is_none(value) {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|name| {
+            let name = name.trim();
+            let valid = (1..=MAX_FUNCTION_NAME_CHARS).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if valid {
+                Ok(name.to_owned())
+            } else {
+                Err(invalid(knob, value, EXPECTED))
+            }
+        })
+        .collect()
 }
 
 fn parse_flag(knob: Knob, value: &str) -> Result<bool, OverrideError> {
@@ -384,6 +439,99 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(knobs_after(text).unwrap_err(), expected, "case {text:?}");
         }
+    }
+
+    fn tools_after(text: &str) -> Result<ToolKnobs, OverrideError> {
+        let mut overrides = Overrides::default();
+        overrides.read_directives(text)?;
+        Ok(overrides.tools())
+    }
+
+    #[test]
+    fn tool_calls_take_names_in_order_and_tool_text_a_flag() {
+        let cases = [
+            ("no directive", ToolKnobs::default()),
+            (
+                "[[mock tool_calls=get_weather]]",
+                ToolKnobs {
+                    names: vec!["get_weather".into()],
+                    with_text: false,
+                },
+            ),
+            (
+                "[[mock tool_calls=b,a-1,b,ns.fn tool_text=1]]",
+                ToolKnobs {
+                    names: ["b", "a-1", "b", "ns.fn"].map(String::from).to_vec(),
+                    with_text: true,
+                },
+            ),
+            (
+                "[[mock tool_calls=a tool_text=yes]] [[mock tool_calls=none]]",
+                ToolKnobs {
+                    names: Vec::new(),
+                    with_text: true,
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(tools_after(text).unwrap(), expected, "case {text:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_tool_knobs_are_rejected_with_the_cause() {
+        const NAMES: &str =
+            "comma-separated function names (1-64 letters, digits, `_`, `-`, `.`) or `none`";
+        let too_long = format!("[[mock tool_calls={}]]", "f".repeat(65));
+        let cases = [
+            ("[[mock tool_calls=a,,b]]", "tool_calls", "a,,b", NAMES),
+            ("[[mock tool_calls=a,]]", "tool_calls", "a,", NAMES),
+            ("[[mock tool_calls=a;b]]", "tool_calls", "a;b", NAMES),
+            (
+                "[[mock tool_text=sometimes]]",
+                "tool_text",
+                "sometimes",
+                "`1`/`true` or `0`/`false`",
+            ),
+        ];
+        for (text, knob, value, expected) in cases {
+            assert_eq!(
+                tools_after(text).unwrap_err(),
+                OverrideError::InvalidValue {
+                    knob,
+                    value: value.into(),
+                    expected,
+                },
+                "case {text:?}"
+            );
+        }
+        assert!(matches!(
+            tools_after(&too_long),
+            Err(OverrideError::InvalidValue {
+                knob: "tool_calls",
+                ..
+            })
+        ));
+        let longest = format!("[[mock tool_calls={}]]", "f".repeat(64));
+        assert_eq!(tools_after(&longest).unwrap().names.len(), 1);
+    }
+
+    #[test]
+    fn tool_headers_use_the_same_names_and_allow_spaces_after_commas() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-mock-tool-calls", HeaderValue::from_static("a, b"));
+        headers.insert("x-mock-tool-text", HeaderValue::from_static("true"));
+
+        let mut overrides = Overrides::default();
+        overrides.read_headers(&headers).unwrap();
+
+        assert_eq!(
+            overrides.tools(),
+            ToolKnobs {
+                names: vec!["a".into(), "b".into()],
+                with_text: true,
+            }
+        );
     }
 
     #[test]

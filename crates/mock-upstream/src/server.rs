@@ -36,6 +36,7 @@ use crate::{
     overrides::{OverrideError, Overrides},
     reply,
     stream::{CutBody, Plan, SseReply},
+    tools::{self, ToolCall, UnknownTool},
     wire,
 };
 
@@ -223,7 +224,8 @@ async fn answer_chat(
     }
 
     // Headers are read last so they win over a directive: they are the more deliberate of the
-    // two, set by the test itself rather than carried through a proxy.
+    // two, set by the test itself rather than carried through a proxy. Directives come from the
+    // last user message even when tool results follow it, so a tool loop keeps its knobs.
     let mut overrides = Overrides::default();
     if let Some(message) = request.last_user_message() {
         for text in message.texts() {
@@ -232,6 +234,7 @@ async fn answer_chat(
     }
     overrides.read_headers(headers)?;
     overrides.apply(&mut knobs);
+    let tool_knobs = overrides.tools();
 
     if knobs.hang {
         state.stopped().await;
@@ -249,7 +252,21 @@ async fn answer_chat(
         check_context(limit, prompt_tokens, request.max_tokens().unwrap_or(0))?;
     }
 
-    let plan = plan(&knobs, &request, prompt_tokens);
+    // Calls answer the user only: once the last message is a tool result, the reply is text,
+    // so a client's tool loop ends.
+    let tool_calls = if tool_knobs.names.is_empty() || !request.ends_with_user() {
+        Vec::new()
+    } else {
+        tools::calls(&tool_knobs.names, &request)?
+    };
+
+    let plan = plan(
+        &knobs,
+        &request,
+        prompt_tokens,
+        tool_calls,
+        tool_knobs.with_text,
+    );
     let id = format!(
         "chatcmpl-mock{:x}",
         state.shared.next_id.fetch_add(1, Ordering::Relaxed)
@@ -277,12 +294,12 @@ async fn answer_chat(
             .into_response());
     }
 
-    // A non-streamed reply arrives when the last token would have.
-    let tokens_after_first = u32::try_from(plan.tokens.saturating_sub(1)).unwrap_or(u32::MAX);
+    // A non-streamed reply arrives when the last chunk would have.
+    let chunks_after_first = u32::try_from(plan.chunks().saturating_sub(1)).unwrap_or(u32::MAX);
     delay(
         knobs
             .ttft
-            .saturating_add(knobs.inter_token.saturating_mul(tokens_after_first)),
+            .saturating_add(knobs.inter_token.saturating_mul(chunks_after_first)),
     )
     .await;
     complete(&id, created, &request.model, &plan)
@@ -303,20 +320,42 @@ fn check_context(limit: usize, prompt_tokens: usize, max_tokens: u64) -> Result<
     Ok(())
 }
 
-/// The fixed shape of a reply from the request's knobs and caps.
-fn plan(knobs: &Knobs, request: &wire::ChatRequest<'_>, prompt_tokens: usize) -> Plan {
+/// The fixed shape of a reply from the request's knobs, caps and tool calls.
+///
+/// With tool calls, the text comes first only with `tool_text`. `max_tokens` caps the text
+/// alone: a reply cut short while talking ends with `"length"` and never reaches its calls,
+/// as a real model's would; the calls themselves are not capped.
+fn plan(
+    knobs: &Knobs,
+    request: &wire::ChatRequest<'_>,
+    prompt_tokens: usize,
+    tool_calls: Vec<ToolCall>,
+    with_text: bool,
+) -> Plan {
     let cap = request
         .max_tokens()
         .map_or(usize::MAX, |cap| usize::try_from(cap).unwrap_or(usize::MAX));
-    let (tokens, finish_reason) = if cap < knobs.tokens {
-        (cap, "length")
+    let text = if tool_calls.is_empty() || with_text {
+        knobs.tokens
     } else {
-        (knobs.tokens, "stop")
+        0
     };
+    let (tokens, tool_calls, finish_reason) = if cap < text {
+        (cap, Vec::new(), "length")
+    } else if tool_calls.is_empty() {
+        (text, tool_calls, "stop")
+    } else {
+        (text, tool_calls, "tool_calls")
+    };
+    let completion_tokens = tool_calls
+        .iter()
+        .map(ToolCall::tokens)
+        .fold(tokens, usize::saturating_add);
     Plan {
         tokens,
+        tool_calls,
         finish_reason,
-        usage: wire::Usage::new(prompt_tokens, tokens),
+        usage: wire::Usage::new(prompt_tokens, completion_tokens),
         include_usage: request.include_usage(),
         inter_token: knobs.inter_token,
         cut_after: knobs.cut_after,
@@ -329,7 +368,7 @@ fn plan(knobs: &Knobs, request: &wire::ChatRequest<'_>, prompt_tokens: usize) ->
 /// fire within the reply (error → 500, cut → half a body then a dropped connection, garbage →
 /// a body that is not JSON).
 fn complete(id: &str, created: u64, model: &str, plan: &Plan) -> Result<Response, MockError> {
-    let fires = |knob: Option<usize>| knob.is_some_and(|after| after <= plan.tokens);
+    let fires = |knob: Option<usize>| knob.is_some_and(|after| after <= plan.chunks());
     if fires(plan.error_after) {
         return Err(MockError::Failed);
     }
@@ -338,6 +377,20 @@ fn complete(id: &str, created: u64, model: &str, plan: &Plan) -> Result<Response
         return Ok((json_headers, "{not json").into_response());
     }
     let text = reply::reply_text(plan.tokens);
+    // A reply of calls only has `content: null`, as OpenAI sends it.
+    let content = (plan.tool_calls.is_empty() || plan.tokens > 0).then_some(text.as_str());
+    let tool_calls: Vec<wire::ToolCallOut<'_>> = plan
+        .tool_calls
+        .iter()
+        .map(|call| wire::ToolCallOut {
+            id: &call.id,
+            kind: "function",
+            function: wire::FunctionCallOut {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        })
+        .collect();
     let completion = wire::ChatCompletion {
         id,
         object: "chat.completion",
@@ -348,8 +401,9 @@ fn complete(id: &str, created: u64, model: &str, plan: &Plan) -> Result<Response
             index: 0,
             message: wire::AssistantMessage {
                 role: "assistant",
-                content: &text,
+                content,
                 refusal: None,
+                tool_calls,
             },
             logprobs: None,
             finish_reason: plan.finish_reason,
@@ -435,6 +489,8 @@ enum MockError {
         prompt: u64,
         completion: u64,
     },
+    #[error(transparent)]
+    UnknownTool(#[from] UnknownTool),
     #[error("status {status} injected by the config")]
     Injected { status: u16, retry_after_secs: u64 },
     #[error("failure injected by `error_after`")]
@@ -506,6 +562,12 @@ impl IntoResponse for MockError {
                     prompt.saturating_add(*completion)
                 ),
             ),
+            Self::UnknownTool(source) => (
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "unknown_tool",
+                format!("The mock cannot make the tool calls it was asked for: {source}."),
+            ),
             Self::Injected {
                 status,
                 retry_after_secs: secs,
@@ -562,6 +624,7 @@ impl IntoResponse for MockError {
 
         let param = match self {
             Self::ContextLength { .. } => Some("messages"),
+            Self::UnknownTool(_) => Some("tools"),
             _ => None,
         };
         let body = wire::ErrorBody {

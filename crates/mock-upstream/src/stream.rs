@@ -3,7 +3,7 @@
 //! Both implement `http_body::Body` by hand rather than wrapping a channel or a boxed stream:
 //! a reply is a small state machine, and this way a zero-delay reply costs one allocation for
 //! the template, one buffer and one socket write, whatever its length. Deciding *what* to send
-//! (token count, failures) is the handler's job; this module only sends it.
+//! (token count, tool calls, failures) is the handler's job; this module only sends it.
 
 use std::{
     future::Future,
@@ -20,7 +20,11 @@ use axum::body::{Bytes, HttpBody};
 use http_body::Frame;
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use crate::{reply, wire};
+use crate::{
+    reply,
+    tools::{CHUNKS_PER_CALL, ToolCall},
+    wire,
+};
 
 /// A zero-delay reply is written in frames of about this size, so a huge `tokens` value does
 /// not build one huge buffer.
@@ -40,11 +44,17 @@ const GARBAGE_EVENT: &[u8] = b"data: {not json\n\n";
 const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 
 /// Everything a reply will contain and how it will fail, fixed before the first byte.
-#[derive(Clone, Copy, Debug)]
+///
+/// A reply is `tokens` content chunks, then [`CHUNKS_PER_CALL`] chunks per tool call; the
+/// failure knobs count in all of these ("chunks" below).
+#[derive(Clone, Debug)]
 pub(crate) struct Plan {
-    /// Content chunks to send (the configured length, capped by `max_tokens`).
+    /// Content chunks to send (the configured length, capped by `max_tokens`; 0 for a reply of
+    /// tool calls only).
     pub tokens: usize,
-    /// `"stop"`, or `"length"` when `max_tokens` cut the reply short.
+    /// Calls sent after the text, in order; empty for a text reply.
+    pub tool_calls: Vec<ToolCall>,
+    /// `"stop"`, `"tool_calls"`, or `"length"` when `max_tokens` cut the reply short.
     pub finish_reason: &'static str,
     pub usage: wire::Usage,
     /// `stream_options.include_usage`: a usage chunk at the end and `"usage":null` before it.
@@ -56,6 +66,12 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Chunks between the role chunk and the finish chunk: content, then tool calls.
+    pub(crate) fn chunks(&self) -> usize {
+        self.tokens
+            .saturating_add(self.tool_calls.len().saturating_mul(CHUNKS_PER_CALL))
+    }
+
     /// Whether an injected failure or garbage event happens once `sent` chunks are out.
     fn acts_at(&self, sent: usize) -> bool {
         [self.cut_after, self.error_after, self.garbage_after].contains(&Some(sent))
@@ -95,14 +111,20 @@ enum Next {
 /// # Design
 /// The JSON of every chunk shares one prefix (id, created, model, …), built once per reply in
 /// `head`. A content chunk is `head`, a fixed middle, the word (known not to need escaping, see
-/// [`crate::reply`]) and a fixed tail, copied into the frame buffer. Chunks not separated by a
-/// delay share a frame, so with no delays the whole reply is one write, and the response head,
-/// which hyper sends when it first polls the body, leaves in the same packet as the first chunk.
+/// [`crate::reply`]) and a fixed tail, copied into the frame buffer. The `choices` of tool-call
+/// chunks, which carry request-dependent text, are rendered once in [`SseReply::new`]. Chunks
+/// not separated by a delay share a frame, so with no delays the whole reply is one write, and
+/// the response head, which hyper sends when it first polls the body, leaves in the same packet
+/// as the first chunk.
 pub(crate) struct SseReply {
     /// `data: {"id":…,"object":"chat.completion.chunk",…,"choices":` of every chunk.
     head: String,
     plan: Plan,
-    /// Content chunks written so far; failure knobs count in these.
+    /// The `choices` of each tool-call chunk, [`CHUNKS_PER_CALL`] per call, in sending order.
+    tool_choices: Vec<String>,
+    /// Bytes of all `tool_choices`, for sizing frames.
+    tool_bytes: usize,
+    /// Content and tool-call chunks written so far; failure knobs count in these.
     sent: usize,
     phase: Phase,
     /// Allocated on the first delay and reset afterwards, so a reply boxes at most one timer.
@@ -138,8 +160,16 @@ impl SseReply {
         head.push_str(",\"system_fingerprint\":\"");
         head.push_str(wire::SYSTEM_FINGERPRINT);
         head.push_str("\",\"choices\":");
+        let tool_choices: Vec<String> = plan
+            .tool_calls
+            .iter()
+            .enumerate()
+            .flat_map(|(index, call)| tool_call_choices(index, call))
+            .collect();
         Self {
             head,
+            tool_bytes: tool_choices.iter().map(String::len).sum(),
+            tool_choices,
             plan,
             sent: 0,
             phase: Phase::Start,
@@ -171,6 +201,16 @@ impl SseReply {
         buf.extend_from_slice(b"[{\"index\":0,\"delta\":{\"content\":\"");
         buf.extend_from_slice(token.as_bytes());
         buf.extend_from_slice(b"\"},\"logprobs\":null,\"finish_reason\":null}]");
+        self.push_chunk_end(buf);
+    }
+
+    /// Tool-call chunk `index` (counted from the first chunk after the text).
+    fn push_tool_chunk(&self, buf: &mut Vec<u8>, index: usize) {
+        let Some(choices) = self.tool_choices.get(index) else {
+            return;
+        };
+        buf.extend_from_slice(self.head.as_bytes());
+        buf.extend_from_slice(choices.as_bytes());
         self.push_chunk_end(buf);
     }
 
@@ -213,15 +253,19 @@ impl SseReply {
             if self.plan.cut_after == Some(sent) {
                 return Next::Cut;
             }
-            if sent >= self.plan.tokens {
+            let chunks = self.plan.chunks();
+            if sent >= chunks {
                 self.push_finish(buf);
                 return Next::End;
             }
-            self.push_content(buf, reply::token(sent));
+            match sent.checked_sub(self.plan.tokens) {
+                None => self.push_content(buf, reply::token(sent)),
+                Some(tool_chunk) => self.push_tool_chunk(buf, tool_chunk),
+            }
             self.sent = sent + 1;
-            // The finish chunk follows the last token at once, as with a real model; an
-            // injected failure waits like a token would.
-            let more = self.sent < self.plan.tokens || self.plan.acts_at(self.sent);
+            // The finish chunk follows the last chunk at once, as with a real model; an
+            // injected failure waits like a chunk would.
+            let more = self.sent < chunks || self.plan.acts_at(self.sent);
             if more && !self.plan.inter_token.is_zero() {
                 return Next::Wait;
             }
@@ -234,13 +278,20 @@ impl SseReply {
     fn frame_capacity(&self) -> usize {
         let chunk = self.head.len() + CHUNK_TAIL_MAX_BYTES;
         let chunks = if self.plan.inter_token.is_zero() {
-            let remaining = self.plan.tokens.saturating_sub(self.sent);
+            let remaining = self.plan.chunks().saturating_sub(self.sent);
             remaining.min(FRAME_SOFT_LIMIT_BYTES / chunk + 1)
         } else {
             1
         };
+        // Tool-call chunks are longer than the template tail allows for; their `choices` are
+        // counted in full (a bound, not an estimate: they are few).
+        let tools = if self.sent < self.plan.chunks() {
+            self.tool_bytes
+        } else {
+            0
+        };
         // Role, finish and usage chunks may share the frame, plus the short fixed events.
-        (chunks + 3) * chunk + ERROR_EVENT.len() + GARBAGE_EVENT.len() + DONE_EVENT.len()
+        (chunks + 3) * chunk + tools + ERROR_EVENT.len() + GARBAGE_EVENT.len() + DONE_EVENT.len()
     }
 
     /// Schedules the next chunk one `inter_token` after the previous deadline rather than after
@@ -307,6 +358,33 @@ impl HttpBody for SseReply {
     }
 }
 
+/// The `choices` of the [`CHUNKS_PER_CALL`] chunks of call `index`: its id and name with empty
+/// arguments, then the arguments in three pieces.
+fn tool_call_choices(index: usize, call: &ToolCall) -> Vec<String> {
+    const TAIL: &str = "]},\"logprobs\":null,\"finish_reason\":null}]";
+    let open = format!("[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":{index},");
+
+    let mut header = open.clone();
+    header.push_str("\"id\":");
+    wire::push_json_string(&mut header, &call.id);
+    header.push_str(",\"type\":\"function\",\"function\":{\"name\":");
+    wire::push_json_string(&mut header, &call.name);
+    header.push_str(",\"arguments\":\"\"}}");
+    header.push_str(TAIL);
+
+    let mut choices = Vec::with_capacity(CHUNKS_PER_CALL);
+    choices.push(header);
+    for piece in call.argument_pieces() {
+        let mut chunk = open.clone();
+        chunk.push_str("\"function\":{\"arguments\":");
+        wire::push_json_string(&mut chunk, piece);
+        chunk.push_str("}}");
+        chunk.push_str(TAIL);
+        choices.push(chunk);
+    }
+    choices
+}
+
 /// A body that sends `data`, then drops the connection: a reply that stops mid-JSON.
 pub(crate) struct CutBody {
     data: Option<Bytes>,
@@ -362,6 +440,7 @@ mod tests {
     fn plan(tokens: usize) -> Plan {
         Plan {
             tokens,
+            tool_calls: Vec::new(),
             finish_reason: "stop",
             usage: wire::Usage::new(5, tokens),
             include_usage: true,
@@ -443,6 +522,148 @@ mod tests {
                 .all(|frame| frame.len() < 2 * FRAME_SOFT_LIMIT_BYTES)
         );
         assert_eq!(events(&frames).len(), 2_000 + 3);
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            arguments: arguments.to_owned(),
+        }
+    }
+
+    fn tool_plan(tokens: usize) -> Plan {
+        Plan {
+            tool_calls: vec![
+                call(
+                    "call_0000000a",
+                    "get_weather",
+                    r#"{"city":"city-0","days":1}"#,
+                ),
+                call("call_0000000b", "now", "{}"),
+            ],
+            finish_reason: "tool_calls",
+            ..plan(tokens)
+        }
+    }
+
+    /// The `(id, name, arguments)` of each call index, reassembled from the chunks' deltas.
+    fn reassemble(events: &[serde_json::Value]) -> Vec<(String, String, String)> {
+        let mut calls: Vec<(String, String, String)> = Vec::new();
+        for event in events {
+            let Some(deltas) = event["choices"][0]["delta"]["tool_calls"].as_array() else {
+                continue;
+            };
+            assert_eq!(deltas.len(), 1, "one call per chunk: {event}");
+            let delta = &deltas[0];
+            let index = usize::try_from(delta["index"].as_u64().unwrap()).unwrap();
+            if let Some(id) = delta["id"].as_str() {
+                assert_eq!(index, calls.len(), "a call starts after the previous one");
+                assert_eq!(delta["type"], "function");
+                let name = delta["function"]["name"].as_str().unwrap();
+                calls.push((id.to_owned(), name.to_owned(), String::new()));
+            }
+            let arguments = delta["function"]["arguments"].as_str().unwrap();
+            calls[index].2.push_str(arguments);
+        }
+        calls
+    }
+
+    #[test]
+    fn a_tool_call_reply_streams_each_call_as_a_head_and_three_argument_pieces() {
+        let body = SseReply::new("chatcmpl-1", 7, "m", tool_plan(0), counter());
+
+        let (frames, cut) = drain(body);
+
+        assert!(!cut);
+        let events = events(&frames);
+        // Role, 2 × (head + 3 pieces), finish, usage.
+        assert_eq!(events.len(), 1 + 2 * 4 + 1 + 1);
+        assert_eq!(
+            events[0]["choices"][0]["delta"],
+            serde_json::json!({"role": "assistant", "content": ""})
+        );
+        assert_eq!(
+            events[1]["choices"][0]["delta"],
+            serde_json::json!({"tool_calls": [{"index": 0, "id": "call_0000000a",
+                "type": "function", "function": {"name": "get_weather", "arguments": ""}}]})
+        );
+        // 26 characters of arguments: pieces of 8, 9 and 9.
+        assert_eq!(
+            events[2]["choices"][0]["delta"],
+            serde_json::json!({"tool_calls": [{"index": 0,
+                "function": {"arguments": "{\"city\":"}}]})
+        );
+        for chunk in &events[1..9] {
+            assert!(chunk["choices"][0]["delta"].get("content").is_none());
+            assert!(chunk["choices"][0]["finish_reason"].is_null());
+            assert!(chunk["usage"].is_null());
+        }
+        assert_eq!(
+            reassemble(&events),
+            [
+                (
+                    "call_0000000a".to_owned(),
+                    "get_weather".to_owned(),
+                    r#"{"city":"city-0","days":1}"#.to_owned()
+                ),
+                (
+                    "call_0000000b".to_owned(),
+                    "now".to_owned(),
+                    "{}".to_owned()
+                ),
+            ]
+        );
+        let finish = &events[9]["choices"][0];
+        assert_eq!(finish["delta"], serde_json::json!({}));
+        assert_eq!(finish["finish_reason"], "tool_calls");
+        assert_eq!(events[10]["choices"], serde_json::json!([]));
+        assert!(frames.last().unwrap().ends_with(DONE_EVENT));
+    }
+
+    #[test]
+    fn with_text_the_content_chunks_come_before_the_calls() {
+        let body = SseReply::new("chatcmpl-1", 7, "m", tool_plan(3), counter());
+
+        let events = events(&drain(body).0);
+
+        assert_eq!(events.len(), 1 + 3 + 2 * 4 + 1 + 1);
+        let text: String = events
+            .iter()
+            .filter_map(|event| event["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, reply::reply_text(3));
+        assert_eq!(events[3]["choices"][0]["delta"]["content"], "and ");
+        assert_eq!(
+            events[4]["choices"][0]["delta"]["tool_calls"][0]["id"],
+            "call_0000000a"
+        );
+        assert_eq!(reassemble(&events).len(), 2);
+        assert_eq!(events[12]["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn failure_knobs_count_tool_call_chunks_too() {
+        let cut = Plan {
+            cut_after: Some(2),
+            ..tool_plan(0)
+        };
+        let error = Plan {
+            error_after: Some(5),
+            ..tool_plan(0)
+        };
+
+        let (cut_frames, was_cut) = drain(SseReply::new("c", 7, "m", cut, counter()));
+        let (error_frames, _) = drain(SseReply::new("c", 7, "m", error, counter()));
+
+        assert!(was_cut);
+        // Role, the first call's head and its first piece.
+        assert_eq!(events(&cut_frames).len(), 1 + 2);
+        let error_events = events(&error_frames);
+        assert_eq!(error_events.len(), 1 + 5 + 1);
+        assert_eq!(error_events[6]["error"]["code"], "mock_error");
+        let second_call_head = &error_events[5]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(second_call_head["function"]["name"], "now");
     }
 
     #[test]

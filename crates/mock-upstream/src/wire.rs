@@ -6,7 +6,10 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{MapAccess, Visitor},
+};
 
 /// Shown in `system_fingerprint` so a captured reply is recognizably the mock's.
 pub(crate) const SYSTEM_FINGERPRINT: &str = "fp_mock_upstream";
@@ -23,6 +26,9 @@ pub(crate) struct ChatRequest<'a> {
     pub max_tokens: Option<u64>,
     /// The newer OpenAI name for `max_tokens`; either one caps the reply.
     pub max_completion_tokens: Option<u64>,
+    /// The functions the model may call; read only to build the calls of `tool_calls`.
+    #[serde(borrow, default)]
+    pub tools: Option<Vec<Tool<'a>>>,
 }
 
 impl ChatRequest<'_> {
@@ -50,6 +56,27 @@ impl ChatRequest<'_> {
             .flat_map(|message| message.texts().chain(message.tool_call_arguments()))
             .map(|text| text.chars().count())
             .sum()
+    }
+
+    /// Whether the last message has role `user`: only then does the mock make tool calls, so
+    /// the follow-up request carrying the tool results gets a text answer.
+    pub(crate) fn ends_with_user(&self) -> bool {
+        self.messages
+            .last()
+            .is_some_and(|message| message.role == "user")
+    }
+
+    /// The function called `name` among the request's `tools`.
+    pub(crate) fn function(&self, name: &str) -> Option<&FunctionDef<'_>> {
+        self.functions().find(|function| function.name == name)
+    }
+
+    /// Every function the request's `tools` declares, in order.
+    pub(crate) fn functions(&self) -> impl Iterator<Item = &FunctionDef<'_>> {
+        self.tools
+            .iter()
+            .flatten()
+            .filter_map(|tool| tool.function.as_ref())
     }
 
     /// The last message with role `user`: where a message directive is read from.
@@ -115,6 +142,105 @@ pub(crate) struct ToolCallIn<'a> {
 pub(crate) struct FunctionCallIn<'a> {
     #[serde(borrow, default)]
     pub arguments: Option<Cow<'a, str>>,
+}
+
+/// One entry of a request's `tools`; entries without a `function` (other tool types) are
+/// tolerated and never called.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Tool<'a> {
+    #[serde(borrow, default)]
+    pub function: Option<FunctionDef<'a>>,
+}
+
+/// A function a request offers: its name and, of its JSON schema, the top-level properties.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FunctionDef<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(default)]
+    pub parameters: Option<Parameters>,
+}
+
+impl FunctionDef<'_> {
+    /// The top-level properties of the function's parameters, in the order of the request.
+    pub(crate) fn properties(&self) -> &[Property] {
+        self.parameters
+            .as_ref()
+            .and_then(|parameters| parameters.properties.as_ref())
+            .map_or(&[], |properties| properties.0.as_slice())
+    }
+}
+
+/// The `parameters` schema of a [`FunctionDef`]; other keywords are ignored.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Parameters {
+    #[serde(default)]
+    pub properties: Option<Properties>,
+}
+
+/// The `properties` object of a schema, as a list in the order the request wrote them.
+///
+/// # Design
+/// Read with a map visitor rather than into a `serde_json::Map`, which sorts its keys unless
+/// serde_json's `preserve_order` feature is on (a feature another crate in the build can switch
+/// on for everyone). A list keeps the request's order whatever the features.
+#[derive(Debug, Default)]
+pub(crate) struct Properties(pub Vec<Property>);
+
+/// One property of a function's parameters: its name and the JSON type its schema names.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Property {
+    pub name: String,
+    pub kind: PropertyKind,
+}
+
+/// The `type` of a property schema, as far as the mock's arguments care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PropertyKind {
+    String,
+    /// `integer` or `number`.
+    Number,
+    Boolean,
+    /// Any other or no `type` (`object`, `array`, `null`, a list of types, …).
+    Other,
+}
+
+impl PropertyKind {
+    fn of(schema: &serde_json::Value) -> Self {
+        match schema.get("type").and_then(serde_json::Value::as_str) {
+            Some("string") => Self::String,
+            Some("integer" | "number") => Self::Number,
+            Some("boolean") => Self::Boolean,
+            _ => Self::Other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Properties {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = Properties;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an object of property schemas")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Properties, A::Error> {
+                let mut properties = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((name, schema)) = map.next_entry::<String, serde_json::Value>()? {
+                    properties.push(Property {
+                        name,
+                        kind: PropertyKind::of(&schema),
+                    });
+                }
+                Ok(Properties(properties))
+            }
+        }
+
+        deserializer.deserialize_map(InOrder)
+    }
 }
 
 /// Message content: a plain string or an array of typed parts.
@@ -187,8 +313,29 @@ pub(crate) struct Choice<'a> {
 #[derive(Debug, Serialize)]
 pub(crate) struct AssistantMessage<'a> {
     pub role: &'static str,
-    pub content: &'a str,
+    /// `None` (JSON `null`) for a reply of tool calls only.
+    pub content: Option<&'a str>,
     pub refusal: Option<()>,
+    /// Left out of a text reply, as OpenAI does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallOut<'a>>,
+}
+
+/// One entry of a non-streamed reply's `tool_calls`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ToolCallOut<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionCallOut<'a>,
+}
+
+/// The `function` of a [`ToolCallOut`].
+#[derive(Debug, Serialize)]
+pub(crate) struct FunctionCallOut<'a> {
+    pub name: &'a str,
+    /// A JSON object as a string.
+    pub arguments: &'a str,
 }
 
 /// `{"error": {...}}`, the one error shape of every non-2xx answer.
@@ -292,13 +439,46 @@ mod tests {
                 {"id":"call_2","type":"function","function":{"name":"g","arguments":"{}"}}]},
             {"role":"tool","tool_call_id":"call_1","content":"sunny"},
             {"role":"tool","tool_call_id":"call_2","content":[{"type":"text","text":"ok"}]}
-        ]}"#;
+        ],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object",
+            "properties":{"z":{"type":"string"},"a":{"type":"integer"},"m":{"type":["string","null"]},
+            "b":{"type":"boolean"},"n":{"type":"number"},"o":true}}}},
+            {"type":"function","function":{"name":"g"}},{"type":"custom","custom":{"name":"h"}}]}"#;
 
         let request: ChatRequest<'_> = serde_json::from_slice(body).unwrap();
 
         // "abcd", `{"a":1}`, "{}", "sunny", "ok".
         assert_eq!(request.prompt_chars(), 4 + 7 + 2 + 5 + 2);
+        assert!(!request.ends_with_user());
         assert_eq!(request.last_user_message().unwrap().role, "user");
+        let kinds: Vec<(&str, PropertyKind)> = request
+            .function("f")
+            .unwrap()
+            .properties()
+            .iter()
+            .map(|property| (property.name.as_str(), property.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("z", PropertyKind::String),
+                ("a", PropertyKind::Number),
+                ("m", PropertyKind::Other),
+                ("b", PropertyKind::Boolean),
+                ("n", PropertyKind::Number),
+                ("o", PropertyKind::Other),
+            ]
+        );
+        assert!(request.function("g").unwrap().properties().is_empty());
+        assert!(request.function("h").is_none());
+        let names: Vec<&str> = request.functions().map(|f| f.name.as_ref()).collect();
+        assert_eq!(names, ["f", "g"]);
+    }
+
+    #[test]
+    fn properties_that_are_not_an_object_are_rejected() {
+        let body = br#"{"model":"m","messages":[],"tools":[{"type":"function",
+            "function":{"name":"f","parameters":{"properties":[1]}}}]}"#;
+        assert!(serde_json::from_slice::<ChatRequest<'_>>(body).is_err());
     }
 
     #[test]

@@ -8,3 +8,4 @@ mod context;
 mod helpers;
 mod knobs;
 mod stream;
+mod tools;
