@@ -28,4 +28,5 @@ mod thread;
 mod threads;
 mod timing;
 mod tls;
+mod tools;
 mod ui;

@@ -342,7 +342,7 @@ async fn invalid_ui_requests_are_refused_naming_the_field() {
         (
             "last is the assistant's",
             ui_body(&chat_id(), &[ok(), assistant]),
-            "messages[1].role",
+            "messages[1]",
         ),
         (
             "no user message id",

@@ -107,7 +107,7 @@ pub async fn dead_generator(
             NewTurn {
                 ids: &ids,
                 create_with_title: None::<&Title>,
-                user_message: &message,
+                inputs: std::slice::from_ref(&message),
                 lease,
                 format: Some(ReplyFormat::Ui),
                 regenerate: false,

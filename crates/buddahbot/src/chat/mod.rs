@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use crate::{
     app::App,
     background::Background,
-    domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, Title, UserId},
+    domain::{MessageId, ReplyFormat, ThreadId, Title, UserId},
     error::ApiError,
     store::{LimitSet, NewTurn, RateDecision, TurnIds, TurnStart, control::Registration},
 };
@@ -96,13 +96,16 @@ async fn answer(
             Some(Title::from_message(&request.first_user_text())),
         ),
     };
-    let mut user_message = ChatMessage::new(Role::User, request.user_text().into_owned());
-    user_message.id = request.user_message_id(&thread);
-    user_message.parts.clone_from(&request.user_parts);
+    let inputs = request.input_messages(&thread);
+    let Some(first) = inputs.first() else {
+        return Err(ApiError::InvalidBody(
+            "`messages` hold no new turn".to_owned(),
+        ));
+    };
     let ids = Arc::new(TurnIds {
         user,
         thread,
-        user_message: user_message.id.clone(),
+        user_message: first.id.clone(),
         reply: MessageId::new(),
     });
     // A streamed turn listens for stop and resume signals from the moment it is recorded.
@@ -117,7 +120,7 @@ async fn answer(
             NewTurn {
                 ids: &ids,
                 create_with_title: title.as_ref(),
-                user_message: &user_message,
+                inputs: &inputs,
                 lease: config.chat.generation_lease,
                 format: request.stream.then_some(request.format),
                 regenerate: request.regenerate,

@@ -7,7 +7,7 @@ use crate::{
     domain::{ModelName, Role},
     upstream::{
         UpstreamError,
-        wire::{ChatCompletionRequest, PromptMessage, StreamOptions},
+        wire::{ChatCompletionRequest, PromptMessage, StreamOptions, WireTool},
     },
 };
 
@@ -21,13 +21,7 @@ pub(super) fn with_system_prompt(
     if let Some(system) = system
         && !prompt.iter().any(|m| m.role == Role::System)
     {
-        prompt.insert(
-            0,
-            PromptMessage {
-                role: Role::System,
-                content: system.to_owned().into(),
-            },
-        );
+        prompt.insert(0, PromptMessage::new(Role::System, system.to_owned()));
     }
     prompt
 }
@@ -35,7 +29,7 @@ pub(super) fn with_system_prompt(
 pub(super) fn upstream_request<'a>(
     model: &'a ModelName,
     prompt: &'a [PromptMessage],
-    request: &TurnRequest,
+    request: &'a TurnRequest,
     stream: bool,
 ) -> ChatCompletionRequest<'a> {
     ChatCompletionRequest {
@@ -48,6 +42,18 @@ pub(super) fn upstream_request<'a>(
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
         }),
+        tools: request
+            .tools
+            .functions
+            .iter()
+            .map(WireTool::function)
+            .collect(),
+        tool_choice: request.tools.choice.as_ref(),
+        // Only meaningful with tools; some APIs refuse it without.
+        parallel_tool_calls: request
+            .tools
+            .parallel_calls
+            .filter(|_| !request.tools.is_empty()),
     }
 }
 
@@ -83,10 +89,7 @@ mod tests {
     use super::*;
 
     fn message(role: Role, text: &str) -> PromptMessage {
-        PromptMessage {
-            role,
-            content: text.to_owned().into(),
-        }
+        PromptMessage::new(role, text.to_owned())
     }
 
     #[test]

@@ -7,7 +7,10 @@ use crate::{
     domain::{
         ChatMessage, MessageId, MessagePart, ModelName, ReplyFormat, ReplyStatus, Role, Usage, now,
     },
-    upstream::wire::{ChunkView, WireUsage},
+    upstream::{
+        tool_calls::ToolCalls,
+        wire::{ChunkView, WireUsage},
+    },
 };
 
 /// What a reply has said so far.
@@ -16,21 +19,29 @@ pub(super) struct ReplyBuilder {
     pub text: String,
     pub finish_reason: Option<String>,
     pub usage: Option<WireUsage>,
+    /// The tool calls the model made, put together from their pieces.
+    pub tool_calls: ToolCalls,
     ttft: Duration,
     /// AI SDK replies are stored with their text as a part too.
     format: ReplyFormat,
 }
 
 impl ReplyBuilder {
-    pub fn new(model: ModelName, ttft: Duration, format: ReplyFormat) -> Self {
+    pub fn new(model: ModelName, ttft: Duration, format: ReplyFormat, id: &MessageId) -> Self {
         Self {
             format,
             model,
             text: String::new(),
             finish_reason: None,
             usage: None,
+            tool_calls: ToolCalls::new(id.as_str()),
             ttft,
         }
+    }
+
+    /// Whether the model has said anything yet: text, or a tool call.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.tool_calls.is_empty()
     }
 
     /// Keeps what one chunk adds: text, the finish reason, the usage.
@@ -38,6 +49,9 @@ impl ReplyBuilder {
         for choice in &chunk.choices {
             if let Some(content) = &choice.delta.content {
                 self.text.push_str(content);
+            }
+            for delta in choice.delta.tool_calls.iter().flatten() {
+                self.tool_calls.add(delta, |_, _| {});
             }
             if let Some(reason) = &choice.finish_reason {
                 self.finish_reason = Some(reason.as_ref().to_owned());
@@ -50,7 +64,9 @@ impl ReplyBuilder {
 
     /// The reply as stored. A reply that ended early gets our own finish reason: `error`
     /// when it broke off, `stop` when it was stopped; one that ended normally keeps the
-    /// model's (`stop` when it gave none).
+    /// model's (`stop` when it gave none, `tool_calls` when it gave none but called tools).
+    /// Tool calls are kept only from a reply that ended normally: a call cut short has no
+    /// whole arguments to run with.
     pub fn finish(
         self,
         id: MessageId,
@@ -60,8 +76,17 @@ impl ReplyBuilder {
         let finish_reason = match status {
             Some(ReplyStatus::Error) => "error".to_owned(),
             Some(ReplyStatus::Stopped) => "stop".to_owned(),
-            None => self.finish_reason.unwrap_or_else(|| "stop".to_owned()),
+            None => self.finish_reason.unwrap_or_else(|| {
+                if self.tool_calls.is_empty() {
+                    "stop"
+                } else {
+                    "tool_calls"
+                }
+                .to_owned()
+            }),
         };
+        let tool_calls =
+            (status.is_none() && !self.tool_calls.is_empty()).then(|| self.tool_calls.into_vec());
         ChatMessage {
             id,
             role: Role::Assistant,
@@ -75,7 +100,9 @@ impl ReplyBuilder {
             }),
             ttft_ms: Some(millis(self.ttft)),
             duration_ms: Some(millis(duration)),
-            parts: (self.format == ReplyFormat::Ui).then(|| {
+            parts: (self.format == ReplyFormat::Ui
+                && (tool_calls.is_none() || !self.text.is_empty()))
+            .then(|| {
                 vec![MessagePart::Text {
                     text: self.text.clone(),
                 }]
@@ -83,6 +110,11 @@ impl ReplyBuilder {
             content: self.text,
             status,
             superseded_by: None,
+            tool_calls,
+            tool_call_id: None,
+            tool_name: None,
+            tool_output: None,
+            tool_error: false,
         }
     }
 }
@@ -93,6 +125,8 @@ fn millis(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::ToolCall;
+
     use super::*;
 
     fn builder(format: ReplyFormat) -> ReplyBuilder {
@@ -100,6 +134,7 @@ mod tests {
             ModelName::configured("Hermes-4-70B"),
             Duration::from_millis(12),
             format,
+            &MessageId::parse("r1").unwrap(),
         )
     }
 
@@ -153,5 +188,36 @@ mod tests {
                 Some(vec![MessagePart::Text { text: "Hi".into() }])
             );
         }
+    }
+
+    #[test]
+    fn tool_calls_are_kept_whole_and_only_from_a_complete_reply() {
+        let chunks = [
+            r#"{"choices":[{"delta":{"content":"Let me look."}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"ci"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ty\":\"Oslo\"}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ];
+        let mut reply = builder(ReplyFormat::Ui);
+        for raw in chunks {
+            add(&mut reply, raw);
+        }
+        let message = reply.finish(MessageId::new(), None, Duration::ZERO);
+        assert_eq!(message.finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(
+            message.tool_calls,
+            Some(vec![ToolCall {
+                id: "call_1".into(),
+                name: "weather".into(),
+                arguments: r#"{"city":"Oslo"}"#.into(),
+            }])
+        );
+        assert_eq!(message.content, "Let me look.");
+
+        let mut stopped = builder(ReplyFormat::OpenAi);
+        add(&mut stopped, chunks[1]);
+        assert!(!stopped.is_empty());
+        let message = stopped.finish(MessageId::new(), Some(ReplyStatus::Stopped), Duration::ZERO);
+        assert_eq!(message.tool_calls, None, "a call cut short is not kept");
     }
 }

@@ -11,13 +11,17 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
     config::{ChatConfig, Config},
-    domain::{MaxTokens, MessageId, MessagePart, ModelName, Role, Temperature, ThreadId},
+    domain::{
+        ChatMessage, MaxTokens, MessageId, MessagePart, ModelName, Role, Temperature, ThreadId,
+        ToolCall, Tools,
+    },
     error::ApiError,
-    upstream::wire::{ImageUrl, PromptContent, PromptMessage, PromptPart},
+    upstream::wire::{ImageUrl, PromptContent, PromptMessage, PromptPart, PromptToolCall},
 };
 
 /// `POST /api/chat` and `/api/chat/completions`. Unknown fields (`user`, `seed`, …) are
@@ -46,6 +50,14 @@ pub struct ChatBody {
     pub n: Option<u64>,
     #[serde(default, alias = "stream_options")]
     pub stream_options: Option<WireStreamOptions>,
+    /// Function tools, `tool_choice` and `parallel_tool_calls`, as the OpenAI API takes them;
+    /// checked by [`Tools::parse`].
+    #[serde(default)]
+    pub tools: Option<Value>,
+    #[serde(default, alias = "tool_choice")]
+    pub tool_choice: Option<Value>,
+    #[serde(default, alias = "parallel_tool_calls")]
+    pub parallel_tool_calls: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,10 +76,36 @@ pub struct WireMessage {
     pub content: Option<WireContent>,
     #[serde(default)]
     pub parts: Option<Vec<UiPart>>,
+    /// An assistant message's tool calls (OpenAI shape).
+    #[serde(default)]
+    pub tool_calls: Option<Vec<WireToolCall>>,
+    /// A `tool` message: the call it answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
 }
 
-/// One part of an AI SDK `UIMessage`. Only `text` and `file` parts are read; the fields of
-/// other part types (tools, reasoning, data, …) are ignored.
+/// `{"id", "type": "function", "function": {"name", "arguments"}}`.
+#[derive(Debug, Deserialize)]
+pub struct WireToolCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub function: Option<WireFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WireFunction {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<String>,
+}
+
+/// One part of an AI SDK `UIMessage`. `text`, `file`, `step-start` and tool parts
+/// (`tool-<name>`, `dynamic-tool`) are read; the fields of other part types (reasoning, data,
+/// sources, …) are ignored.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UiPart {
@@ -81,6 +119,19 @@ pub struct UiPart {
     pub url: Option<String>,
     #[serde(default)]
     pub filename: Option<String>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    /// A `dynamic-tool` part's tool (a static tool's is in its type).
+    #[serde(default)]
+    pub tool_name: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub input: Option<Value>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error_text: Option<String>,
 }
 
 /// A message's content: a string, or the OpenAI array of text parts.
@@ -103,10 +154,13 @@ pub struct WirePart {
 #[derive(Debug, Clone)]
 pub struct TurnRequest {
     pub thread_id: Option<ThreadId>,
-    /// The whole conversation as the client sent it, ending with the new user message.
+    /// The whole conversation as the client sent it, ending with the turn's input: the new
+    /// user message, or the results of the assistant's tool calls.
     pub prompt: Vec<PromptMessage>,
-    /// The new user message's id, when the client gave one.
-    pub user_message_id: Option<MessageId>,
+    /// What the turn adds to the thread before the reply.
+    pub input: TurnInput,
+    /// The function tools the model may call.
+    pub tools: Tools,
     pub model: ModelName,
     pub temperature: Option<Temperature>,
     pub max_tokens: Option<MaxTokens>,
@@ -115,11 +169,39 @@ pub struct TurnRequest {
     pub include_usage: bool,
     /// The wire format of the answer.
     pub format: ReplyFormat,
-    /// The new user message as parts, stored with it (AI SDK requests only).
-    pub user_parts: Option<Vec<MessagePart>>,
     /// The AI SDK's `regenerate-message`: answer the last user message again, keeping the
     /// reply it replaces as a superseded version.
     pub regenerate: bool,
+}
+
+/// The messages a turn adds to its thread before the reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnInput {
+    /// A new user message (the last of the prompt): its id when the client gave one, and
+    /// its parts (AI SDK requests only).
+    User {
+        id: Option<MessageId>,
+        parts: Option<Vec<MessagePart>>,
+    },
+    /// The results of the assistant's last tool calls (the last messages of the prompt): the
+    /// model continues from them. `continues` is the AI SDK message they belong to, which
+    /// the reply's events extend.
+    ToolResults {
+        results: Vec<ToolResult>,
+        continues: Option<MessageId>,
+    },
+}
+
+/// One tool call's result, as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    pub call_id: String,
+    pub tool_name: String,
+    /// The result as the model reads it.
+    pub content: String,
+    /// The AI SDK's structured output, kept as given.
+    pub output: Option<Value>,
+    pub is_error: bool,
 }
 
 pub use crate::domain::ReplyFormat;
@@ -163,54 +245,103 @@ impl TurnRequest {
 
         let messages = std::mem::take(&mut body.messages);
         let count = check_count(messages.len(), config)?;
-        let mut user_message_id = None;
+        let mut calls = OpenCalls::default();
+        let mut last_id = None;
         let mut prompt = Vec::with_capacity(count + 1);
         for (i, message) in messages.into_iter().enumerate() {
             let role = role_of(&message.role, i)?;
-            let content = message
-                .content
-                .ok_or_else(|| invalid(format_args!("messages[{i}].content"), "is required"))
-                .and_then(|content| {
+            if role != Role::Tool {
+                calls.check_answered(format_args!("messages[{i}]"))?;
+                calls.clear();
+            }
+            let content = match message.content {
+                Some(content) => Some(
                     text_of(content)
-                        .map_err(|reason| invalid(format_args!("messages[{i}].content"), reason))
-                })?;
-            if content.trim().is_empty() {
-                return Err(invalid(
-                    format_args!("messages[{i}].content"),
-                    "must not be empty",
-                ));
+                        .map_err(|reason| invalid(format_args!("messages[{i}].content"), reason))?,
+                ),
+                None => None,
+            };
+            if let Some(text) = &content {
+                check_length(text, format_args!("messages[{i}].content"), limits)?;
             }
-            check_length(&content, format_args!("messages[{i}].content"), limits)?;
+            let entry = match role {
+                Role::Tool => {
+                    let call_id = message.tool_call_id.as_deref().ok_or_else(|| {
+                        invalid(format_args!("messages[{i}].tool_call_id"), "is required")
+                    })?;
+                    calls.answer(call_id, i)?;
+                    let mut entry = PromptMessage::new(role, content.unwrap_or_default());
+                    entry.tool_call_id = Some(call_id.to_owned());
+                    entry
+                }
+                Role::Assistant if message.tool_calls.as_ref().is_some_and(|c| !c.is_empty()) => {
+                    let tool_calls = parse_tool_calls(message.tool_calls.unwrap_or_default(), i)?;
+                    calls.open(&tool_calls);
+                    let text = content.filter(|t| !t.trim().is_empty());
+                    PromptMessage {
+                        role,
+                        content: text.map_or(PromptContent::None, PromptContent::Text),
+                        tool_calls: tool_calls.iter().map(PromptToolCall::from).collect(),
+                        tool_call_id: None,
+                    }
+                }
+                _ => {
+                    let text = content.ok_or_else(|| {
+                        invalid(format_args!("messages[{i}].content"), "is required")
+                    })?;
+                    if text.trim().is_empty() {
+                        return Err(invalid(
+                            format_args!("messages[{i}].content"),
+                            "must not be empty",
+                        ));
+                    }
+                    PromptMessage::new(role, text)
+                }
+            };
             if i + 1 == count {
-                user_message_id = new_turn_id(role, message.id.as_deref(), i)?;
+                last_id = message.id;
             }
-            prompt.push(PromptMessage {
-                role,
-                content: content.into(),
-            });
+            prompt.push(entry);
         }
+        let input = match prompt.last().map(|m| m.role) {
+            Some(Role::User) => TurnInput::User {
+                id: message_id(last_id.as_deref(), count - 1)?,
+                parts: None,
+            },
+            Some(Role::Tool) => {
+                calls.check_answered(format_args!("messages"))?;
+                TurnInput::ToolResults {
+                    results: calls.results(&prompt),
+                    continues: None,
+                }
+            }
+            _ => return Err(not_a_turn(count - 1)),
+        };
 
         let options = Options::parse(&body, config)?;
         let stream = body.stream.unwrap_or(dialect == Dialect::Native);
         Ok(Self {
             thread_id,
             prompt,
-            user_message_id,
+            input,
+            tools: options.tools,
             model: options.model,
             temperature: options.temperature,
             max_tokens: options.max_tokens,
             stream,
             include_usage: body.stream_options.is_some_and(|o| o.include_usage),
             format: ReplyFormat::OpenAi,
-            user_parts: None,
             regenerate: false,
         })
     }
 
     /// Validates an AI SDK (`DefaultChatTransport`) body: `{id, messages: UIMessage[],
     /// trigger, …}`. Text parts become text, `image/*` file parts OpenAI `image_url` parts;
-    /// other parts are ignored. Assistant messages left with nothing (tool calls only) are
-    /// left out of the prompt.
+    /// an assistant message becomes one assistant message per step (its text and the tool
+    /// calls that have a result) followed by the results as `tool` messages. Tool calls
+    /// without a result (a stopped reply's) are left out, as are other parts. The last
+    /// message is the new user message, or the assistant message whose last step's tool
+    /// calls now all have results (the automatic follow-up `useChat` sends).
     fn parse_ui(body: ChatBody, config: &Config) -> Result<Self, ApiError> {
         let limits = &config.chat;
         let raw_id = body.id.as_deref().unwrap_or_default();
@@ -227,63 +358,92 @@ impl TurnRequest {
             }
         };
         let count = check_count(body.messages.len(), config)?;
-        let mut user_message_id = None;
-        let mut user_parts = None;
+        let mut input = None;
         let mut prompt = Vec::with_capacity(count + 1);
         for (i, message) in body.messages.iter().enumerate() {
             let role = role_of(&message.role, i)?;
             let last = i + 1 == count;
             let parts = message.parts.as_deref().unwrap_or_default();
+            if role == Role::Assistant {
+                let steps = ui_steps(parts, i, limits)?;
+                if last {
+                    let results = steps
+                        .last()
+                        .map(|step| step.results.clone())
+                        .unwrap_or_default();
+                    if results.is_empty() {
+                        return Err(not_a_turn(i));
+                    }
+                    let continues = message_id(message.id.as_deref(), i)?.ok_or_else(|| {
+                        invalid(
+                            format_args!("messages[{i}].id"),
+                            "is required: it keys the turn",
+                        )
+                    })?;
+                    input = Some(TurnInput::ToolResults {
+                        results,
+                        continues: Some(continues),
+                    });
+                }
+                for step in steps {
+                    step.push_to(&mut prompt);
+                }
+                continue;
+            }
+            if role == Role::Tool {
+                return Err(invalid(
+                    format_args!("messages[{i}].role"),
+                    "must be system, user or assistant in a UI message",
+                ));
+            }
             let (content, kept) = ui_content(parts, role, i, limits)?;
+            let Some(content) = content else {
+                return Err(invalid(
+                    format_args!("messages[{i}].parts"),
+                    "must hold a non-empty text part or an image",
+                ));
+            };
             if last {
-                user_message_id = new_turn_id(role, message.id.as_deref(), i)?;
-                if user_message_id.is_none() {
-                    return Err(invalid(
+                if role != Role::User {
+                    return Err(not_a_turn(i));
+                }
+                let id = message_id(message.id.as_deref(), i)?.ok_or_else(|| {
+                    invalid(
                         format_args!("messages[{i}].id"),
                         "is required: it keys the turn",
-                    ));
-                }
+                    )
+                })?;
+                input = Some(TurnInput::User {
+                    id: Some(id),
+                    parts: Some(kept),
+                });
             }
-            match content {
-                Some(content) => {
-                    if last {
-                        user_parts = Some(kept);
-                    }
-                    prompt.push(PromptMessage { role, content });
-                }
-                // An assistant turn with nothing we can pass on (tool calls only) is left
-                // out; a user or system message must say something.
-                None if role == Role::Assistant && !last => {}
-                None => {
-                    return Err(invalid(
-                        format_args!("messages[{i}].parts"),
-                        "must hold a non-empty text part or an image",
-                    ));
-                }
-            }
+            prompt.push(PromptMessage::new(role, content));
         }
+        let input = input.ok_or_else(|| not_a_turn(count - 1))?;
 
         let options = Options::parse(&body, config)?;
         Ok(Self {
             thread_id: Some(thread_id),
             prompt,
-            user_message_id,
+            input,
+            tools: options.tools,
             model: options.model,
             temperature: options.temperature,
             max_tokens: options.max_tokens,
             stream: true,
             include_usage: false,
             format: ReplyFormat::Ui,
-            user_parts,
             regenerate,
         })
     }
 
-    /// The new user message's text.
+    /// The new user message's text (empty for a turn that continues after tool results).
     pub fn user_text(&self) -> Cow<'_, str> {
-        self.prompt
-            .last()
-            .map_or(Cow::Borrowed(""), |m| m.content.text())
+        match (&self.input, self.prompt.last()) {
+            (TurnInput::User { .. }, Some(m)) => m.content.text(),
+            _ => Cow::Borrowed(""),
+        }
     }
 
     /// The first user message's text (the thread's title comes from it).
@@ -294,21 +454,179 @@ impl TurnRequest {
             .map_or(Cow::Borrowed(""), |m| m.content.text())
     }
 
-    /// The id the new user message is stored under: the client's, or one derived from the
-    /// thread, the position in the conversation and the text, so that a client that sends no
-    /// ids (the OpenAI SDKs) and retries the very same request is still recognised.
-    pub fn user_message_id(&self, thread: &ThreadId) -> MessageId {
-        if let Some(id) = &self.user_message_id {
-            return id.clone();
+    /// The messages the turn stores before its reply, in order; the turn is keyed by the
+    /// first one's id.
+    ///
+    /// A user message keeps the client's id, or gets one derived from the thread, the
+    /// position in the conversation and the text, so that a client that sends no ids (the
+    /// OpenAI SDKs) and retries the very same request is still recognised. Tool results get
+    /// ids derived from the thread, the position and the call they answer, for the same
+    /// reason.
+    pub fn input_messages(&self, thread: &ThreadId) -> Vec<ChatMessage> {
+        let position = self.prompt.len() as u64;
+        match &self.input {
+            TurnInput::User { id, parts } => {
+                let text = self.user_text();
+                let mut message = ChatMessage::new(Role::User, text.as_ref());
+                message.id = id
+                    .clone()
+                    .unwrap_or_else(|| derived_id(thread, position, "user", &text));
+                message.parts.clone_from(parts);
+                vec![message]
+            }
+            TurnInput::ToolResults { results, .. } => results
+                .iter()
+                .map(|result| {
+                    let mut message = ChatMessage::new(Role::Tool, result.content.as_str());
+                    message.id = derived_id(thread, position, "tool", &result.call_id);
+                    message.tool_call_id = Some(result.call_id.clone());
+                    message.tool_name = Some(result.tool_name.clone());
+                    message.tool_output.clone_from(&result.output);
+                    message.tool_error = result.is_error;
+                    message
+                })
+                .collect(),
         }
-        let mut hash = Sha256::new();
-        hash.update(thread.as_str().as_bytes());
-        hash.update((self.prompt.len() as u64).to_be_bytes());
-        hash.update(self.user_text().as_bytes());
-        let digest = hash.finalize();
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        MessageId::parse(&format!("h{hex}")).unwrap_or_default()
     }
+
+    /// The AI SDK message a continuation's reply extends (its events carry this id).
+    pub fn continues(&self) -> Option<&MessageId> {
+        match &self.input {
+            TurnInput::ToolResults { continues, .. } => continues.as_ref(),
+            TurnInput::User { .. } => None,
+        }
+    }
+}
+
+/// A message id made from what identifies a message in a conversation, for clients that send
+/// none: `h` and 24 hex digits.
+fn derived_id(thread: &ThreadId, position: u64, kind: &str, key: &str) -> MessageId {
+    let mut hash = Sha256::new();
+    hash.update(thread.as_str().as_bytes());
+    hash.update(position.to_be_bytes());
+    if kind != "user" {
+        // User ids predate kinds: they hash exactly as they always did.
+        hash.update(kind.as_bytes());
+        hash.update([0]);
+    }
+    hash.update(key.as_bytes());
+    let digest = hash.finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    MessageId::parse(&format!("h{hex}")).unwrap_or_default()
+}
+
+/// The last message is neither a user message nor tool results.
+fn not_a_turn(i: usize) -> ApiError {
+    invalid(
+        format_args!("messages[{i}]"),
+        "must be the user's new message or the results of the assistant's tool calls: the last message is the new turn",
+    )
+}
+
+/// The tool calls of the latest assistant message, and which of them have a result yet.
+#[derive(Default)]
+struct OpenCalls {
+    /// (call id, tool name, answered by prompt index).
+    calls: Vec<(String, String, Option<usize>)>,
+}
+
+impl OpenCalls {
+    fn open(&mut self, calls: &[ToolCall]) {
+        self.calls = calls
+            .iter()
+            .map(|c| (c.id.clone(), c.name.clone(), None))
+            .collect();
+    }
+
+    fn answer(&mut self, call_id: &str, i: usize) -> Result<(), ApiError> {
+        match self.calls.iter_mut().find(|(id, _, _)| id == call_id) {
+            Some((_, _, answered @ None)) => {
+                *answered = Some(i);
+                Ok(())
+            }
+            Some(_) => Err(invalid(
+                format_args!("messages[{i}].tool_call_id"),
+                format_args!("answers `{call_id}` a second time"),
+            )),
+            None => Err(invalid(
+                format_args!("messages[{i}].tool_call_id"),
+                format_args!("`{call_id}` is not a tool call of the assistant message before it"),
+            )),
+        }
+    }
+
+    /// Before a message that is not a tool result, and at the end: every call of the
+    /// assistant has its result.
+    fn check_answered(&self, field: std::fmt::Arguments<'_>) -> Result<(), ApiError> {
+        match self.calls.iter().find(|(_, _, a)| a.is_none()) {
+            Some((id, _, _)) => Err(invalid(
+                field,
+                format_args!(
+                    "follows the tool call `{id}` without its result: send a `tool` message for every call"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.calls.clear();
+    }
+
+    /// The results of the last assistant message's calls, as the prompt holds them.
+    fn results(&self, prompt: &[PromptMessage]) -> Vec<ToolResult> {
+        let mut answered: Vec<&(String, String, Option<usize>)> = self.calls.iter().collect();
+        answered.sort_by_key(|(_, _, at)| *at);
+        answered
+            .into_iter()
+            .filter_map(|(id, name, at)| {
+                let message = prompt.get((*at)?)?;
+                Some(ToolResult {
+                    call_id: id.clone(),
+                    tool_name: name.clone(),
+                    content: message.content.text().into_owned(),
+                    output: None,
+                    is_error: false,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Longest tool call id accepted (ids are the model's or the client's own).
+const MAX_CALL_ID_BYTES: usize = 256;
+
+fn parse_tool_calls(raw: Vec<WireToolCall>, i: usize) -> Result<Vec<ToolCall>, ApiError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let at = |field: &str| format!("messages[{i}].tool_calls[{j}]{field}");
+            let id = call
+                .id
+                .filter(|id| !id.is_empty() && id.len() <= MAX_CALL_ID_BYTES)
+                .ok_or_else(|| {
+                    invalid(
+                        at(".id"),
+                        format_args!("is required (1 to {MAX_CALL_ID_BYTES} bytes)"),
+                    )
+                })?;
+            if call.kind.as_deref().is_some_and(|k| k != "function") {
+                return Err(invalid(at(".type"), "must be `function`"));
+            }
+            let function = call
+                .function
+                .ok_or_else(|| invalid(at(".function"), "is required"))?;
+            let name = function
+                .name
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| invalid(at(".function.name"), "is required"))?;
+            Ok(ToolCall {
+                id,
+                name,
+                arguments: function.arguments.unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 impl ChatBody {
@@ -320,6 +638,7 @@ impl ChatBody {
 
 /// The generation options every body shape shares.
 struct Options {
+    tools: Tools,
     model: ModelName,
     temperature: Option<Temperature>,
     max_tokens: Option<MaxTokens>,
@@ -348,7 +667,14 @@ impl Options {
         if body.n.is_some_and(|n| n != 1) {
             return Err(invalid("n", "must be 1: one reply per request"));
         }
+        let tools = Tools::parse(
+            body.tools.as_ref(),
+            body.tool_choice.as_ref(),
+            body.parallel_tool_calls.as_ref(),
+        )
+        .map_err(|e| ApiError::InvalidBody(e.to_string()))?;
         Ok(Self {
+            tools,
             model,
             temperature,
             max_tokens,
@@ -375,9 +701,10 @@ fn role_of(raw: &str, i: usize) -> Result<Role, ApiError> {
         "system" | "developer" => Ok(Role::System),
         "user" => Ok(Role::User),
         "assistant" => Ok(Role::Assistant),
+        "tool" => Ok(Role::Tool),
         _ => Err(invalid(
             format_args!("messages[{i}].role"),
-            "must be one of system, developer, user, assistant",
+            "must be one of system, developer, user, assistant, tool",
         )),
     }
 }
@@ -396,14 +723,8 @@ fn check_length(
     Ok(())
 }
 
-/// The last message's id, after checking that the last message is the user's new turn.
-fn new_turn_id(role: Role, id: Option<&str>, i: usize) -> Result<Option<MessageId>, ApiError> {
-    if role != Role::User {
-        return Err(invalid(
-            format_args!("messages[{i}].role"),
-            "must be `user`: the last message is the new turn",
-        ));
-    }
+/// A message's id as the client gave it, when it did.
+fn message_id(id: Option<&str>, i: usize) -> Result<Option<MessageId>, ApiError> {
     id.map(|raw| {
         MessageId::parse(raw).map_err(|e| {
             invalid(
@@ -413,6 +734,120 @@ fn new_turn_id(role: Role, id: Option<&str>, i: usize) -> Result<Option<MessageI
         })
     })
     .transpose()
+}
+
+/// One step of an AI SDK assistant message: what the model said, the calls it made that
+/// have a result, and those results.
+struct UiStep {
+    text: String,
+    calls: Vec<ToolCall>,
+    results: Vec<ToolResult>,
+}
+
+impl UiStep {
+    fn push_to(self, prompt: &mut Vec<PromptMessage>) {
+        if self.text.trim().is_empty() && self.calls.is_empty() {
+            return;
+        }
+        let content = if self.text.trim().is_empty() {
+            PromptContent::None
+        } else {
+            PromptContent::Text(self.text)
+        };
+        prompt.push(PromptMessage {
+            role: Role::Assistant,
+            content,
+            tool_calls: self.calls.iter().map(PromptToolCall::from).collect(),
+            tool_call_id: None,
+        });
+        for result in self.results {
+            let mut message = PromptMessage::new(Role::Tool, result.content);
+            message.tool_call_id = Some(result.call_id);
+            prompt.push(message);
+        }
+    }
+}
+
+/// An AI SDK assistant message's parts, cut into steps at `step-start`.
+fn ui_steps(parts: &[UiPart], i: usize, limits: &ChatConfig) -> Result<Vec<UiStep>, ApiError> {
+    let mut steps: Vec<UiStep> = Vec::new();
+    let new_step = || UiStep {
+        text: String::new(),
+        calls: Vec::new(),
+        results: Vec::new(),
+    };
+    for (j, part) in parts.iter().enumerate() {
+        let at = |field: &str| format!("messages[{i}].parts[{j}]{field}");
+        if part.kind == "step-start" || steps.is_empty() {
+            steps.push(new_step());
+        }
+        let Some(step) = steps.last_mut() else {
+            continue;
+        };
+        let tool_name = match part.kind.as_str() {
+            "text" => {
+                let text = part
+                    .text
+                    .as_deref()
+                    .ok_or_else(|| invalid(at(".text"), "is required"))?;
+                check_length(text, format_args!("{}", at(".text")), limits)?;
+                if !step.text.is_empty() {
+                    step.text.push('\n');
+                }
+                step.text.push_str(text);
+                continue;
+            }
+            "dynamic-tool" => part.tool_name.as_deref().unwrap_or_default(),
+            kind => match kind.strip_prefix("tool-") {
+                Some(name) => name,
+                None => continue,
+            },
+        };
+        let call_id = part
+            .tool_call_id
+            .as_deref()
+            .filter(|id| !id.is_empty() && id.len() <= MAX_CALL_ID_BYTES)
+            .ok_or_else(|| {
+                invalid(
+                    at(".toolCallId"),
+                    format_args!("is required (1 to {MAX_CALL_ID_BYTES} bytes)"),
+                )
+            })?;
+        if tool_name.is_empty() {
+            return Err(invalid(at(".toolName"), "is required"));
+        }
+        let (content, output, is_error) = match part.state.as_deref() {
+            Some("output-available") => {
+                let output = part.output.clone().unwrap_or(Value::Null);
+                let content = match &output {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                (content, Some(output), false)
+            }
+            Some("output-error") => (part.error_text.clone().unwrap_or_default(), None, true),
+            // No result (yet): the call is left out of the prompt.
+            _ => continue,
+        };
+        check_length(&content, format_args!("{}", at(".output")), limits)?;
+        let arguments = part
+            .input
+            .as_ref()
+            .map_or_else(|| "{}".to_owned(), Value::to_string);
+        step.calls.push(ToolCall {
+            id: call_id.to_owned(),
+            name: tool_name.to_owned(),
+            arguments,
+        });
+        step.results.push(ToolResult {
+            call_id: call_id.to_owned(),
+            tool_name: tool_name.to_owned(),
+            content,
+            output,
+            is_error,
+        });
+    }
+    Ok(steps)
 }
 
 /// A `UIMessage`'s parts as prompt content (`None` when nothing usable is left), and the
@@ -528,7 +963,7 @@ mod tests {
                 ("AUTH_SECRET", "a-test-secret-of-at-least-32-bytes!!"),
                 ("REDIS_URL", "redis://127.0.0.1:1"),
                 ("NOUS_API_KEY", "k"),
-                ("MAX_MESSAGES_PER_REQUEST", "3"),
+                ("MAX_MESSAGES_PER_REQUEST", "5"),
                 ("MAX_CONTENT_CHARS", "10"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
@@ -558,7 +993,7 @@ mod tests {
         let cases = [
             (json!({ "messages": [] }), "`messages`"),
             (
-                json!({ "messages": [user("a"), user("b"), user("c"), user("d")] }),
+                json!({ "messages": [user("a"), user("b"), user("c"), user("d"), user("e"), user("f")] }),
                 "`messages`",
             ),
             (
@@ -583,7 +1018,7 @@ mod tests {
             ),
             (
                 json!({ "messages": [user("a"), { "role": "assistant", "content": "b" }] }),
-                "`messages[1].role`",
+                "`messages[1]`",
             ),
             (
                 json!({ "messages": [{ "role": "user", "content": "a", "id": "bad id!" }] }),
@@ -653,17 +1088,183 @@ mod tests {
         let thread = ThreadId::parse("t1").unwrap();
         let body =
             json!({ "messages": [user("a"), { "role": "assistant", "content": "b" }, user("c")] });
-        let first = parse(body.clone(), Dialect::Native)
-            .unwrap()
-            .user_message_id(&thread);
-        let again = parse(body, Dialect::Native)
-            .unwrap()
-            .user_message_id(&thread);
+        let key = |body: Value| {
+            parse(body, Dialect::Native)
+                .unwrap()
+                .input_messages(&thread)[0]
+                .id
+                .clone()
+        };
+        let first = key(body.clone());
+        let again = key(body);
         assert_eq!(first, again);
-        let other = parse(json!({ "messages": [user("c")] }), Dialect::Native)
-            .unwrap()
-            .user_message_id(&thread);
+        let other = key(json!({ "messages": [user("c")] }));
         assert_ne!(first, other, "the position in the conversation counts");
+    }
+
+    fn call(id: &str, name: &str) -> Value {
+        json!({ "id": id, "type": "function", "function": { "name": name, "arguments": "{}" } })
+    }
+
+    fn tool(id: &str, content: &str) -> Value {
+        json!({ "role": "tool", "tool_call_id": id, "content": content })
+    }
+
+    fn asked(calls: &[Value]) -> Value {
+        json!({ "role": "assistant", "content": null, "tool_calls": calls })
+    }
+
+    #[test]
+    fn tool_histories_are_refused_with_the_field_named() {
+        let weather = json!([{ "type": "function", "function": { "name": "w" } }]);
+        let cases = [
+            (
+                json!({ "messages": [user("a"), asked(&[call("c1", "w")]), tool("c9", "x")] }),
+                "`messages[2].tool_call_id`",
+            ),
+            (
+                json!({ "messages": [user("a"), asked(&[call("c1", "w")]), { "role": "tool", "content": "x" }] }),
+                "`messages[2].tool_call_id`",
+            ),
+            (
+                json!({ "messages": [user("a"), asked(&[call("c1", "w")]), tool("c1", "x"), tool("c1", "y")] }),
+                "`messages[3].tool_call_id`",
+            ),
+            (
+                json!({ "messages": [user("a"), asked(&[call("c1", "w"), call("c2", "w")]), tool("c1", "x")] }),
+                "`messages`",
+            ),
+            (
+                json!({ "messages": [user("a"), asked(&[call("c1", "w")]), user("b")] }),
+                "`messages[2]`",
+            ),
+            (
+                json!({ "messages": [user("a"), tool("c1", "x")] }),
+                "`messages[1].tool_call_id`",
+            ),
+            (
+                json!({ "messages": [user("a"), asked(&[json!({ "type": "function", "function": { "name": "w" } })]), tool("c1", "x")] }),
+                "`messages[1].tool_calls[0].id`",
+            ),
+            (
+                json!({ "messages": [user("a"), asked(&[json!({ "id": "c1", "type": "function", "function": {} })]), tool("c1", "x")] }),
+                "`messages[1].tool_calls[0].function.name`",
+            ),
+            (
+                json!({ "messages": [user("a"), asked(&[json!({ "id": "c1", "type": "custom", "function": { "name": "w" } })]), tool("c1", "x")] }),
+                "`messages[1].tool_calls[0].type`",
+            ),
+            (
+                json!({ "messages": [user("a"), tool("c1", "far too long here")] }),
+                "`messages[1].content`",
+            ),
+            (
+                json!({ "tools": weather, "tool_choice": { "type": "function", "function": { "name": "v" } }, "messages": [user("a")] }),
+                "`tool_choice.function.name`",
+            ),
+            (
+                json!({ "tools": [{ "type": "function", "function": { "name": "w", "parameters": { "type": "object", "properties": 3 } } }], "messages": [user("a")] }),
+                "`tools[0].function.parameters`",
+            ),
+        ];
+        for (body, field) in cases {
+            let message = refusal(body.clone());
+            assert!(
+                message.contains(field),
+                "{body}: {message:?} does not name {field}"
+            );
+        }
+    }
+
+    #[test]
+    fn tool_results_are_the_turn_of_a_continued_conversation() {
+        let thread = ThreadId::parse("t1").unwrap();
+        let body = json!({
+            "tools": [{ "type": "function", "function": { "name": "w" } }],
+            "parallel_tool_calls": true,
+            "messages": [user("a"), asked(&[call("c1", "w"), call("c2", "w")]), tool("c2", "B"), tool("c1", "A")],
+        });
+        let request = parse(body.clone(), Dialect::OpenAi).unwrap();
+        assert_eq!(request.tools.functions.len(), 1);
+        assert_eq!(request.prompt[1].content, PromptContent::None);
+        assert_eq!(request.prompt[1].tool_calls.len(), 2);
+        assert_eq!(request.prompt[3].tool_call_id.as_deref(), Some("c1"));
+        assert_eq!(request.user_text(), "", "no new user message");
+        let inputs = request.input_messages(&thread);
+        assert_eq!(inputs.len(), 2);
+        assert_eq!(inputs[0].role, Role::Tool);
+        assert_eq!(
+            inputs[0].tool_call_id.as_deref(),
+            Some("c2"),
+            "in the order sent"
+        );
+        assert_eq!(inputs[0].content, "B");
+        assert_eq!(inputs[1].tool_name.as_deref(), Some("w"));
+        let again = parse(body, Dialect::OpenAi)
+            .unwrap()
+            .input_messages(&thread);
+        assert_eq!(
+            inputs[0].id, again[0].id,
+            "a retried continuation keys the same turn"
+        );
+        assert_ne!(inputs[0].id, inputs[1].id);
+    }
+
+    #[test]
+    fn an_ai_sdk_message_with_tool_results_continues_it() {
+        let request = parse(
+            json!({
+                "id": "chat1",
+                "messages": [
+                    { "id": "u1", "role": "user", "parts": [{ "type": "text", "text": "Hi" }] },
+                    { "id": "a1", "role": "assistant", "parts": [
+                        { "type": "step-start" },
+                        { "type": "text", "text": "Looking", "state": "done" },
+                        { "type": "tool-w", "toolCallId": "c1", "state": "output-available", "input": { "city": "Oslo" }, "output": { "temp": 3 } },
+                        { "type": "step-start" },
+                        { "type": "dynamic-tool", "toolName": "v", "toolCallId": "c2", "state": "output-error", "input": {}, "errorText": "down" },
+                        { "type": "tool-w", "toolCallId": "c3", "state": "input-streaming" },
+                    ] },
+                ],
+            }),
+            Dialect::Native,
+        )
+        .unwrap();
+        let roles: Vec<Role> = request.prompt.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [
+                Role::User,
+                Role::Assistant,
+                Role::Tool,
+                Role::Assistant,
+                Role::Tool
+            ]
+        );
+        assert_eq!(
+            request.prompt[1].tool_calls[0].function.arguments,
+            r#"{"city":"Oslo"}"#
+        );
+        assert_eq!(request.prompt[2].content.text(), r#"{"temp":3}"#);
+        assert_eq!(
+            request.prompt[3].tool_calls.len(),
+            1,
+            "a call without a result is left out"
+        );
+        assert_eq!(request.continues().map(MessageId::as_str), Some("a1"));
+        let inputs = request.input_messages(request.thread_id.as_ref().unwrap());
+        assert_eq!(inputs.len(), 1, "only the last step's results are new");
+        assert!(inputs[0].tool_error);
+        assert_eq!(inputs[0].content, "down");
+
+        let refused = parse(
+            json!({ "id": "c", "messages": [
+                { "id": "u1", "role": "user", "parts": [{ "type": "text", "text": "Hi" }] },
+                { "id": "a1", "role": "assistant", "parts": [{ "type": "text", "text": "Hello" }] },
+            ] }),
+            Dialect::Native,
+        );
+        assert!(matches!(refused, Err(ApiError::InvalidBody(m)) if m.contains("`messages[1]`")));
     }
 
     #[test]
@@ -688,12 +1289,10 @@ mod tests {
             request.thread_id.as_ref().map(ThreadId::as_str),
             Some("chat1")
         );
-        assert_eq!(
-            request.user_message_id.as_ref().map(MessageId::as_str),
-            Some("u1")
-        );
+        let inputs = request.input_messages(request.thread_id.as_ref().unwrap());
+        assert_eq!(inputs[0].id.as_str(), "u1");
         assert!(matches!(request.prompt[0].content, PromptContent::Parts(ref p) if p.len() == 2));
-        assert_eq!(request.user_parts.as_ref().map(Vec::len), Some(2));
+        assert_eq!(inputs[0].parts.as_ref().map(Vec::len), Some(2));
 
         let refused = |body: Value| match parse(body, Dialect::Native) {
             Err(ApiError::InvalidBody(message)) => message,

@@ -67,7 +67,9 @@ pub(super) fn replay(thread: &ThreadId, reply: &ChatMessage, request: &TurnReque
         return response;
     }
     let mut events: Vec<String> = Vec::new();
-    Encoder::new(request.format, request.include_usage).replay(reply, &mut events);
+    Encoder::new(request.format, request.include_usage)
+        .continuing(request.continues())
+        .replay(reply, &mut events);
     let mut body = BytesMut::new();
     for event in &events {
         write_event(&mut body, None, event.as_bytes());

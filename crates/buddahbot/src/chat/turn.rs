@@ -21,7 +21,7 @@ use super::{
 use crate::{
     app::App,
     background::Background,
-    domain::{ModelName, ReplyStatus},
+    domain::{ModelName, ReplyStatus, ToolCall},
     error::ApiError,
     protocol::encoder::{Encoder, Failure},
     store::{Finished, LogBatch, StreamEnd, TurnIds, control::Registration},
@@ -86,14 +86,15 @@ impl Turn {
         let ttft = self.started.elapsed();
 
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let mut reply = ReplyBuilder::new(model, ttft, request.format);
-        let mut encoder = Encoder::new(request.format, request.include_usage);
+        let mut reply = ReplyBuilder::new(model, ttft, request.format, &self.ids.reply);
+        let mut encoder =
+            Encoder::new(request.format, request.include_usage).continuing(request.continues());
         let mut outlet = Outlet::new(tx, self.stream_start_ms);
         encoder.open(&self.ids.reply, &mut outlet);
         let mut drained = forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet);
         // The model's first chunk often only names the role; when its first text has already
         // arrived too, it leaves with the head.
-        while reply.text.is_empty() && matches!(drained, Ok(Drained::More)) {
+        while reply.is_empty() && matches!(drained, Ok(Drained::More)) {
             match rest.try_fill().await {
                 Ok(true) => {
                     drained = forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet);
@@ -159,7 +160,7 @@ impl Turn {
                 biased;
                 changed = signals.changed(), if signals_open => signals_open = changed.is_ok(),
                 // Until the first text went out, each piece leaves as soon as it is here.
-                filled = rest.fill(!reply.text.is_empty()) => {
+                filled = rest.fill(!reply.is_empty()) => {
                     drained = match filled {
                         Err(err) => Err(err),
                         Ok(false) => Err(ReplyStream::ended_early()),
@@ -196,7 +197,7 @@ impl Turn {
         }
         let elapsed = self.started.elapsed();
         if let Outcome::BrokeOff(err) = &outcome
-            && reply.text.is_empty()
+            && reply.is_empty()
         {
             // Nothing worth keeping arrived: leave the turn open for a retry instead of
             // storing an empty reply.
@@ -267,12 +268,19 @@ impl Turn {
             })
             .await?;
         let elapsed = self.started.elapsed();
-        let mut reply = ReplyBuilder::new(model, elapsed, request.format);
-        if let Some(choice) = completion.choices.first() {
+        let mut reply = ReplyBuilder::new(model, elapsed, request.format, &self.ids.reply);
+        if let Some(choice) = completion.choices.into_iter().next() {
             reply
                 .text
                 .push_str(choice.message.content.as_deref().unwrap_or_default());
-            reply.finish_reason.clone_from(&choice.finish_reason);
+            reply.finish_reason = choice.finish_reason;
+            for call in choice.message.tool_calls.into_iter().flatten() {
+                reply.tool_calls.push(ToolCall {
+                    id: call.id,
+                    name: call.function.name,
+                    arguments: call.function.arguments,
+                });
+            }
         }
         reply.usage = completion.usage;
         let message = reply.finish(self.ids.reply.clone(), None, elapsed);

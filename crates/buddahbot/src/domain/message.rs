@@ -99,6 +99,17 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result, answering one of the assistant's tool calls.
+    Tool,
+}
+
+/// One function call the model asked for, as stored with its assistant message: the whole
+/// call, its arguments as the JSON text the model wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
 }
 
 /// Token counts the upstream reported for one reply.
@@ -141,6 +152,22 @@ pub struct ChatMessage {
     /// Set on a reply that a regenerated one replaced (kept, not destroyed): the new reply's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<MessageId>,
+    /// An assistant message's tool calls (its `content` may then be empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// A tool message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// A tool message: the called tool's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    /// A tool message from the AI SDK: the output as the client gave it (any JSON); `content`
+    /// holds it as text for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_output: Option<serde_json::Value>,
+    /// A tool message: the tool failed, and `content` is its error text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tool_error: bool,
 }
 
 /// How an incomplete reply ended.
@@ -213,6 +240,11 @@ impl ChatMessage {
             parts: None,
             status: None,
             superseded_by: None,
+            tool_calls: None,
+            tool_call_id: None,
+            tool_name: None,
+            tool_output: None,
+            tool_error: false,
         }
     }
 

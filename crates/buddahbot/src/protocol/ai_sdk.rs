@@ -44,6 +44,25 @@ pub enum UiChunk<'a> {
     TextEnd {
         id: &'a str,
     },
+    ToolInputStart {
+        tool_call_id: &'a str,
+        tool_name: &'a str,
+    },
+    ToolInputDelta {
+        tool_call_id: &'a str,
+        input_text_delta: &'a str,
+    },
+    ToolInputAvailable {
+        tool_call_id: &'a str,
+        tool_name: &'a str,
+        input: &'a Value,
+    },
+    ToolInputError {
+        tool_call_id: &'a str,
+        tool_name: &'a str,
+        input: &'a Value,
+        error_text: &'a str,
+    },
     FinishStep,
     Finish {
         finish_reason: &'static str,
@@ -120,13 +139,59 @@ pub fn finish(reply: &ChatMessage) -> String {
     .encode()
 }
 
-/// A stored message as a `UIMessage`: `{id, role, parts, metadata}`. Messages stored without
-/// parts get their text as one text part.
-pub fn ui_message(message: &ChatMessage) -> Value {
+/// Stored messages as the AI SDK's `UIMessage`s, as `useChat` holds them after streaming:
+/// an assistant message that called tools, the tools' results and the replies that
+/// continued after them are one `UIMessage` (under the first one's id), one step each
+/// (`step-start`), each call a `tool-<name>` part in the state its result left it in.
+pub fn ui_messages(messages: &[ChatMessage]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(messages.len());
+    // The message being built while its tool calls wait for results and continuations.
+    let mut open: Option<(Value, bool)> = None;
+    for message in messages {
+        match message.role {
+            Role::Tool => {
+                if let Some((ui, _)) = &mut open {
+                    record_result(ui, message);
+                }
+            }
+            Role::Assistant => {
+                let calls = message.tool_calls.as_deref().unwrap_or_default();
+                match &mut open {
+                    // A reply that continues after the results: the message's next step.
+                    Some((ui, continues)) if *continues => {
+                        push_step(ui, message);
+                        ui["metadata"] = message_metadata(message);
+                        *continues = !calls.is_empty();
+                    }
+                    _ => {
+                        out.extend(open.take().map(|(ui, _)| ui));
+                        if calls.is_empty() {
+                            out.push(ui_message(message));
+                        } else {
+                            let mut ui = ui_message(message);
+                            ui["parts"] = Value::Array(Vec::new());
+                            push_step(&mut ui, message);
+                            open = Some((ui, true));
+                        }
+                    }
+                }
+            }
+            Role::System | Role::User => {
+                out.extend(open.take().map(|(ui, _)| ui));
+                out.push(ui_message(message));
+            }
+        }
+    }
+    out.extend(open.map(|(ui, _)| ui));
+    out
+}
+
+/// One message as a `UIMessage` of its own.
+fn ui_message(message: &ChatMessage) -> Value {
     let role = match message.role {
         Role::System => "system",
         Role::User => "user",
-        Role::Assistant => "assistant",
+        Role::Assistant | Role::Tool => "assistant",
     };
     let parts: Vec<MessagePart> = message.parts_or_text();
     json!({
@@ -135,6 +200,56 @@ pub fn ui_message(message: &ChatMessage) -> Value {
         "parts": parts,
         "metadata": message_metadata(message),
     })
+}
+
+/// An assistant message as one step of a `UIMessage`: `step-start`, its text, its calls
+/// (waiting for their results: `input-available`).
+fn push_step(ui: &mut Value, message: &ChatMessage) {
+    let Some(parts) = ui["parts"].as_array_mut() else {
+        return;
+    };
+    parts.push(json!({ "type": "step-start" }));
+    if !message.content.is_empty() {
+        parts.push(json!({ "type": "text", "text": message.content }));
+    }
+    for call in message.tool_calls.iter().flatten() {
+        let input = serde_json::from_str::<Value>(if call.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            &call.arguments
+        })
+        .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+        parts.push(json!({
+            "type": format!("tool-{}", call.name),
+            "toolCallId": call.id,
+            "state": "input-available",
+            "input": input,
+        }));
+    }
+}
+
+/// A tool message's result, on the part of the call it answers.
+fn record_result(ui: &mut Value, result: &ChatMessage) {
+    let Some(parts) = ui["parts"].as_array_mut() else {
+        return;
+    };
+    let Some(part) = parts
+        .iter_mut()
+        .rev()
+        .find(|p| p["toolCallId"].as_str() == result.tool_call_id.as_deref())
+    else {
+        return;
+    };
+    if result.tool_error {
+        part["state"] = json!("output-error");
+        part["errorText"] = json!(result.content);
+    } else {
+        part["state"] = json!("output-available");
+        part["output"] = result
+            .tool_output
+            .clone()
+            .unwrap_or_else(|| json!(result.content));
+    }
 }
 
 #[cfg(test)]
@@ -212,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_message_without_parts_becomes_one_text_part() {
-        let ui = ui_message(&reply());
+        let ui = ui_messages(&[reply()]).remove(0);
         assert_eq!(ui["role"], "assistant");
         assert_eq!(ui["parts"], json!([{ "type": "text", "text": "Four." }]));
         assert_eq!(ui["metadata"]["finishReason"], "length");

@@ -6,13 +6,18 @@
 //! outlet (which names it and frames it for the client and the log), or a plain `Vec` for a
 //! replay or a test.
 
+use serde_json::Value;
+
 use crate::{
-    domain::{ChatMessage, MessageId, ReplyFormat},
+    domain::{ChatMessage, MessageId, ReplyFormat, ToolCall},
     protocol::{
         ai_sdk::{self, TEXT_PART_ID, UiChunk},
         openai,
     },
-    upstream::Chunk,
+    upstream::{
+        Chunk,
+        tool_calls::{CallPiece, ToolCalls},
+    },
 };
 
 /// Where encoded events go, one `data:` payload at a time.
@@ -51,6 +56,11 @@ enum Kind {
     Ui {
         /// Whether `text-start` went out (it waits for the first text).
         text_open: bool,
+        /// The tool calls streamed so far (their ids name their events).
+        calls: ToolCalls,
+        /// The message the events extend when the turn continues one (after tool results);
+        /// else the reply's own id is announced.
+        continues: Option<MessageId>,
     },
 }
 
@@ -58,7 +68,11 @@ impl Encoder {
     pub fn new(format: ReplyFormat, include_usage: bool) -> Self {
         let kind = match format {
             ReplyFormat::OpenAi => Kind::OpenAi { include_usage },
-            ReplyFormat::Ui => Kind::Ui { text_open: false },
+            ReplyFormat::Ui => Kind::Ui {
+                text_open: false,
+                calls: ToolCalls::default(),
+                continues: None,
+            },
         };
         Self {
             kind,
@@ -66,12 +80,28 @@ impl Encoder {
         }
     }
 
-    /// The events that open the stream, before any chunk.
+    /// The reply continues the AI SDK message `id` (the tool results' message), whose id its
+    /// `start` event repeats so the client extends that message.
+    #[must_use]
+    pub fn continuing(mut self, id: Option<&MessageId>) -> Self {
+        if let Kind::Ui { continues, .. } = &mut self.kind {
+            *continues = id.cloned();
+        }
+        self
+    }
+
+    /// The events that open the stream of reply `reply_id`, before any chunk.
     pub fn open(&mut self, reply_id: &MessageId, sink: &mut impl EventSink) {
-        if let Kind::Ui { .. } = self.kind {
-            self.ui(
+        if let Kind::Ui {
+            calls, continues, ..
+        } = &mut self.kind
+        {
+            *calls = ToolCalls::new(reply_id.as_str());
+            let announced = continues.as_ref().unwrap_or(reply_id);
+            write_ui(
+                &mut self.scratch,
                 &UiChunk::Start {
-                    message_id: reply_id.as_str(),
+                    message_id: announced.as_str(),
                 },
                 sink,
             );
@@ -98,44 +128,44 @@ impl Encoder {
                     sink.event(chunk.raw);
                 }
             }
-            Kind::Ui { text_open } => {
-                let opening = !*text_open;
-                let mut deltas = chunk
-                    .view
-                    .choices
-                    .iter()
-                    .filter_map(|choice| choice.delta.content.as_deref())
-                    .filter(|delta| !delta.is_empty())
-                    .peekable();
-                if deltas.peek().is_none() {
-                    return;
-                }
-                *text_open = true;
-                if opening {
-                    write_ui(
-                        &mut self.scratch,
-                        &UiChunk::TextStart { id: TEXT_PART_ID },
-                        sink,
-                    );
-                }
-                for delta in deltas {
-                    write_ui(
-                        &mut self.scratch,
-                        &UiChunk::TextDelta {
-                            id: TEXT_PART_ID,
-                            delta,
-                        },
-                        sink,
-                    );
+            Kind::Ui {
+                text_open, calls, ..
+            } => {
+                let scratch = &mut self.scratch;
+                for choice in &chunk.view.choices {
+                    if let Some(delta) = choice.delta.content.as_deref().filter(|d| !d.is_empty()) {
+                        if !*text_open {
+                            *text_open = true;
+                            write_ui(scratch, &UiChunk::TextStart { id: TEXT_PART_ID }, sink);
+                        }
+                        write_ui(
+                            scratch,
+                            &UiChunk::TextDelta {
+                                id: TEXT_PART_ID,
+                                delta,
+                            },
+                            sink,
+                        );
+                    }
+                    for piece in choice.delta.tool_calls.iter().flatten() {
+                        calls.add(piece, |calls, piece| {
+                            tool_piece_events(calls, piece, text_open, scratch, sink);
+                        });
+                    }
                 }
             }
         }
     }
 
     /// The events that end a stream whose reply was stored: the last of them is `[DONE]`.
+    /// AI SDK clients get each stored tool call's whole input (`tool-input-available`, on
+    /// which `useChat` runs its `onToolCall`) only now, once the call is stored.
     pub fn finish(&mut self, reply: &ChatMessage, sink: &mut impl EventSink) {
         if let Kind::Ui { .. } = self.kind {
             self.close_text(sink);
+            for call in reply.tool_calls.iter().flatten() {
+                self.tool_input(call, sink);
+            }
             self.ui(&UiChunk::FinishStep, sink);
             sink.event(ai_sdk::finish(reply).as_bytes());
         }
@@ -185,7 +215,7 @@ impl Encoder {
     }
 
     /// A stored reply as a whole stream, as a retried request gets it: the events a live
-    /// stream carries, with the whole text at once, ending in `[DONE]`.
+    /// stream carries, with the whole text (and each tool call) at once, ending in `[DONE]`.
     pub fn replay(&mut self, reply: &ChatMessage, sink: &mut impl EventSink) {
         match self.kind {
             Kind::OpenAi { include_usage } => {
@@ -195,19 +225,41 @@ impl Encoder {
             }
             Kind::Ui { .. } => {
                 self.open(&reply.id, sink);
-                // The text part opens even for an empty reply, so the client shows one.
-                self.kind = Kind::Ui { text_open: true };
-                self.ui(&UiChunk::TextStart { id: TEXT_PART_ID }, sink);
-                if !reply.content.is_empty() {
+                let calls = reply.tool_calls.as_deref().unwrap_or_default();
+                // The text part opens even for an empty reply, so the client shows one
+                // (unless the reply is tool calls alone).
+                if !reply.content.is_empty() || calls.is_empty() {
+                    self.ui(&UiChunk::TextStart { id: TEXT_PART_ID }, sink);
+                    if !reply.content.is_empty() {
+                        self.ui(
+                            &UiChunk::TextDelta {
+                                id: TEXT_PART_ID,
+                                delta: &reply.content,
+                            },
+                            sink,
+                        );
+                    }
+                    self.ui(&UiChunk::TextEnd { id: TEXT_PART_ID }, sink);
+                }
+                for call in calls {
                     self.ui(
-                        &UiChunk::TextDelta {
-                            id: TEXT_PART_ID,
-                            delta: &reply.content,
+                        &UiChunk::ToolInputStart {
+                            tool_call_id: &call.id,
+                            tool_name: &call.name,
                         },
                         sink,
                     );
+                    if !call.arguments.is_empty() {
+                        self.ui(
+                            &UiChunk::ToolInputDelta {
+                                tool_call_id: &call.id,
+                                input_text_delta: &call.arguments,
+                            },
+                            sink,
+                        );
+                    }
+                    self.tool_input(call, sink);
                 }
-                self.close_text(sink);
                 self.ui(&UiChunk::FinishStep, sink);
                 sink.event(ai_sdk::finish(reply).as_bytes());
             }
@@ -215,9 +267,41 @@ impl Encoder {
         sink.event(openai::DONE.as_bytes());
     }
 
+    /// A tool call's whole input: `tool-input-available`, or `tool-input-error` when the
+    /// model's arguments are not JSON (the client shows the call as failed).
+    fn tool_input(&mut self, call: &ToolCall, sink: &mut impl EventSink) {
+        let raw = if call.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            call.arguments.as_str()
+        };
+        match serde_json::from_str::<Value>(raw) {
+            Ok(input) => self.ui(
+                &UiChunk::ToolInputAvailable {
+                    tool_call_id: &call.id,
+                    tool_name: &call.name,
+                    input: &input,
+                },
+                sink,
+            ),
+            Err(err) => {
+                let error_text = format!("The model's arguments are not JSON: {err}");
+                self.ui(
+                    &UiChunk::ToolInputError {
+                        tool_call_id: &call.id,
+                        tool_name: &call.name,
+                        input: &Value::String(call.arguments.clone()),
+                        error_text: &error_text,
+                    },
+                    sink,
+                );
+            }
+        }
+    }
+
     /// `text-end` for an open text part, so the client marks what arrived as complete.
     fn close_text(&mut self, sink: &mut impl EventSink) {
-        if let Kind::Ui { text_open } = &mut self.kind
+        if let Kind::Ui { text_open, .. } = &mut self.kind
             && *text_open
         {
             *text_open = false;
@@ -231,6 +315,49 @@ impl Encoder {
 
     fn ui(&mut self, chunk: &UiChunk<'_>, sink: &mut impl EventSink) {
         write_ui(&mut self.scratch, chunk, sink);
+    }
+}
+
+/// The events of one piece of a streamed tool call: a call's start closes the text part
+/// before it (the client shows the parts in order).
+fn tool_piece_events(
+    calls: &ToolCalls,
+    piece: CallPiece<'_>,
+    text_open: &mut bool,
+    scratch: &mut Vec<u8>,
+    sink: &mut impl EventSink,
+) {
+    match piece {
+        CallPiece::Started { position } => {
+            let Some(call) = calls.get(position) else {
+                return;
+            };
+            if *text_open {
+                *text_open = false;
+                write_ui(scratch, &UiChunk::TextEnd { id: TEXT_PART_ID }, sink);
+            }
+            write_ui(
+                scratch,
+                &UiChunk::ToolInputStart {
+                    tool_call_id: &call.id,
+                    tool_name: &call.name,
+                },
+                sink,
+            );
+        }
+        CallPiece::Arguments { position, text } => {
+            let Some(call) = calls.get(position) else {
+                return;
+            };
+            write_ui(
+                scratch,
+                &UiChunk::ToolInputDelta {
+                    tool_call_id: &call.id,
+                    input_text_delta: text,
+                },
+                sink,
+            );
+        }
     }
 }
 

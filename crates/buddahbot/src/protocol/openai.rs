@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::domain::ChatMessage;
+use crate::domain::{ChatMessage, ToolCall};
 
 /// `data: [DONE]`, the end of a successful stream.
 pub const DONE: &str = "[DONE]";
@@ -43,14 +43,14 @@ fn usage_json(reply: &ChatMessage) -> Option<serde_json::Value> {
     })
 }
 
-/// A stored reply as the chunk payloads a live stream would have carried: the role, the
-/// whole text at once, the finish reason and, when asked for, the usage. `[DONE]` is not
-/// included.
+/// A stored reply as the chunks of a stream: the role, the text, the tool calls (each
+/// whole), the finish reason, and the usage when asked for.
 pub fn replay_chunks(reply: &ChatMessage, include_usage: bool) -> Vec<String> {
     let model = reply.model.as_deref().unwrap_or_default();
     let created = reply.created_at.as_second();
     let finish_reason = reply.finish_reason.as_deref().unwrap_or("stop");
-    let chunk = |delta: serde_json::Value, finish_reason: Option<&'static str>| Chunk {
+    let calls = reply.tool_calls.as_deref().unwrap_or_default();
+    let chunk = |delta: serde_json::Value, last: bool| Chunk {
         id: completion_id(reply),
         object: "chat.completion.chunk",
         created,
@@ -59,20 +59,27 @@ pub fn replay_chunks(reply: &ChatMessage, include_usage: bool) -> Vec<String> {
             index: 0,
             delta,
             logprobs: None,
-            finish_reason,
+            finish_reason: last.then_some(finish_reason),
         }],
         usage: None,
     };
-    let mut chunks: Vec<Chunk<'_>> = vec![
-        chunk(json!({ "role": "assistant", "content": "" }), None),
-        chunk(json!({ "content": reply.content }), None),
-        chunk(json!({}), None),
-    ];
-    if let Some(last) = chunks.last_mut()
-        && let Some(choice) = last.choices.first_mut()
-    {
-        choice.finish_reason = Some(finish_reason);
+    let mut chunks = vec![chunk(json!({ "role": "assistant", "content": "" }), false)];
+    if !reply.content.is_empty() || calls.is_empty() {
+        chunks.push(chunk(json!({ "content": reply.content }), false));
     }
+    if !calls.is_empty() {
+        let deltas: Vec<serde_json::Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(index, call)| {
+                let mut call = tool_call_json(call);
+                call["index"] = json!(index);
+                call
+            })
+            .collect();
+        chunks.push(chunk(json!({ "tool_calls": deltas }), false));
+    }
+    chunks.push(chunk(json!({}), true));
     if include_usage && let Some(usage) = usage_json(reply) {
         chunks.push(Chunk {
             id: completion_id(reply),
@@ -87,6 +94,15 @@ pub fn replay_chunks(reply: &ChatMessage, include_usage: bool) -> Vec<String> {
         .iter()
         .filter_map(|c| serde_json::to_string(c).ok())
         .collect()
+}
+
+/// A tool call in the OpenAI shape.
+fn tool_call_json(call: &ToolCall) -> serde_json::Value {
+    json!({
+        "id": call.id,
+        "type": "function",
+        "function": { "name": call.name, "arguments": call.arguments },
+    })
 }
 
 /// The chunk that ends a stopped reply: no content, `finish_reason: "stop"`.
@@ -116,12 +132,24 @@ pub fn completion(reply: &ChatMessage) -> serde_json::Value {
         "model": reply.model.as_deref().unwrap_or_default(),
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": reply.content },
+            "message": message_json(reply),
             "logprobs": null,
             "finish_reason": reply.finish_reason.as_deref().unwrap_or("stop"),
         }],
         "usage": usage_json(reply),
     })
+}
+
+/// A reply's `message` object: `content` is `null` when the reply is tool calls alone.
+fn message_json(reply: &ChatMessage) -> serde_json::Value {
+    match reply.tool_calls.as_deref() {
+        Some(calls) if !calls.is_empty() => json!({
+            "role": "assistant",
+            "content": if reply.content.is_empty() { serde_json::Value::Null } else { json!(reply.content) },
+            "tool_calls": calls.iter().map(tool_call_json).collect::<Vec<_>>(),
+        }),
+        _ => json!({ "role": "assistant", "content": reply.content }),
+    }
 }
 
 /// The error event ending a stream that failed after it started.

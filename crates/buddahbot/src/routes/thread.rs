@@ -70,13 +70,14 @@ pub async fn get(
         messages: if ui {
             // The conversation as it stands: replies replaced by a regenerate are left out
             // (the stored shape keeps them, marked `supersededBy`).
-            Messages::Ui(
-                page.messages
-                    .iter()
+            Messages::Ui({
+                let current: Vec<ChatMessage> = page
+                    .messages
+                    .into_iter()
                     .filter(|m| m.superseded_by.is_none())
-                    .map(ai_sdk::ui_message)
-                    .collect(),
-            )
+                    .collect();
+                ai_sdk::ui_messages(&current)
+            })
         } else {
             Messages::Stored(page.messages)
         },

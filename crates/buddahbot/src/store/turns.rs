@@ -18,7 +18,8 @@ use crate::domain::{
 pub struct TurnIds {
     pub user: UserId,
     pub thread: ThreadId,
-    /// The user message the turn answers (turns are keyed by it, so retries are recognised).
+    /// The first message the turn adds (the user's, or the first tool result): turns are
+    /// keyed by it, so retries are recognised.
     pub user_message: MessageId,
     /// The assistant message the turn generates.
     pub reply: MessageId,
@@ -30,7 +31,8 @@ pub struct NewTurn<'a> {
     pub ids: &'a TurnIds,
     /// `Some` to create the thread (with this title) when it does not exist.
     pub create_with_title: Option<&'a Title>,
-    pub user_message: &'a ChatMessage,
+    /// The messages the turn adds before its reply: the user's message, or tool results.
+    pub inputs: &'a [ChatMessage],
     /// How long the turn counts as in progress if its generator never finishes (a crash).
     pub lease: Duration,
     /// The format its events are logged in, for resumers; `None` when the reply is not
@@ -55,7 +57,7 @@ pub enum TurnStart {
     /// Another turn of the thread is generating (one at a time per thread).
     Busy { reply_id: MessageId },
     /// This turn was answered already: here is the stored reply.
-    Answered(ChatMessage),
+    Answered(Box<ChatMessage>),
     /// A regenerate of a reply that later messages follow (only the latest can be replaced).
     NotLatest,
 }
@@ -174,7 +176,14 @@ impl Store {
         } = turn.ids;
         let now_ms = now().as_millisecond();
         let lease_ms = i64::try_from(turn.lease.as_millis()).unwrap_or(i64::MAX);
-        let user_json = encode(user, thread, turn.user_message)?;
+        // One JSON document per line (serialized JSON holds no raw line breaks).
+        let mut inputs_json = String::new();
+        for message in turn.inputs {
+            if !inputs_json.is_empty() {
+                inputs_json.push('\n');
+            }
+            inputs_json.push_str(&encode(user, thread, message)?);
+        }
         let mut invocation = scripts::BEGIN_TURN.prepare_invoke();
         turn_keys(&mut invocation, user, thread);
         invocation
@@ -182,7 +191,7 @@ impl Store {
             .arg(now_ms)
             .arg(self.ttl_ms)
             .arg(user_message.as_str())
-            .arg(user_json)
+            .arg(inputs_json)
             .arg(reply.as_str())
             .arg(now_ms.saturating_add(lease_ms))
             .arg(flag(turn.create_with_title.is_some()))
@@ -224,9 +233,9 @@ impl Store {
                 reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad active id"))?,
             },
             "not_latest" => TurnStart::NotLatest,
-            "done" => TurnStart::Answered(
+            "done" => TurnStart::Answered(Box::new(
                 serde_json::from_str(&detail).map_err(|e| corrupt(&e.to_string()))?,
-            ),
+            )),
             _ => return Err(corrupt("unexpected begin_turn reply")),
         };
         Ok((start, decision))

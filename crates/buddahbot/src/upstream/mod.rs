@@ -7,6 +7,7 @@
 //! storage or our own HTTP API.
 
 pub mod sse;
+pub mod tool_calls;
 pub mod wire;
 
 use std::{borrow::Cow, pin::Pin, time::Duration};

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Role;
+use crate::domain::{FunctionTool, Role, ToolCall, ToolChoice};
 
 /// `POST {base}/chat/completions`.
 #[derive(Debug, Serialize)]
@@ -19,6 +19,29 @@ pub struct ChatCompletionRequest<'a> {
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<&'a ToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+}
+
+/// A function tool as the API takes it: `{"type": "function", "function": {…}}`.
+#[derive(Debug, Serialize)]
+pub struct WireTool<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: &'a FunctionTool,
+}
+
+impl<'a> WireTool<'a> {
+    pub fn function(function: &'a FunctionTool) -> Self {
+        Self {
+            kind: "function",
+            function,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -26,20 +49,68 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// One message of the prompt sent upstream.
+/// One message of the prompt sent upstream. An assistant message that only calls tools has
+/// `content: null`; a tool message names the call it answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PromptMessage {
     pub role: Role,
     pub content: PromptContent,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<PromptToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl PromptMessage {
+    /// A message of text (or parts) alone.
+    pub fn new(role: Role, content: impl Into<PromptContent>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// An assistant's tool call in a prompt: `{"id", "type": "function", "function": {"name",
+/// "arguments"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: PromptFunction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromptFunction {
+    pub name: String,
+    pub arguments: String,
+}
+
+impl From<&ToolCall> for PromptToolCall {
+    fn from(call: &ToolCall) -> Self {
+        Self {
+            id: call.id.clone(),
+            kind: "function",
+            function: PromptFunction {
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            },
+        }
+    }
 }
 
 /// A prompt message's content: a plain string, or OpenAI content parts when the message
-/// carries images (the only case that needs them; plain strings suit every model).
+/// carries images (the only case that needs them; plain strings suit every model), or nothing
+/// (`null`: an assistant message that only calls tools).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum PromptContent {
     Text(String),
     Parts(Vec<PromptPart>),
+    None,
 }
 
 /// One OpenAI content part.
@@ -69,6 +140,7 @@ impl PromptContent {
                 .collect::<Vec<_>>()
                 .join("\n")
                 .into(),
+            Self::None => "".into(),
         }
     }
 }
@@ -105,6 +177,28 @@ pub struct ChoiceView<'a> {
 pub struct DeltaView<'a> {
     #[serde(default, borrow)]
     pub content: Option<Cow<'a, str>>,
+    /// Pieces of tool calls: the first piece of a call has its id and name, the rest add to
+    /// its arguments; `index` says which call a piece belongs to.
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ToolCallDelta<'a> {
+    #[serde(default)]
+    pub index: usize,
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FunctionDelta<'a> {
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub arguments: Option<Cow<'a, str>>,
 }
 
 /// An error the API reports mid-stream, as far as we read it.
@@ -148,4 +242,19 @@ pub struct CompletionChoice {
 pub struct CompletionMessage {
     #[serde(default)]
     pub content: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<CompletionToolCall>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompletionToolCall {
+    pub id: String,
+    pub function: CompletionFunction,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompletionFunction {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: String,
 }

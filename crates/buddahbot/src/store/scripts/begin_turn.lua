@@ -4,7 +4,8 @@
 -- lease rule are those of store/schema.rs.
 -- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6.. the limits' keys and the token
 --       counter
--- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 user message JSON,
+-- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 the turn's key (its first message's id), 5 the
+--       messages it adds (the user's, or tool results), one JSON document per line,
 --       6 assistant message id, 7 lease end (ms), 8 '1' to create a missing thread,
 --       9 user id, 10 title for a new thread, 11 stream format ('ui' | 'openai' | '' when
 --       the reply is not streamed), 12 '1' to regenerate an answered turn, 13 the control
@@ -64,7 +65,11 @@ if not exists then
 end
 if not prior then
   -- The list's length is the thread's message count.
-  local count = redis.call('RPUSH', KEYS[2], ARGV[5])
+  local inputs = {}
+  for line in string.gmatch(ARGV[5], '[^\n]+') do
+    inputs[#inputs + 1] = line
+  end
+  local count = redis.call('RPUSH', KEYS[2], unpack(inputs))
   fields[#fields + 1] = 'messageCount'
   fields[#fields + 1] = count
 end
