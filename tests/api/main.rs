@@ -12,6 +12,7 @@ mod binaries;
 mod chat;
 mod cluster;
 mod connections;
+mod context;
 mod cors;
 mod errors;
 mod generation;

@@ -92,6 +92,26 @@ pub const VARIABLES: &[Variable] = &[
         about: "system message prepended when the client sends none; unset = none",
     },
     Variable {
+        name: "MODEL_CONTEXT_TOKENS",
+        default: Some(DEFAULT_MODEL_CONTEXT_TOKENS),
+        about: "each model's context window in tokens (name=tokens, comma-separated); a conversation that does not fit is cut to fit, oldest turns first; a model not listed is not checked",
+    },
+    Variable {
+        name: "CONTEXT_SUMMARY",
+        default: Some("0"),
+        about: "1 = cut turns are replaced by a summary the model wrote (kept on the thread, refreshed in the background)",
+    },
+    Variable {
+        name: "RESPONSE_CACHE_TTL_SECS",
+        default: Some("0"),
+        about: "answer a temperature-0 request whose model input was answered before from the cache for this long; 0 = no cache",
+    },
+    Variable {
+        name: "RESPONSE_CACHE_SCOPE",
+        default: Some("user"),
+        about: "user = cached answers are shared only within one user's requests; global = between identical inputs of any users",
+    },
+    Variable {
         name: "MAX_MESSAGES_PER_REQUEST",
         default: Some("200"),
         about: "most messages one chat request may carry",
@@ -263,6 +283,13 @@ pub struct ChatConfig {
     pub max_tokens_cap: u32,
     /// A reply is cut (and stored as far as it got) after this long.
     pub max_duration: Duration,
+    /// Context windows by model; a model not listed is not checked.
+    pub context_tokens: Vec<(String, u32)>,
+    /// Replace cut turns with a model-written summary.
+    pub context_summary: bool,
+    /// How long a temperature-0 answer may be served again; `None`: no cache.
+    pub response_cache_ttl: Option<Duration>,
+    pub response_cache_scope: CacheScope,
     /// How long a thread stays "generating" unless its generator renews it (every third of
     /// this): a crashed generator frees the thread after at most this long. Not an
     /// environment variable; tests shorten it.
@@ -271,6 +298,28 @@ pub struct ChatConfig {
     /// (a client that reloads just as it ends still gets its end). Not an environment
     /// variable; tests shorten it.
     pub resume_grace: Duration,
+}
+
+/// Who shares cached answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheScope {
+    /// Each user's requests only.
+    User,
+    /// Identical inputs of any users (an answer never says who asked).
+    Global,
+}
+
+/// Default of `MODEL_CONTEXT_TOKENS`: both Hermes-4 models have a 128 Ki-token window.
+pub const DEFAULT_MODEL_CONTEXT_TOKENS: &str = "Hermes-4-405B=131072,Hermes-4-70B=131072";
+
+impl ChatConfig {
+    /// The context window of `model`, when known.
+    pub fn context_window(&self, model: &str) -> Option<u32> {
+        self.context_tokens
+            .iter()
+            .find(|(name, _)| name == model)
+            .map(|&(_, tokens)| tokens)
+    }
 }
 
 /// Default of [`ChatConfig::generation_lease`].
@@ -346,6 +395,10 @@ impl Config {
         let upstream_connect_ms = r.optional("UPSTREAM_CONNECT_TIMEOUT_MS", parse_positive);
         let ttft_ms = r.optional("UPSTREAM_TTFT_TIMEOUT_MS", parse_positive);
         let chat_max_ms = r.optional("CHAT_MAX_DURATION_MS", parse_positive);
+        let context_tokens = r.optional("MODEL_CONTEXT_TOKENS", parse_context_tokens);
+        let context_summary = r.optional("CONTEXT_SUMMARY", parse_switch);
+        let cache_ttl = r.optional("RESPONSE_CACHE_TTL_SECS", parse_whole);
+        let cache_scope = r.optional("RESPONSE_CACHE_SCOPE", parse_cache_scope);
 
         // A CA with a plain URL would silently not be used: the connection would not be TLS.
         if let (Some(urls), Some(Some(_))) = (&redis_url, &ca_cert)
@@ -416,6 +469,12 @@ impl Config {
                     max_content_chars: saturating_usize(max_content?),
                     max_tokens_cap: u32::try_from(max_tokens_cap?.get()).unwrap_or(u32::MAX),
                     max_duration: millis(chat_max_ms?),
+                    context_tokens: context_tokens?,
+                    context_summary: context_summary?.unwrap_or(false),
+                    response_cache_ttl: Some(cache_ttl?)
+                        .filter(|&secs| secs > 0)
+                        .map(Duration::from_secs),
+                    response_cache_scope: cache_scope?,
                     generation_lease: DEFAULT_GENERATION_LEASE,
                     resume_grace: DEFAULT_RESUME_GRACE,
                 },
@@ -781,6 +840,38 @@ fn parse_maybe(raw: &str) -> Result<Option<String>, &'static str> {
     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
 }
 
+/// `name=tokens,…`: each model's context window.
+fn parse_context_tokens(raw: &str) -> Result<Vec<(String, u32)>, &'static str> {
+    const REASON: &str = "must be model=tokens pairs, comma-separated (tokens a positive number)";
+    raw.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, tokens) = pair.split_once('=').ok_or(REASON)?;
+            let tokens: u32 = tokens.trim().parse().map_err(|_| REASON)?;
+            if name.trim().is_empty() || tokens == 0 {
+                return Err(REASON);
+            }
+            Ok((name.trim().to_owned(), tokens))
+        })
+        .collect()
+}
+
+/// A whole number, zero allowed.
+fn parse_whole(raw: &str) -> Result<u64, &'static str> {
+    raw.trim()
+        .parse::<u64>()
+        .map_err(|_| "must be a whole number (0 or more)")
+}
+
+fn parse_cache_scope(raw: &str) -> Result<CacheScope, &'static str> {
+    match raw.trim() {
+        "" | "user" => Ok(CacheScope::User),
+        "global" => Ok(CacheScope::Global),
+        _ => Err("must be `user` or `global`"),
+    }
+}
+
 fn parse_positive(raw: &str) -> Result<NonZeroU64, &'static str> {
     raw.trim()
         .parse::<NonZeroU64>()
@@ -810,6 +901,45 @@ mod tests {
 
     fn problem_vars(err: &ConfigError) -> Vec<&'static str> {
         err.problems.iter().map(|p| p.var).collect()
+    }
+
+    #[test]
+    fn context_windows_and_the_cache_are_read_and_checked() {
+        let config = Config::from_vars(minimal().into_iter().chain([
+            (
+                "MODEL_CONTEXT_TOKENS".to_owned(),
+                "a=100, b=2000".to_owned(),
+            ),
+            ("CONTEXT_SUMMARY".to_owned(), "1".to_owned()),
+            ("RESPONSE_CACHE_TTL_SECS".to_owned(), "60".to_owned()),
+            ("RESPONSE_CACHE_SCOPE".to_owned(), "global".to_owned()),
+        ]))
+        .unwrap();
+        assert_eq!(config.chat.context_window("b"), Some(2000));
+        assert_eq!(config.chat.context_window("c"), None);
+        assert!(config.chat.context_summary);
+        assert_eq!(
+            config.chat.response_cache_ttl,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(config.chat.response_cache_scope, CacheScope::Global);
+        let defaults = Config::from_vars(minimal()).unwrap();
+        assert_eq!(defaults.chat.context_window("Hermes-4-70B"), Some(131_072));
+        assert_eq!(defaults.chat.response_cache_ttl, None);
+        for (name, value) in [
+            ("MODEL_CONTEXT_TOKENS", "a=0"),
+            ("MODEL_CONTEXT_TOKENS", "a"),
+            ("RESPONSE_CACHE_SCOPE", "team"),
+            ("RESPONSE_CACHE_TTL_SECS", "-1"),
+        ] {
+            let err = Config::from_vars(
+                minimal()
+                    .into_iter()
+                    .chain([(name.to_owned(), value.to_owned())]),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub enum ApiError {
     /// The body is not JSON at all.
     #[error("request body is not valid JSON: {0}")]
     InvalidJson(String),
+    /// The conversation does not fit the model's context window, and may not be cut to fit
+    /// (its newest message alone is too large, or the request asked for no truncation).
+    #[error("context length exceeded: {0}")]
+    ContextLengthExceeded(String),
     /// A query parameter is missing or malformed.
     #[error("invalid query parameter `{name}`: {reason}")]
     InvalidParam { name: &'static str, reason: String },
@@ -91,9 +95,10 @@ struct ErrorDetail<'a> {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidBody(_) | Self::InvalidJson(_) | Self::InvalidParam { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidBody(_)
+            | Self::InvalidJson(_)
+            | Self::InvalidParam { .. }
+            | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::CsrfRejected => StatusCode::FORBIDDEN,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -118,6 +123,7 @@ impl ApiError {
             Self::InvalidBody(_) => "invalid_body",
             Self::InvalidJson(_) => "invalid_json",
             Self::InvalidParam { .. } => "invalid_param",
+            Self::ContextLengthExceeded(_) => "context_length_exceeded",
             Self::Unauthorized(_) => "unauthorized",
             Self::CsrfRejected => "csrf_rejected",
             Self::RateLimited(_) => "rate_limited",
@@ -145,6 +151,9 @@ impl ApiError {
         match self {
             Self::InvalidBody(detail) => format!("The request body is invalid: {detail}."),
             Self::InvalidJson(detail) => format!("The request body is not valid JSON: {detail}."),
+            Self::ContextLengthExceeded(detail) => {
+                format!("The conversation does not fit the model's context window: {detail}.")
+            }
             Self::InvalidParam { name, reason } => {
                 format!("The query parameter `{name}` is invalid: {reason}.")
             }
@@ -330,6 +339,11 @@ mod tests {
         });
         let cases: Vec<(ApiError, u16, &str)> = vec![
             (ApiError::InvalidBody("x".into()), 400, "invalid_body"),
+            (
+                ApiError::ContextLengthExceeded("x".into()),
+                400,
+                "context_length_exceeded",
+            ),
             (ApiError::InvalidJson("x".into()), 400, "invalid_json"),
             (
                 ApiError::InvalidParam {

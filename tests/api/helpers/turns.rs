@@ -116,7 +116,10 @@ pub async fn dead_generator(
         )
         .await
         .unwrap();
-    let TurnStart::Proceed { stream_start_ms } = start else {
+    let TurnStart::Proceed {
+        stream_start_ms, ..
+    } = start
+    else {
         panic!("the thread was not free: {start:?}")
     };
     (reply, stream_start_ms)

@@ -24,6 +24,7 @@
 //! `lease` keeps the thread's lease; `response` builds the responses; [`resume`] serves
 //! resumers and stop requests.
 
+mod context;
 mod lease;
 mod model;
 mod outlet;
@@ -31,19 +32,25 @@ mod reply;
 pub mod request;
 mod response;
 pub mod resume;
+mod summary;
 mod turn;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::response::Response;
+use axum::{http::HeaderValue, response::Response};
 use tokio::time::Instant;
 
 use crate::{
     app::App,
     background::Background,
-    domain::{MessageId, ReplyFormat, ThreadId, Title, UserId},
+    domain::{MaxTokens, MessageId, ReplyFormat, ThreadId, Title, UserId},
     error::ApiError,
-    store::{LimitSet, NewTurn, RateDecision, TurnIds, TurnStart, control::Registration},
+    http::headers::CONTEXT_DROPPED_MESSAGES,
+    store::{
+        LimitSet, NewTurn, RateDecision, StreamEnd, ThreadContext, TurnIds, TurnStart,
+        control::Registration,
+    },
+    upstream::wire::PromptMessage,
 };
 use lease::LeaseKeeper;
 pub use request::{ChatBody, Dialect, TurnRequest};
@@ -128,8 +135,11 @@ async fn answer(
             limits,
         )
         .await?;
-    let stream_start_ms = match start {
-        TurnStart::Proceed { stream_start_ms } => stream_start_ms,
+    let (stream_start_ms, thread_context) = match start {
+        TurnStart::Proceed {
+            stream_start_ms,
+            context,
+        } => (stream_start_ms, context),
         TurnStart::RateLimited => return Err(ApiError::RateLimited(decision)),
         TurnStart::ThreadNotFound => return Err(ApiError::ThreadNotFound),
         TurnStart::InProgress { reply_id } | TurnStart::Busy { reply_id } => {
@@ -141,7 +151,7 @@ async fn answer(
         TurnStart::NotLatest => return Err(ApiError::NotLatestReply),
     };
 
-    let turn = Turn {
+    let mut turn = Turn {
         app: app.clone(),
         _lease: LeaseKeeper::start(
             app.clone(),
@@ -151,15 +161,87 @@ async fn answer(
         ids,
         started: Instant::now(),
         stream_start_ms,
+        prompt_chars: 0,
+        context_dropped: 0,
     };
     let prompt =
         model::with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());
-    let response = match registration {
+    let fitted = match fit_to_window(app, &turn, &request, prompt, thread_context, &background) {
+        Ok(fitted) => fitted,
+        Err(detail) => {
+            turn.fail(StreamEnd::NONE).await;
+            return Err(ApiError::ContextLengthExceeded(detail));
+        }
+    };
+    turn.prompt_chars = context::prompt_chars(&fitted.prompt);
+    turn.context_dropped = fitted.dropped;
+    let mut response = match registration {
         Some(registration) => {
-            turn.stream(&request, &prompt, background, registration)
+            turn.stream(&request, &fitted.prompt, background, registration)
                 .await?
         }
-        None => turn.answer_whole(&request, &prompt).await?,
+        None => turn.answer_whole(&request, &fitted.prompt).await?,
     };
+    if fitted.dropped > 0 {
+        response
+            .headers_mut()
+            .insert(CONTEXT_DROPPED_MESSAGES, HeaderValue::from(fitted.dropped));
+    }
     Ok((response, decision))
+}
+
+/// The prompt cut to the model's context window (left whole for a model whose window is not
+/// configured); with `CONTEXT_SUMMARY=1`, a turn near the limit also has the summary
+/// refreshed in the background.
+fn fit_to_window(
+    app: &App,
+    turn: &Turn,
+    request: &TurnRequest,
+    prompt: Vec<PromptMessage>,
+    thread: ThreadContext,
+    background: &Background,
+) -> Result<context::Fitted, String> {
+    let config = &app.config().chat;
+    let Some(window) = config.context_window(request.model.as_str()) else {
+        return Ok(context::Fitted {
+            prompt,
+            dropped: 0,
+            summarized: false,
+            full_tokens: 0,
+        });
+    };
+    let budget = context::budget(
+        window,
+        request.max_tokens.map(MaxTokens::get),
+        config.max_tokens_cap,
+    );
+    let estimator = context::Estimator::new(thread.calibration);
+    let summary = thread.summary.filter(|_| config.context_summary);
+    let full = if config.context_summary {
+        Some(prompt.clone())
+    } else {
+        None
+    };
+    let fitted = context::fit(
+        prompt,
+        &request.tools,
+        budget,
+        estimator,
+        summary.as_ref(),
+        request.truncation,
+    )?;
+    if let Some(prompt) = full
+        && summary::due(fitted.full_tokens, budget)
+    {
+        let refresh = summary::Refresh {
+            app: app.clone(),
+            ids: Arc::clone(&turn.ids),
+            model: request.model.clone(),
+            prompt,
+            summary,
+            estimator,
+        };
+        background.spawn(refresh.run(budget));
+    }
+    Ok(fitted)
 }

@@ -115,6 +115,8 @@ impl ReplyBuilder {
             tool_name: None,
             tool_output: None,
             tool_error: false,
+            context_dropped_messages: None,
+            cached: false,
         }
     }
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::context::Truncation;
 use crate::{
     config::{ChatConfig, Config},
     domain::{
@@ -58,6 +59,9 @@ pub struct ChatBody {
     pub tool_choice: Option<Value>,
     #[serde(default, alias = "parallel_tool_calls")]
     pub parallel_tool_calls: Option<Value>,
+    /// `auto` (default): cut the oldest turns to fit the context window; `disabled`: refuse.
+    #[serde(default)]
+    pub truncation: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +165,8 @@ pub struct TurnRequest {
     pub input: TurnInput,
     /// The function tools the model may call.
     pub tools: Tools,
+    /// Whether the conversation may be cut to fit the context window.
+    pub truncation: Truncation,
     pub model: ModelName,
     pub temperature: Option<Temperature>,
     pub max_tokens: Option<MaxTokens>,
@@ -325,6 +331,7 @@ impl TurnRequest {
             prompt,
             input,
             tools: options.tools,
+            truncation: options.truncation,
             model: options.model,
             temperature: options.temperature,
             max_tokens: options.max_tokens,
@@ -428,6 +435,7 @@ impl TurnRequest {
             prompt,
             input,
             tools: options.tools,
+            truncation: options.truncation,
             model: options.model,
             temperature: options.temperature,
             max_tokens: options.max_tokens,
@@ -639,6 +647,7 @@ impl ChatBody {
 /// The generation options every body shape shares.
 struct Options {
     tools: Tools,
+    truncation: Truncation,
     model: ModelName,
     temperature: Option<Temperature>,
     max_tokens: Option<MaxTokens>,
@@ -673,8 +682,14 @@ impl Options {
             body.parallel_tool_calls.as_ref(),
         )
         .map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+        let truncation = match body.truncation.as_deref() {
+            None | Some("auto") => Truncation::Auto,
+            Some("disabled") => Truncation::Disabled,
+            Some(_) => return Err(invalid("truncation", "must be `auto` or `disabled`")),
+        };
         Ok(Self {
             tools,
+            truncation,
             model,
             temperature,
             max_tokens,

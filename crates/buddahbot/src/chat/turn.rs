@@ -21,7 +21,7 @@ use super::{
 use crate::{
     app::App,
     background::Background,
-    domain::{ModelName, ReplyStatus, ToolCall},
+    domain::{ChatMessage, ModelName, ReplyStatus, ToolCall},
     error::ApiError,
     protocol::encoder::{Encoder, Failure},
     store::{Finished, LogBatch, StreamEnd, TurnIds, control::Registration},
@@ -43,6 +43,10 @@ pub(super) struct Turn {
     pub started: Instant,
     /// The ms part of the ids of the turn's events.
     pub stream_start_ms: i64,
+    /// The prompt's characters, kept with the tokens the model counts in it.
+    pub prompt_chars: u64,
+    /// How many of the conversation's oldest messages the prompt left out to fit.
+    pub context_dropped: usize,
     /// Keeps the thread's generation lease alive for as long as the turn exists.
     pub _lease: LeaseKeeper,
 }
@@ -210,7 +214,7 @@ impl Turn {
                 Outcome::Stopped => Some(ReplyStatus::Stopped),
                 Outcome::BrokeOff(_) => Some(ReplyStatus::Error),
             };
-            let message = reply.finish(self.ids.reply.clone(), status, elapsed);
+            let message = self.stored(reply.finish(self.ids.reply.clone(), status, elapsed));
             let last = outlet.mark();
             match &outcome {
                 Outcome::Complete => encoder.finish(&message, &mut outlet),
@@ -223,6 +227,7 @@ impl Turn {
                 .finish_turn(
                     &self.ids,
                     &message,
+                    Some(self.prompt_chars),
                     self.stream_end(unlogged.as_ref().filter(|_| keep_log)),
                 )
                 .await;
@@ -230,7 +235,12 @@ impl Turn {
                 && unlogged.is_some()
             {
                 stored = store
-                    .finish_turn(&self.ids, &message, self.stream_end(unlogged.as_ref()))
+                    .finish_turn(
+                        &self.ids,
+                        &message,
+                        Some(self.prompt_chars),
+                        self.stream_end(unlogged.as_ref()),
+                    )
                     .await;
             }
             if let Err(err) = stored {
@@ -240,6 +250,13 @@ impl Turn {
             }
         }
         outlet.flush().await;
+    }
+
+    /// The reply as stored: with how its prompt was cut to fit.
+    fn stored(&self, mut message: ChatMessage) -> ChatMessage {
+        message.context_dropped_messages = (self.context_dropped > 0)
+            .then(|| u32::try_from(self.context_dropped).unwrap_or(u32::MAX));
+        message
     }
 
     /// How the turn's stream ends in the log: with `unlogged`, kept for resumers a while.
@@ -283,10 +300,15 @@ impl Turn {
             }
         }
         reply.usage = completion.usage;
-        let message = reply.finish(self.ids.reply.clone(), None, elapsed);
+        let message = self.stored(reply.finish(self.ids.reply.clone(), None, elapsed));
         self.app
             .store()
-            .finish_turn(&self.ids, &message, StreamEnd::NONE)
+            .finish_turn(
+                &self.ids,
+                &message,
+                Some(self.prompt_chars),
+                StreamEnd::NONE,
+            )
             .await?;
         let mut response = Response::new(Body::from(body));
         response::set_turn_headers(&mut response, &self.ids.thread, &self.ids.reply);
@@ -323,7 +345,7 @@ impl Turn {
     /// Marks the turn failed so a retry may call the model again, ending its stream with the
     /// events resumers have not seen. Best effort: if Redis is down too, the turn's lease runs
     /// out instead.
-    async fn fail(&self, end: StreamEnd<'_>) {
+    pub(super) async fn fail(&self, end: StreamEnd<'_>) {
         if let Err(err) = self.app.store().fail_turn(&self.ids, end).await {
             tracing::warn!(thread = %self.ids.thread, error = %err, "could not mark the turn failed");
         }

@@ -168,6 +168,13 @@ pub struct ChatMessage {
     /// A tool message: the tool failed, and `content` is its error text.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tool_error: bool,
+    /// A reply: how many of the conversation's oldest messages were left out of its prompt
+    /// (or replaced by the thread's summary) to fit the model's context window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_dropped_messages: Option<u32>,
+    /// A reply answered from the response cache (the model was not called).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// How an incomplete reply ended.
@@ -245,6 +252,8 @@ impl ChatMessage {
             tool_name: None,
             tool_output: None,
             tool_error: false,
+            context_dropped_messages: None,
+            cached: false,
         }
     }
 
@@ -276,6 +285,13 @@ pub struct Thread {
     /// last one ended. Serialized as `status` plus `activeMessageId` while streaming.
     #[serde(flatten)]
     pub status: ThreadStatus,
+    /// A model-written summary of the thread's oldest messages, sent in their place once the
+    /// conversation outgrew the model's context window (`CONTEXT_SUMMARY=1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_summary: Option<String>,
+    /// The last message the summary covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_summary_through: Option<MessageId>,
 }
 
 /// A thread's generation state.

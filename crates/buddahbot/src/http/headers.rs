@@ -20,6 +20,13 @@ pub const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-bufferi
 pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// Where the server's own time went (`auth`, `store`, `upstream`, `total`; milliseconds).
 pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+/// How many of the conversation's oldest messages a chat turn left out of the prompt (or
+/// replaced by the thread's summary) to fit the model's context window; absent when none.
+pub const CONTEXT_DROPPED_MESSAGES: HeaderName =
+    HeaderName::from_static("x-context-dropped-messages");
+/// `hit` when a chat turn was answered from the response cache, `miss` when it could have
+/// been but was not (only with the cache on and `temperature: 0`).
+pub const CACHE: HeaderName = HeaderName::from_static("x-cache");
 /// Requests allowed by the tightest limit in its period.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 /// Requests left under the tightest limit.

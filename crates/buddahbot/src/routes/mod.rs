@@ -187,6 +187,8 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
             headers::RATELIMIT_REMAINING,
             headers::RATELIMIT_RESET,
             headers::SERVER_TIMING,
+            headers::CONTEXT_DROPPED_MESSAGES,
+            headers::CACHE,
         ])
         .max_age(PREFLIGHT_MAX_AGE)
 }

@@ -24,6 +24,7 @@ mod limits;
 pub mod schema;
 mod scripts;
 pub mod stream;
+mod summary;
 mod threads;
 mod turns;
 
@@ -39,7 +40,10 @@ pub use error::StoreError;
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
 pub use stream::{EventId, LogBatch, StreamEvent};
 pub use threads::{MessagePage, ThreadPage};
-pub use turns::{Finished, NewTurn, Renewal, StreamEnd, TurnIds, TurnStart};
+pub use turns::{
+    Calibration, ContextSummary, Finished, NewTurn, Renewal, StreamEnd, ThreadContext, TurnIds,
+    TurnStart,
+};
 
 /// The thread store: a cheap handle over one multiplexed connection per process.
 ///

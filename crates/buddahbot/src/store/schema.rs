@@ -13,6 +13,9 @@
 //! | `streamEndedAt` | finish, fail | when its last event was logged (ms) |
 //! | `stopRequested` | stop | the reply id asked to stop |
 //! | `streamWanted` | resume | the reply id whose events a resumer waits for in the log |
+//! | `promptChars`, `promptTokens` | finish | the last prompt's characters and the tokens the model counted in it: how the next prompt is estimated |
+//! | `contextSummary`, `contextSummaryCount`, `contextSummaryHash`, `contextSummaryThrough` | save summary | a model-written summary of the thread's first `contextSummaryCount` conversation messages (their fingerprint; the id of the last, when known), sent in their place when the conversation does not fit |
+//! | `summarizingUntil` | claim summary (set), save summary (cleared) | a summary is being written until then (ms) |
 //!
 //! # Turn states (`…:thread:<id>:turns`, a hash keyed by user message id)
 //! `g:<reply id>:<lease end ms>` generating; `d:<list index>:<reply id>` done, the reply at that
@@ -30,6 +33,8 @@ pub const STREAM_ID: &str = "streamId";
 pub const STREAM_START: &str = "streamStart";
 pub const STREAM_FORMAT: &str = "streamFormat";
 pub const STREAM_ENDED_AT: &str = "streamEndedAt";
+pub const CONTEXT_SUMMARY: &str = "contextSummary";
+pub const CONTEXT_SUMMARY_THROUGH: &str = "contextSummaryThrough";
 
 /// The lease rule: a generation whose lease ends at `until_ms` still holds its thread at
 /// `now_ms`.

@@ -62,3 +62,11 @@ pub static RATE_LIMIT: LazyLock<Script> = LazyLock::new(|| {
 
 pub static RENEW_TURN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/renew_turn.lua")));
+
+/// `claim_summary.lua`: one writer at a time asks the model for a thread's summary.
+pub static CLAIM_SUMMARY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/claim_summary.lua")));
+
+/// `save_summary.lua`: keeps a thread's new context summary.
+pub static SAVE_SUMMARY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/save_summary.lua")));

@@ -72,6 +72,8 @@ impl Store {
             message_count: 0,
             model: None,
             status: ThreadStatus::Idle,
+            context_summary: None,
+            context_summary_through: None,
         }))
     }
 
@@ -426,6 +428,10 @@ fn parse_meta(
             .map_err(|_| corrupt("messageCount"))?,
         model: meta.get("model").cloned(),
         status: generation_status(meta),
+        context_summary: meta.get(schema::CONTEXT_SUMMARY).cloned(),
+        context_summary_through: meta
+            .get(schema::CONTEXT_SUMMARY_THROUGH)
+            .and_then(|id| MessageId::parse(id).ok()),
     })
 }
 

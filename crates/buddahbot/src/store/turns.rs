@@ -49,7 +49,10 @@ pub enum TurnStart {
     RateLimited,
     /// The user message is stored (now, or by an earlier failed attempt): call the model.
     /// Its events are logged with ids `<stream_start_ms>-<n>`.
-    Proceed { stream_start_ms: i64 },
+    Proceed {
+        stream_start_ms: i64,
+        context: ThreadContext,
+    },
     /// The thread does not exist for this user.
     ThreadNotFound,
     /// Another attempt at this same turn is generating its reply right now.
@@ -60,6 +63,48 @@ pub enum TurnStart {
     Answered(Box<ChatMessage>),
     /// A regenerate of a reply that later messages follow (only the latest can be replaced).
     NotLatest,
+}
+
+/// What a model call needs of its thread: how its prompts measured, and its summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadContext {
+    pub calibration: Option<Calibration>,
+    pub summary: Option<ContextSummary>,
+}
+
+/// A prompt's size in characters against the tokens the model counted in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Calibration {
+    pub chars: u64,
+    pub tokens: u64,
+}
+
+/// A model-written summary of a thread's oldest messages, sent in their place when the
+/// conversation no longer fits the context window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextSummary {
+    pub text: String,
+    /// How many conversation messages (system messages not counted) it covers.
+    pub count: usize,
+    /// The fingerprint of those messages: it applies only to them.
+    pub hash: String,
+}
+
+impl ThreadContext {
+    fn from_fields(chars: &str, tokens: &str, text: String, count: &str, hash: String) -> Self {
+        let calibration = match (chars.parse(), tokens.parse()) {
+            (Ok(chars), Ok(tokens)) => Some(Calibration { chars, tokens }),
+            _ => None,
+        };
+        let summary = match count.parse() {
+            Ok(count) if !text.is_empty() => Some(ContextSummary { text, count, hash }),
+            _ => None,
+        };
+        Self {
+            calibration,
+            summary,
+        }
+    }
 }
 
 /// The events of a generation not in its stream log yet, as one log entry: they go with the
@@ -201,14 +246,17 @@ impl Store {
             .arg(flag(turn.regenerate))
             .arg(self.control.channel());
         limits.push_args(&mut invocation, user);
-        let (outcome, limit, remaining, reset, retry, detail): (
+        type Reply = (
             String,
             i64,
             i64,
             i64,
             i64,
             String,
-        ) = invocation.invoke_async(&mut self.conn.clone()).await?;
+            (String, String, String, String, String),
+        );
+        let (outcome, limit, remaining, reset, retry, detail, context): Reply =
+            invocation.invoke_async(&mut self.conn.clone()).await?;
         let decision = limits::RateDecision::from_script(
             outcome != "rate_limited",
             limit,
@@ -223,6 +271,9 @@ impl Store {
         let start = match outcome.as_str() {
             "started" | "retry" => TurnStart::Proceed {
                 stream_start_ms: now_ms,
+                context: ThreadContext::from_fields(
+                    &context.0, &context.1, context.2, &context.3, context.4,
+                ),
             },
             "rate_limited" => TurnStart::RateLimited,
             "not_found" => TurnStart::ThreadNotFound,
@@ -242,7 +293,8 @@ impl Store {
     }
 
     /// Stores a turn's reply and marks the turn answered, in one round trip, with the last
-    /// events of its stream.
+    /// events of its stream. `prompt_chars`, the size of the prompt the reply answers, is
+    /// kept with the prompt tokens the model reported, to size the thread's next prompt.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -250,6 +302,7 @@ impl Store {
         &self,
         ids: &TurnIds,
         reply: &ChatMessage,
+        prompt_chars: Option<u64>,
         end: StreamEnd<'_>,
     ) -> Result<Finished, StoreError> {
         let TurnIds {
@@ -280,7 +333,13 @@ impl Store {
             .arg(reply.model.as_deref().unwrap_or(""))
             .arg(tokens)
             .arg(limits::TOKEN_COUNTER_TTL.as_secs())
-            .arg(last_status);
+            .arg(last_status)
+            .arg(match (prompt_chars, reply.usage) {
+                (Some(chars), Some(usage)) if usage.prompt_tokens > 0 => {
+                    format!("{chars} {}", usage.prompt_tokens)
+                }
+                _ => String::new(),
+            });
         // All events but the last go in a plain XADD first; the script appends the last one,
         // marked final, atomically with the reply.
         let (bulk, end) = end.split_last();

@@ -358,7 +358,20 @@ impl Upstream {
         &self,
         request: &ChatCompletionRequest<'_>,
     ) -> Result<(Bytes, ChatCompletion), UpstreamError> {
-        let answered = tokio::time::timeout(self.ttft_timeout, async {
+        self.complete_within(request, self.ttft_timeout).await
+    }
+
+    /// [`Upstream::complete`] with its own time limit (a background job's, not a waiting
+    /// client's).
+    ///
+    /// # Errors
+    /// As [`Upstream::complete`].
+    pub async fn complete_within(
+        &self,
+        request: &ChatCompletionRequest<'_>,
+        limit: Duration,
+    ) -> Result<(Bytes, ChatCompletion), UpstreamError> {
+        let answered = tokio::time::timeout(limit, async {
             let response = self.send(request).await?;
             let body = response.bytes().await.map_err(UpstreamError::Stream)?;
             let parsed: ChatCompletion = serde_json::from_slice(&body)

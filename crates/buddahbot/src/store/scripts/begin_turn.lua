@@ -10,21 +10,27 @@
 --       9 user id, 10 title for a new thread, 11 stream format ('ui' | 'openai' | '' when
 --       the reply is not streamed), 12 '1' to regenerate an answered turn, 13 the control
 --       channel of the generating process, 14.. the limits as limits.lua reads them
--- Returns {outcome, limit, remaining, reset (ms), retry after (ms), detail} where outcome is
+-- Returns {outcome, limit, remaining, reset (ms), retry after (ms), detail, {what the model
+-- call needs of the thread: prompt chars and prompt tokens its last turn measured, and its
+-- context summary, the number of messages it covers and their fingerprint ('' when absent)}}
+-- where outcome is
 -- 'rate_limited' | 'not_found' | 'in_progress' (detail: assistant id) | 'done' (detail: reply
 -- JSON) | 'busy' (another turn is generating; detail: its assistant id) | 'not_latest' (a
 -- regenerate of a reply that is not the thread's last message) | 'started' (message stored)
 -- | 'retry' (stored by an earlier attempt).
 local now = tonumber(ARGV[2])
 local decision = rate_limit(6, 14, now)
+local meta = {}
 local function answer(outcome, detail)
-  return {outcome, decision[2], decision[3], decision[4], decision[5], detail or ''}
+  return {outcome, decision[2], decision[3], decision[4], decision[5], detail or '',
+    {meta[8] or '', meta[9] or '', meta[10] or '', meta[11] or '', meta[12] or ''}}
 end
 if decision[1] == 0 then
   return answer('rate_limited')
 end
-local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'activeUntil', 'streamId',
-  'streamEndedAt', 'stopRequested', 'streamWanted')
+meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'activeUntil', 'streamId',
+  'streamEndedAt', 'stopRequested', 'streamWanted', 'promptChars', 'promptTokens',
+  'contextSummary', 'contextSummaryCount', 'contextSummaryHash')
 local exists = meta[1]
 if not exists and ARGV[8] ~= '1' then
   return answer('not_found')

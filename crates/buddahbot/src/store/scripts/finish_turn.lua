@@ -9,8 +9,10 @@
 -- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 the day's token counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 reply JSON,
 --       6 assistant message id, 7 model, 8 tokens used, 9 token counter ttl (s),
---       10 last status ('idle' | 'error' | 'stopped'), 11 the id of the entry the
---       `XADD` before wrote ('' for none), 12.. the stream's last event (stream.lua)
+--       10 last status ('idle' | 'error' | 'stopped'), 11 the prompt's characters and the
+--       tokens the model counted in it ('<chars> <tokens>', '' when not measured), 12 the id
+--       of the entry the `XADD` before wrote ('' for none), 13.. the stream's last event
+--       (stream.lua)
 -- Returns the reply's list index, -1 when the thread is gone, or -2 (nothing written) when
 -- no events came but a resumer waits for them (`streamWanted`): send them.
 local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId', 'streamWanted')
@@ -19,7 +21,7 @@ if not meta[1] then
   redis.call('DEL', KEYS[5])
   return -1
 end
-if not ARGV[14] and meta[4] == ARGV[6] then
+if not ARGV[15] and meta[4] == ARGV[6] then
   -- A resumer came for the events after the generator last looked: it must send them.
   return -2
 end
@@ -27,12 +29,19 @@ local count = redis.call('RPUSH', KEYS[2], ARGV[5])
 local fields = {'updatedAt', ARGV[2], 'model', ARGV[7], 'lastStatus', ARGV[10],
   'messageCount', count}
 if meta[3] == ARGV[6] then
-  end_stream(KEYS[5], 12)
+  end_stream(KEYS[5], 13)
   fields[#fields + 1] = 'streamEndedAt'
   fields[#fields + 1] = ARGV[2]
-elseif ARGV[11] ~= '' then
+elseif ARGV[12] ~= '' then
   -- The stream is a newer generation's now: take back what the XADD before put in it.
-  redis.call('XDEL', KEYS[5], ARGV[11])
+  redis.call('XDEL', KEYS[5], ARGV[12])
+end
+local chars, tokens = string.match(ARGV[11], '^(%d+) (%d+)$')
+if chars then
+  -- How this thread's prompts measure: the next turn's estimate of its size starts here.
+  for _, v in ipairs({'promptChars', chars, 'promptTokens', tokens}) do
+    fields[#fields + 1] = v
+  end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if meta[2] == ARGV[6] then
