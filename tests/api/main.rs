@@ -9,6 +9,7 @@
 
 mod auth;
 mod binaries;
+mod cache;
 mod chat;
 mod cluster;
 mod connections;

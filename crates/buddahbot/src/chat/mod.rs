@@ -24,6 +24,7 @@
 //! `lease` keeps the thread's lease; `response` builds the responses; [`resume`] serves
 //! resumers and stop requests.
 
+mod cache;
 mod context;
 mod lease;
 mod model;
@@ -45,7 +46,7 @@ use crate::{
     background::Background,
     domain::{MaxTokens, MessageId, ReplyFormat, ThreadId, Title, UserId},
     error::ApiError,
-    http::headers::CONTEXT_DROPPED_MESSAGES,
+    http::headers::{CACHE, CONTEXT_DROPPED_MESSAGES},
     store::{
         LimitSet, NewTurn, RateDecision, StreamEnd, ThreadContext, TurnIds, TurnStart,
         control::Registration,
@@ -163,6 +164,7 @@ async fn answer(
         stream_start_ms,
         prompt_chars: 0,
         context_dropped: 0,
+        cache_key: None,
     };
     let prompt =
         model::with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());
@@ -175,13 +177,29 @@ async fn answer(
     };
     turn.prompt_chars = context::prompt_chars(&fitted.prompt);
     turn.context_dropped = fitted.dropped;
-    let mut response = match registration {
-        Some(registration) => {
+    turn.cache_key = cache::key(&config.chat, &turn.ids.user, &request, &fitted.prompt);
+    let cached = match &turn.cache_key {
+        Some(key) => app.store().cached_reply(key).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "the response cache could not be read; calling the model");
+            None
+        }),
+        None => None,
+    };
+    let cache_header = turn
+        .cache_key
+        .as_ref()
+        .map(|_| HeaderValue::from_static(if cached.is_some() { "hit" } else { "miss" }));
+    let mut response = match (cached, registration) {
+        (Some(cached), _) => turn.answer_cached(&request, cached).await?,
+        (None, Some(registration)) => {
             turn.stream(&request, &fitted.prompt, background, registration)
                 .await?
         }
-        None => turn.answer_whole(&request, &fitted.prompt).await?,
+        (None, None) => turn.answer_whole(&request, &fitted.prompt).await?,
     };
+    if let Some(value) = cache_header {
+        response.headers_mut().insert(CACHE, value);
+    }
     if fitted.dropped > 0 {
         response
             .headers_mut()

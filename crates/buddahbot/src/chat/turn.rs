@@ -11,7 +11,7 @@ use axum::{
 use tokio::{sync::mpsc, time::Instant};
 
 use super::{
-    KEEP_ALIVE_INTERVAL, TurnRequest,
+    KEEP_ALIVE_INTERVAL, TurnRequest, cache,
     lease::LeaseKeeper,
     model::{upstream_request, with_fallback},
     outlet::{Outlet, Recorder},
@@ -21,10 +21,10 @@ use super::{
 use crate::{
     app::App,
     background::Background,
-    domain::{ChatMessage, ModelName, ReplyStatus, ToolCall},
+    domain::{ChatMessage, MessagePart, ModelName, ReplyFormat, ReplyStatus, ToolCall},
     error::ApiError,
     protocol::encoder::{Encoder, Failure},
-    store::{Finished, LogBatch, StreamEnd, TurnIds, control::Registration},
+    store::{CachedReply, Finished, LogBatch, StreamEnd, TurnIds, control::Registration},
     timing::{self, Phase},
     upstream::{Drained, ReplyStream, TimeoutKind, UpstreamError, wire::PromptMessage},
 };
@@ -47,6 +47,8 @@ pub(super) struct Turn {
     pub prompt_chars: u64,
     /// How many of the conversation's oldest messages the prompt left out to fit.
     pub context_dropped: usize,
+    /// Where a complete reply is cached (a temperature-0 request with the cache on).
+    pub cache_key: Option<String>,
     /// Keeps the thread's generation lease alive for as long as the turn exists.
     pub _lease: LeaseKeeper,
 }
@@ -243,13 +245,61 @@ impl Turn {
                     )
                     .await;
             }
-            if let Err(err) = stored {
-                tracing::error!(thread = %self.ids.thread, error = %err, "the reply could not be stored");
-                outlet.retract(last);
-                encoder.fail(&STORE_FAILED, &mut outlet);
+            match stored {
+                Err(err) => {
+                    tracing::error!(thread = %self.ids.thread, error = %err, "the reply could not be stored");
+                    outlet.retract(last);
+                    encoder.fail(&STORE_FAILED, &mut outlet);
+                }
+                Ok(Finished::Stored) if matches!(outcome, Outcome::Complete) => {
+                    outlet.flush().await;
+                    self.cache(&message).await;
+                    return;
+                }
+                Ok(_) => {}
             }
         }
         outlet.flush().await;
+    }
+
+    /// Keeps a complete reply in the response cache, when the request may be answered from
+    /// it. Best effort: a failure only costs a later model call.
+    async fn cache(&self, reply: &ChatMessage) {
+        let (Some(key), Some(ttl)) = (&self.cache_key, self.app.config().chat.response_cache_ttl)
+        else {
+            return;
+        };
+        if let Err(err) = self
+            .app
+            .store()
+            .cache_reply(key, &cache::entry(reply), ttl)
+            .await
+        {
+            tracing::warn!(error = %err, "the reply could not be cached");
+        }
+    }
+
+    /// Answers from the response cache: the cached reply is stored as this turn's (marked
+    /// `cached`, no tokens charged) and sent as a stored reply is replayed, in the client's
+    /// format, without calling the model.
+    pub async fn answer_cached(
+        self,
+        request: &TurnRequest,
+        cached: CachedReply,
+    ) -> Result<Response, ApiError> {
+        let mut message = self.stored(cache::reply(cached, self.ids.reply.clone(), &request.model));
+        if request.format == ReplyFormat::Ui
+            && (message.tool_calls.is_none() || !message.content.is_empty())
+        {
+            message.parts = Some(vec![MessagePart::Text {
+                text: message.content.clone(),
+            }]);
+        }
+        self.app
+            .store()
+            .finish_turn(&self.ids, &message, None, StreamEnd::NONE)
+            .await?;
+        Ok(response::replay(&self.ids.thread, &message, request))
     }
 
     /// The reply as stored: with how its prompt was cut to fit.

@@ -48,6 +48,18 @@ pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 4] {
     ]
 }
 
+/// `user:{<userId>}:cache:<hash>`, one cached answer to a model input (`RESPONSE_CACHE_SCOPE=
+/// user`): a STRING that expires after `RESPONSE_CACHE_TTL_SECS`.
+pub fn user_response_cache(user: &UserId, hash: &str) -> String {
+    format!("{PREFIX}{{{user}}}:cache:{hash}")
+}
+
+/// `cache:{<hash>}`, one cached answer shared by identical inputs of any users
+/// (`RESPONSE_CACHE_SCOPE=global`). It holds nothing of who asked.
+pub fn global_response_cache(hash: &str) -> String {
+    format!("cache:{{{hash}}}")
+}
+
 /// `user:{<userId>}:ratelimit:<name>`, one rate limit's state (a GCRA arrival time). Expires
 /// by itself once the limit is fully replenished.
 pub fn rate_limit(user: &UserId, name: &str) -> String {

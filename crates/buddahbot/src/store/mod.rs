@@ -15,6 +15,7 @@
 //! `limits` (rate limits and the token budget), [`control`] (signals pushed to the process
 //! running a generation).
 
+mod cache;
 mod conn;
 pub mod control;
 pub mod cursor;
@@ -34,6 +35,7 @@ use crate::{
     config::{RedisConfig, StoreConfig},
     domain::{ChatMessage, ThreadId, UserId},
 };
+pub use cache::CachedReply;
 pub use conn::StoreConn;
 pub use cursor::{CursorError, MessageCursor, ThreadCursor};
 pub use error::StoreError;

@@ -312,9 +312,11 @@ impl Store {
             ..
         } = ids;
         let json = encode(user, thread, reply)?;
-        let tokens = reply.usage.map_or(0, |u| {
-            u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
-        });
+        // A cached answer cost no model call: it is not charged to the budget.
+        let tokens = match reply.usage {
+            Some(u) if !reply.cached => u64::from(u.prompt_tokens) + u64::from(u.completion_tokens),
+            _ => 0,
+        };
         let last_status = match reply.status {
             None => "idle",
             Some(ReplyStatus::Error) => "error",
