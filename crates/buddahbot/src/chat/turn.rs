@@ -387,6 +387,12 @@ impl Turn {
             Ok(answered) => Ok(answered),
             Err(err) => {
                 self.fail(StreamEnd::NONE).await;
+                if err.is_context_length() {
+                    // Our estimate was short of the model's count: say so as we would have.
+                    return Err(ApiError::ContextLengthExceeded(
+                        "the model counted more tokens than its window holds".to_owned(),
+                    ));
+                }
                 Err(err.into())
             }
         }

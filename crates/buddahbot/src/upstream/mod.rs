@@ -68,6 +68,13 @@ impl UpstreamError {
         matches!(self, Self::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS)
     }
 
+    /// The model API refused the prompt as longer than its context window (OpenAI's
+    /// `context_length_exceeded`, which vLLM and most compatible APIs also send).
+    pub fn is_context_length(&self) -> bool {
+        matches!(self, Self::Status { status, body_snippet, .. }
+            if *status == StatusCode::BAD_REQUEST && body_snippet.contains("context_length_exceeded"))
+    }
+
     /// Whether trying another model could help: rate limits, server errors, timeouts and
     /// connection failures, but not a request the API refused as malformed.
     pub fn is_transient(&self) -> bool {
