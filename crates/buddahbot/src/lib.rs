@@ -8,7 +8,8 @@
 //! - [`config`]: the environment, read once per process and validated as a whole.
 //! - [`app`]: the per-process [`app::App`] (config, store, model client, authenticator), and
 //!   why it could not be built ([`app::BootError`]).
-//! - [`domain`]: ids, titles, messages and threads, valid by construction.
+//! - [`domain`]: ids, titles, messages and threads, and the function tools a request offers,
+//!   valid by construction.
 //! - [`auth`]: the caller's identity from a bearer token (an HS256 JWT or an Auth.js session
 //!   JWE) or the Auth.js session cookie; knows only [`domain`].
 //! - [`store`]: threads, messages, turns, resumable streams and rate limits in Redis, one
@@ -16,11 +17,14 @@
 //!   [`store::schema`] names what is inside them (fields, turn states, the lease rule);
 //!   [`store::StoreConn`] is one server or a Cluster; [`store::control`] pushes stop and
 //!   resume signals to the process running a generation; [`store::LimitSet`] says which
-//!   limits a request counts against.
+//!   limits a request counts against; the response cache and the context summary's claim
+//!   live here too.
 //! - [`upstream`]: the model API client (OpenAI chat completions, streamed), with
-//!   [`upstream::sse`], the incremental event-stream reader.
-//! - [`chat`]: the chat turn: store, call the model, tee the stream, store the reply; and
-//!   resuming or stopping a generation. Its module doc lists its parts.
+//!   [`upstream::sse`], the incremental event-stream reader, and [`upstream::tool_calls`],
+//!   which puts streamed tool calls back together.
+//! - [`chat`]: the chat turn: store, fit the prompt to the context window, answer from the
+//!   cache or call the model, tee the stream, store the reply; and resuming or stopping a
+//!   generation. Its module doc lists its parts.
 //! - [`protocol`]: what clients are sent: [`protocol::encoder`], every format's event
 //!   sequence (live and replayed), and the OpenAI and AI SDK shapes it is made of.
 //! - [`timing`]: where a request's time went (`Server-Timing`), recorded by the layers that

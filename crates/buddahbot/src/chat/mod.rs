@@ -19,8 +19,9 @@
 //! asks for them; stop and resume requests reach the generator as pushed signals
 //! ([`store::control`](crate::store::control)).
 //!
-//! The parts: [`request`] parses the body; `model` builds the model request; `turn` runs
-//! the turn; `reply` keeps the reply's copy; `outlet` names, frames and logs events;
+//! The parts: [`request`] parses the body; `context` fits the prompt to the model's window
+//! and `summary` writes the thread's summary in the background; `cache` keys the response
+//! cache; `model` builds the model request; `turn` runs the turn; `reply` keeps the reply's copy; `outlet` names, frames and logs events;
 //! `lease` keeps the thread's lease; `response` builds the responses; [`resume`] serves
 //! resumers and stop requests.
 
