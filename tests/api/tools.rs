@@ -2,13 +2,12 @@
 //! formats and are stored whole, tool results continue the turn (idempotently), and the real
 //! clients (the OpenAI SDK, the AI SDK's Chat) run whole loops.
 
-use std::{collections::BTreeMap, path::Path};
+use std::collections::BTreeMap;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::Command;
 
-use crate::helpers::{TestApp, random_user, turns::chat_id};
+use crate::helpers::{TestApp, random_user, run_node_test, turns::chat_id};
 
 fn tools() -> Value {
     json!([
@@ -225,26 +224,6 @@ async fn a_ui_turn_streams_tool_input_chunks_and_the_reload_shows_the_call() {
 
 #[tokio::test]
 async fn the_real_clients_run_tool_loops() {
-    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    assert!(
-        js.join("node_modules/openai").is_dir() && js.join("node_modules/ai").is_dir(),
-        "tests/js/node_modules is missing: run `npm ci --prefix tests/js` once"
-    );
     let app = TestApp::spawn().await;
-    let token = app.token_for(&random_user());
-    let output = Command::new("node")
-        .args(["--test", "tools.test.mjs"])
-        .current_dir(&js)
-        .env("BUDDAHBOT_URL", &app.address)
-        .env("BUDDAHBOT_TOKEN", &token)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("node runs (is Node.js installed?)");
-    assert!(
-        output.status.success(),
-        "node --test failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_node_test(&app, &random_user(), "tools.test.mjs", &[]).await;
 }

@@ -1,15 +1,13 @@
 //! `POST /api/chat` in the AI SDK's shape (`DefaultChatTransport`): the UI message stream,
 //! the stored parts, `?format=ui`, and the real `ai` package driving the server.
 
-use std::path::Path;
-
-use tokio::process::Command;
-
 use mock_upstream::reply_text;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, random_user, sse::ChatReply, turns::chat_id};
+use crate::helpers::{
+    TestApp, error_code, random_user, run_node_test, sse::ChatReply, turns::chat_id,
+};
 
 fn message_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -429,29 +427,7 @@ async fn another_users_chat_id_never_reaches_their_thread() {
 
 #[tokio::test]
 async fn the_real_ai_sdk_client_reads_the_stream() {
-    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    assert!(
-        js.join("node_modules/ai").is_dir(),
-        "tests/js/node_modules is missing: run `npm ci --prefix tests/js` once"
-    );
     let app = TestApp::spawn().await;
-    let token = app.token_for(&random_user());
-
-    let output = Command::new("node")
-        .args(["--test", "ui-stream.test.mjs"])
-        .current_dir(&js)
-        .env("BUDDAHBOT_URL", &app.address)
-        .env("BUDDAHBOT_TOKEN", &token)
-        .env("BUDDAHBOT_EXPECTED_REPLY", reply_text(16))
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("node runs (is Node.js installed?)");
-
-    assert!(
-        output.status.success(),
-        "node --test failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let expected = ("BUDDAHBOT_EXPECTED_REPLY", reply_text(16));
+    run_node_test(&app, &random_user(), "ui-stream.test.mjs", &[expected]).await;
 }

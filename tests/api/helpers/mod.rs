@@ -307,6 +307,36 @@ impl TestApp {
     }
 }
 
+/// Runs `node --test <file>` in `tests/js` against `app` as `user` (`BUDDAHBOT_URL`,
+/// `BUDDAHBOT_TOKEN`, plus `env`), and fails the test with node's output when it fails.
+pub async fn run_node_test(app: &TestApp, user: &str, file: &str, env: &[(&str, String)]) {
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    assert!(
+        js.join("node_modules/ai").is_dir() && js.join("node_modules/openai").is_dir(),
+        "tests/js/node_modules is missing: run `npm ci --prefix tests/js` once"
+    );
+    let mut command = tokio::process::Command::new("node");
+    command
+        .args(["--test", file])
+        .current_dir(&js)
+        .env("BUDDAHBOT_URL", &app.address)
+        .env("BUDDAHBOT_TOKEN", app.token_for(user))
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command
+        .output()
+        .await
+        .expect("node runs (is Node.js installed?)");
+    assert!(
+        output.status.success(),
+        "node --test {file} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Serves `router` on a free loopback port, as the dev server does (TCP_NODELAY on).
 pub async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

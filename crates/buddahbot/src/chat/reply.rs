@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{
     domain::{
-        ChatMessage, MessageId, MessagePart, ModelName, ReplyFormat, ReplyStatus, Role, Usage, now,
+        ChatMessage, MessageId, MessagePart, ModelName, ReplyFormat, ReplyStatus, Role, Usage,
     },
     upstream::{
         tool_calls::ToolCalls,
@@ -87,37 +87,28 @@ impl ReplyBuilder {
         };
         let tool_calls =
             (status.is_none() && !self.tool_calls.is_empty()).then(|| self.tool_calls.into_vec());
-        ChatMessage {
-            id,
-            role: Role::Assistant,
-            created_at: now(),
-            // The model we asked for, as the client knows it (the API may echo a longer id).
-            model: Some(self.model.as_str().to_owned()),
-            finish_reason: Some(finish_reason),
-            usage: self.usage.map(|u| Usage {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-            }),
-            ttft_ms: Some(millis(self.ttft)),
-            duration_ms: Some(millis(duration)),
-            parts: (self.format == ReplyFormat::Ui
-                && (tool_calls.is_none() || !self.text.is_empty()))
-            .then(|| {
-                vec![MessagePart::Text {
-                    text: self.text.clone(),
-                }]
-            }),
-            content: self.text,
-            status,
-            superseded_by: None,
-            tool_calls,
-            tool_call_id: None,
-            tool_name: None,
-            tool_output: None,
-            tool_error: false,
-            context_dropped_messages: None,
-            cached: false,
-        }
+        let parts = (self.format == ReplyFormat::Ui
+            && (tool_calls.is_none() || !self.text.is_empty()))
+        .then(|| {
+            vec![MessagePart::Text {
+                text: self.text.clone(),
+            }]
+        });
+        let mut message = ChatMessage::new(Role::Assistant, self.text);
+        message.id = id;
+        // The model we asked for, as the client knows it (the API may echo a longer id).
+        message.model = Some(self.model.as_str().to_owned());
+        message.finish_reason = Some(finish_reason);
+        message.usage = self.usage.map(|u| Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        });
+        message.ttft_ms = Some(millis(self.ttft));
+        message.duration_ms = Some(millis(duration));
+        message.parts = parts;
+        message.status = status;
+        message.tool_calls = tool_calls;
+        message
     }
 }
 
