@@ -23,6 +23,7 @@ mod isolation;
 mod limits;
 mod redis_cost;
 mod resilience;
+mod responses;
 mod resume;
 mod session;
 mod store;

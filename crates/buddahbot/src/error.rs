@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The thread does not exist for this user (it may exist for another: same answer).
     #[error("thread not found")]
     ThreadNotFound,
+    /// A response, conversation or item that does not exist for this user.
+    #[error("{0} not found")]
+    NotFound(&'static str),
     #[error("thread id already in use")]
     ThreadExists,
     /// A cookie-authenticated request that changes state came from a foreign origin.
@@ -102,7 +105,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::CsrfRejected => StatusCode::FORBIDDEN,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::ThreadNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::ThreadNotFound | Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::ThreadExists
             | Self::GenerationInProgress { .. }
@@ -128,6 +131,7 @@ impl ApiError {
             Self::CsrfRejected => "csrf_rejected",
             Self::RateLimited(_) => "rate_limited",
             Self::ThreadNotFound => "thread_not_found",
+            Self::NotFound(_) => "not_found",
             Self::ThreadExists => "thread_exists",
             Self::GenerationInProgress { .. } => "generation_in_progress",
             Self::NotLatestReply => "not_latest_reply",
@@ -163,6 +167,7 @@ impl ApiError {
             Self::Unauthorized(AuthError::Expired) => "The token has expired.".to_owned(),
             Self::Unauthorized(_) => "The credentials are invalid.".to_owned(),
             Self::ThreadNotFound => "No such thread.".to_owned(),
+            Self::NotFound(what) => format!("No such {what}."),
             Self::CsrfRejected => {
                 "This request must come from the app's own site or an allowed origin.".to_owned()
             }

@@ -52,6 +52,7 @@ pub mod error;
 pub mod http;
 pub mod local_redis;
 pub mod protocol;
+pub mod responses;
 pub mod routes;
 pub mod store;
 pub mod telemetry;

@@ -26,7 +26,7 @@
 //! resumers and stop requests.
 
 mod cache;
-mod context;
+pub mod context;
 mod lease;
 mod model;
 mod outlet;
@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use crate::{
     app::App,
     background::Background,
-    domain::{MaxTokens, MessageId, ReplyFormat, ThreadId, Title, UserId},
+    domain::{MaxTokens, ThreadId, Title, UserId},
     error::ApiError,
     http::headers::{CACHE, CONTEXT_DROPPED_MESSAGES},
     store::{
@@ -93,14 +93,14 @@ async fn answer(
     background: Background,
 ) -> Result<(Response, RateDecision), ApiError> {
     let config = app.config();
-    let (thread, title) = match (&request.thread_id, request.format) {
-        (Some(id), ReplyFormat::OpenAi) => (id.clone(), None),
-        // An AI SDK chat id names a thread that is created on first use.
-        (Some(id), ReplyFormat::Ui) => (
+    let (thread, title) = match &request.thread_id {
+        // A chat id that names a thread created on first use.
+        Some(id) if request.create => (
             id.clone(),
             Some(Title::from_message(&request.first_user_text())),
         ),
-        (None, _) => (
+        Some(id) => (id.clone(), None),
+        None => (
             ThreadId::new(),
             Some(Title::from_message(&request.first_user_text())),
         ),
@@ -115,7 +115,7 @@ async fn answer(
         user,
         thread,
         user_message: first.id.clone(),
-        reply: MessageId::new(),
+        reply: request.reply_id.clone().unwrap_or_default(),
     });
     // A streamed turn listens for stop and resume signals from the moment it is recorded.
     let registration = if request.stream {
@@ -166,6 +166,7 @@ async fn answer(
         prompt_chars: 0,
         context_dropped: 0,
         cache_key: None,
+        response: request.response.clone(),
     };
     let prompt =
         model::with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());

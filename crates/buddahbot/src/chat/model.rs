@@ -49,6 +49,8 @@ pub(super) fn upstream_request<'a>(
             .map(WireTool::function)
             .collect(),
         tool_choice: request.tools.choice.as_ref(),
+        top_p: request.top_p,
+        response_format: request.response_format.as_ref(),
         // Only meaningful with tools; some APIs refuse it without.
         parallel_tool_calls: request
             .tools

@@ -91,6 +91,13 @@ impl EventSink for Outlet {
         write_event(&mut self.wire, Some(id), data);
         lock(&self.unlogged).push(id, data);
     }
+
+    fn typed_event(&mut self, kind: &str, data: &[u8]) {
+        self.wire.extend_from_slice(b"event: ");
+        self.wire.extend_from_slice(kind.as_bytes());
+        self.wire.extend_from_slice(b"\n");
+        self.event(data);
+    }
 }
 
 impl Outlet {

@@ -178,6 +178,17 @@ pub struct TurnRequest {
     /// The AI SDK's `regenerate-message`: answer the last user message again, keeping the
     /// reply it replaces as a superseded version.
     pub regenerate: bool,
+    /// Nucleus sampling, passed on when given (the Responses API's `top_p`).
+    pub top_p: Option<f64>,
+    /// The model's `response_format` (the Responses API's `text.format`), passed on.
+    pub response_format: Option<Value>,
+    /// The id the reply gets, when the caller must know it beforehand (a response's id is
+    /// made from it); a fresh one otherwise.
+    pub reply_id: Option<MessageId>,
+    /// A Responses API request's settings, echoed by its Response and kept on the reply.
+    pub response: Option<std::sync::Arc<crate::protocol::responses::Settings>>,
+    /// `thread_id` names a thread created on first use (an AI SDK chat, a new response).
+    pub create: bool,
 }
 
 /// The messages a turn adds to its thread before the reply.
@@ -189,6 +200,8 @@ pub enum TurnInput {
         id: Option<MessageId>,
         parts: Option<Vec<MessagePart>>,
     },
+    /// Messages of any kind, stored as given (the Responses API's input items).
+    Messages(Vec<ChatMessage>),
     /// The results of the assistant's last tool calls (the last messages of the prompt): the
     /// model continues from them. `continues` is the AI SDK message they belong to, which
     /// the reply's events extend.
@@ -339,6 +352,11 @@ impl TurnRequest {
             include_usage: body.stream_options.is_some_and(|o| o.include_usage),
             format: ReplyFormat::OpenAi,
             regenerate: false,
+            top_p: None,
+            response_format: None,
+            reply_id: None,
+            response: None,
+            create: false,
         })
     }
 
@@ -443,6 +461,11 @@ impl TurnRequest {
             include_usage: false,
             format: ReplyFormat::Ui,
             regenerate,
+            top_p: None,
+            response_format: None,
+            reply_id: None,
+            response: None,
+            create: true,
         })
     }
 
@@ -482,6 +505,7 @@ impl TurnRequest {
                 message.parts.clone_from(parts);
                 vec![message]
             }
+            TurnInput::Messages(messages) => messages.clone(),
             TurnInput::ToolResults { results, .. } => results
                 .iter()
                 .map(|result| {
@@ -501,7 +525,7 @@ impl TurnRequest {
     pub fn continues(&self) -> Option<&MessageId> {
         match &self.input {
             TurnInput::ToolResults { continues, .. } => continues.as_ref(),
-            TurnInput::User { .. } => None,
+            TurnInput::User { .. } | TurnInput::Messages(_) => None,
         }
     }
 }

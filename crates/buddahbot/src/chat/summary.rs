@@ -150,6 +150,8 @@ impl Refresh {
             stream_options: None,
             tools: Vec::new(),
             tool_choice: None,
+            top_p: None,
+            response_format: None,
             parallel_tool_calls: None,
         };
         let limit = self.app.config().chat.max_duration;

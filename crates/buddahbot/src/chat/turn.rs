@@ -8,6 +8,7 @@ use axum::{
     http::{HeaderValue, header},
     response::Response,
 };
+use bytes::Bytes;
 use tokio::{sync::mpsc, time::Instant};
 
 use super::{
@@ -23,7 +24,10 @@ use crate::{
     background::Background,
     domain::{ChatMessage, MessagePart, ModelName, ReplyFormat, ReplyStatus, ToolCall},
     error::ApiError,
-    protocol::encoder::{Encoder, Failure},
+    protocol::{
+        encoder::{Encoder, Failure},
+        responses::{self, ResponseId, Settings},
+    },
     store::{CachedReply, Finished, LogBatch, StreamEnd, TurnIds, control::Registration},
     timing::{self, Phase},
     upstream::{Drained, ReplyStream, TimeoutKind, UpstreamError, wire::PromptMessage},
@@ -49,6 +53,8 @@ pub(super) struct Turn {
     pub context_dropped: usize,
     /// Where a complete reply is cached (a temperature-0 request with the cache on).
     pub cache_key: Option<String>,
+    /// A Responses API turn's settings, kept on its reply.
+    pub response: Option<Arc<Settings>>,
     /// Keeps the thread's generation lease alive for as long as the turn exists.
     pub _lease: LeaseKeeper,
 }
@@ -92,9 +98,20 @@ impl Turn {
         let ttft = self.started.elapsed();
 
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let mut reply = ReplyBuilder::new(model, ttft, request.format, &self.ids.reply);
         let mut encoder =
             Encoder::new(request.format, request.include_usage).continuing(request.continues());
+        if let Some(settings) = &self.response {
+            // The response began when its request came.
+            let created_at =
+                jiff::Timestamp::now().as_second() - i64::try_from(ttft.as_secs()).unwrap_or(0);
+            encoder = encoder.responding(
+                self.response_id(),
+                Arc::clone(settings),
+                model.as_str(),
+                created_at,
+            );
+        }
+        let mut reply = ReplyBuilder::new(model, ttft, request.format, &self.ids.reply);
         let mut outlet = Outlet::new(tx, self.stream_start_ms);
         encoder.open(&self.ids.reply, &mut outlet);
         let mut drained = forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet);
@@ -306,7 +323,19 @@ impl Turn {
     fn stored(&self, mut message: ChatMessage) -> ChatMessage {
         message.context_dropped_messages = (self.context_dropped > 0)
             .then(|| u32::try_from(self.context_dropped).unwrap_or(u32::MAX));
+        if let Some(settings) = &self.response {
+            message.response_id = Some(self.response_id().to_string());
+            message.response = serde_json::to_value(settings.as_ref()).ok();
+        }
         message
+    }
+
+    /// The id of the response this turn is (Responses API turns).
+    fn response_id(&self) -> ResponseId {
+        ResponseId {
+            reply: self.ids.reply.clone(),
+            thread: self.ids.thread.clone(),
+        }
     }
 
     /// How the turn's stream ends in the log: with `unlogged`, kept for resumers a while.
@@ -360,6 +389,23 @@ impl Turn {
                 StreamEnd::NONE,
             )
             .await?;
+        self.cache(&message).await;
+        let body = match &self.response {
+            // The Responses API answers with the Response object, built as a stored one is.
+            Some(settings) => {
+                let object = responses::object(
+                    &self.response_id(),
+                    settings,
+                    message.model.as_deref().unwrap_or_default(),
+                    responses::started_at(&message),
+                    responses::Status::of(&message),
+                    Some(&message),
+                    None,
+                );
+                Bytes::from(object.to_string())
+            }
+            None => body,
+        };
         let mut response = Response::new(Body::from(body));
         response::set_turn_headers(&mut response, &self.ids.thread, &self.ids.reply);
         response.headers_mut().insert(

@@ -175,6 +175,17 @@ pub struct ChatMessage {
     /// A reply answered from the response cache (the model was not called).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// The Responses API response this message belongs to (its input, or its output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// A reply made through the Responses API: the request's settings, as the Response
+    /// object echoes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<serde_json::Value>,
+    /// Deleted through the Responses or Conversations API: kept in place (so the thread's
+    /// turn index stays right) but shown by no view.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// How an incomplete reply ended.
@@ -194,6 +205,8 @@ pub enum ReplyFormat {
     OpenAi,
     /// The AI SDK's UI message stream; the thread is created on first use.
     Ui,
+    /// The OpenAI Responses API: a Response object, or its typed event stream.
+    Responses,
 }
 
 impl ReplyFormat {
@@ -202,12 +215,17 @@ impl ReplyFormat {
         match self {
             Self::OpenAi => "openai",
             Self::Ui => "ui",
+            Self::Responses => "responses",
         }
     }
 
     /// The format a stored name stands for (OpenAI for anything else).
     pub fn from_stored(name: &str) -> Self {
-        if name == "ui" { Self::Ui } else { Self::OpenAi }
+        match name {
+            "ui" => Self::Ui,
+            "responses" => Self::Responses,
+            _ => Self::OpenAi,
+        }
     }
 }
 
@@ -254,6 +272,9 @@ impl ChatMessage {
             tool_error: false,
             context_dropped_messages: None,
             cached: false,
+            response_id: None,
+            response: None,
+            deleted: false,
         }
     }
 

@@ -6,13 +6,16 @@
 //! outlet (which names it and frames it for the client and the log), or a plain `Vec` for a
 //! replay or a test.
 
-use serde_json::Value;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
 
 use crate::{
     domain::{ChatMessage, MessageId, ReplyFormat, ToolCall},
     protocol::{
         ai_sdk::{self, TEXT_PART_ID, UiChunk},
         openai,
+        responses::{self, ResponseId, Settings},
     },
     upstream::{
         Chunk,
@@ -23,6 +26,11 @@ use crate::{
 /// Where encoded events go, one `data:` payload at a time.
 pub trait EventSink {
     fn event(&mut self, data: &[u8]);
+
+    /// An event with an SSE `event:` name (the Responses API names each by its type).
+    fn typed_event(&mut self, _kind: &str, data: &[u8]) {
+        self.event(data);
+    }
 }
 
 impl EventSink for Vec<String> {
@@ -62,13 +70,32 @@ enum Kind {
         /// else the reply's own id is announced.
         continues: Option<MessageId>,
     },
+    /// The Responses API's typed events, numbered by `sequence_number`.
+    Responses(Box<ResponseStream>),
+}
+
+/// A streamed response's state: its identity and the output items open so far.
+pub struct ResponseStream {
+    id: ResponseId,
+    settings: Arc<Settings>,
+    model: String,
+    created_at: i64,
+    /// The next event's `sequence_number`.
+    seq: u64,
+    /// The text item being written: its output index and text so far.
+    text: Option<(usize, String)>,
+    /// Output items started (text and calls), the next one's index.
+    next_index: usize,
+    calls: ToolCalls,
+    /// Each call's output index, by position.
+    call_indexes: Vec<usize>,
 }
 
 impl Encoder {
     pub fn new(format: ReplyFormat, include_usage: bool) -> Self {
         let kind = match format {
             ReplyFormat::OpenAi => Kind::OpenAi { include_usage },
-            ReplyFormat::Ui => Kind::Ui {
+            ReplyFormat::Ui | ReplyFormat::Responses => Kind::Ui {
                 text_open: false,
                 calls: ToolCalls::default(),
                 continues: None,
@@ -90,8 +117,38 @@ impl Encoder {
         self
     }
 
+    /// The stream is the Responses API's events of response `id` (the turn is one).
+    #[must_use]
+    pub fn responding(
+        mut self,
+        id: ResponseId,
+        settings: Arc<Settings>,
+        model: &str,
+        created_at: i64,
+    ) -> Self {
+        self.kind = Kind::Responses(Box::new(ResponseStream {
+            calls: ToolCalls::new(id.reply.as_str()),
+            id,
+            settings,
+            model: model.to_owned(),
+            created_at,
+            seq: 0,
+            text: None,
+            next_index: 0,
+            call_indexes: Vec::new(),
+        }));
+        self
+    }
+
     /// The events that open the stream of reply `reply_id`, before any chunk.
     pub fn open(&mut self, reply_id: &MessageId, sink: &mut impl EventSink) {
+        if let Kind::Responses(stream) = &mut self.kind {
+            let object = stream.object(responses::Status::InProgress, None, None);
+            stream.emit("response.created", json!({ "response": object }), sink);
+            let object = stream.object(responses::Status::InProgress, None, None);
+            stream.emit("response.in_progress", json!({ "response": object }), sink);
+            return;
+        }
         if let Kind::Ui {
             calls, continues, ..
         } = &mut self.kind
@@ -128,6 +185,20 @@ impl Encoder {
                     sink.event(chunk.raw);
                 }
             }
+            Kind::Responses(stream) => {
+                for choice in &chunk.view.choices {
+                    if let Some(delta) = choice.delta.content.as_deref().filter(|d| !d.is_empty()) {
+                        stream.text_delta(delta, sink);
+                    }
+                    for piece in choice.delta.tool_calls.iter().flatten() {
+                        let mut pieces = Vec::new();
+                        stream.calls.add(piece, |_, piece| pieces.push(piece));
+                        for piece in pieces {
+                            stream.call_piece(piece, sink);
+                        }
+                    }
+                }
+            }
             Kind::Ui {
                 text_open, calls, ..
             } => {
@@ -161,6 +232,17 @@ impl Encoder {
     /// AI SDK clients get each stored tool call's whole input (`tool-input-available`, on
     /// which `useChat` runs its `onToolCall`) only now, once the call is stored.
     pub fn finish(&mut self, reply: &ChatMessage, sink: &mut impl EventSink) {
+        if let Kind::Responses(stream) = &mut self.kind {
+            stream.close_items(Some(reply), sink);
+            let status = responses::Status::of(reply);
+            let kind = match status {
+                responses::Status::Completed => "response.completed",
+                _ => "response.incomplete",
+            };
+            let object = stream.object(status, Some(reply), None);
+            stream.emit(kind, json!({ "response": object }), sink);
+            return;
+        }
         if let Kind::Ui { .. } = self.kind {
             self.close_text(sink);
             for call in reply.tool_calls.iter().flatten() {
@@ -176,11 +258,18 @@ impl Encoder {
     /// official SDKs raise on it) and no `[DONE]`; AI SDK clients get `error`, then `finish`
     /// with `finishReason: "error"` and `[DONE]`, as `ai`'s own servers send.
     pub fn fail(&mut self, failure: &Failure<'_>, sink: &mut impl EventSink) {
+        if let Kind::Responses(stream) = &mut self.kind {
+            stream.close_items(None, sink);
+            let error = Some((failure.code, failure.message));
+            let object = stream.object(responses::Status::Failed, None, error);
+            stream.emit("response.failed", json!({ "response": object }), sink);
+            return;
+        }
         match self.kind {
             Kind::OpenAi { .. } => sink.event(
                 openai::error_event(failure.code, "server_error", failure.message).as_bytes(),
             ),
-            Kind::Ui { .. } => {
+            Kind::Ui { .. } | Kind::Responses(_) => {
                 self.close_text(sink);
                 self.ui(
                     &UiChunk::Error {
@@ -204,9 +293,15 @@ impl Encoder {
     /// clients get a last chunk with `finish_reason: "stop"`, AI SDK clients `abort`; both
     /// then `[DONE]`.
     pub fn stop(&mut self, reply: &ChatMessage, sink: &mut impl EventSink) {
+        if let Kind::Responses(stream) = &mut self.kind {
+            stream.close_items(Some(reply), sink);
+            let object = stream.object(responses::Status::Cancelled, Some(reply), None);
+            stream.emit("response.incomplete", json!({ "response": object }), sink);
+            return;
+        }
         match self.kind {
             Kind::OpenAi { .. } => sink.event(openai::stop_chunk(reply).as_bytes()),
-            Kind::Ui { .. } => {
+            Kind::Ui { .. } | Kind::Responses(_) => {
                 self.close_text(sink);
                 self.ui(&UiChunk::Abort { reason: "stopped" }, sink);
             }
@@ -217,13 +312,27 @@ impl Encoder {
     /// A stored reply as a whole stream, as a retried request gets it: the events a live
     /// stream carries, with the whole text (and each tool call) at once, ending in `[DONE]`.
     pub fn replay(&mut self, reply: &ChatMessage, sink: &mut impl EventSink) {
+        if let Kind::Responses(_) = self.kind {
+            // The live sequence, with the whole text and each call at once.
+            self.open(&reply.id, sink);
+            if let Kind::Responses(stream) = &mut self.kind {
+                if !reply.content.is_empty() {
+                    stream.text_delta(&reply.content, sink);
+                }
+                for call in reply.tool_calls.iter().flatten() {
+                    stream.whole_call(call, sink);
+                }
+            }
+            self.finish(reply, sink);
+            return;
+        }
         match self.kind {
             Kind::OpenAi { include_usage } => {
                 for chunk in openai::replay_chunks(reply, include_usage) {
                     sink.event(chunk.as_bytes());
                 }
             }
-            Kind::Ui { .. } => {
+            Kind::Ui { .. } | Kind::Responses(_) => {
                 self.open(&reply.id, sink);
                 let calls = reply.tool_calls.as_deref().unwrap_or_default();
                 // The text part opens even for an empty reply, so the client shows one
@@ -315,6 +424,190 @@ impl Encoder {
 
     fn ui(&mut self, chunk: &UiChunk<'_>, sink: &mut impl EventSink) {
         write_ui(&mut self.scratch, chunk, sink);
+    }
+}
+
+impl ResponseStream {
+    /// Writes one event: its `type` and `sequence_number` first, then `body`'s fields.
+    fn emit(&mut self, kind: &str, body: Value, sink: &mut impl EventSink) {
+        let mut event = serde_json::Map::new();
+        event.insert("type".to_owned(), Value::from(kind));
+        event.insert("sequence_number".to_owned(), Value::from(self.seq));
+        if let Value::Object(fields) = body {
+            event.extend(fields);
+        }
+        self.seq += 1;
+        let data = serde_json::to_vec(&Value::Object(event)).unwrap_or_default();
+        sink.typed_event(kind, &data);
+    }
+
+    fn object(
+        &self,
+        status: responses::Status,
+        reply: Option<&ChatMessage>,
+        error: Option<(&str, &str)>,
+    ) -> Value {
+        responses::object(
+            &self.id,
+            &self.settings,
+            &self.model,
+            self.created_at,
+            status,
+            reply,
+            error,
+        )
+    }
+
+    fn text_item_id(&self) -> String {
+        responses::message_item_id(&self.id.reply)
+    }
+
+    fn text_delta(&mut self, delta: &str, sink: &mut impl EventSink) {
+        if self.text.is_none() {
+            let index = self.next_index;
+            self.next_index += 1;
+            self.text = Some((index, String::new()));
+            let item_id = self.text_item_id();
+            self.emit(
+                "response.output_item.added",
+                json!({ "output_index": index, "item": {
+                    "id": item_id, "type": "message", "status": "in_progress",
+                    "role": "assistant", "content": [],
+                } }),
+                sink,
+            );
+            self.emit(
+                "response.content_part.added",
+                json!({ "item_id": item_id, "output_index": index, "content_index": 0,
+                    "part": responses::output_text("") }),
+                sink,
+            );
+        }
+        let item_id = self.text_item_id();
+        let Some((index, text)) = &mut self.text else {
+            return;
+        };
+        text.push_str(delta);
+        let index = *index;
+        self.emit(
+            "response.output_text.delta",
+            json!({ "item_id": item_id, "output_index": index, "content_index": 0,
+                "delta": delta, "logprobs": [] }),
+            sink,
+        );
+    }
+
+    /// Ends the text item, if one is open.
+    fn close_text(&mut self, sink: &mut impl EventSink) {
+        let Some((index, text)) = self.text.take() else {
+            return;
+        };
+        let item_id = self.text_item_id();
+        self.emit(
+            "response.output_text.done",
+            json!({ "item_id": item_id, "output_index": index, "content_index": 0,
+                "text": text, "logprobs": [] }),
+            sink,
+        );
+        self.emit(
+            "response.content_part.done",
+            json!({ "item_id": item_id, "output_index": index, "content_index": 0,
+                "part": responses::output_text(&text) }),
+            sink,
+        );
+        self.emit(
+            "response.output_item.done",
+            json!({ "output_index": index, "item": {
+                "id": item_id, "type": "message", "status": "completed", "role": "assistant",
+                "content": [responses::output_text(&text)],
+            } }),
+            sink,
+        );
+    }
+
+    fn call_piece(&mut self, piece: CallPiece<'_>, sink: &mut impl EventSink) {
+        match piece {
+            CallPiece::Started { position } => {
+                self.close_text(sink);
+                let index = self.next_index;
+                self.next_index += 1;
+                self.call_indexes.push(index);
+                let Some(call) = self.calls.get(position).cloned() else {
+                    return;
+                };
+                self.emit(
+                    "response.output_item.added",
+                    json!({ "output_index": index, "item": {
+                        "type": "function_call", "id": responses::call_item_id(&call.id),
+                        "call_id": call.id, "name": call.name, "arguments": "",
+                        "status": "in_progress",
+                    } }),
+                    sink,
+                );
+            }
+            CallPiece::Arguments { position, text } => {
+                let (Some(call), Some(&index)) =
+                    (self.calls.get(position), self.call_indexes.get(position))
+                else {
+                    return;
+                };
+                let item_id = responses::call_item_id(&call.id);
+                self.emit(
+                    "response.function_call_arguments.delta",
+                    json!({ "item_id": item_id, "output_index": index, "delta": text }),
+                    sink,
+                );
+            }
+        }
+    }
+
+    /// A stored call as a replay sends it: added, its arguments at once.
+    fn whole_call(&mut self, call: &ToolCall, sink: &mut impl EventSink) {
+        let position = self.call_indexes.len();
+        self.calls.push(call.clone());
+        self.call_piece(CallPiece::Started { position }, sink);
+        if !call.arguments.is_empty() {
+            self.call_piece(
+                CallPiece::Arguments {
+                    position,
+                    text: &call.arguments,
+                },
+                sink,
+            );
+        }
+    }
+
+    /// Ends every open item: the text, and each call (whole when the reply kept it).
+    fn close_items(&mut self, reply: Option<&ChatMessage>, sink: &mut impl EventSink) {
+        self.close_text(sink);
+        let kept = reply
+            .and_then(|r| r.tool_calls.as_deref())
+            .unwrap_or_default();
+        let calls = self.calls.as_slice().to_vec();
+        for (position, call) in calls.iter().enumerate() {
+            let Some(&index) = self.call_indexes.get(position) else {
+                continue;
+            };
+            let whole = kept.iter().any(|k| k.id == call.id);
+            let item_id = responses::call_item_id(&call.id);
+            if whole {
+                self.emit(
+                    "response.function_call_arguments.done",
+                    json!({ "item_id": item_id, "output_index": index,
+                        "arguments": call.arguments }),
+                    sink,
+                );
+            }
+            self.emit(
+                "response.output_item.done",
+                json!({ "output_index": index, "item": {
+                    "type": "function_call", "id": item_id, "call_id": call.id,
+                    "name": call.name, "arguments": call.arguments,
+                    "status": if whole { "completed" } else { "incomplete" },
+                } }),
+                sink,
+            );
+        }
     }
 }
 

@@ -4,3 +4,4 @@
 pub mod ai_sdk;
 pub mod encoder;
 pub mod openai;
+pub mod responses;

@@ -6,6 +6,7 @@
 
 mod chat;
 mod health;
+mod responses;
 mod thread;
 mod threads;
 
@@ -76,6 +77,33 @@ pub fn chat_stop(app: App) -> Router {
     function(app, Some(RouteClass::Api), post(chat::stop), "POST")
 }
 
+/// `api/responses.rs`: the Responses API (`/api/responses`, `/api/responses/{id}`,
+/// `…/{id}/input_items`, `…/{id}/cancel`), the segments in `?id=` and `?action=`. Creating
+/// a response is a chat turn.
+pub fn responses(app: App) -> Router {
+    function(
+        app,
+        Some(RouteClass::Chat),
+        get(responses::get)
+            .post(responses::post)
+            .delete(responses::delete),
+        "GET, HEAD, POST, DELETE",
+    )
+}
+
+/// `api/conversations.rs`: the Conversations API (`/api/conversations`, `…/{id}`,
+/// `…/{id}/items`), the segments in `?id=`, `?action=` and `?item=`.
+pub fn conversations(app: App) -> Router {
+    function(
+        app,
+        Some(RouteClass::Api),
+        get(responses::get_conversation)
+            .post(responses::post_conversation)
+            .delete(responses::delete_conversation),
+        "GET, HEAD, POST, DELETE",
+    )
+}
+
 /// `api/health.rs`: `GET /api/health`, unauthenticated.
 pub fn health(app: App) -> Router {
     function(app, None, get(health::get), "GET, HEAD")
@@ -118,6 +146,23 @@ pub fn local(app: App) -> Router {
                 .into_service(),
         )
         .route_service("/api/health", health(app.clone()).into_service())
+        .route_service("/api/responses", responses(app.clone()).into_service())
+        .route_service(
+            "/api/responses/{*rest}",
+            responses(app.clone())
+                .layer(middleware::map_request(segments_as_params))
+                .into_service(),
+        )
+        .route_service(
+            "/api/conversations",
+            conversations(app.clone()).into_service(),
+        )
+        .route_service(
+            "/api/conversations/{*rest}",
+            conversations(app.clone())
+                .layer(middleware::map_request(segments_as_params))
+                .into_service(),
+        )
         .route_service("/api/chat", chat(app.clone()).into_service())
         .route_service("/api/chat/completions", chat(app.clone()).into_service())
         .route_service(
@@ -197,6 +242,28 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
 /// query as `id`, and the function sees the original path plus `?id=`.
 async fn segment_as_id_param(request: Request) -> Request {
     with_id_param(request, 0)
+}
+
+/// `/api/<api>/<id>[/<action>[/<item>]]` → `?id=&action=&item=`, as `vercel.json`'s
+/// rewrites pass them to the API's one function.
+async fn segments_as_params(mut request: Request) -> Request {
+    let uri = request.uri();
+    let mut segments = uri.path().trim_start_matches('/').split('/').skip(2);
+    let mut params = Vec::new();
+    for name in ["id", "action", "item"] {
+        if let Some(segment) = segments.next().filter(|s| !s.is_empty()) {
+            params.push(format!("{name}={segment}"));
+        }
+    }
+    let mut query = params.join("&");
+    if let Some(q) = uri.query().filter(|q| !q.is_empty()) {
+        query = format!("{q}&{query}");
+    }
+    let path_and_query = format!("{}?{query}", uri.path());
+    if let Ok(new_uri) = Uri::builder().path_and_query(path_and_query).build() {
+        *request.uri_mut() = new_uri;
+    }
+    request
 }
 
 /// `/api/chat/:id/stream` → `?id=`, as Vercel passes an `[id]` directory's segment.

@@ -74,12 +74,12 @@ pub async fn get(
                 let current: Vec<ChatMessage> = page
                     .messages
                     .into_iter()
-                    .filter(|m| m.superseded_by.is_none())
+                    .filter(|m| m.superseded_by.is_none() && !m.deleted)
                     .collect();
                 ai_sdk::ui_messages(&current)
             })
         } else {
-            Messages::Stored(page.messages)
+            Messages::Stored(page.messages.into_iter().filter(|m| !m.deleted).collect())
         },
         next_cursor: page.next.map(MessageCursor::encode),
     }))

@@ -18,6 +18,7 @@
 mod cache;
 mod conn;
 pub mod control;
+mod conversations;
 pub mod cursor;
 mod error;
 pub mod keys;

@@ -15,6 +15,8 @@
 //! | `streamWanted` | resume | the reply id whose events a resumer waits for in the log |
 //! | `promptChars`, `promptTokens` | finish | the last prompt's characters and the tokens the model counted in it: how the next prompt is estimated |
 //! | `contextSummary`, `contextSummaryCount`, `contextSummaryHash`, `contextSummaryThrough` | save summary | a model-written summary of the thread's first `contextSummaryCount` conversation messages (their fingerprint; the id of the last, when known), sent in their place when the conversation does not fit |
+//! | `conversationMetadata` | create / update a conversation | its metadata, a JSON object |
+//! | `deletedCount` | delete a response or item | messages deleted in place (not counted in `messageCount`) |
 //! | `summarizingUntil` | claim summary (set), save summary (cleared) | a summary is being written until then (ms) |
 //!
 //! # Turn states (`…:thread:<id>:turns`, a hash keyed by user message id)
@@ -34,6 +36,8 @@ pub const STREAM_START: &str = "streamStart";
 pub const STREAM_FORMAT: &str = "streamFormat";
 pub const STREAM_ENDED_AT: &str = "streamEndedAt";
 pub const CONTEXT_SUMMARY: &str = "contextSummary";
+pub const CONVERSATION_METADATA: &str = "conversationMetadata";
+pub const DELETED_COUNT: &str = "deletedCount";
 pub const CONTEXT_SUMMARY_THROUGH: &str = "contextSummaryThrough";
 
 /// The lease rule: a generation whose lease ends at `until_ms` still holds its thread at

@@ -70,3 +70,11 @@ pub static CLAIM_SUMMARY: LazyLock<Script> =
 /// `save_summary.lua`: keeps a thread's new context summary.
 pub static SAVE_SUMMARY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/save_summary.lua")));
+
+/// `delete_messages.lua`: messages deleted in place.
+pub static DELETE_MESSAGES: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/delete_messages.lua")));
+
+/// `set_field.lua`: one meta field of an existing thread.
+pub static SET_FIELD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/set_field.lua")));

@@ -400,7 +400,7 @@ fn newest_first(index: &str, max: &str, min: &str, limit: Option<usize>) -> redi
 }
 
 /// Reads a meta hash back into a [`Thread`].
-fn parse_meta(
+pub(super) fn parse_meta(
     user: &UserId,
     thread: &ThreadId,
     meta: &HashMap<String, String>,
@@ -424,8 +424,13 @@ fn parse_meta(
         created_at: millis("createdAt")?,
         updated_at: millis("updatedAt")?,
         message_count: field("messageCount")?
-            .parse()
-            .map_err(|_| corrupt("messageCount"))?,
+            .parse::<u64>()
+            .map_err(|_| corrupt("messageCount"))?
+            .saturating_sub(
+                meta.get(schema::DELETED_COUNT)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+            ),
         model: meta.get("model").cloned(),
         status: generation_status(meta),
         context_summary: meta.get(schema::CONTEXT_SUMMARY).cloned(),

@@ -1,0 +1,10 @@
+//! Vercel function: the Responses API (`/api/responses`, `/api/responses/{id}`, `…/input_items`, `…/cancel`); `vercel.json` rewrites the path's segments into `?id=`, `?action=` and `?item=`.
+
+use buddahbot::{routes, vercel::VercelAdapter};
+use tower::ServiceBuilder;
+
+#[tokio::main]
+async fn main() -> Result<(), vercel_runtime::Error> {
+    let router = buddahbot::function(routes::responses);
+    vercel_runtime::run(ServiceBuilder::new().layer(VercelAdapter).service(router)).await
+}

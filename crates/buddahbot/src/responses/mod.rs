@@ -1,0 +1,427 @@
+//! The OpenAI Responses and Conversations APIs as views of the thread store: a conversation
+//! is a thread (its id is the thread's), a response is a turn of one (its input items the
+//! messages the turn stored, its output the reply), an item is a stored message in item
+//! shape. Nothing is kept twice; the ids say where to look ([`protocol::responses`]).
+//!
+//! [`protocol::responses`]: crate::protocol::responses
+
+pub mod request;
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::{
+    app::App,
+    background::Background,
+    chat::{
+        self,
+        context::Truncation,
+        request::{TurnInput, TurnRequest},
+    },
+    domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, ThreadStatus, Title, UserId},
+    error::ApiError,
+    protocol::responses::{self, ResponseId, Settings, Status},
+    store::LimitSet,
+    upstream::wire::{ImageUrl, PromptContent, PromptMessage, PromptPart, PromptToolCall},
+};
+use request::{CreateBody, CreateRequest, History};
+
+/// Reads a whole thread: far more messages than a request may carry.
+const WHOLE_THREAD: usize = 100_000;
+
+/// `POST /api/responses`: a turn of a new thread, of the previous response's thread, or of
+/// the conversation, answered as a Response object or its event stream.
+///
+/// # Errors
+/// Those of the chat turn, and 404 for a previous response or conversation that does not
+/// exist for this user.
+pub async fn create(
+    app: &App,
+    user: UserId,
+    body: CreateBody,
+    limits: &LimitSet,
+    background: Background,
+) -> Result<Response, ApiError> {
+    let request = CreateRequest::parse(body, app.config())?;
+    let (thread, history) = match &request.history {
+        History::New => (ThreadId::new(), Vec::new()),
+        History::Previous(raw) => {
+            let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
+            let messages = current_messages(app, &user, &id.thread).await?;
+            let at = messages
+                .iter()
+                .position(|m| m.id == id.reply && m.role == Role::Assistant)
+                .ok_or(ApiError::NotFound("response"))?;
+            if at + 1 != messages.len() {
+                return Err(ApiError::InvalidBody(
+                    "`previous_response_id` names a response that later turns already continued; continue from the latest".to_owned(),
+                ));
+            }
+            (id.thread, messages)
+        }
+        History::Conversation(thread) => {
+            let messages = current_messages(app, &user, thread)
+                .await
+                .map_err(|e| match e {
+                    ApiError::ThreadNotFound => ApiError::NotFound("conversation"),
+                    other => other,
+                })?;
+            (thread.clone(), messages)
+        }
+    };
+    let reply = MessageId::new();
+    let response_id = ResponseId {
+        reply: reply.clone(),
+        thread: thread.clone(),
+    };
+    let mut prompt = Vec::with_capacity(history.len() + request.prompt.len() + 1);
+    if let Some(instructions) = &request.settings.instructions {
+        prompt.push(PromptMessage::new(Role::System, instructions.clone()));
+    }
+    prompt.extend(history.iter().filter_map(prompt_message));
+    prompt.extend(request.prompt.iter().cloned());
+    let mut input = request.input.clone();
+    for message in &mut input {
+        message.response_id = Some(response_id.to_string());
+    }
+    let turn = TurnRequest {
+        thread_id: Some(thread),
+        prompt,
+        input: TurnInput::Messages(input),
+        tools: request.tools,
+        truncation: if request.truncation_disabled {
+            Truncation::Disabled
+        } else {
+            Truncation::Auto
+        },
+        model: request.model,
+        temperature: request.temperature,
+        max_tokens: request.max_output_tokens,
+        stream: request.stream,
+        include_usage: false,
+        format: ReplyFormat::Responses,
+        regenerate: false,
+        top_p: request.top_p,
+        response_format: request.response_format,
+        reply_id: Some(reply),
+        response: Some(Arc::new(request.settings)),
+        create: matches!(request.history, History::New),
+    };
+    chat::run(app, user, turn, limits, background).await
+}
+
+/// A thread's messages as a conversation holds them: neither deleted ones nor replies a
+/// regenerate replaced. 404 (`ThreadNotFound`) when the thread does not exist.
+pub async fn current_messages(
+    app: &App,
+    user: &UserId,
+    thread: &ThreadId,
+) -> Result<Vec<ChatMessage>, ApiError> {
+    let page = app
+        .store()
+        .thread_page(user, thread, WHOLE_THREAD, None)
+        .await?
+        .ok_or(ApiError::ThreadNotFound)?;
+    Ok(page
+        .messages
+        .into_iter()
+        .filter(|m| !m.deleted && m.superseded_by.is_none())
+        .collect())
+}
+
+/// A stored message as the model gets it.
+pub fn prompt_message(message: &ChatMessage) -> Option<PromptMessage> {
+    let content = match (&message.parts, message.role) {
+        (Some(parts), Role::User)
+            if parts
+                .iter()
+                .any(|p| matches!(p, crate::domain::MessagePart::File { .. })) =>
+        {
+            PromptContent::Parts(
+                parts
+                    .iter()
+                    .map(|part| match part {
+                        crate::domain::MessagePart::Text { text } => {
+                            PromptPart::Text { text: text.clone() }
+                        }
+                        crate::domain::MessagePart::File { url, .. } => PromptPart::ImageUrl {
+                            image_url: ImageUrl { url: url.clone() },
+                        },
+                    })
+                    .collect(),
+            )
+        }
+        _ if message.role == Role::Assistant
+            && message.content.is_empty()
+            && message.tool_calls.is_some() =>
+        {
+            PromptContent::None
+        }
+        _ => PromptContent::Text(message.content.clone()),
+    };
+    if message.role == Role::Assistant && message.content.is_empty() && message.tool_calls.is_none()
+    {
+        // An empty reply (a stopped one that said nothing) tells the model nothing.
+        return None;
+    }
+    let mut entry = PromptMessage::new(message.role, content);
+    entry.tool_calls = message
+        .tool_calls
+        .iter()
+        .flatten()
+        .map(PromptToolCall::from)
+        .collect();
+    entry.tool_call_id.clone_from(&message.tool_call_id);
+    Some(entry)
+}
+
+/// `GET /api/responses/{id}`: the stored Response, or the one still generating.
+///
+/// # Errors
+/// 404 for an id that is not a response of this user's.
+pub async fn retrieve(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiError> {
+    let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
+    let page = app
+        .store()
+        .thread_page(user, &id.thread, WHOLE_THREAD, None)
+        .await?
+        .ok_or(ApiError::NotFound("response"))?;
+    if let Some(reply) = page
+        .messages
+        .iter()
+        .find(|m| m.id == id.reply && m.role == Role::Assistant && !m.deleted)
+    {
+        let settings: Settings = reply
+            .response
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .ok_or(ApiError::NotFound("response"))?;
+        let error = (reply.status == Some(crate::domain::ReplyStatus::Error))
+            .then_some(("upstream_error", "The model's reply broke off."));
+        return Ok(responses::object(
+            &id,
+            &settings,
+            reply.model.as_deref().unwrap_or_default(),
+            responses::started_at(reply),
+            Status::of(reply),
+            Some(reply),
+            error,
+        ));
+    }
+    match &page.thread.status {
+        ThreadStatus::Streaming { active_message_id } if *active_message_id == id.reply => {
+            Ok(responses::object(
+                &id,
+                &Settings::default(),
+                page.thread.model.as_deref().unwrap_or_default(),
+                page.thread.updated_at.as_second(),
+                Status::InProgress,
+                None,
+                None,
+            ))
+        }
+        _ => Err(ApiError::NotFound("response")),
+    }
+}
+
+/// `GET /api/responses/{id}/input_items`: the messages the response's turn stored, as items.
+///
+/// # Errors
+/// 404 for an id that is not a response of this user's.
+pub async fn input_items(
+    app: &App,
+    user: &UserId,
+    raw: &str,
+    page: &ItemPage,
+) -> Result<Value, ApiError> {
+    let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
+    let messages = current_messages(app, user, &id.thread)
+        .await
+        .map_err(|_| ApiError::NotFound("response"))?;
+    if !messages.iter().any(|m| m.id == id.reply) {
+        return Err(ApiError::NotFound("response"));
+    }
+    let wanted = id.to_string();
+    let items: Vec<Value> = messages
+        .iter()
+        .filter(|m| m.id != id.reply && m.response_id.as_deref() == Some(&wanted))
+        .flat_map(responses::items)
+        .collect();
+    Ok(page.list(items))
+}
+
+/// `DELETE /api/responses/{id}`: the response's messages (input and output) are deleted.
+///
+/// # Errors
+/// 404 for an id that is not a response of this user's.
+pub async fn delete(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiError> {
+    let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
+    let messages = current_messages(app, user, &id.thread)
+        .await
+        .map_err(|_| ApiError::NotFound("response"))?;
+    if !messages.iter().any(|m| m.id == id.reply) {
+        return Err(ApiError::NotFound("response"));
+    }
+    let wanted = id.to_string();
+    let ids: Vec<MessageId> = messages
+        .iter()
+        .filter(|m| m.id == id.reply || m.response_id.as_deref() == Some(&wanted))
+        .map(|m| m.id.clone())
+        .collect();
+    app.store().delete_messages(user, &id.thread, &ids).await?;
+    Ok(json!({ "id": raw, "object": "response", "deleted": true }))
+}
+
+/// A page of items: `after` an item id, `limit` 1–100 (default 20), `order` `asc` | `desc`.
+#[derive(Debug, Clone)]
+pub struct ItemPage {
+    pub after: Option<String>,
+    pub limit: usize,
+    pub descending: bool,
+}
+
+impl ItemPage {
+    /// Reads `after`, `limit` and `order`; `descending` is the default order's.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidParam`] for a bad `limit` or `order`.
+    pub fn parse(query: &crate::http::QueryParams, descending: bool) -> Result<Self, ApiError> {
+        let limit = match query.get("limit") {
+            None => 20,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| ApiError::InvalidParam {
+                    name: "limit",
+                    reason: "must be a whole number from 1 to 100".to_owned(),
+                })?,
+        };
+        let descending = match query.get("order") {
+            None => descending,
+            Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => {
+                return Err(ApiError::InvalidParam {
+                    name: "order",
+                    reason: "must be `asc` or `desc`".to_owned(),
+                });
+            }
+        };
+        Ok(Self {
+            after: query.get("after").map(str::to_owned),
+            limit,
+            descending,
+        })
+    }
+
+    /// One page of `items` (oldest first) as `{object: "list", data, first_id, last_id,
+    /// has_more}`.
+    pub fn list(&self, mut items: Vec<Value>) -> Value {
+        if self.descending {
+            items.reverse();
+        }
+        let start = match &self.after {
+            Some(after) => items
+                .iter()
+                .position(|item| item["id"].as_str() == Some(after))
+                .map_or(items.len(), |i| i + 1),
+            None => 0,
+        };
+        let rest = items.len().saturating_sub(start);
+        let data: Vec<Value> = items.into_iter().skip(start).take(self.limit).collect();
+        json!({
+            "object": "list",
+            "first_id": data.first().map(|i| i["id"].clone()),
+            "last_id": data.last().map(|i| i["id"].clone()),
+            "has_more": rest > data.len(),
+            "data": data,
+        })
+    }
+}
+
+/// `POST /api/conversations`: a new thread (`conv_…`) seeded with up to 20 items.
+///
+/// # Errors
+/// 400 for bad items or metadata.
+pub async fn create_conversation(app: &App, user: &UserId, body: Value) -> Result<Value, ApiError> {
+    let metadata = request::check_metadata(body.get("metadata"))?;
+    let items = match body.get("items") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_ADDED_ITEMS => {
+            request::parse_input(Some(&Value::Array(items.clone())), app.config())?.0
+        }
+        Some(Value::Array(_)) => {
+            return Err(ApiError::InvalidBody(format!(
+                "`items` may hold at most {MAX_ADDED_ITEMS} items"
+            )));
+        }
+        Some(_) => return Err(ApiError::InvalidBody("`items` must be a list".to_owned())),
+    };
+    let id =
+        ThreadId::parse(&format!("conv_{}", uuid::Uuid::new_v4().simple())).unwrap_or_default();
+    let thread = app
+        .store()
+        .create_thread(user, Some(id.clone()), Title::untitled())
+        .await?
+        .ok_or(ApiError::ThreadExists)?;
+    app.store()
+        .set_conversation_metadata(user, &id, &metadata.to_string())
+        .await?;
+    if !items.is_empty() {
+        app.store().append_messages(user, &id, &items).await?;
+    }
+    Ok(conversation_object(
+        &id,
+        thread.created_at.as_second(),
+        metadata,
+    ))
+}
+
+/// Items one request may add to a conversation.
+const MAX_ADDED_ITEMS: usize = 20;
+
+fn conversation_object(id: &ThreadId, created_at: i64, metadata: Value) -> Value {
+    json!({ "id": id, "object": "conversation", "created_at": created_at, "metadata": metadata })
+}
+
+/// `GET /api/conversations/{id}`.
+///
+/// # Errors
+/// 404 when the thread does not exist for this user.
+pub async fn retrieve_conversation(
+    app: &App,
+    user: &UserId,
+    id: &ThreadId,
+) -> Result<Value, ApiError> {
+    let (thread, metadata) = app
+        .store()
+        .conversation(user, id)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    Ok(conversation_object(
+        id,
+        thread.created_at.as_second(),
+        metadata,
+    ))
+}
+
+/// `GET /api/conversations/{id}/items`: the thread's messages as items, newest first by
+/// default.
+///
+/// # Errors
+/// 404 when the thread does not exist for this user.
+pub async fn conversation_items(
+    app: &App,
+    user: &UserId,
+    id: &ThreadId,
+    page: &ItemPage,
+) -> Result<Value, ApiError> {
+    let messages = current_messages(app, user, id)
+        .await
+        .map_err(|_| ApiError::NotFound("conversation"))?;
+    let items: Vec<Value> = messages.iter().flat_map(responses::items).collect();
+    Ok(page.list(items))
+}

@@ -1,0 +1,155 @@
+//! The Responses and Conversations APIs (`/api/responses…`, `/api/conversations…`): thin
+//! handlers over [`crate::responses`]. Each API is one function; its path's segments arrive
+//! as `?id=`, `?action=` and `?item=` (as `vercel.json`'s rewrites pass them).
+
+use axum::{
+    Extension, Json,
+    body::Bytes,
+    extract::State,
+    response::{IntoResponse, Response},
+};
+use serde_json::Value;
+
+use crate::{
+    app::App,
+    background::Background,
+    domain::ThreadId,
+    error::ApiError,
+    http::{QueryParams, guard::Authenticated},
+    responses::{self, ItemPage, request::CreateBody},
+    store::LimitSet,
+};
+
+/// `POST /api/responses` (create) and `POST /api/responses/{id}/cancel`.
+pub async fn post(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    background: Option<Extension<Background>>,
+    query: QueryParams,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    match (query.get("id"), query.get("action")) {
+        (None, None) => {
+            let body: CreateBody = serde_json::from_value(json_body(&body)?)
+                .map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+            let background = background.map(|Extension(b)| b).unwrap_or_default();
+            let limits = LimitSet::for_chat_turn(&app.config().limits);
+            responses::create(&app, user, body, &limits, background).await
+        }
+        (Some(id), Some("cancel")) => {
+            // Only a background response can be cancelled; none of ours is (yet).
+            responses::retrieve(&app, &user, id).await?;
+            Err(ApiError::InvalidBody(
+                "only a background response can be cancelled; this one was not run in the background".to_owned(),
+            ))
+        }
+        _ => Err(ApiError::RouteNotFound),
+    }
+}
+
+/// `GET /api/responses/{id}` and `GET /api/responses/{id}/input_items`.
+pub async fn get(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let id = query.get("id").ok_or(ApiError::RouteNotFound)?;
+    match query.get("action") {
+        None => {
+            if query.get("stream").is_some_and(|s| s == "true") {
+                return Err(ApiError::InvalidParam {
+                    name: "stream",
+                    reason: "is not supported yet: retrieve the stored response".to_owned(),
+                });
+            }
+            Ok(Json(responses::retrieve(&app, &user, id).await?).into_response())
+        }
+        Some("input_items") => {
+            let page = ItemPage::parse(&query, true)?;
+            Ok(Json(responses::input_items(&app, &user, id, &page).await?).into_response())
+        }
+        Some(_) => Err(ApiError::RouteNotFound),
+    }
+}
+
+/// `DELETE /api/responses/{id}`.
+pub async fn delete(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    match (query.get("id"), query.get("action")) {
+        (Some(id), None) => Ok(Json(responses::delete(&app, &user, id).await?).into_response()),
+        _ => Err(ApiError::RouteNotFound),
+    }
+}
+
+/// A JSON body, or `{}` when there is none (a cancel, an empty create).
+fn json_body(bytes: &Bytes) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+/// The conversation a path names (any thread id is one); a malformed id names none.
+fn conversation(query: &QueryParams) -> Result<ThreadId, ApiError> {
+    query
+        .get("id")
+        .and_then(|raw| ThreadId::parse(raw).ok())
+        .ok_or(ApiError::NotFound("conversation"))
+}
+
+/// `POST /api/conversations` (create).
+pub async fn post_conversation(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = json_body(&body)?;
+    match (query.get("id"), query.get("action")) {
+        (None, None) => {
+            Ok(Json(responses::create_conversation(&app, &user, body).await?).into_response())
+        }
+        _ => Err(ApiError::RouteNotFound),
+    }
+}
+
+/// `GET /api/conversations/{id}` and `GET /api/conversations/{id}/items`.
+pub async fn get_conversation(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let id = conversation(&query)?;
+    match (query.get("action"), query.get("item")) {
+        (None, None) => {
+            Ok(Json(responses::retrieve_conversation(&app, &user, &id).await?).into_response())
+        }
+        (Some("items"), None) => {
+            let page = ItemPage::parse(&query, true)?;
+            Ok(Json(responses::conversation_items(&app, &user, &id, &page).await?).into_response())
+        }
+        _ => Err(ApiError::RouteNotFound),
+    }
+}
+
+/// `DELETE /api/conversations/{id}`: the thread and everything in it.
+pub async fn delete_conversation(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let id = conversation(&query)?;
+    if query.get("action").is_some() {
+        return Err(ApiError::RouteNotFound);
+    }
+    if !app.store().delete_thread(&user, &id).await? {
+        return Err(ApiError::NotFound("conversation"));
+    }
+    Ok(
+        Json(serde_json::json!({ "id": id, "object": "conversation.deleted", "deleted": true }))
+            .into_response(),
+    )
+}

@@ -1,0 +1,75 @@
+//! What the Conversations and Responses APIs keep beyond the thread's own: a conversation's
+//! metadata, and messages deleted through them.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::{Store, StoreError, keys, schema, scripts, threads::parse_meta};
+use crate::domain::{MessageId, Thread, ThreadId, UserId};
+
+impl Store {
+    /// Deletes messages of a thread in place (see `delete_messages.lua`). Returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn delete_messages(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        ids: &[MessageId],
+    ) -> Result<u64, StoreError> {
+        let mut invocation = scripts::DELETE_MESSAGES.prepare_invoke();
+        invocation
+            .key(keys::thread_meta(user, thread))
+            .key(keys::thread_messages(user, thread));
+        for id in ids {
+            invocation.arg(id.as_str());
+        }
+        Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
+    }
+
+    /// Keeps a conversation's metadata (a JSON object) on its thread. `false` when the thread
+    /// does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn set_conversation_metadata(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        metadata: &str,
+    ) -> Result<bool, StoreError> {
+        let set: i64 = scripts::SET_FIELD
+            .key(keys::thread_meta(user, thread))
+            .arg(schema::CONVERSATION_METADATA)
+            .arg(metadata)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(set == 1)
+    }
+
+    /// A thread with its conversation metadata (`{}` when it has none); `None` when it does
+    /// not exist for this user.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or the meta is corrupt.
+    pub async fn conversation(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+    ) -> Result<Option<(Thread, Value)>, StoreError> {
+        let meta: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(keys::thread_meta(user, thread))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        if meta.is_empty() {
+            return Ok(None);
+        }
+        let metadata = meta
+            .get(schema::CONVERSATION_METADATA)
+            .and_then(|raw| serde_json::from_str(raw).ok())
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        Ok(Some((parse_meta(user, thread, &meta)?, metadata)))
+    }
+}

@@ -1,0 +1,185 @@
+//! The Responses and Conversations APIs: the official OpenAI SDK end to end, the history the
+//! model gets, other users' ids, and the refusals.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code, random_user, run_node_test};
+
+#[tokio::test]
+async fn the_openai_sdk_runs_responses_and_conversations() {
+    let app = TestApp::spawn().await;
+    run_node_test(&app, &random_user(), "responses.test.mjs", &[]).await;
+}
+
+async fn create(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    app.request(Method::POST, "/api/responses", Some(token), Some(body))
+        .await
+}
+
+#[tokio::test]
+async fn a_chained_response_sends_the_model_the_whole_history_and_not_old_instructions() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let (status, first) = create(
+        &app,
+        &token,
+        json!({ "input": "one", "instructions": "Answer in French." }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (_, second) = create(
+        &app,
+        &token,
+        json!({ "input": "two", "previous_response_id": first["id"] }),
+    )
+    .await;
+    let (_, _third) = create(
+        &app,
+        &token,
+        json!({ "input": "three", "previous_response_id": second["id"] }),
+    )
+    .await;
+    let sent = app.mock.requests().pop().unwrap();
+    let messages: Vec<(String, String)> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["content"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let texts: Vec<&str> = messages.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(texts.len(), 5, "{messages:?}");
+    assert_eq!(texts[0], "one");
+    assert_eq!(texts[1], first["output"][0]["content"][0]["text"]);
+    assert_eq!(texts[2], "two");
+    assert_eq!(texts[4], "three");
+    assert!(
+        messages.iter().all(|(role, _)| role != "system"),
+        "instructions are not inherited"
+    );
+}
+
+#[tokio::test]
+async fn other_users_ids_answer_like_missing_ones() {
+    let app = TestApp::spawn().await;
+    let alice = app.token_for(&random_user());
+    let bob = app.token_for(&random_user());
+    let (_, response) = create(&app, &alice, json!({ "input": "mine" })).await;
+    let id = response["id"].as_str().unwrap();
+    let (_, conversation) = app
+        .request(
+            Method::POST,
+            "/api/conversations",
+            Some(&alice),
+            Some(json!({})),
+        )
+        .await;
+    let conv = conversation["id"].as_str().unwrap();
+    for (method, path, body) in [
+        (Method::GET, format!("/api/responses/{id}"), None),
+        (
+            Method::GET,
+            format!("/api/responses/{id}/input_items"),
+            None,
+        ),
+        (Method::DELETE, format!("/api/responses/{id}"), None),
+        (Method::GET, format!("/api/conversations/{conv}"), None),
+        (
+            Method::GET,
+            format!("/api/conversations/{conv}/items"),
+            None,
+        ),
+        (Method::DELETE, format!("/api/conversations/{conv}"), None),
+        (
+            Method::POST,
+            "/api/responses".to_owned(),
+            Some(json!({ "input": "x", "previous_response_id": id })),
+        ),
+        (
+            Method::POST,
+            "/api/responses".to_owned(),
+            Some(json!({ "input": "x", "conversation": conv })),
+        ),
+    ] {
+        let (status, body) = app.request(method.clone(), &path, Some(&bob), body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    // Nothing of Alice's changed.
+    let (status, still) = app.get(&format!("/api/responses/{id}"), &alice).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(still["status"], "completed");
+    let (status, _) = app.get(&format!("/api/conversations/{conv}"), &alice).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({ "role": "user", "content": format!("{i}") }))
+        .collect();
+    let metadata: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let cases = [
+        (
+            json!({ "input": "x", "conversation": "c1", "previous_response_id": "resp_x" }),
+            "conversation",
+        ),
+        (
+            json!({ "input": [{ "type": "reasoning", "summary": [] }] }),
+            "input[0].type",
+        ),
+        (
+            json!({ "input": [{ "role": "robot", "content": "x" }] }),
+            "input[0].role",
+        ),
+        (json!({ "input": 3 }), "input"),
+        (json!({ "input": "x", "metadata": metadata }), "metadata"),
+        (
+            json!({ "input": "x", "metadata": { "k": "v".repeat(513) } }),
+            "metadata.k",
+        ),
+        (
+            json!({ "input": "x", "truncation": "sometimes" }),
+            "truncation",
+        ),
+        (json!({ "input": "x", "top_p": 2 }), "top_p"),
+        (
+            json!({ "input": "x", "text": { "format": { "type": "json_schema", "name": "s", "schema": { "type": "nope" } } } }),
+            "text.format.schema",
+        ),
+        (
+            json!({ "input": "x", "tools": [{ "type": "function", "name": "a b" }] }),
+            "tools[0].function.name",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = create(&app, &token, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(error_code(&answer), "invalid_body");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("`{field}`")), "{body}: {message}");
+    }
+    let (status, answer) = create(
+        &app,
+        &token,
+        json!({ "input": "x", "previous_response_id": "resp_nope" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    let (status, answer) = app
+        .request(
+            Method::POST,
+            "/api/conversations",
+            Some(&token),
+            Some(json!({ "items": many })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
