@@ -162,7 +162,10 @@ async fn bad_requests_are_refused_naming_the_field() {
     for (body, field) in cases {
         let (status, answer) = create(&app, &token, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        // OpenAI's error shape, which the SDKs raise typed errors from.
         assert_eq!(error_code(&answer), "invalid_body");
+        assert_eq!(answer["error"]["type"], "invalid_request_error");
+        assert_eq!(answer["error"]["param"], field, "{body}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(&format!("`{field}`")), "{body}: {message}");
     }

@@ -243,6 +243,53 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error in OpenAI's shape, which the OpenAI SDKs raise typed errors from (the
+    /// Responses and Conversations routes answer with it):
+    /// `{"error": {"message", "type", "param", "code"}}`. `param` is the field a 400 names.
+    pub fn openai_body(&self) -> serde_json::Value {
+        let status = self.status();
+        let kind = match status {
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::NOT_FOUND => "not_found_error",
+            StatusCode::CONFLICT => "conflict_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            s if s.is_server_error() => "server_error",
+            _ => "invalid_request_error",
+        };
+        let message = self.public_message();
+        let param = match self {
+            Self::InvalidBody(detail) => detail
+                .split('`')
+                .nth(1)
+                .map(|field| serde_json::Value::from(field.to_owned())),
+            Self::InvalidParam { name, .. } => Some(serde_json::Value::from(*name)),
+            _ => None,
+        };
+        serde_json::json!({ "error": {
+            "message": message,
+            "type": kind,
+            "param": param,
+            "code": self.code(),
+        } })
+    }
+}
+
+/// Rewrites an error response's body into OpenAI's shape ([`ApiError::openai_body`]),
+/// keeping its status and headers; other responses pass untouched. Layered inside
+/// [`log_errors`], which then still finds the error to log.
+pub async fn openai_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let Some(err) = response.extensions().get::<Arc<ApiError>>().cloned() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let body = err.openai_body().to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

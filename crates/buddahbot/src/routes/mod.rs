@@ -27,7 +27,7 @@ use tower_http::{
 use crate::{
     app::App,
     config::ConfigError,
-    error::{ApiError, log_errors},
+    error::{ApiError, log_errors, openai_errors},
     http::{
         guard::{Guard, RouteClass, guard},
         headers,
@@ -81,7 +81,7 @@ pub fn chat_stop(app: App) -> Router {
 /// `…/{id}/input_items`, `…/{id}/cancel`), the segments in `?id=` and `?action=`. Creating
 /// a response is a chat turn.
 pub fn responses(app: App) -> Router {
-    function(
+    openai_function(
         app,
         Some(RouteClass::Chat),
         get(responses::get)
@@ -94,7 +94,7 @@ pub fn responses(app: App) -> Router {
 /// `api/conversations.rs`: the Conversations API (`/api/conversations`, `…/{id}`,
 /// `…/{id}/items`), the segments in `?id=`, `?action=` and `?item=`.
 pub fn conversations(app: App) -> Router {
-    function(
+    openai_function(
         app,
         Some(RouteClass::Api),
         get(responses::get_conversation)
@@ -191,11 +191,24 @@ fn function(
     methods: MethodRouter<App>,
     allow: &'static str,
 ) -> Router {
+    build(app, class, methods, allow, ErrorShape::Ours)
+}
+
+fn build(
+    app: App,
+    class: Option<RouteClass>,
+    methods: MethodRouter<App>,
+    allow: &'static str,
+    shape: ErrorShape,
+) -> Router {
     let methods = methods.fallback(move || async move { ApiError::MethodNotAllowed { allow } });
     let cors = cors(&app.config().http.allowed_origins);
     let mut router = Router::new().fallback_service(methods.with_state(app.clone()));
     if let Some(class) = class {
         router = router.layer(middleware::from_fn_with_state(Guard { app, class }, guard));
+    }
+    if shape == ErrorShape::OpenAi {
+        router = router.layer(middleware::from_fn(openai_errors));
     }
     router
         .layer(middleware::from_fn(log_errors))
@@ -203,6 +216,25 @@ fn function(
         .layer(TraceLayer::new_for_http().on_failure(()))
         .layer(cors)
         .layer(middleware::from_fn(server_timing))
+}
+
+/// [`function`] for the OpenAI-compatible APIs: errors in OpenAI's shape.
+fn openai_function(
+    app: App,
+    class: Option<RouteClass>,
+    methods: MethodRouter<App>,
+    allow: &'static str,
+) -> Router {
+    build(app, class, methods, allow, ErrorShape::OpenAi)
+}
+
+/// How a function's errors are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ErrorShape {
+    /// `{"error": {"code", "message"}}`.
+    Ours,
+    /// OpenAI's `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
 }
 
 /// CORS for the configured origins: credentials allowed (the Auth.js cookie), the headers
