@@ -186,3 +186,90 @@ async fn bad_requests_are_refused_naming_the_field() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
+
+#[tokio::test]
+async fn conversation_items_can_be_added_read_and_deleted_and_metadata_updated() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let (status, conversation) = app
+        .request(
+            Method::POST,
+            "/api/conversations",
+            Some(&token),
+            Some(json!({ "items": [{ "type": "message", "role": "user", "content": "seed" }] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{conversation}");
+    let id = conversation["id"].as_str().unwrap().to_owned();
+    let (status, added) = app
+        .request(
+            Method::POST,
+            &format!("/api/conversations/{id}/items"),
+            Some(&token),
+            Some(json!({ "items": [
+                { "role": "assistant", "content": [{ "type": "output_text", "text": "hello" }] },
+                { "type": "function_call", "call_id": "c1", "name": "w", "arguments": "{}" },
+                { "type": "function_call_output", "call_id": "c1", "output": "sunny" },
+            ] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let kinds: Vec<&str> = added["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["message", "function_call", "function_call_output"]);
+
+    let (_, items) = app
+        .get(&format!("/api/conversations/{id}/items?order=asc"), &token)
+        .await;
+    let ids: Vec<String> = items["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    let (status, one) = app
+        .get(&format!("/api/conversations/{id}/items/{}", ids[1]), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["content"][0]["text"], "hello");
+
+    let (status, _) = app
+        .request(
+            Method::DELETE,
+            &format!("/api/conversations/{id}/items/{}", ids[1]),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .get(&format!("/api/conversations/{id}/items/{}", ids[1]), &token)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, thread) = app.get(&format!("/api/threads/{id}"), &token).await;
+    assert_eq!(
+        thread["thread"]["messageCount"], 3,
+        "the deleted message is not counted"
+    );
+    assert_eq!(thread["messages"].as_array().unwrap().len(), 3);
+
+    let (status, updated) = app
+        .request(
+            Method::POST,
+            &format!("/api/conversations/{id}"),
+            Some(&token),
+            Some(json!({ "metadata": { "a": "b" } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(updated["metadata"], json!({ "a": "b" }));
+
+    let (status, listed) = app.get("/api/conversations?limit=10", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["data"][0]["id"], id.as_str());
+}

@@ -408,6 +408,154 @@ pub async fn retrieve_conversation(
     ))
 }
 
+/// `POST /api/conversations/{id}`: replaces the conversation's metadata.
+///
+/// # Errors
+/// 400 for bad metadata, 404 when the thread does not exist for this user.
+pub async fn update_conversation(
+    app: &App,
+    user: &UserId,
+    id: &ThreadId,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let metadata = request::check_metadata(body.get("metadata"))?;
+    if !app
+        .store()
+        .set_conversation_metadata(user, id, &metadata.to_string())
+        .await?
+    {
+        return Err(ApiError::NotFound("conversation"));
+    }
+    retrieve_conversation(app, user, id).await
+}
+
+/// `POST /api/conversations/{id}/items`: appends up to 20 items.
+///
+/// # Errors
+/// 400 for bad items, 404 when the thread does not exist for this user.
+pub async fn add_items(
+    app: &App,
+    user: &UserId,
+    id: &ThreadId,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let items = match body.get("items") {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_ADDED_ITEMS => {
+            request::parse_input(Some(&Value::Array(items.clone())), app.config())?.0
+        }
+        _ => {
+            return Err(ApiError::InvalidBody(format!(
+                "`items` must hold 1 to {MAX_ADDED_ITEMS} items"
+            )));
+        }
+    };
+    app.store()
+        .append_messages(user, id, &items)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    let data: Vec<Value> = items.iter().flat_map(responses::items).collect();
+    Ok(json!({
+        "object": "list",
+        "first_id": data.first().map(|i| i["id"].clone()),
+        "last_id": data.last().map(|i| i["id"].clone()),
+        "has_more": false,
+        "data": data,
+    }))
+}
+
+/// The message an item id names, and the item.
+fn find_item(messages: &[ChatMessage], item: &str) -> Option<(MessageId, Value)> {
+    messages.iter().find_map(|message| {
+        responses::items(message)
+            .into_iter()
+            .find(|i| i["id"].as_str() == Some(item))
+            .map(|i| (message.id.clone(), i))
+    })
+}
+
+/// `GET /api/conversations/{id}/items/{item}`.
+///
+/// # Errors
+/// 404 when the conversation or the item does not exist for this user.
+pub async fn get_item(
+    app: &App,
+    user: &UserId,
+    id: &ThreadId,
+    item: &str,
+) -> Result<Value, ApiError> {
+    let messages = current_messages(app, user, id)
+        .await
+        .map_err(|_| ApiError::NotFound("conversation"))?;
+    find_item(&messages, item)
+        .map(|(_, item)| item)
+        .ok_or(ApiError::NotFound("item"))
+}
+
+/// `DELETE /api/conversations/{id}/items/{item}`: deletes the message the item is (a
+/// function call item deletes the assistant message that made it, with its other calls).
+/// Answers the conversation.
+///
+/// # Errors
+/// 404 when the conversation or the item does not exist for this user.
+pub async fn delete_item(
+    app: &App,
+    user: &UserId,
+    id: &ThreadId,
+    item: &str,
+) -> Result<Value, ApiError> {
+    let messages = current_messages(app, user, id)
+        .await
+        .map_err(|_| ApiError::NotFound("conversation"))?;
+    let (message, _) = find_item(&messages, item).ok_or(ApiError::NotFound("item"))?;
+    app.store().delete_messages(user, id, &[message]).await?;
+    retrieve_conversation(app, user, id).await
+}
+
+/// `GET /api/conversations` (an extension): the user's conversations (every thread is
+/// one), newest first, a page at a time by `after` (a conversation id) and `limit`.
+///
+/// # Errors
+/// [`ApiError::Store`] when Redis fails.
+pub async fn list_conversations(
+    app: &App,
+    user: &UserId,
+    page: &ItemPage,
+) -> Result<Value, ApiError> {
+    let mut threads = Vec::new();
+    let mut cursor = None;
+    // Walk the index a page at a time until the page after `after` is full.
+    loop {
+        let listed = app.store().list_threads(user, 100, cursor).await?;
+        threads.extend(listed.threads);
+        match listed.next {
+            Some(next) if threads.len() < 10_000 => cursor = Some(next),
+            _ => break,
+        }
+        if let Some(after) = &page.after
+            && let Some(at) = threads.iter().position(|t| t.id.as_str() == after)
+            && threads.len() > at + page.limit
+        {
+            break;
+        }
+        if page.after.is_none() && threads.len() > page.limit {
+            break;
+        }
+    }
+    let items: Vec<Value> = threads
+        .iter()
+        .map(|t| {
+            json!({ "id": t.id, "object": "conversation", "created_at": t.created_at.as_second(),
+                "title": t.title })
+        })
+        .collect();
+    // The index is newest first already: list it as given.
+    Ok(ItemPage {
+        descending: false,
+        ..page.clone()
+    }
+    .list(items))
+}
+
 /// `GET /api/conversations/{id}/items`: the thread's messages as items, newest first by
 /// default.
 ///

@@ -100,7 +100,8 @@ fn conversation(query: &QueryParams) -> Result<ThreadId, ApiError> {
         .ok_or(ApiError::NotFound("conversation"))
 }
 
-/// `POST /api/conversations` (create).
+/// `POST /api/conversations` (create), `…/{id}` (update its metadata) and `…/{id}/items`
+/// (add items).
 pub async fn post_conversation(
     State(app): State<App>,
     Authenticated(user): Authenticated,
@@ -108,42 +109,56 @@ pub async fn post_conversation(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = json_body(&body)?;
-    match (query.get("id"), query.get("action")) {
-        (None, None) => {
-            Ok(Json(responses::create_conversation(&app, &user, body).await?).into_response())
-        }
-        _ => Err(ApiError::RouteNotFound),
+    if query.get("id").is_none() {
+        return Ok(Json(responses::create_conversation(&app, &user, body).await?).into_response());
     }
+    let id = conversation(&query)?;
+    let answer = match (query.get("action"), query.get("item")) {
+        (None, None) => responses::update_conversation(&app, &user, &id, &body).await?,
+        (Some("items"), None) => responses::add_items(&app, &user, &id, &body).await?,
+        _ => return Err(ApiError::RouteNotFound),
+    };
+    Ok(Json(answer).into_response())
 }
 
-/// `GET /api/conversations/{id}` and `GET /api/conversations/{id}/items`.
+/// `GET /api/conversations` (the user's, newest first), `…/{id}`, `…/{id}/items` and
+/// `…/{id}/items/{item}`.
 pub async fn get_conversation(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
+    if query.get("id").is_none() {
+        let page = ItemPage::parse(&query, false)?;
+        return Ok(Json(responses::list_conversations(&app, &user, &page).await?).into_response());
+    }
     let id = conversation(&query)?;
-    match (query.get("action"), query.get("item")) {
-        (None, None) => {
-            Ok(Json(responses::retrieve_conversation(&app, &user, &id).await?).into_response())
-        }
+    let answer = match (query.get("action"), query.get("item")) {
+        (None, None) => responses::retrieve_conversation(&app, &user, &id).await?,
         (Some("items"), None) => {
             let page = ItemPage::parse(&query, true)?;
-            Ok(Json(responses::conversation_items(&app, &user, &id, &page).await?).into_response())
+            responses::conversation_items(&app, &user, &id, &page).await?
         }
-        _ => Err(ApiError::RouteNotFound),
-    }
+        (Some("items"), Some(item)) => responses::get_item(&app, &user, &id, item).await?,
+        _ => return Err(ApiError::RouteNotFound),
+    };
+    Ok(Json(answer).into_response())
 }
 
-/// `DELETE /api/conversations/{id}`: the thread and everything in it.
+/// `DELETE /api/conversations/{id}` (the thread and everything in it) and
+/// `…/{id}/items/{item}`.
 pub async fn delete_conversation(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
     let id = conversation(&query)?;
-    if query.get("action").is_some() {
-        return Err(ApiError::RouteNotFound);
+    match (query.get("action"), query.get("item")) {
+        (None, None) => {}
+        (Some("items"), Some(item)) => {
+            return Ok(Json(responses::delete_item(&app, &user, &id, item).await?).into_response());
+        }
+        _ => return Err(ApiError::RouteNotFound),
     }
     if !app.store().delete_thread(&user, &id).await? {
         return Err(ApiError::NotFound("conversation"));
