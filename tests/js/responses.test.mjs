@@ -144,3 +144,60 @@ test("a conversation holds the items of its responses", async () => {
   assert.equal(gone.deleted, true);
   await assert.rejects(client.conversations.retrieve(conversation.id), (err) => err.status === 404);
 });
+
+test("a background stream dropped early resumes with starting_after", async () => {
+  const stream = await client.responses.create({
+    model: "Hermes-4-70B",
+    input: "Take your time. [[mock tokens=40 inter_token_ms=15]]",
+    background: true,
+    stream: true,
+  });
+  let id;
+  let last = -1;
+  const seen = [];
+  for await (const event of stream) {
+    id ??= event.response?.id;
+    last = event.sequence_number;
+    seen.push(event);
+    if (seen.length === 6) break; // the client goes away
+  }
+  assert.ok(id);
+  const rest = await client.responses.retrieve(id, { stream: true, starting_after: last });
+  const numbers = [];
+  let text = seen
+    .filter((e) => e.type === "response.output_text.delta")
+    .map((e) => e.delta)
+    .join("");
+  let completed;
+  for await (const event of rest) {
+    numbers.push(event.sequence_number);
+    if (event.type === "response.output_text.delta") text += event.delta;
+    if (event.type === "response.completed") completed = event.response;
+  }
+  assert.equal(numbers[0], last + 1, "exactly the rest");
+  assert.deepEqual(numbers, numbers.map((_, i) => last + 1 + i), "without gaps");
+  assert.ok(completed, "ends with response.completed");
+  assert.equal(completed.output_text ?? completed.output[0].content[0].text, text);
+  const stored = await client.responses.retrieve(id);
+  assert.equal(stored.status, "completed");
+  assert.equal(stored.background, true);
+});
+
+test("cancel ends a slow background response and keeps what it said", async () => {
+  const started = await client.responses.create({
+    model: "Hermes-4-70B",
+    input: "A long one. [[mock tokens=400 inter_token_ms=20]]",
+    background: true,
+  });
+  assert.equal(started.status, "in_progress");
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const polled = await client.responses.retrieve(started.id);
+  assert.equal(polled.status, "in_progress");
+  const cancelled = await client.responses.cancel(started.id);
+  assert.equal(cancelled.status, "cancelled");
+  const partial = cancelled.output[0].content[0].text;
+  assert.ok(partial.length > 0, "the partial text is kept");
+  const again = await client.responses.cancel(started.id);
+  assert.equal(again.status, "cancelled", "cancel is idempotent");
+  assert.equal((await client.responses.retrieve(started.id)).output[0].content[0].text, partial);
+});

@@ -56,6 +56,7 @@ use crate::{
 };
 use lease::LeaseKeeper;
 pub use request::{ChatBody, Dialect, TurnRequest};
+pub use response::responses_stream;
 use turn::Turn;
 
 /// Interval of `: keep-alive` comments while the model is silent, so proxies keep the

@@ -202,6 +202,20 @@ pub fn write_event(out: &mut BytesMut, id: Option<EventId>, data: &[u8]) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// The `event:` line of a Responses API event: its `type` (nothing when it has none).
+pub fn write_typed_event(out: &mut BytesMut, data: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+    }
+    if let Ok(Typed { kind }) = serde_json::from_slice::<Typed<'_>>(data) {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+}
+
 /// Where the recorder raises a stop it learns of (its log write reads the stop flag).
 pub type RecorderSignals = Arc<watch::Sender<Signals>>;
 

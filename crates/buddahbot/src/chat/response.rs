@@ -16,10 +16,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::{
     domain::{ChatMessage, MessageId, ReplyFormat, ThreadId},
     http::headers::{ACCEL_BUFFERING, MESSAGE_ID, THREAD_ID},
-    protocol::{ai_sdk, encoder::Encoder, openai},
+    protocol::{
+        ai_sdk,
+        encoder::Encoder,
+        openai,
+        responses::{self, ResponseId},
+    },
 };
 
-use super::{TurnRequest, outlet::write_event};
+use super::{
+    TurnRequest,
+    outlet::{write_event, write_typed_event},
+};
 
 /// An event-stream response whose body is the frames sent on `rx`: `text/event-stream`, no
 /// caching, no proxy buffering, the turn's ids in headers and, for the AI SDK, its protocol
@@ -61,20 +69,72 @@ fn event_stream_of(
 
 /// A stored reply, answered again in the format the request asked for.
 pub(super) fn replay(thread: &ThreadId, reply: &ChatMessage, request: &TurnRequest) -> Response {
+    let response_id = || ResponseId {
+        reply: reply.id.clone(),
+        thread: thread.clone(),
+    };
     if !request.stream {
-        let mut response = axum::Json(openai::completion(reply)).into_response();
+        let body = match &request.response {
+            Some(settings) => responses::object(
+                &response_id(),
+                settings,
+                reply.model.as_deref().unwrap_or_default(),
+                responses::started_at(reply),
+                responses::Status::of(reply),
+                Some(reply),
+                None,
+            ),
+            None => openai::completion(reply),
+        };
+        let mut response = axum::Json(body).into_response();
         set_turn_headers(&mut response, thread, &reply.id);
         return response;
     }
+    let mut encoder =
+        Encoder::new(request.format, request.include_usage).continuing(request.continues());
+    if let Some(settings) = &request.response {
+        encoder = encoder.responding(
+            response_id(),
+            std::sync::Arc::clone(settings),
+            reply.model.as_deref().unwrap_or_default(),
+            responses::started_at(reply),
+        );
+    }
     let mut events: Vec<String> = Vec::new();
-    Encoder::new(request.format, request.include_usage)
-        .continuing(request.continues())
-        .replay(reply, &mut events);
+    encoder.replay(reply, &mut events);
+    event_stream_of(
+        thread,
+        &reply.id,
+        request.format,
+        frames(request.format, &events),
+    )
+}
+
+/// A Responses API event stream of events already made (a stored response replayed).
+pub fn responses_stream<'a>(
+    thread: &ThreadId,
+    reply_id: &MessageId,
+    events: impl Iterator<Item = &'a String>,
+) -> Response {
+    let events: Vec<String> = events.cloned().collect();
+    event_stream_of(
+        thread,
+        reply_id,
+        ReplyFormat::Responses,
+        frames(ReplyFormat::Responses, &events),
+    )
+}
+
+/// Events as one body of SSE frames (named by their type for the Responses API).
+fn frames(format: ReplyFormat, events: &[String]) -> Body {
     let mut body = BytesMut::new();
-    for event in &events {
+    for event in events {
+        if format == ReplyFormat::Responses {
+            write_typed_event(&mut body, event.as_bytes());
+        }
         write_event(&mut body, None, event.as_bytes());
     }
-    event_stream_of(thread, &reply.id, request.format, Body::from(body.freeze()))
+    Body::from(body.freeze())
 }
 
 pub(super) fn set_turn_headers(response: &mut Response, thread: &ThreadId, reply_id: &MessageId) {

@@ -12,10 +12,14 @@ use axum::{body::Bytes, response::Response};
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 
-use super::{outlet::write_event, response::event_stream, turn::CHANNEL_CAPACITY};
+use super::{
+    outlet::{write_event, write_typed_event},
+    response::event_stream,
+    turn::CHANNEL_CAPACITY,
+};
 use crate::{
     app::App,
-    domain::{ThreadId, UserId, now},
+    domain::{ReplyFormat, ThreadId, UserId, now},
     protocol::encoder::{Encoder, Failure},
     store::{
         EventId, StoreError,
@@ -46,9 +50,44 @@ pub async fn resume(
     thread: ThreadId,
     after: Option<EventId>,
 ) -> Result<Option<Response>, StoreError> {
+    resume_from(app, user, thread, ResumeFrom::Id(after), None).await
+}
+
+/// Where a resumed stream starts.
+#[derive(Debug, Clone, Copy)]
+pub enum ResumeFrom {
+    /// After this event id (from the start when `None`).
+    Id(Option<EventId>),
+    /// After the event of this `sequence_number` (the Responses API's `starting_after`).
+    Sequence(u64),
+}
+
+/// [`resume`] from `from`, of the generation of reply `reply` only when given (`None`
+/// when that generation is not the thread's latest, or left no log).
+///
+/// # Errors
+/// [`StoreError`] when Redis fails before the stream starts.
+pub async fn resume_from(
+    app: &App,
+    user: UserId,
+    thread: ThreadId,
+    from: ResumeFrom,
+    reply: Option<&crate::domain::MessageId>,
+) -> Result<Option<Response>, StoreError> {
     // Asks a running generation to log its events from now on, in the same round trip.
     let Some(info) = app.store().attach_stream(&user, &thread).await? else {
         return Ok(None);
+    };
+    if reply.is_some_and(|reply| *reply != info.reply_id) {
+        return Ok(None);
+    }
+    let after = match from {
+        ResumeFrom::Id(after) => after,
+        // Event `n` (0-based) went out as the generation's `n + 1`-th.
+        ResumeFrom::Sequence(n) => Some(EventId {
+            ms: info.start_ms,
+            seq: n.saturating_add(1),
+        }),
     };
     let grace = i64::try_from(app.config().chat.resume_grace.as_millis()).unwrap_or(i64::MAX);
     match info.state {
@@ -185,6 +224,9 @@ impl Resumer {
             if after.is_some_and(|after| logged.event.id <= after) {
                 continue;
             }
+            if self.info.format == ReplyFormat::Responses {
+                write_typed_event(&mut frame, logged.event.data.as_bytes());
+            }
             write_event(
                 &mut frame,
                 Some(logged.event.id),
@@ -206,9 +248,21 @@ impl Resumer {
     async fn interrupted(&self, err: &Broken) {
         tracing::warn!(thread = %self.thread, error = %err, "a resumed stream ended early");
         let mut events: Vec<String> = Vec::new();
-        Encoder::new(self.info.format, false).fail(&INTERRUPTED, &mut events);
+        if self.info.format == ReplyFormat::Responses {
+            // The Responses API's stream-level `error` event.
+            events.push(
+                serde_json::json!({ "type": "error", "code": INTERRUPTED.code,
+                    "message": INTERRUPTED.message, "param": null })
+                .to_string(),
+            );
+        } else {
+            Encoder::new(self.info.format, false).fail(&INTERRUPTED, &mut events);
+        }
         let mut frame = BytesMut::new();
         for data in &events {
+            if self.info.format == ReplyFormat::Responses {
+                write_typed_event(&mut frame, data.as_bytes());
+            }
             write_event(&mut frame, None, data.as_bytes());
         }
         let _ = self.tx.send(frame.freeze()).await;

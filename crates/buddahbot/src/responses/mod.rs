@@ -9,7 +9,7 @@ pub mod request;
 
 use std::sync::Arc;
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::{
@@ -19,9 +19,11 @@ use crate::{
         self,
         context::Truncation,
         request::{TurnInput, TurnRequest},
+        resume::{self, ResumeFrom},
     },
     domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, ThreadStatus, Title, UserId},
     error::ApiError,
+    protocol::encoder::Encoder,
     protocol::responses::{self, ResponseId, Settings, Status},
     store::LimitSet,
     upstream::wire::{ImageUrl, PromptContent, PromptMessage, PromptPart, PromptToolCall},
@@ -86,6 +88,14 @@ pub async fn create(
     for message in &mut input {
         message.response_id = Some(response_id.to_string());
     }
+    // The settings ride on the first input message too, so a response still generating is
+    // shown with them.
+    if let Some(first) = input.first_mut() {
+        first.response = serde_json::to_value(&request.settings).ok();
+    }
+    let background_only = request.settings.background && !request.stream;
+    let settings = Arc::new(request.settings);
+    let model_name = request.model.as_str().to_owned();
     let turn = TurnRequest {
         thread_id: Some(thread),
         prompt,
@@ -99,17 +109,34 @@ pub async fn create(
         model: request.model,
         temperature: request.temperature,
         max_tokens: request.max_output_tokens,
-        stream: request.stream,
+        // A background response streams to nobody: its events wait in the log for a
+        // resumer, as those of a client that went away do.
+        stream: request.stream || background_only,
         include_usage: false,
         format: ReplyFormat::Responses,
         regenerate: false,
         top_p: request.top_p,
         response_format: request.response_format,
         reply_id: Some(reply),
-        response: Some(Arc::new(request.settings)),
+        response: Some(Arc::clone(&settings)),
         create: matches!(request.history, History::New),
     };
-    chat::run(app, user, turn, limits, background).await
+    let response = chat::run(app, user, turn, limits, background).await?;
+    if !background_only {
+        return Ok(response);
+    }
+    // Answer at once; the generation goes on (its stream's receiver is dropped here).
+    drop(response);
+    let object = responses::object(
+        &response_id,
+        &settings,
+        &model_name,
+        jiff::Timestamp::now().as_second(),
+        Status::InProgress,
+        None,
+        None,
+    );
+    Ok(axum::Json(object).into_response())
 }
 
 /// A thread's messages as a conversation holds them: neither deleted ones nor replies a
@@ -210,20 +237,123 @@ pub async fn retrieve(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiE
             error,
         ));
     }
-    match &page.thread.status {
-        ThreadStatus::Streaming { active_message_id } if *active_message_id == id.reply => {
-            Ok(responses::object(
-                &id,
-                &Settings::default(),
-                page.thread.model.as_deref().unwrap_or_default(),
-                page.thread.updated_at.as_second(),
-                Status::InProgress,
-                None,
-                None,
-            ))
-        }
-        _ => Err(ApiError::NotFound("response")),
+    // Not stored yet: generating, or its generator died.
+    let wanted = id.to_string();
+    let first_input = page
+        .messages
+        .iter()
+        .find(|m| m.response_id.as_deref() == Some(&wanted) && !m.deleted)
+        .ok_or(ApiError::NotFound("response"))?;
+    let settings: Settings = first_input
+        .response
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let generating = matches!(&page.thread.status,
+        ThreadStatus::Streaming { active_message_id } if *active_message_id == id.reply);
+    let (status, error) = if generating {
+        (Status::InProgress, None)
+    } else {
+        (
+            Status::Failed,
+            Some((
+                "generation_interrupted",
+                "The response stopped being generated before it was stored.",
+            )),
+        )
+    };
+    Ok(responses::object(
+        &id,
+        &settings,
+        page.thread.model.as_deref().unwrap_or_default(),
+        first_input.created_at.as_second(),
+        status,
+        None,
+        error,
+    ))
+}
+
+/// `GET /api/responses/{id}?stream=true&starting_after=N`: the response's events after
+/// sequence number `N` (from the first when absent): the generation's own, followed live to
+/// the end while it runs or its log lasts, else the stored response's, replayed.
+///
+/// # Errors
+/// 404 for an id that is not a response of this user's.
+pub async fn stream(
+    app: &App,
+    user: UserId,
+    raw: &str,
+    starting_after: Option<u64>,
+) -> Result<Response, ApiError> {
+    let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
+    let from = match starting_after {
+        Some(n) => ResumeFrom::Sequence(n),
+        None => ResumeFrom::Id(None),
+    };
+    if let Some(live) =
+        resume::resume_from(app, user.clone(), id.thread.clone(), from, Some(&id.reply)).await?
+    {
+        return Ok(live);
     }
+    let messages = current_messages(app, &user, &id.thread)
+        .await
+        .map_err(|_| ApiError::NotFound("response"))?;
+    let reply = messages
+        .iter()
+        .find(|m| m.id == id.reply && m.role == Role::Assistant)
+        .ok_or(ApiError::NotFound("response"))?;
+    let settings: Settings = reply
+        .response
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or(ApiError::NotFound("response"))?;
+    let mut events: Vec<String> = Vec::new();
+    Encoder::new(ReplyFormat::Responses, false)
+        .responding(
+            id.clone(),
+            Arc::new(settings),
+            reply.model.as_deref().unwrap_or_default(),
+            responses::started_at(reply),
+        )
+        .replay(reply, &mut events);
+    let skip = starting_after.map_or(0, |n| {
+        usize::try_from(n).unwrap_or(usize::MAX).saturating_add(1)
+    });
+    Ok(chat::responses_stream(
+        &id.thread,
+        &id.reply,
+        events.iter().skip(skip),
+    ))
+}
+
+/// `POST /api/responses/{id}/cancel`: stops a background response (its partial output is
+/// kept) and answers the final Response; a response that already ended is answered as it
+/// is.
+///
+/// # Errors
+/// 404 for an id that is not a response of this user's; 400 for one that was not run in
+/// the background.
+pub async fn cancel(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiError> {
+    let current = retrieve(app, user, raw).await?;
+    if current["background"] != Value::Bool(true) {
+        return Err(ApiError::InvalidBody(
+            "only a background response can be cancelled".to_owned(),
+        ));
+    }
+    if current["status"] != "in_progress" {
+        return Ok(current);
+    }
+    let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
+    app.store().request_stop(user, &id.thread).await?;
+    // The generator stores the partial reply within a round trip of the push.
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = retrieve(app, user, raw).await?;
+        if now["status"] != "in_progress" {
+            return Ok(now);
+        }
+    }
+    retrieve(app, user, raw).await
 }
 
 /// `GET /api/responses/{id}/input_items`: the messages the response's turn stored, as items.

@@ -125,12 +125,6 @@ impl CreateRequest {
                 "may not be false here: every response is stored (omit it, or delete the response after)",
             ));
         }
-        if body.background == Some(true) {
-            return Err(invalid(
-                "background",
-                "is not supported yet: stream the response instead",
-            ));
-        }
         let instructions = match &body.instructions {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text.clone()),
@@ -191,7 +185,7 @@ impl CreateRequest {
             metadata,
             text,
             store: true,
-            background: false,
+            background: body.background.unwrap_or(false),
             user: body.user.clone(),
         };
         Ok(Self {

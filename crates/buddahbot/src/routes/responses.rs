@@ -15,7 +15,7 @@ use crate::{
     background::Background,
     domain::ThreadId,
     error::ApiError,
-    http::{QueryParams, guard::Authenticated},
+    http::{QueryParams, guard::Authenticated, optional_param},
     responses::{self, ItemPage, request::CreateBody},
     store::LimitSet,
 };
@@ -37,11 +37,7 @@ pub async fn post(
             responses::create(&app, user, body, &limits, background).await
         }
         (Some(id), Some("cancel")) => {
-            // Only a background response can be cancelled; none of ours is (yet).
-            responses::retrieve(&app, &user, id).await?;
-            Err(ApiError::InvalidBody(
-                "only a background response can be cancelled; this one was not run in the background".to_owned(),
-            ))
+            Ok(Json(responses::cancel(&app, &user, id).await?).into_response())
         }
         _ => Err(ApiError::RouteNotFound),
     }
@@ -57,10 +53,8 @@ pub async fn get(
     match query.get("action") {
         None => {
             if query.get("stream").is_some_and(|s| s == "true") {
-                return Err(ApiError::InvalidParam {
-                    name: "stream",
-                    reason: "is not supported yet: retrieve the stored response".to_owned(),
-                });
+                let after = optional_param(&query, "starting_after", str::parse::<u64>)?;
+                return responses::stream(&app, user, id, after).await;
             }
             Ok(Json(responses::retrieve(&app, &user, id).await?).into_response())
         }
