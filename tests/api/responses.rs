@@ -4,12 +4,18 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, random_user, run_node_test};
+use crate::helpers::{TestApp, error_code, random_user, run_node_test, run_python_test};
 
 #[tokio::test]
 async fn the_openai_sdk_runs_responses_and_conversations() {
     let app = TestApp::spawn().await;
     run_node_test(&app, &random_user(), "responses.test.mjs", &[]).await;
+}
+
+#[tokio::test]
+async fn the_openai_python_sdk_runs_responses_and_conversations() {
+    let app = TestApp::spawn().await;
+    run_python_test(&app, &random_user(), "responses_sdk.py").await;
 }
 
 async fn create(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {

@@ -313,7 +313,7 @@ pub async fn run_node_test(app: &TestApp, user: &str, file: &str, env: &[(&str, 
     let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
     assert!(
         js.join("node_modules/ai").is_dir() && js.join("node_modules/openai").is_dir(),
-        "tests/js/node_modules is missing: run `npm ci --prefix tests/js` once"
+        "tests/js/node_modules is missing: run `tests/setup` once"
     );
     let mut command = tokio::process::Command::new("node");
     command
@@ -332,6 +332,32 @@ pub async fn run_node_test(app: &TestApp, user: &str, file: &str, env: &[(&str, 
     assert!(
         output.status.success(),
         "node --test {file} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `tests/py/<file>` with the pinned OpenAI Python SDK (`tests/setup` installs it)
+/// against `app` as `user`, and fails the test with its output when it fails.
+pub async fn run_python_test(app: &TestApp, user: &str, file: &str) {
+    let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py");
+    let python = py.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "tests/py/.venv is missing: run `tests/setup` once"
+    );
+    let output = tokio::process::Command::new(python)
+        .arg(file)
+        .current_dir(&py)
+        .env("BUDDAHBOT_URL", &app.address)
+        .env("BUDDAHBOT_TOKEN", app.token_for(user))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "python {file} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
