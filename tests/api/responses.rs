@@ -279,3 +279,115 @@ async fn conversation_items_can_be_added_read_and_deleted_and_metadata_updated()
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["data"][0]["id"], id.as_str());
 }
+
+/// The test's rendering of the specification's shapes (see its `$comment`).
+const SCHEMA: &str = include_str!("responses.schema.json");
+
+/// Fails the test unless `value` is valid against the schema's definition `name`.
+fn check_shape(name: &str, value: &Value) {
+    let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+    let root = json!({ "$defs": schema["$defs"], "$ref": format!("#/$defs/{name}") });
+    let validator = jsonschema::validator_for(&root).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}\n{value}");
+}
+
+/// The events of a streamed `POST /api/responses`: (event line, data).
+async fn streamed(app: &TestApp, token: &str, body: Value) -> Vec<(String, Value)> {
+    let text = app
+        .client
+        .post(app.url("/api/responses"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("[DONE]"), "no [DONE] in the Responses API");
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let name = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or_else(|| panic!("every frame names its event: {frame:?}"))
+                .to_owned();
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap();
+            (name, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_streamed_event_and_the_response_have_the_specifications_shape() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let tools = json!([{ "type": "function", "name": "get_weather", "description": null,
+        "parameters": { "type": "object", "properties": { "city": { "type": "string" } } } }]);
+    for (body, terminal) in [
+        (
+            json!({ "stream": true, "tools": tools, "metadata": { "k": "v" },
+                "input": "Talk, then call. [[mock tool_calls=get_weather tool_text=1 tokens=4]]" }),
+            "response.completed",
+        ),
+        (
+            json!({ "stream": true, "max_output_tokens": 3, "input": "Too long. [[mock tokens=20]]" }),
+            "response.incomplete",
+        ),
+    ] {
+        let events = streamed(&app, &token, body).await;
+        for (i, (name, data)) in events.iter().enumerate() {
+            assert_eq!(
+                data["type"],
+                name.as_str(),
+                "the event line names the data's type"
+            );
+            assert_eq!(
+                data["sequence_number"], i as u64,
+                "strictly increasing, no gaps"
+            );
+            check_shape(&format!("event_{}", name.replace('.', "_")), data);
+        }
+        let kinds: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| k.starts_with("response.completed")
+                    || k.starts_with("response.incomplete")
+                    || k.starts_with("response.failed"))
+                .count(),
+            1
+        );
+        assert_eq!(*kinds.last().unwrap(), terminal, "{kinds:?}");
+        if terminal == "response.completed" {
+            for kind in [
+                "response.output_text.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+            ] {
+                assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+            }
+        }
+        let last = &events.last().unwrap().1["response"];
+        check_shape("response", last);
+        // Stored before the terminal event: the same Response comes back.
+        let (status, stored) = app
+            .get(
+                &format!("/api/responses/{}", last["id"].as_str().unwrap()),
+                &token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        check_shape("response", &stored);
+        assert_eq!(stored["output"], last["output"]);
+        assert_eq!(stored["status"], last["status"]);
+    }
+}
