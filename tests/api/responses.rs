@@ -391,3 +391,82 @@ async fn every_streamed_event_and_the_response_have_the_specifications_shape() {
         assert_eq!(stored["status"], last["status"]);
     }
 }
+
+#[tokio::test]
+async fn a_response_with_store_false_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let user = random_user();
+    let token = app.token_for(&user);
+    let (_, kept) = create(&app, &token, json!({ "input": "kept" })).await;
+    let thread_keys = |keys: Vec<String>| -> Vec<String> {
+        keys.into_iter().filter(|k| k.contains(":thread")).collect()
+    };
+    let before = thread_keys(app.keys_of(&user).await);
+    let (_, before_thread) = app
+        .get(
+            &format!(
+                "/api/responses/{}/input_items",
+                kept["id"].as_str().unwrap()
+            ),
+            &token,
+        )
+        .await;
+
+    let (status, ephemeral) =
+        create(&app, &token, json!({ "input": "gone", "store": false })).await;
+    assert_eq!(status, StatusCode::OK, "{ephemeral}");
+    assert_eq!(ephemeral["store"], false);
+    assert!(
+        !ephemeral["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    let (status, _) = app
+        .get(
+            &format!("/api/responses/{}", ephemeral["id"].as_str().unwrap()),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "cannot be fetched later");
+
+    // Continuing a stored chain without storing: the model gets the history, the thread
+    // gets nothing.
+    let events = streamed(
+        &app,
+        &token,
+        json!({ "input": "also gone", "store": false, "stream": true, "previous_response_id": kept["id"] }),
+    )
+    .await;
+    assert_eq!(events.last().unwrap().0, "response.completed");
+    let sent = app.mock.requests().pop().unwrap();
+    assert_eq!(sent["messages"][0]["content"], "kept");
+    assert_eq!(
+        thread_keys(app.keys_of(&user).await),
+        before,
+        "no thread written"
+    );
+    let (_, after_thread) = app
+        .get(
+            &format!(
+                "/api/responses/{}/input_items",
+                kept["id"].as_str().unwrap()
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(after_thread, before_thread);
+    let (_, threads) = app.get("/api/threads", &token).await;
+    assert_eq!(
+        threads["threads"][0]["messageCount"], 2,
+        "the kept thread is unchanged"
+    );
+    let (status, refused) = create(
+        &app,
+        &token,
+        json!({ "input": "x", "store": false, "background": true }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["error"]["param"], "background");
+}

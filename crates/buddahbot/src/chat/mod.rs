@@ -124,43 +124,60 @@ async fn answer(
     } else {
         None
     };
-    let (start, decision) = app
-        .store()
-        .begin_turn(
-            NewTurn {
-                ids: &ids,
-                create_with_title: title.as_ref(),
-                inputs: &inputs,
-                lease: config.chat.generation_lease,
-                format: request.stream.then_some(request.format),
-                regenerate: request.regenerate,
-            },
-            limits,
+    let (stream_start_ms, thread_context, decision) = if request.ephemeral {
+        // Nothing is stored: the turn only counts against the limits.
+        let decision = app.store().check_rate(&ids.user, limits).await?;
+        if !decision.allowed {
+            return Err(ApiError::RateLimited(decision));
+        }
+        (
+            crate::domain::now().as_millisecond(),
+            ThreadContext::default(),
+            decision,
         )
-        .await?;
-    let (stream_start_ms, thread_context) = match start {
-        TurnStart::Proceed {
-            stream_start_ms,
-            context,
-        } => (stream_start_ms, context),
-        TurnStart::RateLimited => return Err(ApiError::RateLimited(decision)),
-        TurnStart::ThreadNotFound => return Err(ApiError::ThreadNotFound),
-        TurnStart::InProgress { reply_id } | TurnStart::Busy { reply_id } => {
-            return Err(ApiError::GenerationInProgress { reply_id });
-        }
-        TurnStart::Answered(reply) => {
-            return Ok((response::replay(&ids.thread, &reply, &request), decision));
-        }
-        TurnStart::NotLatest => return Err(ApiError::NotLatestReply),
+    } else {
+        let (start, decision) = app
+            .store()
+            .begin_turn(
+                NewTurn {
+                    ids: &ids,
+                    create_with_title: title.as_ref(),
+                    inputs: &inputs,
+                    lease: config.chat.generation_lease,
+                    format: request.stream.then_some(request.format),
+                    regenerate: request.regenerate,
+                },
+                limits,
+            )
+            .await?;
+        let (stream_start_ms, thread_context) = match start {
+            TurnStart::Proceed {
+                stream_start_ms,
+                context,
+            } => (stream_start_ms, context),
+            TurnStart::RateLimited => return Err(ApiError::RateLimited(decision)),
+            TurnStart::ThreadNotFound => return Err(ApiError::ThreadNotFound),
+            TurnStart::InProgress { reply_id } | TurnStart::Busy { reply_id } => {
+                return Err(ApiError::GenerationInProgress { reply_id });
+            }
+            TurnStart::Answered(reply) => {
+                return Ok((response::replay(&ids.thread, &reply, &request), decision));
+            }
+            TurnStart::NotLatest => return Err(ApiError::NotLatestReply),
+        };
+        (stream_start_ms, thread_context, decision)
     };
 
     let mut turn = Turn {
         app: app.clone(),
-        _lease: LeaseKeeper::start(
-            app.clone(),
-            Arc::clone(&ids),
-            registration.as_ref().map(Registration::sender),
-        ),
+        _lease: (!request.ephemeral).then(|| {
+            LeaseKeeper::start(
+                app.clone(),
+                Arc::clone(&ids),
+                registration.as_ref().map(Registration::sender),
+            )
+        }),
+        ephemeral: request.ephemeral,
         ids,
         started: Instant::now(),
         stream_start_ms,

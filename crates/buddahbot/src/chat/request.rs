@@ -189,6 +189,9 @@ pub struct TurnRequest {
     pub response: Option<std::sync::Arc<crate::protocol::responses::Settings>>,
     /// `thread_id` names a thread created on first use (an AI SDK chat, a new response).
     pub create: bool,
+    /// Store nothing (the Responses API's `store: false`): the reply is answered, its tokens
+    /// counted, and nothing else is written.
+    pub ephemeral: bool,
 }
 
 /// The messages a turn adds to its thread before the reply.
@@ -357,6 +360,7 @@ impl TurnRequest {
             reply_id: None,
             response: None,
             create: false,
+            ephemeral: false,
         })
     }
 
@@ -466,6 +470,7 @@ impl TurnRequest {
             reply_id: None,
             response: None,
             create: true,
+            ephemeral: false,
         })
     }
 

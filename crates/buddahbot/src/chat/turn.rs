@@ -55,8 +55,11 @@ pub(super) struct Turn {
     pub cache_key: Option<String>,
     /// A Responses API turn's settings, kept on its reply.
     pub response: Option<Arc<Settings>>,
-    /// Keeps the thread's generation lease alive for as long as the turn exists.
-    pub _lease: LeaseKeeper,
+    /// Keeps the thread's generation lease alive for as long as the turn exists (none for an
+    /// ephemeral turn, which holds no lease).
+    pub _lease: Option<LeaseKeeper>,
+    /// Store nothing: the reply is only answered (and its tokens counted).
+    pub ephemeral: bool,
 }
 
 /// A streamed reply past its first chunk, as [`Turn::drive`] reads it.
@@ -242,14 +245,19 @@ impl Turn {
             }
             let unlogged = outlet.take_unlogged();
             let store = self.app.store();
-            let mut stored = store
-                .finish_turn(
-                    &self.ids,
-                    &message,
-                    Some(self.prompt_chars),
-                    self.stream_end(unlogged.as_ref().filter(|_| keep_log)),
-                )
-                .await;
+            let mut stored = if self.ephemeral {
+                self.count_tokens(&message).await;
+                Ok(Finished::Stored)
+            } else {
+                store
+                    .finish_turn(
+                        &self.ids,
+                        &message,
+                        Some(self.prompt_chars),
+                        self.stream_end(unlogged.as_ref().filter(|_| keep_log)),
+                    )
+                    .await
+            };
             if let Ok(Finished::LogWanted) = stored
                 && unlogged.is_some()
             {
@@ -286,6 +294,10 @@ impl Turn {
         else {
             return;
         };
+        if self.ephemeral {
+            // Nothing of an ephemeral turn is written, not even to the cache.
+            return;
+        }
         if let Err(err) = self
             .app
             .store()
@@ -293,6 +305,17 @@ impl Turn {
             .await
         {
             tracing::warn!(error = %err, "the reply could not be cached");
+        }
+    }
+
+    /// Counts an unstored reply's tokens against the daily budget (a stored one's are counted
+    /// by `finish_turn`). Best effort.
+    async fn count_tokens(&self, reply: &ChatMessage) {
+        let tokens = reply.usage.map_or(0, |u| {
+            u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
+        });
+        if let Err(err) = self.app.store().add_tokens(&self.ids.user, tokens).await {
+            tracing::warn!(error = %err, "the reply's tokens could not be counted");
         }
     }
 
@@ -312,10 +335,12 @@ impl Turn {
                 text: message.content.clone(),
             }]);
         }
-        self.app
-            .store()
-            .finish_turn(&self.ids, &message, None, StreamEnd::NONE)
-            .await?;
+        if !self.ephemeral {
+            self.app
+                .store()
+                .finish_turn(&self.ids, &message, None, StreamEnd::NONE)
+                .await?;
+        }
         Ok(response::replay(&self.ids.thread, &message, request))
     }
 
@@ -380,15 +405,19 @@ impl Turn {
         }
         reply.usage = completion.usage;
         let message = self.stored(reply.finish(self.ids.reply.clone(), None, elapsed));
-        self.app
-            .store()
-            .finish_turn(
-                &self.ids,
-                &message,
-                Some(self.prompt_chars),
-                StreamEnd::NONE,
-            )
-            .await?;
+        if self.ephemeral {
+            self.count_tokens(&message).await;
+        } else {
+            self.app
+                .store()
+                .finish_turn(
+                    &self.ids,
+                    &message,
+                    Some(self.prompt_chars),
+                    StreamEnd::NONE,
+                )
+                .await?;
+        }
         self.cache(&message).await;
         let body = match &self.response {
             // The Responses API answers with the Response object, built as a stored one is.
@@ -448,6 +477,9 @@ impl Turn {
     /// events resumers have not seen. Best effort: if Redis is down too, the turn's lease runs
     /// out instead.
     pub(super) async fn fail(&self, end: StreamEnd<'_>) {
+        if self.ephemeral {
+            return;
+        }
         if let Err(err) = self.app.store().fail_turn(&self.ids, end).await {
             tracing::warn!(thread = %self.ids.thread, error = %err, "could not mark the turn failed");
         }

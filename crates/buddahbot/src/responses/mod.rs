@@ -94,6 +94,7 @@ pub async fn create(
         first.response = serde_json::to_value(&request.settings).ok();
     }
     let background_only = request.settings.background && !request.stream;
+    let ephemeral = !request.settings.store;
     let settings = Arc::new(request.settings);
     let model_name = request.model.as_str().to_owned();
     let turn = TurnRequest {
@@ -120,6 +121,7 @@ pub async fn create(
         reply_id: Some(reply),
         response: Some(Arc::clone(&settings)),
         create: matches!(request.history, History::New),
+        ephemeral,
     };
     let response = chat::run(app, user, turn, limits, background).await?;
     if !background_only {

@@ -119,10 +119,10 @@ impl CreateRequest {
             (None, Some(conversation)) => History::Conversation(conversation_id(conversation)?),
             (None, None) => History::New,
         };
-        if body.store == Some(false) {
+        if body.store == Some(false) && body.background == Some(true) {
             return Err(invalid(
-                "store",
-                "may not be false here: every response is stored (omit it, or delete the response after)",
+                "background",
+                "needs `store: true`: a background response is fetched from the store",
             ));
         }
         let instructions = match &body.instructions {
@@ -184,7 +184,7 @@ impl CreateRequest {
             .to_owned(),
             metadata,
             text,
-            store: true,
+            store: body.store.unwrap_or(true),
             background: body.background.unwrap_or(false),
             user: body.user.clone(),
         };

@@ -174,6 +174,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Adds `tokens` to `user`'s count for today (the daily budget), for a reply that is
+    /// not stored (`finish_turn` counts the stored ones itself).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn add_tokens(&self, user: &UserId, tokens: u64) -> Result<(), StoreError> {
+        if tokens == 0 {
+            return Ok(());
+        }
+        let key = todays_tokens_key(user);
+        let () = redis::pipe()
+            .incr(&key, tokens)
+            .ignore()
+            .expire(
+                &key,
+                i64::try_from(TOKEN_COUNTER_TTL.as_secs()).unwrap_or(i64::MAX),
+            )
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+}
+
 /// The key counting `user`'s tokens today (UTC); `finish_turn` adds each reply's usage to it.
 pub(super) fn todays_tokens_key(user: &UserId) -> String {
     keys::daily_tokens(user, &utc_day(now()).0)
