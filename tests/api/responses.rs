@@ -86,6 +86,15 @@ async fn other_users_ids_answer_like_missing_ones() {
         )
         .await;
     let conv = conversation["id"].as_str().unwrap();
+    let (_, items) = app
+        .request(
+            Method::POST,
+            &format!("/api/conversations/{conv}/items"),
+            Some(&alice),
+            Some(json!({ "items": [{ "role": "user", "content": "hers" }] })),
+        )
+        .await;
+    let item = items["data"][0]["id"].as_str().unwrap().to_owned();
     for (method, path, body) in [
         (Method::GET, format!("/api/responses/{id}"), None),
         (
@@ -101,20 +110,53 @@ async fn other_users_ids_answer_like_missing_ones() {
             None,
         ),
         (Method::DELETE, format!("/api/conversations/{conv}"), None),
-        (
-            Method::POST,
-            "/api/responses".to_owned(),
-            Some(json!({ "input": "x", "previous_response_id": id })),
-        ),
+        (Method::POST, format!("/api/responses/{id}/cancel"), None),
         (
             Method::POST,
             "/api/responses".to_owned(),
             Some(json!({ "input": "x", "conversation": conv })),
         ),
+        (
+            Method::POST,
+            format!("/api/conversations/{conv}"),
+            Some(json!({ "metadata": { "a": "b" } })),
+        ),
+        (
+            Method::POST,
+            format!("/api/conversations/{conv}/items"),
+            Some(json!({ "items": [{ "role": "user", "content": "x" }] })),
+        ),
+        (
+            Method::GET,
+            format!("/api/conversations/{conv}/items/{item}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/conversations/{conv}/items/{item}"),
+            None,
+        ),
     ] {
         let (status, body) = app.request(method.clone(), &path, Some(&bob), body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
     }
+    // Continuing another user's response is refused as continuing a missing one is.
+    let (status, body) = create(
+        &app,
+        &bob,
+        json!({ "input": "x", "previous_response_id": id }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["param"], "previous_response_id");
+    let (_, mine) = app
+        .get(&format!("/api/conversations/{conv}/items"), &alice)
+        .await;
+    assert_eq!(
+        mine["data"].as_array().unwrap().len(),
+        1,
+        "nothing added to Alice's"
+    );
     // Nothing of Alice's changed.
     let (status, still) = app.get(&format!("/api/responses/{id}"), &alice).await;
     assert_eq!(status, StatusCode::OK);
@@ -181,7 +223,12 @@ async fn bad_requests_are_refused_naming_the_field() {
         json!({ "input": "x", "previous_response_id": "resp_nope" }),
     )
     .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["param"], "previous_response_id");
+    let (status, answer) = app.get("/api/responses/resp_nope", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["error"]["type"], "not_found_error");
+    assert!(answer["error"].as_object().unwrap().contains_key("param"));
     let (status, answer) = app
         .request(
             Method::POST,
@@ -469,4 +516,38 @@ async fn a_response_with_store_false_stores_nothing() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(refused["error"]["param"], "background");
+}
+
+#[tokio::test]
+async fn images_and_developer_messages_reach_the_model_as_on_the_chat_route() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let image = "data:image/png;base64,iVBORw0KGgo=";
+    let (status, answer) = create(
+        &app,
+        &token,
+        json!({ "input": [
+            { "type": "message", "role": "developer", "content": "Describe briefly." },
+            { "type": "message", "role": "user", "content": [
+                { "type": "input_text", "text": "What is this?" },
+                { "type": "input_image", "image_url": image },
+            ] },
+        ] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let sent = app.mock.requests().pop().unwrap();
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert_eq!(sent["messages"][1]["content"][1]["image_url"]["url"], image);
+    let (_, items) = app
+        .get(
+            &format!(
+                "/api/responses/{}/input_items?order=asc",
+                answer["id"].as_str().unwrap()
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(items["data"][1]["content"][1]["type"], "input_image");
+    assert_eq!(items["data"][1]["content"][1]["image_url"], image);
 }

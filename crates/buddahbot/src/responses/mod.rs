@@ -50,12 +50,23 @@ pub async fn create(
     let (thread, history) = match &request.history {
         History::New => (ThreadId::new(), Vec::new()),
         History::Previous(raw) => {
-            let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
-            let messages = current_messages(app, &user, &id.thread).await?;
+            // As OpenAI answers: a 400 naming the field (another user's id is just as unknown).
+            let unknown = || {
+                ApiError::InvalidBody(format!(
+                    "`previous_response_id` names no response of yours: `{raw}` was not found"
+                ))
+            };
+            let id = ResponseId::parse(raw).ok_or_else(unknown)?;
+            let messages = current_messages(app, &user, &id.thread)
+                .await
+                .map_err(|e| match e {
+                    ApiError::ThreadNotFound => unknown(),
+                    other => other,
+                })?;
             let at = messages
                 .iter()
                 .position(|m| m.id == id.reply && m.role == Role::Assistant)
-                .ok_or(ApiError::NotFound("response"))?;
+                .ok_or_else(unknown)?;
             if at + 1 != messages.len() {
                 return Err(ApiError::InvalidBody(
                     "`previous_response_id` names a response that later turns already continued; continue from the latest".to_owned(),
