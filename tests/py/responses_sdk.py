@@ -71,6 +71,30 @@ def conversation():
     assert [i.id for i in rest.data] == [i.id for i in asc.data[2:]]
 
 
+def background_stream_resumed():
+    stream = client.responses.create(
+        model=MODEL, input="Steady. [[mock tokens=40 inter_token_ms=15]]", background=True, stream=True
+    )
+    seen = []
+    for event in stream:
+        seen.append(event)
+        if len(seen) == 6:
+            break  # the client goes away
+    stream.close()
+    response_id = seen[0].response.id
+    last = seen[-1].sequence_number
+    text = "".join(e.delta for e in seen if e.type == "response.output_text.delta")
+    numbers, completed = [], None
+    for event in client.responses.retrieve(response_id, stream=True, starting_after=last):
+        numbers.append(event.sequence_number)
+        if event.type == "response.output_text.delta":
+            text += event.delta
+        if event.type == "response.completed":
+            completed = event.response
+    assert numbers == list(range(last + 1, last + 1 + len(numbers))), (last, numbers)
+    assert completed is not None and completed.output_text == text
+
+
 def background():
     started = client.responses.create(
         model=MODEL, input="Slowly. [[mock tokens=400 inter_token_ms=20]]", background=True
@@ -91,6 +115,6 @@ def errors():
         raise AssertionError("conversation with previous_response_id is refused")
 
 
-for check in (plain_and_streamed, chain, conversation, background, errors):
+for check in (plain_and_streamed, chain, conversation, background_stream_resumed, background, errors):
     check()
     print(f"ok {check.__name__}")
