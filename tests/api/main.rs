@@ -30,6 +30,7 @@ mod store;
 mod thread;
 mod threads;
 mod timing;
+mod titles;
 mod tls;
 mod tools;
 mod ui;

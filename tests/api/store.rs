@@ -93,7 +93,7 @@ async fn an_expired_thread_leaves_the_listing_and_the_index() {
     let short = App::new(short).unwrap();
     let doomed = short
         .store()
-        .create_thread(&user, None, Title::parse("short-lived").unwrap())
+        .create_thread(&user, None, Some(Title::parse("short-lived").unwrap()))
         .await
         .unwrap()
         .unwrap();
@@ -198,7 +198,7 @@ async fn append_messages_stores_them_in_order_and_updates_the_thread() {
     let user = UserId::parse(&user_raw).unwrap();
     let store = app.app.store();
     let thread = store
-        .create_thread(&user, None, Title::parse("chat").unwrap())
+        .create_thread(&user, None, Some(Title::parse("chat").unwrap()))
         .await
         .unwrap()
         .unwrap();

@@ -92,6 +92,16 @@ pub const VARIABLES: &[Variable] = &[
         about: "system message prepended when the client sends none; unset = none",
     },
     Variable {
+        name: "AUTO_TITLE",
+        default: Some("1"),
+        about: "1 = after a thread's first reply, the model writes its title (unless the user named it); 0 = titles come from the first message",
+    },
+    Variable {
+        name: "TITLE_MODEL",
+        default: Some(""),
+        about: "model that writes titles; unset = DEFAULT_MODEL",
+    },
+    Variable {
         name: "MODEL_CONTEXT_TOKENS",
         default: Some(DEFAULT_MODEL_CONTEXT_TOKENS),
         about: "each model's context window in tokens (name=tokens, comma-separated); a conversation that does not fit is cut to fit, oldest turns first; a model not listed is not checked",
@@ -283,6 +293,10 @@ pub struct ChatConfig {
     pub max_tokens_cap: u32,
     /// A reply is cut (and stored as far as it got) after this long.
     pub max_duration: Duration,
+    /// The model writes a thread's title after its first reply.
+    pub auto_title: bool,
+    /// The model that writes titles (`DEFAULT_MODEL` when `None`).
+    pub title_model: Option<String>,
     /// Context windows by model; a model not listed is not checked.
     pub context_tokens: Vec<(String, u32)>,
     /// Replace cut turns with a model-written summary.
@@ -395,6 +409,8 @@ impl Config {
         let upstream_connect_ms = r.optional("UPSTREAM_CONNECT_TIMEOUT_MS", parse_positive);
         let ttft_ms = r.optional("UPSTREAM_TTFT_TIMEOUT_MS", parse_positive);
         let chat_max_ms = r.optional("CHAT_MAX_DURATION_MS", parse_positive);
+        let auto_title = r.optional("AUTO_TITLE", parse_switch);
+        let title_model = r.optional("TITLE_MODEL", parse_maybe);
         let context_tokens = r.optional("MODEL_CONTEXT_TOKENS", parse_context_tokens);
         let context_summary = r.optional("CONTEXT_SUMMARY", parse_switch);
         let cache_ttl = r.optional("RESPONSE_CACHE_TTL_SECS", parse_whole);
@@ -469,6 +485,8 @@ impl Config {
                     max_content_chars: saturating_usize(max_content?),
                     max_tokens_cap: u32::try_from(max_tokens_cap?.get()).unwrap_or(u32::MAX),
                     max_duration: millis(chat_max_ms?),
+                    auto_title: auto_title?.unwrap_or(true),
+                    title_model: title_model?,
                     context_tokens: context_tokens?,
                     context_summary: context_summary?.unwrap_or(false),
                     response_cache_ttl: Some(cache_ttl?)

@@ -67,6 +67,9 @@ pub fn test_vars_with_upstream(redis_url: &str, upstream: &str) -> Vec<(String, 
         ("NOUS_API_BASE_URL", upstream.to_owned()),
         ("UPSTREAM_TTFT_TIMEOUT_MS", TTFT_TIMEOUT_MS.to_string()),
         ("CHAT_MAX_DURATION_MS", "20000".to_owned()),
+        // Model-written titles would add model calls to tests that count them;
+        // tests/api/titles.rs turns them on.
+        ("AUTO_TITLE", "0".to_owned()),
         // Tests that are not about limits must never meet one (tests/api/limits.rs sets them).
         ("RATE_LIMIT_CHAT_PER_MIN", "0".to_owned()),
         ("RATE_LIMIT_CHAT_PER_DAY", "0".to_owned()),

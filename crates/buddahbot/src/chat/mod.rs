@@ -35,6 +35,7 @@ pub mod request;
 mod response;
 pub mod resume;
 mod summary;
+pub mod title;
 mod turn;
 
 use std::{sync::Arc, time::Duration};
@@ -185,7 +186,20 @@ async fn answer(
         context_dropped: 0,
         cache_key: None,
         response: request.response.clone(),
+        title: None,
     };
+    if thread_context.wants_title && config.chat.auto_title && !request.ephemeral {
+        // Written alongside the reply; the stream carries it if it is ready in time.
+        let (ready, title) = tokio::sync::oneshot::channel();
+        turn.title = Some(title);
+        background.spawn(title::write_first(
+            app.clone(),
+            turn.ids.user.clone(),
+            turn.ids.thread.clone(),
+            request.first_user_text().into_owned(),
+            ready,
+        ));
+    }
     let prompt =
         model::with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());
     let fitted = match fit_to_window(app, &turn, &request, prompt, thread_context, &background) {

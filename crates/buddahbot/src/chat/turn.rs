@@ -55,6 +55,9 @@ pub(super) struct Turn {
     pub cache_key: Option<String>,
     /// A Responses API turn's settings, kept on its reply.
     pub response: Option<Arc<Settings>>,
+    /// The title the model is writing for the thread (its first turn), to send with the
+    /// stream's end when it is ready by then.
+    pub title: Option<tokio::sync::oneshot::Receiver<crate::domain::Title>>,
     /// Keeps the thread's generation lease alive for as long as the turn exists (none for an
     /// ephemeral turn, which holds no lease).
     pub _lease: Option<LeaseKeeper>,
@@ -148,7 +151,7 @@ impl Turn {
     /// listens, until it ends, breaks off or is stopped; then stores the reply together with
     /// the stream's unlogged events, and sends its last events (`[DONE]` or an error event)
     /// only after that.
-    async fn drive(self, live: LiveReply) {
+    async fn drive(mut self, live: LiveReply) {
         let LiveReply {
             mut rest,
             mut drained,
@@ -237,6 +240,9 @@ impl Turn {
                 Outcome::BrokeOff(_) => Some(ReplyStatus::Error),
             };
             let message = self.stored(reply.finish(self.ids.reply.clone(), status, elapsed));
+            if let Some(title) = self.title.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                encoder.thread_title(&self.ids.thread, &title, &mut outlet);
+            }
             let last = outlet.mark();
             match &outcome {
                 Outcome::Complete => encoder.finish(&message, &mut outlet),

@@ -228,6 +228,24 @@ impl Encoder {
         }
     }
 
+    /// The thread's new title, for AI SDK clients: a transient `data-thread-title` part
+    /// (`{threadId, title}`), which `useChat` hands to `onData` without keeping it.
+    pub fn thread_title(
+        &mut self,
+        thread: &crate::domain::ThreadId,
+        title: &crate::domain::Title,
+        sink: &mut impl EventSink,
+    ) {
+        if let Kind::Ui { .. } = self.kind {
+            let part = json!({
+                "type": "data-thread-title",
+                "data": { "threadId": thread, "title": title },
+                "transient": true,
+            });
+            sink.event(part.to_string().as_bytes());
+        }
+    }
+
     /// The events that end a stream whose reply was stored: the last of them is `[DONE]`.
     /// AI SDK clients get each stored tool call's whole input (`tool-input-available`, on
     /// which `useChat` runs its `onToolCall`) only now, once the call is stored.

@@ -21,7 +21,7 @@ use crate::{
         request::{TurnInput, TurnRequest},
         resume::{self, ResumeFrom},
     },
-    domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, ThreadStatus, Title, UserId},
+    domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, ThreadStatus, UserId},
     error::ApiError,
     protocol::encoder::Encoder,
     protocol::responses::{self, ResponseId, Settings, Status},
@@ -369,6 +369,27 @@ pub async fn cancel(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiErr
     retrieve(app, user, raw).await
 }
 
+/// A stored response's messages (its input, then its reply), found by its id.
+async fn response_messages(
+    app: &App,
+    user: &UserId,
+    raw: &str,
+) -> Result<(ResponseId, Vec<ChatMessage>), ApiError> {
+    let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
+    let messages = current_messages(app, user, &id.thread)
+        .await
+        .map_err(|_| ApiError::NotFound("response"))?;
+    if !messages.iter().any(|m| m.id == id.reply) {
+        return Err(ApiError::NotFound("response"));
+    }
+    let wanted = id.to_string();
+    let own = messages
+        .into_iter()
+        .filter(|m| m.id == id.reply || m.response_id.as_deref() == Some(&wanted))
+        .collect();
+    Ok((id, own))
+}
+
 /// `GET /api/responses/{id}/input_items`: the messages the response's turn stored, as items.
 ///
 /// # Errors
@@ -379,17 +400,10 @@ pub async fn input_items(
     raw: &str,
     page: &ItemPage,
 ) -> Result<Value, ApiError> {
-    let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
-    let messages = current_messages(app, user, &id.thread)
-        .await
-        .map_err(|_| ApiError::NotFound("response"))?;
-    if !messages.iter().any(|m| m.id == id.reply) {
-        return Err(ApiError::NotFound("response"));
-    }
-    let wanted = id.to_string();
+    let (id, messages) = response_messages(app, user, raw).await?;
     let items: Vec<Value> = messages
         .iter()
-        .filter(|m| m.id != id.reply && m.response_id.as_deref() == Some(&wanted))
+        .filter(|m| m.id != id.reply)
         .flat_map(responses::items)
         .collect();
     Ok(page.list(items))
@@ -400,19 +414,8 @@ pub async fn input_items(
 /// # Errors
 /// 404 for an id that is not a response of this user's.
 pub async fn delete(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiError> {
-    let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
-    let messages = current_messages(app, user, &id.thread)
-        .await
-        .map_err(|_| ApiError::NotFound("response"))?;
-    if !messages.iter().any(|m| m.id == id.reply) {
-        return Err(ApiError::NotFound("response"));
-    }
-    let wanted = id.to_string();
-    let ids: Vec<MessageId> = messages
-        .iter()
-        .filter(|m| m.id == id.reply || m.response_id.as_deref() == Some(&wanted))
-        .map(|m| m.id.clone())
-        .collect();
+    let (id, messages) = response_messages(app, user, raw).await?;
+    let ids: Vec<MessageId> = messages.into_iter().map(|m| m.id).collect();
     app.store().delete_messages(user, &id.thread, &ids).await?;
     Ok(json!({ "id": raw, "object": "response", "deleted": true }))
 }
@@ -507,7 +510,7 @@ pub async fn create_conversation(app: &App, user: &UserId, body: Value) -> Resul
         ThreadId::parse(&format!("conv_{}", uuid::Uuid::new_v4().simple())).unwrap_or_default();
     let thread = app
         .store()
-        .create_thread(user, Some(id.clone()), Title::untitled())
+        .create_thread(user, Some(id.clone()), None)
         .await?
         .ok_or(ApiError::ThreadExists)?;
     app.store()

@@ -50,15 +50,17 @@ pub fn threads(app: App) -> Router {
     )
 }
 
-/// `api/threads/[id].rs`: `GET/PATCH/DELETE /api/threads/:id`, the id in `?id=`.
+/// `api/threads/[id].rs`: `GET/PATCH/DELETE /api/threads/:id`, the id in `?id=`, and
+/// `POST /api/threads/:id/title` (`?action=title`, by `vercel.json`'s rewrite).
 pub fn thread(app: App) -> Router {
     function(
         app,
         Some(RouteClass::Api),
         get(thread::get)
             .patch(thread::rename)
+            .post(thread::post_action)
             .delete(thread::delete),
-        "GET, HEAD, PATCH, DELETE",
+        "GET, HEAD, POST, PATCH, DELETE",
     )
 }
 
@@ -143,6 +145,12 @@ pub fn local(app: App) -> Router {
             "/api/threads/{id}",
             thread(app.clone())
                 .layer(middleware::map_request(segment_as_id_param))
+                .into_service(),
+        )
+        .route_service(
+            "/api/threads/{id}/{action}",
+            thread(app.clone())
+                .layer(middleware::map_request(segments_as_params))
                 .into_service(),
         )
         .route_service("/api/health", health(app.clone()).into_service())

@@ -1,6 +1,7 @@
 //! `GET /api/threads/:id` (a page of messages, as stored or with `?format=ui` as AI SDK
-//! `UIMessage`s), `PATCH` (rename), `DELETE`. The id arrives
-//! as the `id` query parameter, as Vercel passes a `[id].rs` segment.
+//! `UIMessage`s), `PATCH` (rename), `DELETE`, and `POST /api/threads/:id/title` (a title
+//! written by the model, on demand). The id arrives as the `id` query parameter, as Vercel
+//! passes a `[id].rs` segment; the action as `action`.
 
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
@@ -114,3 +115,57 @@ pub async fn delete(
         Err(ApiError::ThreadNotFound)
     }
 }
+
+/// `POST /api/threads/:id/title`: the model writes the thread a new title from its first
+/// message, whatever it was called; answers the Thread.
+pub async fn post_action(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+) -> Result<AppJson<Thread>, ApiError> {
+    let id = super::thread_id(&query)?;
+    match query.get("action") {
+        Some("title") => {}
+        // The thread itself takes no POST.
+        None => {
+            return Err(ApiError::MethodNotAllowed {
+                allow: "GET, HEAD, PATCH, DELETE",
+            });
+        }
+        Some(_) => return Err(ApiError::RouteNotFound),
+    }
+    let first = app
+        .store()
+        .thread_page(&user, &id, WHOLE_THREAD, None)
+        .await?
+        .ok_or(ApiError::ThreadNotFound)?
+        .messages
+        .into_iter()
+        .find(|m| m.role == crate::domain::Role::User && !m.deleted)
+        .ok_or_else(|| {
+            ApiError::InvalidBody("the thread has no message to name it by yet".to_owned())
+        })?;
+    let title = crate::chat::title::ask(&app, &user, &first.content)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Upstream(crate::upstream::UpstreamError::Protocol(
+                "the model answered no title".to_owned(),
+            ))
+        })?;
+    if !app
+        .store()
+        .set_model_title(&user, &id, &title, true)
+        .await?
+    {
+        return Err(ApiError::ThreadNotFound);
+    }
+    let page = app
+        .store()
+        .thread_page(&user, &id, 1, None)
+        .await?
+        .ok_or(ApiError::ThreadNotFound)?;
+    Ok(AppJson(page.thread))
+}
+
+/// Reads a whole thread (far more messages than a request may carry).
+const WHOLE_THREAD: usize = 100_000;

@@ -56,9 +56,9 @@ pub async fn create(
         .transpose()
         .map_err(|e| ApiError::InvalidBody(format!("`id`: {e}; use 1-64 of A-Z a-z 0-9 _ -")))?;
     let title = match body.title.as_deref() {
-        None => Title::untitled(),
+        None => None,
         Some(raw) => {
-            Title::parse(raw).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}")))?
+            Some(Title::parse(raw).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}")))?)
         }
     };
     let thread = app

@@ -1,5 +1,5 @@
-//! What the Conversations and Responses APIs keep beyond the thread's own: a conversation's
-//! metadata, and messages deleted through them.
+//! What the Conversations and Responses APIs keep beyond the thread's own (a conversation's
+//! metadata, messages deleted through them), and model-written titles.
 
 use std::collections::HashMap;
 
@@ -44,6 +44,27 @@ impl Store {
             .key(keys::thread_meta(user, thread))
             .arg(schema::CONVERSATION_METADATA)
             .arg(metadata)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(set == 1)
+    }
+
+    /// Sets a model-written title: over the provisional one, or over any when `force`d.
+    /// Returns whether it was set (`false`: the thread is gone, or the user named it).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn set_model_title(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        title: &crate::domain::Title,
+        force: bool,
+    ) -> Result<bool, StoreError> {
+        let set: i64 = scripts::SET_TITLE
+            .key(keys::thread_meta(user, thread))
+            .arg(title.as_str())
+            .arg(if force { "1" } else { "" })
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(set == 1)

@@ -15,6 +15,7 @@
 //! | `streamWanted` | resume | the reply id whose events a resumer waits for in the log |
 //! | `promptChars`, `promptTokens` | finish | the last prompt's characters and the tokens the model counted in it: how the next prompt is estimated |
 //! | `contextSummary`, `contextSummaryCount`, `contextSummaryHash`, `contextSummaryThrough` | save summary | a model-written summary of the thread's first `contextSummaryCount` conversation messages (their fingerprint; the id of the last, when known), sent in their place when the conversation does not fit |
+//! | `titleAuto` | create (no title given), set title (cleared), rename (cleared) | `1` while the title is provisional: the model may replace it after the first turn |
 //! | `conversationMetadata` | create / update a conversation | its metadata, a JSON object |
 //! | `deletedCount` | delete a response or item | messages deleted in place (not counted in `messageCount`) |
 //! | `summarizingUntil` | claim summary (set), save summary (cleared) | a summary is being written until then (ms) |

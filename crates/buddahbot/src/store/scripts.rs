@@ -78,3 +78,7 @@ pub static DELETE_MESSAGES: LazyLock<Script> =
 /// `set_field.lua`: one meta field of an existing thread.
 pub static SET_FIELD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/set_field.lua")));
+
+/// `set_title.lua`: a model-written title.
+pub static SET_TITLE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/set_title.lua")));

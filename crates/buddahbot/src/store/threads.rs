@@ -49,8 +49,11 @@ impl Store {
         &self,
         user: &UserId,
         id: Option<ThreadId>,
-        title: Title,
+        title: Option<Title>,
     ) -> Result<Option<Thread>, StoreError> {
+        // A thread created without a title is named by its first reply's model-written one.
+        let provisional = title.is_none();
+        let title = title.unwrap_or_else(Title::untitled);
         let id = id.unwrap_or_default();
         let created_at = now();
         let created: i64 = scripts::CREATE_THREAD
@@ -61,6 +64,7 @@ impl Store {
             .arg(title.as_str())
             .arg(created_at.as_millisecond())
             .arg(self.ttl_ms)
+            .arg(if provisional { "1" } else { "" })
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok((created == 1).then(|| Thread {

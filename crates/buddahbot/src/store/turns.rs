@@ -70,6 +70,8 @@ pub enum TurnStart {
 pub struct ThreadContext {
     pub calibration: Option<Calibration>,
     pub summary: Option<ContextSummary>,
+    /// The thread's first turn, under a provisional title: the model may write it one.
+    pub wants_title: bool,
 }
 
 /// A prompt's size in characters against the tokens the model counted in it.
@@ -103,6 +105,7 @@ impl ThreadContext {
         Self {
             calibration,
             summary,
+            wants_title: false,
         }
     }
 }
@@ -253,7 +256,7 @@ impl Store {
             i64,
             i64,
             String,
-            (String, String, String, String, String),
+            (String, String, String, String, String, String),
         );
         let (outcome, limit, remaining, reset, retry, detail, context): Reply =
             invocation.invoke_async(&mut self.conn.clone()).await?;
@@ -271,9 +274,12 @@ impl Store {
         let start = match outcome.as_str() {
             "started" | "retry" => TurnStart::Proceed {
                 stream_start_ms: now_ms,
-                context: ThreadContext::from_fields(
-                    &context.0, &context.1, context.2, &context.3, context.4,
-                ),
+                context: ThreadContext {
+                    wants_title: context.5 == "1",
+                    ..ThreadContext::from_fields(
+                        &context.0, &context.1, context.2, &context.3, context.4,
+                    )
+                },
             },
             "rate_limited" => TurnStart::RateLimited,
             "not_found" => TurnStart::ThreadNotFound,

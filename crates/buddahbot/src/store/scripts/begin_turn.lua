@@ -11,8 +11,9 @@
 --       the reply is not streamed), 12 '1' to regenerate an answered turn, 13 the control
 --       channel of the generating process, 14.. the limits as limits.lua reads them
 -- Returns {outcome, limit, remaining, reset (ms), retry after (ms), detail, {what the model
--- call needs of the thread: prompt chars and prompt tokens its last turn measured, and its
--- context summary, the number of messages it covers and their fingerprint ('' when absent)}}
+-- call needs of the thread: prompt chars and prompt tokens its last turn measured, its
+-- context summary, the number of messages it covers and their fingerprint ('' when absent),
+-- and '1' when this is its first turn under a provisional title}}
 -- where outcome is
 -- 'rate_limited' | 'not_found' | 'in_progress' (detail: assistant id) | 'done' (detail: reply
 -- JSON) | 'busy' (another turn is generating; detail: its assistant id) | 'not_latest' (a
@@ -21,16 +22,18 @@
 local now = tonumber(ARGV[2])
 local decision = rate_limit(6, 14, now)
 local meta = {}
+local wants_title = false
 local function answer(outcome, detail)
   return {outcome, decision[2], decision[3], decision[4], decision[5], detail or '',
-    {meta[8] or '', meta[9] or '', meta[10] or '', meta[11] or '', meta[12] or ''}}
+    {meta[8] or '', meta[9] or '', meta[10] or '', meta[11] or '', meta[12] or '',
+      wants_title and '1' or ''}}
 end
 if decision[1] == 0 then
   return answer('rate_limited')
 end
 meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'activeUntil', 'streamId',
   'streamEndedAt', 'stopRequested', 'streamWanted', 'promptChars', 'promptTokens',
-  'contextSummary', 'contextSummaryCount', 'contextSummaryHash')
+  'contextSummary', 'contextSummaryCount', 'contextSummaryHash', 'titleAuto', 'messageCount')
 local exists = meta[1]
 if not exists and ARGV[8] ~= '1' then
   return answer('not_found')
@@ -65,10 +68,13 @@ if meta[2] and tonumber(meta[3] or '0') > now then
 end
 local fields = {'updatedAt', ARGV[2], 'activeMessageId', ARGV[6], 'activeUntil', ARGV[7]}
 if not exists then
-  for _, v in ipairs({'id', ARGV[1], 'userId', ARGV[9], 'title', ARGV[10], 'createdAt', ARGV[2]}) do
+  for _, v in ipairs({'id', ARGV[1], 'userId', ARGV[9], 'title', ARGV[10], 'createdAt', ARGV[2],
+      'titleAuto', '1'}) do
     fields[#fields + 1] = v
   end
 end
+-- The thread's first turn, under a provisional title: the model may write it one.
+wants_title = not prior and (not exists or (meta[13] == '1' and tonumber(meta[14] or '0') == 0))
 if not prior then
   -- The list's length is the thread's message count.
   local inputs = {}

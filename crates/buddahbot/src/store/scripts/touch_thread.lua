@@ -15,6 +15,8 @@ if appended > 0 then
 end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'title', ARGV[4])
+  -- Named by the user: no model-written title replaces it.
+  redis.call('HDEL', KEYS[1], 'titleAuto')
 end
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], 'model', ARGV[5])

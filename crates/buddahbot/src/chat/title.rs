@@ -1,0 +1,159 @@
+//! Titles written by the model: after a thread's first turn (under its provisional title,
+//! made from the first message) and on demand. The first runs alongside the reply, off the
+//! client's path; a title the user gave in the meantime wins.
+
+use tokio::sync::oneshot;
+
+use crate::{
+    app::App,
+    domain::{ModelName, Role, ThreadId, Title, UserId},
+    upstream::{
+        UpstreamError,
+        wire::{ChatCompletionRequest, PromptMessage},
+    },
+};
+
+/// The longest title the model may write, in characters (cut on a word boundary).
+pub const MAX_CHARS: usize = 60;
+/// The first message's characters the model reads to name the thread.
+const MESSAGE_CHARS: usize = 2_000;
+/// Tokens the model may spend on a title.
+const MAX_TOKENS: u32 = 24;
+
+const INSTRUCTIONS: &str = "Name the conversation that begins with the user's message below. \
+Answer with a title of at most six words, in the message's language, without quotes, \
+punctuation at the end, or anything else.";
+
+/// Asks the model for a title for a thread whose first message is `text`. Its tokens count
+/// toward the user's budget.
+///
+/// # Errors
+/// [`UpstreamError`] when the model fails; `Ok(None)` when it answered nothing usable.
+pub async fn ask(app: &App, user: &UserId, text: &str) -> Result<Option<Title>, UpstreamError> {
+    let config = app.config();
+    let model = ModelName::configured(
+        config
+            .chat
+            .title_model
+            .as_deref()
+            .unwrap_or(&config.upstream.default_model),
+    );
+    let excerpt: String = text.chars().take(MESSAGE_CHARS).collect();
+    let messages = [
+        PromptMessage::new(Role::System, INSTRUCTIONS.to_owned()),
+        PromptMessage::new(Role::User, excerpt),
+    ];
+    let request = ChatCompletionRequest {
+        model: model.as_str(),
+        messages: &messages,
+        temperature: Some(0.3),
+        max_tokens: Some(MAX_TOKENS),
+        stream: false,
+        stream_options: None,
+        tools: Vec::new(),
+        tool_choice: None,
+        top_p: None,
+        response_format: None,
+        parallel_tool_calls: None,
+    };
+    let (_, completion) = app
+        .upstream()
+        .complete_within(&request, config.chat.max_duration)
+        .await?;
+    if let Some(usage) = completion.usage {
+        let tokens = u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens);
+        if let Err(err) = app.store().add_tokens(user, tokens).await {
+            tracing::warn!(error = %err, "the title's tokens could not be counted");
+        }
+    }
+    Ok(completion
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|c| c.message.content)
+        .and_then(|raw| clean(&raw)))
+}
+
+/// A model's answer as a title: its first line, without quotes or trailing punctuation,
+/// whitespace collapsed, cut on a word boundary to [`MAX_CHARS`].
+pub fn clean(raw: &str) -> Option<Title> {
+    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = line.trim_start_matches(|c: char| "\"'“”‘’«»`*#".contains(c) || c.is_whitespace());
+    let line =
+        line.trim_end_matches(|c: char| "\"'“”‘’«»`*.!?:;,".contains(c) || c.is_whitespace());
+    let mut title = String::new();
+    for word in line.split_whitespace() {
+        let word: String = word
+            .chars()
+            .filter(|c| !matches!(c, '"' | '“' | '”'))
+            .collect();
+        if word.is_empty() {
+            continue;
+        }
+        let needed = title.chars().count() + usize::from(!title.is_empty()) + word.chars().count();
+        if needed > MAX_CHARS {
+            if title.is_empty() {
+                title = word.chars().take(MAX_CHARS).collect();
+            }
+            break;
+        }
+        if !title.is_empty() {
+            title.push(' ');
+        }
+        title.push_str(&word);
+    }
+    Title::parse(&title).ok()
+}
+
+/// Writes the model's title over the provisional one of a thread's first turn, unless the
+/// user named the thread meanwhile, and hands it to the turn (`ready`), which sends it to
+/// the client if its stream is still open. A failure leaves the provisional title.
+pub(super) async fn write_first(
+    app: App,
+    user: UserId,
+    thread: ThreadId,
+    text: String,
+    ready: oneshot::Sender<Title>,
+) {
+    let title = match ask(&app, &user, &text).await {
+        Ok(Some(title)) => title,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(thread = %thread, error = %err, "the model could not title the thread");
+            return;
+        }
+    };
+    match app
+        .store()
+        .set_model_title(&user, &thread, &title, false)
+        .await
+    {
+        Ok(true) => {
+            let _ = ready.send(title);
+        }
+        Ok(false) => {}
+        Err(err) => tracing::warn!(thread = %thread, error = %err, "the title could not be kept"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_become_clean_short_titles() {
+        let cases = [
+            ("\"Trip to Rome\"", Some("Trip to Rome")),
+            ("Title: plans.\nmore", Some("Title: plans")),
+            ("  **Budget for 2027!**  ", Some("Budget for 2027")),
+            ("\n\n", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(clean(raw).as_ref().map(Title::as_str), want, "case {raw:?}");
+        }
+        let long = "word ".repeat(40);
+        let title = clean(&long).unwrap();
+        assert!(title.as_str().chars().count() <= MAX_CHARS);
+        assert!(title.as_str().ends_with("word"));
+    }
+}
