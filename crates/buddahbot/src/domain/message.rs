@@ -182,10 +182,34 @@ pub struct ChatMessage {
     /// object echoes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<serde_json::Value>,
+    /// A user's rating of a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Feedback>,
     /// Deleted through the Responses or Conversations API: kept in place (so the thread's
     /// turn index stays right) but shown by no view.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+}
+
+/// Longest feedback comment, in characters.
+pub const MAX_FEEDBACK_COMMENT: usize = 2_000;
+
+/// A user's rating of a reply, with an optional comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Feedback {
+    pub rating: Rating,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(with = "iso_millis")]
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rating {
+    Up,
+    Down,
 }
 
 /// How an incomplete reply ended.
@@ -274,6 +298,7 @@ impl ChatMessage {
             cached: false,
             response_id: None,
             response: None,
+            feedback: None,
             deleted: false,
         }
     }

@@ -121,6 +121,7 @@ pub fn message_metadata(message: &ChatMessage) -> Value {
             "usage",
             "ttftMs",
             "durationMs",
+            "feedback",
         ] {
             if let Some(value) = stored.get(key) {
                 meta.insert(key.to_owned(), value.clone());

@@ -5,6 +5,7 @@
 //! the dev server and tests, including passing `/api/threads/:id`'s segment as `?id=`.
 
 mod chat;
+mod feedback;
 mod health;
 mod responses;
 mod thread;
@@ -59,9 +60,16 @@ pub fn thread(app: App) -> Router {
         get(thread::get)
             .patch(thread::rename)
             .post(thread::post_action)
+            .put(thread::put_action)
             .delete(thread::delete),
-        "GET, HEAD, POST, PATCH, DELETE",
+        "GET, HEAD, POST, PUT, PATCH, DELETE",
     )
+}
+
+/// `GET /api/feedback`: served by `api/threads.rs` (`vercel.json` rewrites it there with
+/// `?view=feedback`); locally a router of its own.
+pub fn feedback_list(app: App) -> Router {
+    function(app, Some(RouteClass::Api), get(feedback::list), "GET, HEAD")
 }
 
 /// `api/chat.rs`: `POST /api/chat` (and `/api/chat/completions`).
@@ -147,6 +155,13 @@ pub fn local(app: App) -> Router {
                 .layer(middleware::map_request(segment_as_id_param))
                 .into_service(),
         )
+        .route_service(
+            "/api/threads/{id}/messages/{item}/feedback",
+            thread(app.clone())
+                .layer(middleware::map_request(segments_as_params))
+                .into_service(),
+        )
+        .route_service("/api/feedback", feedback_list(app.clone()).into_service())
         .route_service(
             "/api/threads/{id}/{action}",
             thread(app.clone())
@@ -284,13 +299,13 @@ async fn segment_as_id_param(request: Request) -> Request {
     with_id_param(request, 0)
 }
 
-/// `/api/<api>/<id>[/<action>[/<item>]]` → `?id=&action=&item=`, as `vercel.json`'s
+/// `/api/<api>/<id>[/<action>[/<item>[/<sub>]]]` → `?id=&action=&item=&sub=`, as `vercel.json`'s
 /// rewrites pass them to the API's one function.
 async fn segments_as_params(mut request: Request) -> Request {
     let uri = request.uri();
     let mut segments = uri.path().trim_start_matches('/').split('/').skip(2);
     let mut params = Vec::new();
-    for name in ["id", "action", "item"] {
+    for name in ["id", "action", "item", "sub"] {
         if let Some(segment) = segments.next().filter(|s| !s.is_empty()) {
             params.push(format!("{name}={segment}"));
         }

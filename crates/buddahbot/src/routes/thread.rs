@@ -107,10 +107,14 @@ pub async fn delete(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if query.get("action").is_some() {
+        return super::feedback::write(&app, &user, &query, None).await;
+    }
     let id = super::thread_id(&query)?;
     if app.store().delete_thread(&user, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
+        Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::ThreadNotFound)
     }
@@ -165,6 +169,21 @@ pub async fn post_action(
         .await?
         .ok_or(ApiError::ThreadNotFound)?;
     Ok(AppJson(page.thread))
+}
+
+/// `PUT /api/threads/:id/messages/:messageId/feedback`.
+pub async fn put_action(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    query: QueryParams,
+    body: axum::body::Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    if query.get("action").is_none() {
+        return Err(ApiError::MethodNotAllowed {
+            allow: "GET, HEAD, PATCH, DELETE",
+        });
+    }
+    super::feedback::write(&app, &user, &query, Some(&body)).await
 }
 
 /// Reads a whole thread (far more messages than a request may carry).

@@ -33,14 +33,19 @@ pub async fn list(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-) -> Result<AppJson<ThreadList>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if query.get("view") == Some("feedback") {
+        return super::feedback::list(State(app), Authenticated(user), query).await;
+    }
     let limit = page_limit(query.get("limit"), DEFAULT_THREADS_LIMIT)?;
     let cursor = optional_param(&query, "cursor", ThreadCursor::parse)?;
     let page = app.store().list_threads(&user, limit, cursor).await?;
     Ok(AppJson(ThreadList {
         threads: page.threads,
         next_cursor: page.next.map(|c| c.encode()),
-    }))
+    })
+    .into_response())
 }
 
 pub async fn create(

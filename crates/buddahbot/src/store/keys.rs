@@ -60,6 +60,18 @@ pub fn global_response_cache(hash: &str) -> String {
     format!("cache:{{{hash}}}")
 }
 
+/// `user:{<userId>}:feedback`, the ZSET of the user's feedback, `<threadId>/<messageId>`
+/// scored by when it was given (ms), newest last.
+pub fn feedback_index(user: &UserId) -> String {
+    format!("{PREFIX}{{{user}}}:feedback")
+}
+
+/// `user:{<userId>}:feedback:data`, the HASH of the user's feedback entries as JSON, by
+/// `<threadId>/<messageId>` (what the index lists).
+pub fn feedback_data(user: &UserId) -> String {
+    format!("{PREFIX}{{{user}}}:feedback:data")
+}
+
 /// `user:{<userId>}:ratelimit:<name>`, one rate limit's state (a GCRA arrival time). Expires
 /// by itself once the limit is fully replenished.
 pub fn rate_limit(user: &UserId, name: &str) -> String {

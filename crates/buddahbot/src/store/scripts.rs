@@ -82,3 +82,7 @@ pub static SET_FIELD: LazyLock<Script> =
 /// `set_title.lua`: a model-written title.
 pub static SET_TITLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/set_title.lua")));
+
+/// `set_message.lua`: one message replaced in place, with its feedback indexed.
+pub static SET_MESSAGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/set_message.lua")));
