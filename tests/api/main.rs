@@ -27,6 +27,7 @@ mod resilience;
 mod responses;
 mod resume;
 mod session;
+mod share;
 mod store;
 mod thread;
 mod threads;

@@ -338,6 +338,28 @@ pub struct Thread {
     /// The last message the summary covers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_summary_through: Option<MessageId>,
+    /// The thread's share link, when it has one (`null` when not shared).
+    pub share: Option<ShareLink>,
+    /// The thread this one was forked from, and the message the fork copied up to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<ForkedFrom>,
+}
+
+/// A thread's share link, as the thread shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareLink {
+    pub token: String,
+    /// ISO 8601; `None` when the link does not expire.
+    pub expires_at: Option<String>,
+}
+
+/// Where a forked thread came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForkedFrom {
+    pub thread_id: String,
+    pub message_id: Option<String>,
 }
 
 /// A thread's generation state.

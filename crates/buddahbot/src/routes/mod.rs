@@ -8,6 +8,7 @@ mod chat;
 mod feedback;
 mod health;
 mod responses;
+mod share;
 mod thread;
 mod threads;
 
@@ -114,6 +115,12 @@ pub fn conversations(app: App) -> Router {
     )
 }
 
+/// `api/shared.rs`: `GET /api/shared/:token`, public (counted per client address), the
+/// token in `?token=`.
+pub fn shared(app: App) -> Router {
+    function(app, None, get(share::read), "GET, HEAD")
+}
+
 /// `api/health.rs`: `GET /api/health`, unauthenticated.
 pub fn health(app: App) -> Router {
     function(app, None, get(health::get), "GET, HEAD")
@@ -162,6 +169,18 @@ pub fn local(app: App) -> Router {
                 .into_service(),
         )
         .route_service("/api/feedback", feedback_list(app.clone()).into_service())
+        .route_service(
+            "/api/shared/{token}",
+            shared(app.clone())
+                .layer(middleware::map_request(segment_as_token_param))
+                .into_service(),
+        )
+        .route_service(
+            "/api/shared/{token}/copy",
+            threads(app.clone())
+                .layer(middleware::map_request(shared_copy_params))
+                .into_service(),
+        )
         .route_service(
             "/api/threads/{id}/{action}",
             thread(app.clone())
@@ -311,6 +330,35 @@ async fn segments_as_params(mut request: Request) -> Request {
         }
     }
     let mut query = params.join("&");
+    if let Some(q) = uri.query().filter(|q| !q.is_empty()) {
+        query = format!("{q}&{query}");
+    }
+    let path_and_query = format!("{}?{query}", uri.path());
+    if let Ok(new_uri) = Uri::builder().path_and_query(path_and_query).build() {
+        *request.uri_mut() = new_uri;
+    }
+    request
+}
+
+/// `/api/shared/:token` → `?token=`, as `vercel.json`'s rewrite passes it.
+async fn segment_as_token_param(request: Request) -> Request {
+    with_param(request, "token", 0, "")
+}
+
+/// `/api/shared/:token/copy` → `/api/threads`'s `?action=copy&token=`.
+async fn shared_copy_params(request: Request) -> Request {
+    with_param(request, "token", 1, "action=copy")
+}
+
+/// Adds the path segment `from_end` places before the last as the `name` query parameter,
+/// with `extra` parameters.
+fn with_param(mut request: Request, name: &str, from_end: usize, extra: &str) -> Request {
+    let uri = request.uri();
+    let segment = uri.path().rsplit('/').nth(from_end).unwrap_or_default();
+    let mut query = format!("{name}={segment}");
+    if !extra.is_empty() {
+        query = format!("{query}&{extra}");
+    }
     if let Some(q) = uri.query().filter(|q| !q.is_empty()) {
         query = format!("{q}&{query}");
     }

@@ -109,8 +109,13 @@ pub async fn delete(
     query: QueryParams,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    if query.get("action").is_some() {
-        return super::feedback::write(&app, &user, &query, None).await;
+    match query.get("action") {
+        None => {}
+        Some("share") => {
+            let id = super::thread_id(&query)?;
+            return super::share::unshare(&app, &user, &id).await;
+        }
+        Some(_) => return super::feedback::write(&app, &user, &query, None).await,
     }
     let id = super::thread_id(&query)?;
     if app.store().delete_thread(&user, &id).await? {
@@ -126,10 +131,14 @@ pub async fn post_action(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-) -> Result<AppJson<Thread>, ApiError> {
+    body: axum::body::Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let id = super::thread_id(&query)?;
     match query.get("action") {
         Some("title") => {}
+        Some("share") => return super::share::share(&app, &user, &id, &json_body(&body)?).await,
+        Some("fork") => return super::share::fork(&app, &user, &id, &json_body(&body)?).await,
         // The thread itself takes no POST.
         None => {
             return Err(ApiError::MethodNotAllowed {
@@ -168,7 +177,15 @@ pub async fn post_action(
         .thread_page(&user, &id, 1, None)
         .await?
         .ok_or(ApiError::ThreadNotFound)?;
-    Ok(AppJson(page.thread))
+    Ok(AppJson(page.thread).into_response())
+}
+
+/// A JSON body, or `{}` when there is none.
+fn json_body(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }
 
 /// `PUT /api/threads/:id/messages/:messageId/feedback`.

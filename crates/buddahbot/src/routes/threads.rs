@@ -51,8 +51,14 @@ pub async fn list(
 pub async fn create(
     State(app): State<App>,
     Authenticated(user): Authenticated,
+    query: QueryParams,
     OptionalJson(body): OptionalJson<CreateThread>,
-) -> Result<(StatusCode, AppJson<Thread>), ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if query.get("action") == Some("copy") {
+        let token = query.get("token").unwrap_or_default();
+        return super::share::copy(&app, &user, token).await;
+    }
     let body = body.unwrap_or_default();
     let id = body
         .id
@@ -71,7 +77,7 @@ pub async fn create(
         .create_thread(&user, id, title)
         .await?
         .ok_or(ApiError::ThreadExists)?;
-    Ok((StatusCode::CREATED, AppJson(thread)))
+    Ok((StatusCode::CREATED, AppJson(thread)).into_response())
 }
 
 pub async fn delete_all(

@@ -29,6 +29,26 @@ impl Store {
         Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
 
+    /// Sets one meta field of an existing thread. `false` when it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn set_thread_field(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let set: i64 = scripts::SET_FIELD
+            .key(keys::thread_meta(user, thread))
+            .arg(field)
+            .arg(value)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(set == 1)
+    }
+
     /// Keeps a conversation's metadata (a JSON object) on its thread. `false` when the thread
     /// does not exist.
     ///
@@ -40,13 +60,8 @@ impl Store {
         thread: &ThreadId,
         metadata: &str,
     ) -> Result<bool, StoreError> {
-        let set: i64 = scripts::SET_FIELD
-            .key(keys::thread_meta(user, thread))
-            .arg(schema::CONVERSATION_METADATA)
-            .arg(metadata)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(set == 1)
+        self.set_thread_field(user, thread, schema::CONVERSATION_METADATA, metadata)
+            .await
     }
 
     /// Sets a model-written title: over the provisional one, or over any when `force`d.

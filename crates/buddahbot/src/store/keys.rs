@@ -60,6 +60,13 @@ pub fn global_response_cache(hash: &str) -> String {
     format!("cache:{{{hash}}}")
 }
 
+/// `shared:{<token>}`, a shared thread's snapshot (a deliberate copy, outside the owner's
+/// hash tag: its public reader knows only the token). Built only from a token of the right
+/// form.
+pub fn shared(token: &str) -> String {
+    format!("shared:{{{token}}}")
+}
+
 /// `user:{<userId>}:feedback`, the ZSET of the user's feedback, `<threadId>/<messageId>`
 /// scored by when it was given (ms), newest last.
 pub fn feedback_index(user: &UserId) -> String {

@@ -26,6 +26,7 @@ pub mod keys;
 mod limits;
 pub mod schema;
 mod scripts;
+pub mod share;
 pub mod stream;
 mod summary;
 mod threads;

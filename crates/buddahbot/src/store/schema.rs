@@ -16,6 +16,8 @@
 //! | `promptChars`, `promptTokens` | finish | the last prompt's characters and the tokens the model counted in it: how the next prompt is estimated |
 //! | `contextSummary`, `contextSummaryCount`, `contextSummaryHash`, `contextSummaryThrough` | save summary | a model-written summary of the thread's first `contextSummaryCount` conversation messages (their fingerprint; the id of the last, when known), sent in their place when the conversation does not fit |
 //! | `titleAuto` | create (no title given), set title (cleared), rename (cleared) | `1` while the title is provisional: the model may replace it after the first turn |
+//! | `shareToken`, `shareExpiresAt` | share (set), unshare (cleared) | the thread's share link: its token (the snapshot is `shared:{<token>}`) and expiry (ISO, '' for none) |
+//! | `forkedFrom` | fork | `{threadId, messageId}` of the thread it was forked from, JSON |
 //! | `conversationMetadata` | create / update a conversation | its metadata, a JSON object |
 //! | `deletedCount` | delete a response or item | messages deleted in place (not counted in `messageCount`) |
 //! | `summarizingUntil` | claim summary (set), save summary (cleared) | a summary is being written until then (ms) |
@@ -38,6 +40,9 @@ pub const STREAM_FORMAT: &str = "streamFormat";
 pub const STREAM_ENDED_AT: &str = "streamEndedAt";
 pub const CONTEXT_SUMMARY: &str = "contextSummary";
 pub const CONVERSATION_METADATA: &str = "conversationMetadata";
+pub const SHARE_TOKEN: &str = "shareToken";
+pub const SHARE_EXPIRES_AT: &str = "shareExpiresAt";
+pub const FORKED_FROM: &str = "forkedFrom";
 pub const DELETED_COUNT: &str = "deletedCount";
 pub const CONTEXT_SUMMARY_THROUGH: &str = "contextSummaryThrough";
 

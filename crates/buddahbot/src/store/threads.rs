@@ -78,6 +78,8 @@ impl Store {
             status: ThreadStatus::Idle,
             context_summary: None,
             context_summary_through: None,
+            share: None,
+            forked_from: None,
         }))
     }
 
@@ -160,6 +162,15 @@ impl Store {
         user: &UserId,
         thread: &ThreadId,
     ) -> Result<bool, StoreError> {
+        // A shared snapshot is a copy outside the thread's keys: it goes with the thread.
+        let shared: Option<String> = self
+            .conn
+            .clone()
+            .hget(keys::thread_meta(user, thread), schema::SHARE_TOKEN)
+            .await?;
+        if let Some(token) = shared.filter(|t| super::share::is_token(t)) {
+            let () = self.conn.clone().del(keys::shared(&token)).await?;
+        }
         let mut invocation = scripts::DELETE_THREAD.prepare_invoke();
         invocation.key(keys::thread_index(user));
         for key in keys::thread_keys(user, thread) {
@@ -184,6 +195,22 @@ impl Store {
             let ids: Vec<String> = conn.zrange(&index, 0, DELETE_BATCH - 1).await?;
             if ids.is_empty() {
                 return Ok(removed);
+            }
+            // Shared snapshots are copies outside the threads' keys: they go too.
+            let mut tokens = redis::pipe();
+            for raw in &ids {
+                if let Ok(id) = ThreadId::parse(raw) {
+                    tokens.hget(keys::thread_meta(user, &id), schema::SHARE_TOKEN);
+                }
+            }
+            let shared: Vec<Option<String>> = tokens.query_async(&mut conn).await?;
+            // Each snapshot has a slot of its own: not in the threads' transaction.
+            for token in shared
+                .into_iter()
+                .flatten()
+                .filter(|t| super::share::is_token(t))
+            {
+                let () = conn.del(keys::shared(&token)).await?;
             }
             let mut pipe = redis::pipe();
             pipe.atomic();
@@ -441,6 +468,18 @@ pub(super) fn parse_meta(
         context_summary_through: meta
             .get(schema::CONTEXT_SUMMARY_THROUGH)
             .and_then(|id| MessageId::parse(id).ok()),
+        share: meta
+            .get(schema::SHARE_TOKEN)
+            .map(|token| crate::domain::ShareLink {
+                token: token.clone(),
+                expires_at: meta
+                    .get(schema::SHARE_EXPIRES_AT)
+                    .filter(|at| !at.is_empty())
+                    .cloned(),
+            }),
+        forked_from: meta
+            .get(schema::FORKED_FROM)
+            .and_then(|raw| serde_json::from_str(raw).ok()),
     })
 }
 
