@@ -22,6 +22,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod limits;
+mod organize;
 mod redis_cost;
 mod resilience;
 mod responses;

@@ -54,6 +54,9 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("thread id already in use")]
     ThreadExists,
+    /// Another thread of the user has this external id.
+    #[error("external id already in use")]
+    ExternalIdTaken,
     /// A cookie-authenticated request that changes state came from a foreign origin.
     #[error("cross-site request refused")]
     CsrfRejected,
@@ -108,6 +111,7 @@ impl ApiError {
             Self::ThreadNotFound | Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::ThreadExists
+            | Self::ExternalIdTaken
             | Self::GenerationInProgress { .. }
             | Self::NotLatestReply
             | Self::NotStoppable => StatusCode::CONFLICT,
@@ -133,6 +137,7 @@ impl ApiError {
             Self::ThreadNotFound => "thread_not_found",
             Self::NotFound(_) => "not_found",
             Self::ThreadExists => "thread_exists",
+            Self::ExternalIdTaken => "external_id_taken",
             Self::GenerationInProgress { .. } => "generation_in_progress",
             Self::NotLatestReply => "not_latest_reply",
             Self::NotStoppable => "not_stoppable",
@@ -176,6 +181,7 @@ impl ApiError {
                 ceil_secs(decision.retry_after).max(1)
             ),
             Self::ThreadExists => "A thread with this id already exists.".to_owned(),
+            Self::ExternalIdTaken => "Another of your threads has this `externalId`.".to_owned(),
             Self::GenerationInProgress { reply_id } => format!(
                 "A reply to this message is being generated (message {reply_id}); wait for it."
             ),

@@ -338,6 +338,16 @@ pub struct Thread {
     /// The last message the summary covers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_summary_through: Option<MessageId>,
+    /// Hidden from the default listing (archiving does not change `updatedAt`).
+    pub archived: bool,
+    pub pinned: bool,
+    /// Up to 20 labels, case-insensitively unique.
+    pub tags: Vec<String>,
+    /// Up to 16 string pairs of the app's own.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The frontend's own id for the thread, unique per user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     /// The thread's share link, when it has one (`null` when not shared).
     pub share: Option<ShareLink>,
     /// The thread this one was forked from, and the message the fork copied up to.

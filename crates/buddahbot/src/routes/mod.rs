@@ -7,6 +7,7 @@
 mod chat;
 mod feedback;
 mod health;
+mod organize;
 mod responses;
 mod share;
 mod thread;

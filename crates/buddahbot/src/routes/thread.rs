@@ -47,9 +47,14 @@ fn wants_ui(query: &QueryParams) -> Result<bool, ApiError> {
     }
 }
 
+/// `PATCH /api/threads/:id`: any of `title`, `archived`, `pinned`, `tags`, `metadata`,
+/// `externalId` (a partial update).
 #[derive(Deserialize)]
-pub struct RenameThread {
-    title: String,
+pub struct PatchThread {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
 }
 
 pub async fn get(
@@ -90,17 +95,56 @@ pub async fn rename(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-    AppJson(body): AppJson<RenameThread>,
+    AppJson(body): AppJson<PatchThread>,
 ) -> Result<AppJson<Thread>, ApiError> {
     let id = super::thread_id(&query)?;
-    let title =
-        Title::parse(&body.title).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}")))?;
-    let thread = app
+    let title = body
+        .title
+        .as_deref()
+        .map(|raw| Title::parse(raw).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}"))))
+        .transpose()?;
+    let organize = super::organize::parse(&body.rest)?;
+    if title.is_none() && organize.is_empty() {
+        return Err(ApiError::InvalidBody(
+            "`title`, `archived`, `pinned`, `tags`, `metadata` or `externalId` is required: there is nothing to change".to_owned(),
+        ));
+    }
+    let mut thread = None;
+    if let Some(title) = &title {
+        thread = Some(
+            app.store()
+                .rename_thread(&user, &id, title)
+                .await?
+                .ok_or(ApiError::ThreadNotFound)?,
+        );
+    }
+    if !organize.is_empty() {
+        thread = Some(organized(&app, &user, &id, &organize).await?);
+    }
+    thread.map(AppJson).ok_or(ApiError::ThreadNotFound)
+}
+
+/// Applies organisation `changes` to a thread and answers it as it now is.
+///
+/// # Errors
+/// 404 when the thread does not exist, 409 when the external id is another thread's.
+pub async fn organized(
+    app: &App,
+    user: &crate::domain::UserId,
+    id: &crate::domain::ThreadId,
+    changes: &crate::store::Organize,
+) -> Result<Thread, ApiError> {
+    match app.store().organize(user, id, changes).await? {
+        crate::store::Organized::Done => {}
+        crate::store::Organized::ThreadNotFound => return Err(ApiError::ThreadNotFound),
+        crate::store::Organized::ExternalIdTaken => return Err(ApiError::ExternalIdTaken),
+    }
+    Ok(app
         .store()
-        .rename_thread(&user, &id, &title)
+        .thread_page(user, id, 1, None)
         .await?
-        .ok_or(ApiError::ThreadNotFound)?;
-    Ok(AppJson(thread))
+        .ok_or(ApiError::ThreadNotFound)?
+        .thread)
 }
 
 pub async fn delete(

@@ -27,6 +27,9 @@ pub struct CreateThread {
     id: Option<String>,
     #[serde(default)]
     title: Option<String>,
+    /// `archived`, `pinned`, `tags`, `metadata`, `externalId` ([`super::organize`]).
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
 }
 
 pub async fn list(
@@ -40,7 +43,11 @@ pub async fn list(
     }
     let limit = page_limit(query.get("limit"), DEFAULT_THREADS_LIMIT)?;
     let cursor = optional_param(&query, "cursor", ThreadCursor::parse)?;
-    let page = app.store().list_threads(&user, limit, cursor).await?;
+    let filter = super::organize::filter(&query)?;
+    let page = app
+        .store()
+        .list_filtered(&user, &filter, limit, cursor)
+        .await?;
     Ok(AppJson(ThreadList {
         threads: page.threads,
         next_cursor: page.next.map(|c| c.encode()),
@@ -72,11 +79,25 @@ pub async fn create(
             Some(Title::parse(raw).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}")))?)
         }
     };
+    let organize = super::organize::parse(&body.rest)?;
     let thread = app
         .store()
         .create_thread(&user, id, title)
         .await?
         .ok_or(ApiError::ThreadExists)?;
+    if organize.is_empty() {
+        return Ok((StatusCode::CREATED, AppJson(thread)).into_response());
+    }
+    let thread = super::thread::organized(&app, &user, &thread.id, &organize)
+        .await
+        .inspect_err(|_| {
+            // A thread that cannot take its fields (an external id in use) is not kept.
+            let app = app.clone();
+            let (user, id) = (user.clone(), thread.id.clone());
+            tokio::spawn(async move {
+                let _ = app.store().delete_thread(&user, &id).await;
+            });
+        })?;
     Ok((StatusCode::CREATED, AppJson(thread)).into_response())
 }
 

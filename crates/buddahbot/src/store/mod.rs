@@ -24,6 +24,7 @@ mod error;
 mod feedback;
 pub mod keys;
 mod limits;
+mod organize;
 pub mod schema;
 mod scripts;
 pub mod share;
@@ -44,8 +45,9 @@ pub use cursor::{CursorError, MessageCursor, ThreadCursor};
 pub use error::StoreError;
 pub use feedback::{FeedbackEntry, FeedbackSet};
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
+pub use organize::{Organize, Organized};
 pub use stream::{EventId, LogBatch, StreamEvent};
-pub use threads::{MessagePage, ThreadPage};
+pub use threads::{ArchivedFilter, MessagePage, ThreadFilter, ThreadPage};
 pub use turns::{
     Calibration, ContextSummary, Finished, NewTurn, Renewal, StreamEnd, ThreadContext, TurnIds,
     TurnStart,

@@ -16,6 +16,7 @@
 //! | `promptChars`, `promptTokens` | finish | the last prompt's characters and the tokens the model counted in it: how the next prompt is estimated |
 //! | `contextSummary`, `contextSummaryCount`, `contextSummaryHash`, `contextSummaryThrough` | save summary | a model-written summary of the thread's first `contextSummaryCount` conversation messages (their fingerprint; the id of the last, when known), sent in their place when the conversation does not fit |
 //! | `titleAuto` | create (no title given), set title (cleared), rename (cleared) | `1` while the title is provisional: the model may replace it after the first turn |
+//! | `archived`, `pinned` (`1`), `tags` (JSON list), `metadata` (JSON object), `externalId` | organize | the thread's organisation; it decides the listings the thread is in (`index.lua`) |
 //! | `shareToken`, `shareExpiresAt` | share (set), unshare (cleared) | the thread's share link: its token (the snapshot is `shared:{<token>}`) and expiry (ISO, '' for none) |
 //! | `forkedFrom` | fork | `{threadId, messageId}` of the thread it was forked from, JSON |
 //! | `conversationMetadata` | create / update a conversation | its metadata, a JSON object |
@@ -41,6 +42,11 @@ pub const STREAM_ENDED_AT: &str = "streamEndedAt";
 pub const CONTEXT_SUMMARY: &str = "contextSummary";
 pub const CONVERSATION_METADATA: &str = "conversationMetadata";
 pub const SHARE_TOKEN: &str = "shareToken";
+pub const ARCHIVED: &str = "archived";
+pub const PINNED: &str = "pinned";
+pub const TAGS: &str = "tags";
+pub const METADATA: &str = "metadata";
+pub const EXTERNAL_ID: &str = "externalId";
 pub const SHARE_EXPIRES_AT: &str = "shareExpiresAt";
 pub const FORKED_FROM: &str = "forkedFrom";
 pub const DELETED_COUNT: &str = "deletedCount";

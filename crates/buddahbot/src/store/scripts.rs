@@ -8,8 +8,22 @@ use redis::Script;
 pub static CREATE_THREAD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/create_thread.lua")));
 
-pub static TOUCH_THREAD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/touch_thread.lua")));
+/// Keeps the thread's listings too (library: index.lua).
+pub static TOUCH_THREAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/index.lua"),
+        include_str!("scripts/touch_thread.lua")
+    ))
+});
+
+/// Sets a thread's organisation (archived, pinned, tags, metadata, external id) and its
+/// listings (library: index.lua).
+pub static ORGANIZE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/index.lua"),
+        include_str!("scripts/organize.lua")
+    ))
+});
 
 pub static PRUNE_INDEX: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/prune_index.lua")));
@@ -19,6 +33,7 @@ pub static PRUNE_INDEX: LazyLock<Script> =
 pub static BEGIN_TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/limits.lua"),
+        include_str!("scripts/index.lua"),
         include_str!("scripts/begin_turn.lua")
     ))
 });
@@ -27,6 +42,7 @@ pub static BEGIN_TURN: LazyLock<Script> = LazyLock::new(|| {
 pub static FINISH_TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/stream.lua"),
+        include_str!("scripts/index.lua"),
         include_str!("scripts/finish_turn.lua")
     ))
 });
@@ -47,8 +63,13 @@ pub static ATTACH_STREAM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/attach_stream.lua")));
 
 /// Deletes a thread, stopping its generation (publishes).
-pub static DELETE_THREAD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/delete_thread.lua")));
+/// Takes the thread out of its listings too (library: index.lua).
+pub static DELETE_THREAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/index.lua"),
+        include_str!("scripts/delete_thread.lua")
+    ))
+});
 
 pub static REQUEST_STOP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/request_stop.lua")));

@@ -24,6 +24,60 @@ const MAX_REFILLS: usize = 4;
 /// `ZRANGE … WITHSCORES` as `(member, score)` pairs.
 type Scored = Vec<(String, f64)>;
 
+/// Which of a user's threads a listing shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadFilter {
+    pub archived: ArchivedFilter,
+    /// Pinned ones only.
+    pub pinned: bool,
+    /// Those with this tag (any case).
+    pub tag: Option<String>,
+    /// The one with this external id.
+    pub external_id: Option<String>,
+}
+
+/// `archived=false | true | all`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ArchivedFilter {
+    #[default]
+    Exclude,
+    Only,
+    Include,
+}
+
+impl ThreadFilter {
+    /// The listings (sorted sets) holding what the filter admits.
+    fn listings(&self, index: &str) -> Vec<String> {
+        if let Some(tag) = &self.tag {
+            return vec![format!("{index}:tag:{}", tag.to_lowercase())];
+        }
+        if self.pinned {
+            return vec![format!("{index}:pinned")];
+        }
+        match self.archived {
+            ArchivedFilter::Exclude => vec![index.to_owned()],
+            ArchivedFilter::Only => vec![format!("{index}:archived")],
+            ArchivedFilter::Include => vec![index.to_owned(), format!("{index}:archived")],
+        }
+    }
+
+    /// Whether `thread` passes (checked on the meta too, whatever listing it came from).
+    fn admits(&self, thread: &Thread) -> bool {
+        let archived = match self.archived {
+            ArchivedFilter::Exclude => !thread.archived,
+            ArchivedFilter::Only => thread.archived,
+            ArchivedFilter::Include => true,
+        };
+        let tagged = self.tag.as_ref().is_none_or(|tag| {
+            thread
+                .tags
+                .iter()
+                .any(|t| t.to_lowercase() == tag.to_lowercase())
+        });
+        archived && (!self.pinned || thread.pinned) && tagged
+    }
+}
+
 /// One page of a user's threads, newest first.
 #[derive(Debug, Clone)]
 pub struct ThreadPage {
@@ -78,6 +132,11 @@ impl Store {
             status: ThreadStatus::Idle,
             context_summary: None,
             context_summary_through: None,
+            archived: false,
+            pinned: false,
+            tags: Vec::new(),
+            metadata: serde_json::Map::new(),
+            external_id: None,
             share: None,
             forked_from: None,
         }))
@@ -191,45 +250,35 @@ impl Store {
         let index = keys::thread_index(user);
         let mut conn = self.conn.clone();
         let mut removed = 0;
-        loop {
-            let ids: Vec<String> = conn.zrange(&index, 0, DELETE_BATCH - 1).await?;
-            if ids.is_empty() {
-                return Ok(removed);
-            }
-            // Shared snapshots are copies outside the threads' keys: they go too.
-            let mut tokens = redis::pipe();
-            for raw in &ids {
-                if let Ok(id) = ThreadId::parse(raw) {
-                    tokens.hget(keys::thread_meta(user, &id), schema::SHARE_TOKEN);
+        // Archived threads are listed apart: both listings hold every thread between them.
+        for listing in [index.clone(), format!("{index}:archived")] {
+            loop {
+                let ids: Vec<String> = conn.zrange(&listing, 0, DELETE_BATCH - 1).await?;
+                if ids.is_empty() {
+                    break;
                 }
-            }
-            let shared: Vec<Option<String>> = tokens.query_async(&mut conn).await?;
-            // Each snapshot has a slot of its own: not in the threads' transaction.
-            for token in shared
-                .into_iter()
-                .flatten()
-                .filter(|t| super::share::is_token(t))
-            {
-                let () = conn.del(keys::shared(&token)).await?;
-            }
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for raw in &ids {
-                // An id that fails validation cannot have keys of ours; just unlink it.
-                if let Ok(id) = ThreadId::parse(raw) {
-                    pipe.del(&keys::thread_keys(user, &id)).ignore();
+                for raw in &ids {
+                    match ThreadId::parse(raw) {
+                        Ok(id) => {
+                            self.delete_thread(user, &id).await?;
+                        }
+                        // An id that fails validation cannot have keys of ours; unlink it.
+                        Err(_) => {
+                            let () = conn.zrem(&listing, raw).await?;
+                        }
+                    }
                 }
+                removed += ids.len() as u64;
             }
-            pipe.zrem(&index, &ids).ignore();
-            let () = pipe.query_async(&mut conn).await?;
-            removed += ids.len() as u64;
         }
+        let () = conn
+            .del(&[format!("{index}:pinned"), format!("{index}:external")])
+            .await?;
+        Ok(removed)
     }
 
-    /// One page of `user`'s threads, newest first, starting after `after`.
-    ///
-    /// Ids whose meta has expired are pruned from the index on the way, and the page is
-    /// refilled from further down the index.
+    /// One page of `user`'s threads that are not archived, newest first, starting after
+    /// `after`.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails or a stored thread is corrupt.
@@ -239,15 +288,69 @@ impl Store {
         limit: usize,
         after: Option<ThreadCursor>,
     ) -> Result<ThreadPage, StoreError> {
+        self.list_filtered(user, &ThreadFilter::default(), limit, after)
+            .await
+    }
+
+    /// One page of `user`'s threads that pass `filter`, newest first, starting after
+    /// `after`. Each filter reads a listing of its own (`index.lua`), so a page costs
+    /// O(page) whatever the filter.
+    ///
+    /// Ids whose meta has expired are pruned from the listing on the way, and the page is
+    /// refilled from further down.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or a stored thread is corrupt.
+    pub async fn list_filtered(
+        &self,
+        user: &UserId,
+        filter: &ThreadFilter,
+        limit: usize,
+        after: Option<ThreadCursor>,
+    ) -> Result<ThreadPage, StoreError> {
         let index = keys::thread_index(user);
         let mut conn = self.conn.clone();
+        if let Some(external) = &filter.external_id {
+            let id: Option<String> = conn.hget(format!("{index}:external"), external).await?;
+            let mut threads = Vec::new();
+            if let Some(id) = id.and_then(|raw| ThreadId::parse(&raw).ok())
+                && after.is_none()
+            {
+                let meta: HashMap<String, String> =
+                    conn.hgetall(keys::thread_meta(user, &id)).await?;
+                if !meta.is_empty() {
+                    let thread = parse_meta(user, &id, &meta)?;
+                    if thread.external_id.as_deref() == Some(external) && filter.admits(&thread) {
+                        threads.push(thread);
+                    }
+                }
+            }
+            return Ok(ThreadPage {
+                threads,
+                next: None,
+            });
+        }
+        let sets = filter.listings(&index);
         let mut threads = Vec::with_capacity(limit);
         let mut cursor = after;
         for _ in 0..=MAX_REFILLS {
             let want = limit - threads.len();
-            let (candidates, more) = self
-                .index_page(&mut conn, &index, want, cursor.as_ref())
-                .await?;
+            let mut candidates: Vec<(ThreadId, i64)> = Vec::new();
+            let mut more = false;
+            for set in &sets {
+                let (page, set_more) = self
+                    .index_page(&mut conn, set, want, cursor.as_ref())
+                    .await?;
+                candidates.extend(page);
+                more |= set_more;
+            }
+            // Several listings merge into one order: newest first, then id descending.
+            candidates.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.as_str().cmp(a.0.as_str())));
+            candidates.dedup_by(|a, b| a.0 == b.0);
+            if candidates.len() > want {
+                more = true;
+                candidates.truncate(want);
+            }
             let Some((last_id, last_score)) = candidates.last().cloned() else {
                 return Ok(ThreadPage {
                     threads,
@@ -258,24 +361,31 @@ impl Store {
                 updated_at_ms: last_score,
                 id: last_id,
             });
-
             let mut pipe = redis::pipe();
             for (id, _) in &candidates {
                 pipe.hgetall(keys::thread_meta(user, id));
             }
             let metas: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
             let mut expired = Vec::new();
+            let mut skipped = false;
             for ((id, _), meta) in candidates.into_iter().zip(metas) {
                 if meta.is_empty() {
                     expired.push(id);
+                    continue;
+                }
+                let thread = parse_meta(user, &id, &meta)?;
+                if filter.admits(&thread) {
+                    threads.push(thread);
                 } else {
-                    threads.push(parse_meta(user, &id, &meta)?);
+                    skipped = true;
                 }
             }
             if !expired.is_empty() {
-                self.prune_index(&mut conn, user, &expired).await?;
+                for set in &sets {
+                    self.prune_index(&mut conn, set, user, &expired).await?;
+                }
             }
-            if expired.is_empty() || !more {
+            if (expired.is_empty() && !skipped) || !more || threads.len() == limit {
                 return Ok(ThreadPage {
                     threads,
                     next: if more { cursor } else { None },
@@ -336,10 +446,11 @@ impl Store {
     async fn prune_index(
         &self,
         conn: &mut StoreConn,
+        set: &str,
         user: &UserId,
         expired: &[ThreadId],
     ) -> Result<(), StoreError> {
-        let mut invocation = scripts::PRUNE_INDEX.key(keys::thread_index(user));
+        let mut invocation = scripts::PRUNE_INDEX.key(set);
         for id in expired {
             invocation.key(keys::thread_meta(user, id)).arg(id.as_str());
         }
@@ -468,6 +579,17 @@ pub(super) fn parse_meta(
         context_summary_through: meta
             .get(schema::CONTEXT_SUMMARY_THROUGH)
             .and_then(|id| MessageId::parse(id).ok()),
+        archived: meta.get(schema::ARCHIVED).is_some_and(|v| v == "1"),
+        pinned: meta.get(schema::PINNED).is_some_and(|v| v == "1"),
+        tags: meta
+            .get(schema::TAGS)
+            .and_then(|raw| serde_json::from_str(raw).ok())
+            .unwrap_or_default(),
+        metadata: meta
+            .get(schema::METADATA)
+            .and_then(|raw| serde_json::from_str(raw).ok())
+            .unwrap_or_default(),
+        external_id: meta.get(schema::EXTERNAL_ID).cloned(),
         share: meta
             .get(schema::SHARE_TOKEN)
             .map(|token| crate::domain::ShareLink {

@@ -115,7 +115,7 @@ if meta[4] then
   redis.call('DEL', KEYS[5])
 end
 redis.call('HSET', KEYS[4], ARGV[4], 'g:' .. ARGV[6] .. ':' .. ARGV[7])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end

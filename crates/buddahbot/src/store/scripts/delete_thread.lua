@@ -5,8 +5,8 @@
 -- ARGV: 1 thread id
 -- Returns the number of keys deleted.
 local meta = redis.call('HMGET', KEYS[2], 'activeMessageId', 'streamId', 'streamOwner')
+unindex(KEYS[1], ARGV[1], KEYS[2])
 local deleted = redis.call('DEL', unpack(KEYS, 2))
-redis.call('ZREM', KEYS[1], ARGV[1])
 if meta[1] and meta[1] == meta[2] and meta[3] then
   redis.call('PUBLISH', meta[3], 'stop ' .. meta[1])
 end

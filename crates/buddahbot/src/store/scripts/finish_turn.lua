@@ -48,7 +48,7 @@ if meta[2] == ARGV[6] then
   redis.call('HDEL', KEYS[1], 'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted')
 end
 redis.call('HSET', KEYS[4], ARGV[4], 'd:' .. (count - 1) .. ':' .. ARGV[6])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end

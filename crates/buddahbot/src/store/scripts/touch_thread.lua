@@ -22,7 +22,7 @@ if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], 'model', ARGV[5])
 end
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3])
 for i = 1, 3 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end

@@ -1,0 +1,44 @@
+-- Library prepended to the scripts that touch a thread's place in its user's listings (see
+-- scripts.rs). A thread is listed in `<index>` (its user's threads not archived) or
+-- `<index>:archived`, and also in `<index>:pinned` when pinned and `<index>:tag:<tag>` for
+-- each tag (lower case), all scored by `updatedAt`, so every filter reads a page in O(page).
+-- The sets share the user's hash tag. Field names are those of store/schema.rs.
+local function reindex(index, id, score, meta, ttl)
+  local f = redis.call('HMGET', meta, 'archived', 'pinned', 'tags')
+  local sets = {}
+  if f[1] == '1' then
+    redis.call('ZREM', index, id)
+    sets[#sets + 1] = index .. ':archived'
+  else
+    sets[#sets + 1] = index
+  end
+  if f[2] == '1' then
+    sets[#sets + 1] = index .. ':pinned'
+  end
+  if f[3] then
+    for _, tag in ipairs(cjson.decode(f[3])) do
+      sets[#sets + 1] = index .. ':tag:' .. string.lower(tag)
+    end
+  end
+  for _, set in ipairs(sets) do
+    redis.call('ZADD', set, score, id)
+    redis.call('PEXPIRE', set, ttl)
+  end
+end
+
+-- Every listing a thread may be in, for its deletion.
+local function unindex(index, id, meta)
+  local f = redis.call('HMGET', meta, 'tags', 'externalId')
+  redis.call('ZREM', index, id)
+  redis.call('ZREM', index .. ':archived', id)
+  redis.call('ZREM', index .. ':pinned', id)
+  if f[1] then
+    for _, tag in ipairs(cjson.decode(f[1])) do
+      redis.call('ZREM', index .. ':tag:' .. string.lower(tag), id)
+    end
+  end
+  if f[2] and redis.call('HGET', index .. ':external', f[2]) == id then
+    redis.call('HDEL', index .. ':external', f[2])
+  end
+end
+
