@@ -609,14 +609,25 @@ pub async fn add_items(
     }))
 }
 
-/// The message an item id names, and the item.
-fn find_item(messages: &[ChatMessage], item: &str) -> Option<(MessageId, Value)> {
-    messages.iter().find_map(|message| {
-        responses::items(message)
-            .into_iter()
-            .find(|i| i["id"].as_str() == Some(item))
-            .map(|i| (message.id.clone(), i))
-    })
+/// The message a conversation's item id names, and the item.
+async fn find_item(
+    app: &App,
+    user: &UserId,
+    id: &ThreadId,
+    item: &str,
+) -> Result<(MessageId, Value), ApiError> {
+    let messages = current_messages(app, user, id)
+        .await
+        .map_err(|_| ApiError::NotFound("conversation"))?;
+    messages
+        .iter()
+        .find_map(|message| {
+            responses::items(message)
+                .into_iter()
+                .find(|i| i["id"].as_str() == Some(item))
+                .map(|i| (message.id.clone(), i))
+        })
+        .ok_or(ApiError::NotFound("item"))
 }
 
 /// `GET /api/conversations/{id}/items/{item}`.
@@ -629,12 +640,7 @@ pub async fn get_item(
     id: &ThreadId,
     item: &str,
 ) -> Result<Value, ApiError> {
-    let messages = current_messages(app, user, id)
-        .await
-        .map_err(|_| ApiError::NotFound("conversation"))?;
-    find_item(&messages, item)
-        .map(|(_, item)| item)
-        .ok_or(ApiError::NotFound("item"))
+    Ok(find_item(app, user, id, item).await?.1)
 }
 
 /// `DELETE /api/conversations/{id}/items/{item}`: deletes the message the item is (a
@@ -649,10 +655,7 @@ pub async fn delete_item(
     id: &ThreadId,
     item: &str,
 ) -> Result<Value, ApiError> {
-    let messages = current_messages(app, user, id)
-        .await
-        .map_err(|_| ApiError::NotFound("conversation"))?;
-    let (message, _) = find_item(&messages, item).ok_or(ApiError::NotFound("item"))?;
+    let (message, _) = find_item(app, user, id, item).await?;
     app.store().delete_messages(user, id, &[message]).await?;
     retrieve_conversation(app, user, id).await
 }
