@@ -9,7 +9,7 @@ use crate::helpers::{SECRET, TestApp, error_code, into_parts};
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/authjs/vectors.json"
+    "/tests/vectors/authjs/vectors.json"
 );
 
 fn now() -> i64 {

@@ -9,7 +9,7 @@ use crate::helpers::{SECRET, TestApp, error_code, into_parts};
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/authjs/vectors.json"
+    "/tests/vectors/authjs/vectors.json"
 );
 
 /// Auth.js splits a token longer than this over several cookies.

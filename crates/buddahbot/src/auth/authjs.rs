@@ -3,7 +3,7 @@
 //!
 //! This module owns key derivation (HKDF from the shared secret, salted with the cookie name),
 //! JWE decryption (`dir` with `A256CBC-HS512` or `A256GCM`), and the claim checks that turn a
-//! token into a [`UserId`]. The scheme is described in `shared/vectors/authjs/README.md`.
+//! token into a [`UserId`]. The scheme is described in `tests/vectors/authjs/README.md`.
 //!
 //! It does not read request parts or decide whether a cookie or a bearer header wins: callers
 //! pass strings in and get an [`AuthError`] (always a 401) or a user out. The frontend issues
@@ -731,7 +731,7 @@ mod tests {
 
     const VECTORS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/authjs/vectors.json"
+        "/../../tests/vectors/authjs/vectors.json"
     );
     /// The secret every vector is made with (and the newest configured one in crafted tests).
     const SECRET: &str = "dev-secret-please-change-0123456789abcdef";
