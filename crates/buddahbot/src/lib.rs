@@ -25,6 +25,8 @@
 //! - [`chat`]: the chat turn: store, fit the prompt to the context window, answer from the
 //!   cache or call the model, tee the stream, store the reply; and resuming or stopping a
 //!   generation. Its module doc lists its parts.
+//! - [`responses`]: the OpenAI Responses and Conversations APIs as views of the thread store
+//!   (a conversation is a thread, a response a turn, an item a message).
 //! - [`protocol`]: what clients are sent: [`protocol::encoder`], every format's event
 //!   sequence (live and replayed), and the OpenAI and AI SDK shapes it is made of.
 //! - [`timing`]: where a request's time went (`Server-Timing`), recorded by the layers that
@@ -36,7 +38,9 @@
 //!   extractor; [`http::headers`], the header names and rate-limit headers;
 //!   [`http::timing`], the `Server-Timing` middleware.
 //! - [`error`]: [`error::ApiError`], the single JSON error shape, and the error log.
-//! - [`routes`]: one router per function, plus the local router mounting them all.
+//! - [`routes`]: one router per function, plus the local router mounting them all (the
+//!   organisation fields and filters, feedback, share links and forks are handled here over
+//!   the store).
 //! - [`local_redis`]: a private `redis-server` child for the dev server and tests, and a
 //!   private Redis Cluster for tests.
 //! - [`telemetry`]: tracing to stderr.
