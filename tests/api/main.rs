@@ -16,6 +16,7 @@ mod connections;
 mod context;
 mod cors;
 mod errors;
+mod export;
 mod feedback;
 mod generation;
 mod health;

@@ -5,6 +5,7 @@
 //! the dev server and tests, including passing `/api/threads/:id`'s segment as `?id=`.
 
 mod chat;
+mod export;
 mod feedback;
 mod health;
 mod organize;
@@ -170,6 +171,12 @@ pub fn local(app: App) -> Router {
                 .into_service(),
         )
         .route_service("/api/feedback", feedback_list(app.clone()).into_service())
+        .route_service(
+            "/api/export",
+            threads(app.clone())
+                .layer(middleware::map_request(export_params))
+                .into_service(),
+        )
         .route_service(
             "/api/shared/{token}",
             shared(app.clone())
@@ -341,6 +348,11 @@ async fn segments_as_params(mut request: Request) -> Request {
     request
 }
 
+/// `/api/export` → `/api/threads`'s `?view=export`, as `vercel.json`'s rewrite passes it.
+async fn export_params(request: Request) -> Request {
+    with_param(request, "view", usize::MAX, "")
+}
+
 /// `/api/shared/:token` → `?token=`, as `vercel.json`'s rewrite passes it.
 async fn segment_as_token_param(request: Request) -> Request {
     with_param(request, "token", 0, "")
@@ -355,7 +367,12 @@ async fn shared_copy_params(request: Request) -> Request {
 /// with `extra` parameters.
 fn with_param(mut request: Request, name: &str, from_end: usize, extra: &str) -> Request {
     let uri = request.uri();
-    let segment = uri.path().rsplit('/').nth(from_end).unwrap_or_default();
+    // `usize::MAX`: the value is fixed, not a segment (`export`).
+    let segment = if from_end == usize::MAX {
+        "export"
+    } else {
+        uri.path().rsplit('/').nth(from_end).unwrap_or_default()
+    };
     let mut query = format!("{name}={segment}");
     if !extra.is_empty() {
         query = format!("{query}&{extra}");

@@ -61,7 +61,13 @@ pub async fn get(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-) -> Result<AppJson<ThreadWithMessages>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    match query.get("action") {
+        None => {}
+        Some("export") => return super::export::thread(&app, &user, &query).await,
+        Some(_) => return Err(ApiError::RouteNotFound),
+    }
     let id = super::thread_id(&query)?;
     let limit = page_limit(query.get("limit"), DEFAULT_MESSAGES_LIMIT)?;
     let ui = wants_ui(&query)?;
@@ -88,7 +94,8 @@ pub async fn get(
             Messages::Stored(page.messages.into_iter().filter(|m| !m.deleted).collect())
         },
         next_cursor: page.next.map(MessageCursor::encode),
-    }))
+    })
+    .into_response())
 }
 
 pub async fn rename(

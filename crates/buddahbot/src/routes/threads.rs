@@ -41,6 +41,9 @@ pub async fn list(
     if query.get("view") == Some("feedback") {
         return super::feedback::list(State(app), Authenticated(user), query).await;
     }
+    if query.get("view") == Some("export") {
+        return super::export::all(&app, &user, &query).await;
+    }
     let limit = page_limit(query.get("limit"), DEFAULT_THREADS_LIMIT)?;
     let cursor = optional_param(&query, "cursor", ThreadCursor::parse)?;
     let filter = super::organize::filter(&query)?;
