@@ -24,12 +24,12 @@ const INSTRUCTIONS: &str = "Name the conversation that begins with the user's me
 Answer with a title of at most six words, in the message's language, without quotes, \
 punctuation at the end, or anything else.";
 
-/// Asks the model for a title for a thread whose first message is `text`. Its tokens count
-/// toward the user's budget.
+/// Asks the model for a title for a thread whose first message is `text`: the title (`None`
+/// when it answered nothing usable) and the tokens it spent (for the user's budget).
 ///
 /// # Errors
-/// [`UpstreamError`] when the model fails; `Ok(None)` when it answered nothing usable.
-pub async fn ask(app: &App, user: &UserId, text: &str) -> Result<Option<Title>, UpstreamError> {
+/// [`UpstreamError`] when the model fails.
+pub async fn ask(app: &App, text: &str) -> Result<(Option<Title>, u64), UpstreamError> {
     let config = app.config();
     let model = ModelName::configured(
         config
@@ -60,18 +60,16 @@ pub async fn ask(app: &App, user: &UserId, text: &str) -> Result<Option<Title>, 
         .upstream()
         .complete_within(&request, config.chat.max_duration)
         .await?;
-    if let Some(usage) = completion.usage {
-        let tokens = u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens);
-        if let Err(err) = app.store().add_tokens(user, tokens).await {
-            tracing::warn!(error = %err, "the title's tokens could not be counted");
-        }
-    }
-    Ok(completion
+    let tokens = completion.usage.map_or(0, |usage| {
+        u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens)
+    });
+    let title = completion
         .choices
         .into_iter()
         .next()
         .and_then(|c| c.message.content)
-        .and_then(|raw| clean(&raw)))
+        .and_then(|raw| clean(&raw));
+    Ok((title, tokens))
 }
 
 /// A model's answer as a title: its first line, without quotes or trailing punctuation,
@@ -115,21 +113,23 @@ pub(super) async fn write_first(
     text: String,
     ready: oneshot::Sender<Title>,
 ) {
-    let title = match ask(&app, &user, &text).await {
-        Ok(Some(title)) => title,
-        Ok(None) => return,
+    let (title, tokens) = match ask(&app, &text).await {
+        Ok(answer) => answer,
         Err(err) => {
             tracing::warn!(thread = %thread, error = %err, "the model could not title the thread");
             return;
         }
     };
+    // One round trip: the title (when there is one) and its tokens.
     match app
         .store()
-        .set_model_title(&user, &thread, &title, false)
+        .set_model_title(&user, &thread, title.as_ref(), false, tokens)
         .await
     {
         Ok(true) => {
-            let _ = ready.send(title);
+            if let Some(title) = title {
+                let _ = ready.send(title);
+            }
         }
         Ok(false) => {}
         Err(err) => tracing::warn!(thread = %thread, error = %err, "the title could not be kept"),

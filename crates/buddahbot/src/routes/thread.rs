@@ -209,18 +209,17 @@ pub async fn post_action(
         .ok_or_else(|| {
             ApiError::InvalidBody("the thread has no message to name it by yet".to_owned())
         })?;
-    let title = crate::chat::title::ask(&app, &user, &first.content)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Upstream(crate::upstream::UpstreamError::Protocol(
-                "the model answered no title".to_owned(),
-            ))
-        })?;
-    if !app
+    let (title, tokens) = crate::chat::title::ask(&app, &first.content).await?;
+    let kept = app
         .store()
-        .set_model_title(&user, &id, &title, true)
-        .await?
-    {
+        .set_model_title(&user, &id, title.as_ref(), true, tokens)
+        .await?;
+    if title.is_none() {
+        return Err(ApiError::Upstream(
+            crate::upstream::UpstreamError::Protocol("the model answered no title".to_owned()),
+        ));
+    }
+    if !kept {
         return Err(ApiError::ThreadNotFound);
     }
     let page = app

@@ -64,8 +64,10 @@ impl Store {
             .await
     }
 
-    /// Sets a model-written title: over the provisional one, or over any when `force`d.
-    /// Returns whether it was set (`false`: the thread is gone, or the user named it).
+    /// Sets a model-written title (`None` when the model gave none): over the provisional
+    /// one, or over any when `force`d; and counts the `tokens` it cost toward the user's day,
+    /// in the same round trip. Returns whether the title was set (`false`: none, the thread
+    /// is gone, or the user named it).
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -73,13 +75,17 @@ impl Store {
         &self,
         user: &UserId,
         thread: &ThreadId,
-        title: &crate::domain::Title,
+        title: Option<&crate::domain::Title>,
         force: bool,
+        tokens: u64,
     ) -> Result<bool, StoreError> {
         let set: i64 = scripts::SET_TITLE
             .key(keys::thread_meta(user, thread))
-            .arg(title.as_str())
+            .key(super::limits::todays_tokens_key(user))
+            .arg(title.map_or("", crate::domain::Title::as_str))
             .arg(if force { "1" } else { "" })
+            .arg(tokens)
+            .arg(super::limits::TOKEN_COUNTER_TTL.as_secs())
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(set == 1)

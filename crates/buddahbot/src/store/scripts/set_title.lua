@@ -1,9 +1,18 @@
 -- Sets a model-written title: over a provisional one (`titleAuto`), or over any when forced
--- (a title asked for on demand). The title is then the thread's own. The field names are
--- those of store/schema.rs.
--- KEYS: 1 meta
--- ARGV: 1 title, 2 '1' to force
--- Returns 1 when set; 0 when the thread is gone or the user named it meanwhile.
+-- (a title asked for on demand). The title is then the thread's own. Also counts the tokens
+-- the model spent on it toward the user's day (whether or not the title is kept), so a title
+-- costs one round trip. The field names are those of store/schema.rs.
+-- KEYS: 1 meta, 2 the day's token counter
+-- ARGV: 1 title ('' when the model gave none), 2 '1' to force, 3 tokens spent, 4 token
+--       counter ttl (s)
+-- Returns 1 when set; 0 when not (no title, the thread is gone, or the user named it).
+local tokens = tonumber(ARGV[3])
+if tokens > 0 and redis.call('INCRBY', KEYS[2], tokens) == tokens then
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+if ARGV[1] == '' then
+  return 0
+end
 local meta = redis.call('HMGET', KEYS[1], 'id', 'titleAuto')
 if not meta[1] then
   return 0
