@@ -68,9 +68,6 @@ pub enum ApiError {
     /// A stop for a generation whose reply is not streamed.
     #[error("a reply that is not streamed cannot be stopped")]
     NotStoppable,
-    /// A regenerate of a reply that is not the thread's latest message.
-    #[error("only the latest reply can be regenerated")]
-    NotLatestReply,
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -113,7 +110,6 @@ impl ApiError {
             Self::ThreadExists
             | Self::ExternalIdTaken
             | Self::GenerationInProgress { .. }
-            | Self::NotLatestReply
             | Self::NotStoppable => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -139,7 +135,6 @@ impl ApiError {
             Self::ThreadExists => "thread_exists",
             Self::ExternalIdTaken => "external_id_taken",
             Self::GenerationInProgress { .. } => "generation_in_progress",
-            Self::NotLatestReply => "not_latest_reply",
             Self::NotStoppable => "not_stoppable",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -188,10 +183,6 @@ impl ApiError {
             Self::NotStoppable => "This reply is not streamed, so it cannot be stopped; close its \
                  request instead."
                 .to_owned(),
-            Self::NotLatestReply => {
-                "Only the thread's latest reply can be regenerated; send a new message instead."
-                    .to_owned()
-            }
             Self::RouteNotFound => "No such route.".to_owned(),
             Self::MethodNotAllowed { allow } => {
                 format!("This route does not allow that method; use one of: {allow}.")
@@ -420,7 +411,6 @@ mod tests {
                 "method_not_allowed",
             ),
             (ApiError::ThreadExists, 409, "thread_exists"),
-            (ApiError::NotLatestReply, 409, "not_latest_reply"),
             (ApiError::NotStoppable, 409, "not_stoppable"),
             (
                 ApiError::PayloadTooLarge { limit: 1 },

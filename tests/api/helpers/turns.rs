@@ -111,6 +111,7 @@ pub async fn dead_generator(
                 lease,
                 format: Some(ReplyFormat::Ui),
                 regenerate: false,
+                placement: &buddahbot::domain::Placement::AfterLeaf,
             },
             &LimitSet::default(),
         )

@@ -113,7 +113,7 @@ async fn answer(
             "`messages` hold no new turn".to_owned(),
         ));
     };
-    let ids = Arc::new(TurnIds {
+    let mut ids = Arc::new(TurnIds {
         user,
         thread,
         user_message: first.id.clone(),
@@ -147,6 +147,7 @@ async fn answer(
                     lease: config.chat.generation_lease,
                     format: request.stream.then_some(request.format),
                     regenerate: request.regenerate,
+                    placement: &request.placement,
                 },
                 limits,
             )
@@ -155,7 +156,17 @@ async fn answer(
             TurnStart::Proceed {
                 stream_start_ms,
                 context,
-            } => (stream_start_ms, context),
+                turn_key,
+            } => {
+                if turn_key != ids.user_message {
+                    // A regenerate of an edited message: its turn is the edit's.
+                    ids = Arc::new(TurnIds {
+                        user_message: turn_key,
+                        ..TurnIds::clone(&ids)
+                    });
+                }
+                (stream_start_ms, context)
+            }
             TurnStart::RateLimited => return Err(ApiError::RateLimited(decision)),
             TurnStart::ThreadNotFound => return Err(ApiError::ThreadNotFound),
             TurnStart::InProgress { reply_id } | TurnStart::Busy { reply_id } => {
@@ -164,7 +175,12 @@ async fn answer(
             TurnStart::Answered(reply) => {
                 return Ok((response::replay(&ids.thread, &reply, &request), decision));
             }
-            TurnStart::NotLatest => return Err(ApiError::NotLatestReply),
+            TurnStart::NoParent { id } => {
+                return Err(ApiError::InvalidBody(format!(
+                    "`{}` names message `{id}`, which is not in this thread",
+                    request.placement_field()
+                )));
+            }
         };
         (stream_start_ms, thread_context, decision)
     };

@@ -18,8 +18,8 @@ use super::context::Truncation;
 use crate::{
     config::{ChatConfig, Config},
     domain::{
-        ChatMessage, MaxTokens, MessageId, MessagePart, ModelName, Role, Temperature, ThreadId,
-        ToolCall, Tools,
+        ChatMessage, MaxTokens, MessageId, MessagePart, ModelName, Placement, Role, Temperature,
+        ThreadId, ToolCall, Tools,
     },
     error::ApiError,
     upstream::wire::{ImageUrl, PromptContent, PromptMessage, PromptPart, PromptToolCall},
@@ -38,6 +38,14 @@ pub struct ChatBody {
     /// The AI SDK's `submit-message` or `regenerate-message`.
     #[serde(default)]
     pub trigger: Option<String>,
+    /// The AI SDK's `messageId`: with `submit-message`, the stored message the new one is an
+    /// edit of (with `regenerate-message`, the reply to replace: the turn says which).
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// The message the new one goes under (a branch from there), instead of after the
+    /// active branch's last message.
+    #[serde(default, alias = "parent_id")]
+    pub parent_id: Option<String>,
     pub messages: Vec<WireMessage>,
     #[serde(default)]
     pub model: Option<String>,
@@ -192,6 +200,8 @@ pub struct TurnRequest {
     /// Store nothing (the Responses API's `store: false`): the reply is answered, its tokens
     /// counted, and nothing else is written.
     pub ephemeral: bool,
+    /// Where the new message goes among the thread's branches.
+    pub placement: Placement,
 }
 
 /// The messages a turn adds to its thread before the reply.
@@ -341,6 +351,7 @@ impl TurnRequest {
         };
 
         let options = Options::parse(&body, config)?;
+        let placement = placement(&body, &input, false)?;
         let stream = body.stream.unwrap_or(dialect == Dialect::Native);
         Ok(Self {
             thread_id,
@@ -361,6 +372,7 @@ impl TurnRequest {
             response: None,
             create: false,
             ephemeral: false,
+            placement,
         })
     }
 
@@ -452,6 +464,7 @@ impl TurnRequest {
         let input = input.ok_or_else(|| not_a_turn(count - 1))?;
 
         let options = Options::parse(&body, config)?;
+        let placement = placement(&body, &input, !regenerate)?;
         Ok(Self {
             thread_id: Some(thread_id),
             prompt,
@@ -471,6 +484,7 @@ impl TurnRequest {
             response: None,
             create: true,
             ephemeral: false,
+            placement,
         })
     }
 
@@ -504,9 +518,21 @@ impl TurnRequest {
             TurnInput::User { id, parts } => {
                 let text = self.user_text();
                 let mut message = ChatMessage::new(Role::User, text.as_ref());
-                message.id = id
-                    .clone()
-                    .unwrap_or_else(|| derived_id(thread, position, "user", &text));
+                message.id = match (&self.placement, id) {
+                    // `useChat` keeps the edited message's id for its new version: the
+                    // version gets one of its own, the same for the same edit (a retry).
+                    (Placement::Beside(original), Some(id)) if id == original => {
+                        let edit = serde_json::to_string(parts).unwrap_or_default();
+                        derived_id(
+                            thread,
+                            position,
+                            "edit",
+                            &format!("{original}\0{text}\0{edit}"),
+                        )
+                    }
+                    (_, Some(id)) => id.clone(),
+                    (_, None) => derived_id(thread, position, "user", &text),
+                };
                 message.parts.clone_from(parts);
                 vec![message]
             }
@@ -523,6 +549,14 @@ impl TurnRequest {
                     message
                 })
                 .collect(),
+        }
+    }
+
+    /// The request field that chose the turn's placement, for errors.
+    pub fn placement_field(&self) -> &'static str {
+        match self.placement {
+            Placement::Beside(_) => "messageId",
+            Placement::AfterLeaf | Placement::Under(_) => "parentId",
         }
     }
 
@@ -550,6 +584,45 @@ fn derived_id(thread: &ThreadId, position: u64, kind: &str, key: &str) -> Messag
     let digest = hash.finalize();
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     MessageId::parse(&format!("h{hex}")).unwrap_or_default()
+}
+
+/// Where a turn's new message goes: under the body's `parentId`, beside the message an AI SDK
+/// edit names (`messageId` with `submit-message`, when `edits`), or after the active branch.
+/// Only a new user message can be placed.
+fn placement(body: &ChatBody, input: &TurnInput, edits: bool) -> Result<Placement, ApiError> {
+    let parent = body
+        .parent_id
+        .as_deref()
+        .map(|raw| {
+            MessageId::parse(raw).map_err(|e| invalid("parentId", format_args!("is invalid: {e}")))
+        })
+        .transpose()?;
+    // `useChat` names the last message in `messageId` on other sends too (a follow-up after
+    // tool results): only a user message sent under that same id is an edit.
+    let edited = match (body.message_id.as_deref(), input) {
+        (Some(raw), TurnInput::User { id: Some(id), .. }) if edits && raw == id.as_str() => {
+            Some(id.clone())
+        }
+        _ => None,
+    };
+    let placement = match (parent, edited) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "parentId",
+                "cannot be given with `messageId`: an edit goes beside the message it edits",
+            ));
+        }
+        (Some(parent), None) => Placement::Under(parent),
+        (None, Some(edited)) => Placement::Beside(edited),
+        (None, None) => Placement::AfterLeaf,
+    };
+    if matches!(placement, Placement::Under(_)) && !matches!(input, TurnInput::User { .. }) {
+        return Err(invalid(
+            "parentId",
+            "places a new user message: the last message must be one",
+        ));
+    }
+    Ok(placement)
 }
 
 /// The last message is neither a user message nor tool results.

@@ -189,6 +189,61 @@ pub struct ChatMessage {
     /// turn index stays right) but shown by no view.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Where the message stands in its thread's branches. Views set it; it is never stored
+    /// (the thread's tree is: `store/scripts/tree.lua`).
+    #[serde(flatten, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub place: Option<BranchPlace>,
+}
+
+/// A message's place among its thread's branches, as views show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BranchPlace {
+    /// The message it follows; `None` for a thread's first message.
+    pub parent_id: Option<MessageId>,
+    pub branch: Branch,
+    /// Every version of the message (its parent's children, oldest first, itself included),
+    /// when there is more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sibling_ids: Option<Vec<MessageId>>,
+}
+
+/// Which of its versions a message is: `index` (from 0) of `count`, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branch {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl BranchPlace {
+    /// The place of a message among `siblings` (ids, oldest first; empty when it has no
+    /// other version).
+    pub fn among(id: &MessageId, parent_id: Option<MessageId>, siblings: Vec<MessageId>) -> Self {
+        let count = u32::try_from(siblings.len().max(1)).unwrap_or(u32::MAX);
+        let index = siblings
+            .iter()
+            .position(|s| s == id)
+            .and_then(|i| u32::try_from(i).ok())
+            .unwrap_or(0);
+        Self {
+            parent_id,
+            branch: Branch { index, count },
+            sibling_ids: (siblings.len() > 1).then_some(siblings),
+        }
+    }
+}
+
+/// Where a chat turn's new messages go among the thread's branches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// After the last message of the active branch: every turn of a linear conversation.
+    #[default]
+    AfterLeaf,
+    /// Under this message, beside any replies it has (a request's `parentId`).
+    Under(MessageId),
+    /// Beside this message, as a new version of it (an AI SDK edit: `submit-message` with
+    /// the `messageId` of a stored message).
+    Beside(MessageId),
 }
 
 /// Longest feedback comment, in characters.
@@ -300,6 +355,7 @@ impl ChatMessage {
             response: None,
             feedback: None,
             deleted: false,
+            place: None,
         }
     }
 
@@ -348,6 +404,8 @@ pub struct Thread {
     /// The frontend's own id for the thread, unique per user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// The last message of the branch the thread shows (`null` before its first message).
+    pub active_leaf_id: Option<MessageId>,
     /// The thread's share link, when it has one (`null` when not shared).
     pub share: Option<ShareLink>,
     /// The thread this one was forked from, and the message the fork copied up to.

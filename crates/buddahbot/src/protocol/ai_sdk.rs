@@ -122,6 +122,9 @@ pub fn message_metadata(message: &ChatMessage) -> Value {
             "ttftMs",
             "durationMs",
             "feedback",
+            "parentId",
+            "branch",
+            "siblingIds",
         ] {
             if let Some(value) = stored.get(key) {
                 meta.insert(key.to_owned(), value.clone());
@@ -161,7 +164,20 @@ pub fn ui_messages(messages: &[ChatMessage]) -> Vec<Value> {
                     // A reply that continues after the results: the message's next step.
                     Some((ui, continues)) if *continues => {
                         push_step(ui, message);
-                        ui["metadata"] = message_metadata(message);
+                        // The latest step's metadata, but the first step's place among the
+                        // branches: its versions are the message's.
+                        let mut meta = message_metadata(message);
+                        for key in ["parentId", "branch", "siblingIds"] {
+                            match ui["metadata"].get(key).cloned() {
+                                Some(place) => meta[key] = place,
+                                None => {
+                                    if let Some(meta) = meta.as_object_mut() {
+                                        meta.remove(key);
+                                    }
+                                }
+                            }
+                        }
+                        ui["metadata"] = meta;
                         *continues = !calls.is_empty();
                     }
                     _ => {

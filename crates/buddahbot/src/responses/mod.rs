@@ -21,11 +21,13 @@ use crate::{
         request::{TurnInput, TurnRequest},
         resume::{self, ResumeFrom},
     },
-    domain::{ChatMessage, MessageId, ReplyFormat, Role, ThreadId, ThreadStatus, UserId},
+    domain::{
+        ChatMessage, MessageId, Placement, ReplyFormat, Role, ThreadId, ThreadStatus, UserId,
+    },
     error::ApiError,
     protocol::encoder::Encoder,
     protocol::responses::{self, ResponseId, Settings, Status},
-    store::LimitSet,
+    store::{BranchPage, BranchRead, LimitSet},
     upstream::wire::{ImageUrl, PromptContent, PromptMessage, PromptPart, PromptToolCall},
 };
 use request::{CreateBody, CreateRequest, History};
@@ -47,8 +49,8 @@ pub async fn create(
     background: Background,
 ) -> Result<Response, ApiError> {
     let request = CreateRequest::parse(body, app.config())?;
-    let (thread, history) = match &request.history {
-        History::New => (ThreadId::new(), Vec::new()),
+    let (thread, history, placement) = match &request.history {
+        History::New => (ThreadId::new(), Vec::new(), Placement::AfterLeaf),
         History::Previous(raw) => {
             // As OpenAI answers: a 400 naming the field (another user's id is just as unknown).
             let unknown = || {
@@ -57,22 +59,18 @@ pub async fn create(
                 ))
             };
             let id = ResponseId::parse(raw).ok_or_else(unknown)?;
-            let messages = current_messages(app, &user, &id.thread)
-                .await
-                .map_err(|e| match e {
-                    ApiError::ThreadNotFound => unknown(),
-                    other => other,
-                })?;
-            let at = messages
-                .iter()
-                .position(|m| m.id == id.reply && m.role == Role::Assistant)
+            // The conversation up to that response: continuing from an earlier one than the
+            // latest starts a branch there.
+            let messages = branch_messages(app, &user, &id.thread, BranchRead::EndingAt(&id.reply))
+                .await?
                 .ok_or_else(unknown)?;
-            if at + 1 != messages.len() {
-                return Err(ApiError::InvalidBody(
-                    "`previous_response_id` names a response that later turns already continued; continue from the latest".to_owned(),
-                ));
+            if !messages
+                .last()
+                .is_some_and(|m| m.id == id.reply && m.role == Role::Assistant)
+            {
+                return Err(unknown());
             }
-            (id.thread, messages)
+            (id.thread, messages, Placement::Under(id.reply))
         }
         History::Conversation(thread) => {
             let messages = current_messages(app, &user, thread)
@@ -81,7 +79,7 @@ pub async fn create(
                     ApiError::ThreadNotFound => ApiError::NotFound("conversation"),
                     other => other,
                 })?;
-            (thread.clone(), messages)
+            (thread.clone(), messages, Placement::AfterLeaf)
         }
     };
     let reply = MessageId::new();
@@ -133,6 +131,7 @@ pub async fn create(
         response: Some(Arc::clone(&settings)),
         create: matches!(request.history, History::New),
         ephemeral,
+        placement,
     };
     let response = chat::run(app, user, turn, limits, background).await?;
     if !background_only {
@@ -152,23 +151,53 @@ pub async fn create(
     Ok(axum::Json(object).into_response())
 }
 
-/// A thread's messages as a conversation holds them: neither deleted ones nor replies a
-/// regenerate replaced. 404 (`ThreadNotFound`) when the thread does not exist.
+/// A thread's messages as a conversation holds them: its active branch, without deleted
+/// ones. 404 (`ThreadNotFound`) when the thread does not exist.
 pub async fn current_messages(
     app: &App,
     user: &UserId,
     thread: &ThreadId,
 ) -> Result<Vec<ChatMessage>, ApiError> {
-    let page = app
+    branch_messages(app, user, thread, BranchRead::Active)
+        .await?
+        .ok_or(ApiError::ThreadNotFound)
+}
+
+/// Every message of a thread, of every branch (responses are found by id wherever they
+/// are), without deleted ones. 404 (`ThreadNotFound`) when the thread does not exist.
+async fn all_messages(
+    app: &App,
+    user: &UserId,
+    thread: &ThreadId,
+) -> Result<Vec<ChatMessage>, ApiError> {
+    let (_, messages) = app
         .store()
-        .thread_page(user, thread, WHOLE_THREAD, None)
+        .whole_thread(user, thread)
         .await?
         .ok_or(ApiError::ThreadNotFound)?;
-    Ok(page
-        .messages
-        .into_iter()
-        .filter(|m| !m.deleted && m.superseded_by.is_none())
-        .collect())
+    Ok(messages.into_iter().filter(|m| !m.deleted).collect())
+}
+
+/// The whole of one branch of a thread, without deleted messages; `None` when the thread or
+/// the message the branch is named by does not exist.
+async fn branch_messages(
+    app: &App,
+    user: &UserId,
+    thread: &ThreadId,
+    branch: BranchRead<'_>,
+) -> Result<Option<Vec<ChatMessage>>, ApiError> {
+    Ok(
+        match app
+            .store()
+            .branch_page(user, thread, WHOLE_THREAD, None, branch)
+            .await?
+        {
+            BranchPage::Page(page) => {
+                Some(page.messages.into_iter().filter(|m| !m.deleted).collect())
+            }
+            BranchPage::ThreadNotFound | BranchPage::MessageNotFound => None,
+        },
+    )
 }
 
 /// A stored message as the model gets it.
@@ -223,13 +252,12 @@ pub fn prompt_message(message: &ChatMessage) -> Option<PromptMessage> {
 /// 404 for an id that is not a response of this user's.
 pub async fn retrieve(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiError> {
     let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
-    let page = app
+    let (thread, messages) = app
         .store()
-        .thread_page(user, &id.thread, WHOLE_THREAD, None)
+        .whole_thread(user, &id.thread)
         .await?
         .ok_or(ApiError::NotFound("response"))?;
-    if let Some(reply) = page
-        .messages
+    if let Some(reply) = messages
         .iter()
         .find(|m| m.id == id.reply && m.role == Role::Assistant && !m.deleted)
     {
@@ -252,8 +280,7 @@ pub async fn retrieve(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiE
     }
     // Not stored yet: generating, or its generator died.
     let wanted = id.to_string();
-    let first_input = page
-        .messages
+    let first_input = messages
         .iter()
         .find(|m| m.response_id.as_deref() == Some(&wanted) && !m.deleted)
         .ok_or(ApiError::NotFound("response"))?;
@@ -262,7 +289,7 @@ pub async fn retrieve(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiE
         .clone()
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
-    let generating = matches!(&page.thread.status,
+    let generating = matches!(&thread.status,
         ThreadStatus::Streaming { active_message_id } if *active_message_id == id.reply);
     let (status, error) = if generating {
         (Status::InProgress, None)
@@ -278,7 +305,7 @@ pub async fn retrieve(app: &App, user: &UserId, raw: &str) -> Result<Value, ApiE
     Ok(responses::object(
         &id,
         &settings,
-        page.thread.model.as_deref().unwrap_or_default(),
+        thread.model.as_deref().unwrap_or_default(),
         first_input.created_at.as_second(),
         status,
         None,
@@ -308,7 +335,7 @@ pub async fn stream(
     {
         return Ok(live);
     }
-    let messages = current_messages(app, &user, &id.thread)
+    let messages = all_messages(app, &user, &id.thread)
         .await
         .map_err(|_| ApiError::NotFound("response"))?;
     let reply = messages
@@ -376,7 +403,7 @@ async fn response_messages(
     raw: &str,
 ) -> Result<(ResponseId, Vec<ChatMessage>), ApiError> {
     let id = ResponseId::parse(raw).ok_or(ApiError::NotFound("response"))?;
-    let messages = current_messages(app, user, &id.thread)
+    let messages = all_messages(app, user, &id.thread)
         .await
         .map_err(|_| ApiError::NotFound("response"))?;
     if !messages.iter().any(|m| m.id == id.reply) {

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     app::App,
-    domain::{ChatMessage, Role, Thread, ThreadId, UserId, now},
+    domain::{ChatMessage, MessageId, Role, Thread, ThreadId, UserId, now},
     error::ApiError,
     http::QueryParams,
     store::{ArchivedFilter, ThreadFilter},
@@ -23,8 +23,6 @@ use crate::{
 
 /// Threads read per index page while exporting.
 const PAGE: usize = 50;
-/// Messages a thread may hold (far more than a request may carry).
-const WHOLE_THREAD: usize = 100_000;
 /// Frames buffered ahead of a slow client.
 const BUFFERED: usize = 4;
 
@@ -50,8 +48,8 @@ fn format(
     }
 }
 
-/// A thread's messages as exported: every one, replaced replies included (they are its
-/// other branches), deleted ones left out.
+/// A thread's messages as exported: every one of every branch, in the order they were
+/// written, each with its `parentId` and `branch`; deleted ones left out.
 async fn messages(
     app: &App,
     user: &UserId,
@@ -59,14 +57,33 @@ async fn messages(
 ) -> Result<Option<(Thread, Vec<ChatMessage>)>, ApiError> {
     Ok(app
         .store()
-        .thread_page(user, thread, WHOLE_THREAD, None)
+        .whole_thread(user, thread)
         .await?
-        .map(|page| {
-            let messages = page.messages.into_iter().filter(|m| !m.deleted).collect();
-            (page.thread, messages)
+        .map(|(thread, messages)| {
+            let messages = messages.into_iter().filter(|m| !m.deleted).collect();
+            (thread, messages)
         }))
 }
 
+/// The messages of the active branch (from its leaf up by `parentId`), oldest first.
+fn active_branch<'a>(thread: &Thread, messages: &'a [ChatMessage]) -> Vec<&'a ChatMessage> {
+    let by_id: std::collections::HashMap<&MessageId, &ChatMessage> =
+        messages.iter().map(|m| (&m.id, m)).collect();
+    let mut branch = Vec::new();
+    let mut at = thread.active_leaf_id.as_ref();
+    while let Some(message) = at.and_then(|id| by_id.get(id)) {
+        branch.push(*message);
+        at = message.place.as_ref().and_then(|p| p.parent_id.as_ref());
+        if branch.len() > messages.len() {
+            break;
+        }
+    }
+    branch.reverse();
+    branch
+}
+
+/// The thread as a readable document: its active branch, each message marked with its
+/// version when it has others.
 fn markdown(thread: &Thread, messages: &[ChatMessage]) -> String {
     let stamp = |m: &ChatMessage| {
         serde_json::to_value(m)
@@ -85,17 +102,18 @@ fn markdown(thread: &Thread, messages: &[ChatMessage]) -> String {
         thread.created_at,
         thread.updated_at
     );
-    for message in messages {
+    for message in active_branch(thread, messages) {
         let who = match message.role {
             Role::System => "System",
             Role::User => "User",
             Role::Assistant => "Assistant",
             Role::Tool => "Tool result",
         };
-        let note = if message.superseded_by.is_some() {
-            " (replaced by a regenerated reply)"
-        } else {
-            ""
+        let note = match message.place.as_ref().map(|p| p.branch) {
+            Some(branch) if branch.count > 1 => {
+                format!(" (version {} of {})", branch.index + 1, branch.count)
+            }
+            _ => String::new(),
         };
         out.push_str(&format!("**{who}** · {}{note}\n\n", stamp(message)));
         if !message.content.is_empty() {

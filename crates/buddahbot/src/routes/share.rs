@@ -18,7 +18,7 @@ use crate::{
     error::ApiError,
     http::QueryParams,
     store::{
-        LimitSet,
+        BranchPage, BranchRead, LimitSet,
         share::{self, Snapshot},
     },
 };
@@ -28,21 +28,36 @@ const MAX_SHARE_DAYS: u64 = 365;
 /// Reads a whole thread (far more messages than a request may carry).
 const WHOLE_THREAD: usize = 100_000;
 
-/// The thread's current messages (what its reader sees): no replaced or deleted ones.
-async fn current(
+/// One branch of the thread as its reader sees it (no deleted messages), each message as
+/// a copy keeps it: no place among the original's branches, no mark of a replaced reply.
+async fn branch(
     app: &App,
     user: &UserId,
     thread: &ThreadId,
+    branch: BranchRead<'_>,
 ) -> Result<(crate::domain::Thread, Vec<ChatMessage>), ApiError> {
-    let page = app
+    let page = match app
         .store()
-        .thread_page(user, thread, WHOLE_THREAD, None)
+        .branch_page(user, thread, WHOLE_THREAD, None, branch)
         .await?
-        .ok_or(ApiError::ThreadNotFound)?;
+    {
+        BranchPage::Page(page) => page,
+        BranchPage::ThreadNotFound => return Err(ApiError::ThreadNotFound),
+        BranchPage::MessageNotFound => {
+            return Err(ApiError::InvalidBody(
+                "`messageId` names no message of the thread".to_owned(),
+            ));
+        }
+    };
     let messages = page
         .messages
         .into_iter()
-        .filter(|m| !m.deleted && m.superseded_by.is_none())
+        .filter(|m| !m.deleted)
+        .map(|m| ChatMessage {
+            place: None,
+            superseded_by: None,
+            ..m
+        })
         .collect();
     Ok((page.thread, messages))
 }
@@ -84,7 +99,7 @@ pub async fn share(
                 })?,
         ),
     };
-    let (meta, messages) = current(app, user, thread).await?;
+    let (meta, messages) = branch(app, user, thread, BranchRead::Active).await?;
     let token = match app.store().share_token(user, thread).await? {
         Some(token) => token,
         None => share::new_token()?,
@@ -129,7 +144,7 @@ pub async fn share(
 pub async fn unshare(app: &App, user: &UserId, thread: &ThreadId) -> Result<Response, ApiError> {
     if !app.store().unshare(user, thread).await? {
         // Not shared: nothing to revoke (or no such thread).
-        current(app, user, thread).await?;
+        branch(app, user, thread, BranchRead::Active).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -197,13 +212,9 @@ pub async fn fork(
             ));
         }
     };
-    let (meta, mut messages) = current(app, user, thread).await?;
-    if let Some(upto) = &upto {
-        let at = messages.iter().position(|m| m.id == *upto).ok_or_else(|| {
-            ApiError::InvalidBody("`messageId` names no message of the thread".to_owned())
-        })?;
-        messages.truncate(at + 1);
-    }
+    // The branch up to that message (any branch), or the active one.
+    let read = upto.as_ref().map_or(BranchRead::Active, BranchRead::EndingAt);
+    let (meta, mut messages) = branch(app, user, thread, read).await?;
     for message in &mut messages {
         // The copy is the user's own: no feedback or response bookkeeping travels with it.
         message.feedback = None;

@@ -1,5 +1,5 @@
-//! `GET /api/threads/:id` (a page of messages, as stored or with `?format=ui` as AI SDK
-//! `UIMessage`s), `PATCH` (rename), `DELETE`, and `POST /api/threads/:id/title` (a title
+//! `GET /api/threads/:id` (a page of one branch's messages, as stored or with `?format=ui` as
+//! AI SDK `UIMessage`s), `PATCH` (rename, organise, switch branch), `DELETE`, and `POST /api/threads/:id/title` (a title
 //! written by the model, on demand). The id arrives as the `id` query parameter, as Vercel
 //! passes a `[id].rs` segment; the action as `action`.
 
@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     app::App,
-    domain::{ChatMessage, Thread, Title},
+    domain::{ChatMessage, MessageId, Thread, Title},
     error::ApiError,
     http::{AppJson, QueryParams, guard::Authenticated, optional_param, page_limit},
     protocol::ai_sdk,
-    store::MessageCursor,
+    store::{BranchPage, BranchRead, LeafSet, MessageCursor},
 };
 
 /// Messages per page when the client does not say.
@@ -48,11 +48,15 @@ fn wants_ui(query: &QueryParams) -> Result<bool, ApiError> {
 }
 
 /// `PATCH /api/threads/:id`: any of `title`, `archived`, `pinned`, `tags`, `metadata`,
-/// `externalId` (a partial update).
+/// `externalId`, `activeLeafId` (a partial update).
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PatchThread {
     #[serde(default)]
     title: Option<String>,
+    /// Switch to the branch through this message (down to its newest leaf).
+    #[serde(default)]
+    active_leaf_id: Option<serde_json::Value>,
     #[serde(flatten)]
     rest: serde_json::Map<String, serde_json::Value>,
 }
@@ -72,26 +76,24 @@ pub async fn get(
     let limit = page_limit(query.get("limit"), DEFAULT_MESSAGES_LIMIT)?;
     let ui = wants_ui(&query)?;
     let before = optional_param(&query, "before", MessageCursor::parse)?;
-    let page = app
+    let leaf = optional_param(&query, "leaf", MessageId::parse)?;
+    let branch = leaf.as_ref().map_or(BranchRead::Active, BranchRead::Through);
+    let page = match app
         .store()
-        .thread_page(&user, &id, limit, before)
+        .branch_page(&user, &id, limit, before, branch)
         .await?
-        .ok_or(ApiError::ThreadNotFound)?;
+    {
+        BranchPage::Page(page) => page,
+        BranchPage::ThreadNotFound => return Err(ApiError::ThreadNotFound),
+        BranchPage::MessageNotFound => return Err(ApiError::NotFound("message")),
+    };
+    let current = page.messages.into_iter().filter(|m| !m.deleted);
     Ok(AppJson(ThreadWithMessages {
         thread: page.thread,
         messages: if ui {
-            // The conversation as it stands: replies replaced by a regenerate are left out
-            // (the stored shape keeps them, marked `supersededBy`).
-            Messages::Ui({
-                let current: Vec<ChatMessage> = page
-                    .messages
-                    .into_iter()
-                    .filter(|m| m.superseded_by.is_none() && !m.deleted)
-                    .collect();
-                ai_sdk::ui_messages(&current)
-            })
+            Messages::Ui(ai_sdk::ui_messages(&current.collect::<Vec<_>>()))
         } else {
-            Messages::Stored(page.messages.into_iter().filter(|m| !m.deleted).collect())
+            Messages::Stored(current.collect())
         },
         next_cursor: page.next.map(MessageCursor::encode),
     })
@@ -111,10 +113,33 @@ pub async fn rename(
         .map(|raw| Title::parse(raw).map_err(|e| ApiError::InvalidBody(format!("`title`: {e}"))))
         .transpose()?;
     let organize = super::organize::parse(&body.rest)?;
-    if title.is_none() && organize.is_empty() {
+    let leaf = body
+        .active_leaf_id
+        .map(|raw| {
+            raw.as_str()
+                .and_then(|raw| MessageId::parse(raw).ok())
+                .ok_or_else(|| {
+                    ApiError::InvalidBody("`activeLeafId` must be a message id".to_owned())
+                })
+        })
+        .transpose()?;
+    if title.is_none() && organize.is_empty() && leaf.is_none() {
         return Err(ApiError::InvalidBody(
-            "`title`, `archived`, `pinned`, `tags`, `metadata` or `externalId` is required: there is nothing to change".to_owned(),
+            "`title`, `archived`, `pinned`, `tags`, `metadata`, `externalId` or `activeLeafId` is required: there is nothing to change".to_owned(),
         ));
+    }
+    if let Some(leaf) = &leaf {
+        // First, so a refused switch changes nothing else.
+        match app.store().set_active_leaf(&user, &id, leaf).await? {
+            LeafSet::Done(_) => {}
+            LeafSet::ThreadNotFound => return Err(ApiError::ThreadNotFound),
+            LeafSet::MessageNotFound => {
+                return Err(ApiError::InvalidBody(format!(
+                    "`activeLeafId` names message `{leaf}`, which is not in this thread"
+                )));
+            }
+            LeafSet::Busy(reply_id) => return Err(ApiError::GenerationInProgress { reply_id }),
+        }
     }
     let mut thread = None;
     if let Some(title) = &title {
@@ -127,6 +152,15 @@ pub async fn rename(
     }
     if !organize.is_empty() {
         thread = Some(organized(&app, &user, &id, &organize).await?);
+    }
+    if thread.is_none() {
+        thread = Some(
+            app.store()
+                .thread_page(&user, &id, 1, None)
+                .await?
+                .ok_or(ApiError::ThreadNotFound)?
+                .thread,
+        );
     }
     thread.map(AppJson).ok_or(ApiError::ThreadNotFound)
 }

@@ -38,13 +38,21 @@ pub fn thread_stream(user: &UserId, thread: &ThreadId) -> String {
     format!("{PREFIX}{{{user}}}:thread:{thread}:stream")
 }
 
+/// `user:{<userId>}:thread:<threadId>:tree`, the HASH of a branched thread's message tree
+/// (where each message is in the list, its parent, its children; `scripts/tree.lua`).
+/// Absent while every message follows the one before it.
+pub fn thread_tree(user: &UserId, thread: &ThreadId) -> String {
+    format!("{PREFIX}{{{user}}}:thread:{thread}:tree")
+}
+
 /// Every key of one thread.
-pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 4] {
+pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 5] {
     [
         thread_meta(user, thread),
         thread_messages(user, thread),
         thread_turns(user, thread),
         thread_stream(user, thread),
+        thread_tree(user, thread),
     ]
 }
 
@@ -141,6 +149,7 @@ mod tests {
             thread_messages(&user, &thread),
             thread_turns(&user, &thread),
             thread_stream(&user, &thread),
+            thread_tree(&user, &thread),
         ] {
             let open = key.find('{').unwrap();
             let close = key.find('}').unwrap();

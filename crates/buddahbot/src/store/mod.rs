@@ -47,7 +47,9 @@ pub use feedback::{FeedbackEntry, FeedbackSet};
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
 pub use organize::{Organize, Organized};
 pub use stream::{EventId, LogBatch, StreamEvent};
-pub use threads::{ArchivedFilter, MessagePage, ThreadFilter, ThreadPage};
+pub use threads::{
+    ArchivedFilter, BranchPage, BranchRead, LeafSet, MessagePage, ThreadFilter, ThreadPage,
+};
 pub use turns::{
     Calibration, ContextSummary, Finished, NewTurn, Renewal, StreamEnd, ThreadContext, TurnIds,
     TurnStart,
@@ -126,6 +128,17 @@ impl Store {
 
 /// A message as stored in the thread's list.
 fn encode(user: &UserId, thread: &ThreadId, message: &ChatMessage) -> Result<String, StoreError> {
+    // A message's place among the branches is the tree's to keep, never the message's.
+    let stored;
+    let message = if message.place.is_some() {
+        stored = ChatMessage {
+            place: None,
+            ..message.clone()
+        };
+        &stored
+    } else {
+        message
+    };
     serde_json::to_string(message).map_err(|e| StoreError::Corrupt {
         key: keys::thread_messages(user, thread),
         reason: e.to_string(),

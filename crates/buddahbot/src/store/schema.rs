@@ -22,10 +22,18 @@
 //! | `conversationMetadata` | create / update a conversation | its metadata, a JSON object |
 //! | `deletedCount` | delete a response or item | messages deleted in place (not counted in `messageCount`) |
 //! | `summarizingUntil` | claim summary (set), save summary (cleared) | a summary is being written until then (ms) |
+//! | `activeLeafId` | begin/finish a turn, append, switch branch | the last message of the branch the thread shows |
+//! | `tree` | the first message that does not follow the one before it | `1` once the thread has a tree of branches (`…:tree`, [`tree.lua`](../scripts/tree.lua)) |
+//! | `replyParent`, `leafBeforeTurn` | begin (tree only), finish/fail (cleared) | the list index the reply being generated goes under; the branch's end before a regenerate, shown again if it fails |
 //!
 //! # Turn states (`…:thread:<id>:turns`, a hash keyed by user message id)
 //! `g:<reply id>:<lease end ms>` generating; `d:<list index>:<reply id>` done, the reply at that
-//! index of the message list; `f` failed before any reply was stored (a retry may generate).
+//! index of the message list (the newest, after a regenerate); `f` failed before any reply
+//! was stored (a retry may generate).
+//!
+//! # The tree (`…:thread:<id>:tree`, a hash; only once the thread branched)
+//! `i<id>` → list index; `m<index>` → `<id> <parent index>[ <id of the message it edits>]`;
+//! `c<index>` → children ids, oldest first (`c-1`: the first messages). See `tree.lua`.
 //!
 //! # The lease rule
 //! A generation holds its thread while `activeUntil` is later than now ([`lease_live`]); a
@@ -51,6 +59,7 @@ pub const SHARE_EXPIRES_AT: &str = "shareExpiresAt";
 pub const FORKED_FROM: &str = "forkedFrom";
 pub const DELETED_COUNT: &str = "deletedCount";
 pub const CONTEXT_SUMMARY_THROUGH: &str = "contextSummaryThrough";
+pub const ACTIVE_LEAF_ID: &str = "activeLeafId";
 
 /// The lease rule: a generation whose lease ends at `until_ms` still holds its thread at
 /// `now_ms`.

@@ -8,10 +8,11 @@ use redis::Script;
 pub static CREATE_THREAD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/create_thread.lua")));
 
-/// Keeps the thread's listings too (library: index.lua).
+/// Keeps the thread's listings and its tree too (libraries: index.lua, tree.lua).
 pub static TOUCH_THREAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/index.lua"),
+        include_str!("scripts/tree.lua"),
         include_str!("scripts/touch_thread.lua")
     ))
 });
@@ -29,20 +30,23 @@ pub static PRUNE_INDEX: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/prune_index.lua")));
 
 /// Rate-limits too (library: limits.lua), so a chat turn costs one round trip before the
-/// model is called.
+/// model is called; places its messages in the thread's tree (tree.lua).
 pub static BEGIN_TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/limits.lua"),
         include_str!("scripts/index.lua"),
+        include_str!("scripts/tree.lua"),
         include_str!("scripts/begin_turn.lua")
     ))
 });
 
-/// Ends the generation's stream too (library: stream.lua).
+/// Ends the generation's stream too (library: stream.lua); places the reply in the
+/// thread's tree (tree.lua).
 pub static FINISH_TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/stream.lua"),
         include_str!("scripts/index.lua"),
+        include_str!("scripts/tree.lua"),
         include_str!("scripts/finish_turn.lua")
     ))
 });
@@ -107,3 +111,19 @@ pub static SET_TITLE: LazyLock<Script> =
 /// `set_message.lua`: one message replaced in place, with its feedback indexed.
 pub static SET_MESSAGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/set_message.lua")));
+
+/// `read_branch.lua`: a thread and a page of one of its branches (library: tree.lua).
+pub static READ_BRANCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/tree.lua"),
+        include_str!("scripts/read_branch.lua")
+    ))
+});
+
+/// `set_leaf.lua`: switches a thread's active branch (library: tree.lua).
+pub static SET_LEAF: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/tree.lua"),
+        include_str!("scripts/set_leaf.lua")
+    ))
+});

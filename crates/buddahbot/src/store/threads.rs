@@ -11,7 +11,9 @@ use super::{
     cursor::{MessageCursor, ThreadCursor},
     encode, keys, schema, scripts,
 };
-use crate::domain::{ChatMessage, MessageId, Thread, ThreadId, ThreadStatus, Title, UserId, now};
+use crate::domain::{
+    BranchPlace, ChatMessage, MessageId, Thread, ThreadId, ThreadStatus, Title, UserId, now,
+};
 
 /// How many thread ids `delete_all_threads` removes per round trip, so no single command
 /// holds the server for long however many threads a user has.
@@ -85,6 +87,26 @@ pub struct ThreadPage {
     pub next: Option<ThreadCursor>,
 }
 
+/// Which branch of a thread a read follows.
+#[derive(Debug, Clone, Copy)]
+pub enum BranchRead<'a> {
+    /// The one the thread shows (`activeLeafId`).
+    Active,
+    /// The one through this message, down to its newest leaf.
+    Through(&'a MessageId),
+    /// The one that ends at this message.
+    EndingAt(&'a MessageId),
+}
+
+/// What a branch read found.
+#[derive(Debug, Clone)]
+pub enum BranchPage {
+    Page(Box<MessagePage>),
+    ThreadNotFound,
+    /// The message the read named is not in the thread.
+    MessageNotFound,
+}
+
 /// A thread with one page of its messages, oldest first.
 #[derive(Debug, Clone)]
 pub struct MessagePage {
@@ -137,6 +159,7 @@ impl Store {
             tags: Vec::new(),
             metadata: serde_json::Map::new(),
             external_id: None,
+            active_leaf_id: None,
             share: None,
             forked_from: None,
         }))
@@ -194,6 +217,7 @@ impl Store {
             .key(keys::thread_meta(user, thread))
             .key(keys::thread_messages(user, thread))
             .key(keys::thread_index(user))
+            .key(keys::thread_tree(user, thread))
             .arg(thread.as_str())
             .arg(now().as_millisecond())
             .arg(self.ttl_ms)
@@ -458,8 +482,9 @@ impl Store {
         Ok(())
     }
 
-    /// A thread and the `limit` messages before `before` (the latest when `None`), oldest
-    /// first, in one round trip. `None` when the thread does not exist for this user.
+    /// A thread and the `limit` messages of its active branch before `before` (its latest
+    /// when `None`), oldest first, in one round trip. `None` when the thread does not exist
+    /// for this user.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails or a stored value is corrupt.
@@ -470,40 +495,139 @@ impl Store {
         limit: usize,
         before: Option<MessageCursor>,
     ) -> Result<Option<MessagePage>, StoreError> {
+        Ok(
+            match self
+                .branch_page(user, thread, limit, before, BranchRead::Active)
+                .await?
+            {
+                BranchPage::Page(page) => Some(*page),
+                BranchPage::ThreadNotFound | BranchPage::MessageNotFound => None,
+            },
+        )
+    }
+
+    /// A thread and the `limit` messages of one of its branches before `before` (the
+    /// branch's end when `None`), oldest first, each with its place among the branches
+    /// ([`ChatMessage::place`]), in one round trip. A page costs O(`limit`) however many
+    /// messages and branches the thread has.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or a stored value is corrupt.
+    pub async fn branch_page(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        limit: usize,
+        before: Option<MessageCursor>,
+        branch: BranchRead<'_>,
+    ) -> Result<BranchPage, StoreError> {
         let messages_key = keys::thread_messages(user, thread);
-        let limit_i = isize::try_from(limit).unwrap_or(isize::MAX);
-        let (start, stop) = match before {
-            // Negative indices count from the end: the latest `limit` messages.
-            None => (-limit_i, -1),
-            Some(MessageCursor(end)) => {
-                let end = isize::try_from(end).unwrap_or(isize::MAX);
-                ((end - limit_i).max(0), end - 1)
-            }
+        let (named, ends_there) = match branch {
+            BranchRead::Active => ("", false),
+            BranchRead::Through(id) => (id.as_str(), false),
+            BranchRead::EndingAt(id) => (id.as_str(), true),
         };
-        let (meta, len, raw): (HashMap<String, String>, u64, Vec<String>) =
-            if stop < start && start >= 0 {
-                // `before` is the very first message: nothing older. Still read meta and length.
-                let (meta, len): (HashMap<String, String>, u64) = redis::pipe()
-                    .atomic()
-                    .hgetall(keys::thread_meta(user, thread))
-                    .llen(&messages_key)
-                    .query_async(&mut self.conn.clone())
-                    .await?;
-                (meta, len, Vec::new())
-            } else {
-                redis::pipe()
-                    .atomic()
-                    .hgetall(keys::thread_meta(user, thread))
-                    .llen(&messages_key)
-                    .lrange(&messages_key, start, stop)
-                    .query_async(&mut self.conn.clone())
-                    .await?
-            };
+        let reply: Vec<redis::Value> = scripts::READ_BRANCH
+            .key(keys::thread_meta(user, thread))
+            .key(&messages_key)
+            .key(keys::thread_tree(user, thread))
+            .arg(named)
+            .arg(limit.max(1))
+            .arg(before.map(|c| c.0.to_string()).unwrap_or_default())
+            .arg(if ends_there { "1" } else { "" })
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            key: messages_key.clone(),
+            reason,
+        };
+        let mut parts = reply.into_iter();
+        let Some(meta) = parts.next() else {
+            return Ok(BranchPage::ThreadNotFound);
+        };
+        let meta: HashMap<String, String> =
+            redis::from_redis_value(meta).map_err(|e| corrupt(e.to_string()))?;
+        let mut thread_value = parse_meta(user, thread, &meta)?;
+        let mut next = |what: &str| -> Result<redis::Value, StoreError> {
+            parts
+                .next()
+                .ok_or_else(|| corrupt(format!("read_branch.lua answered no {what}")))
+        };
+        let shape: String =
+            redis::from_redis_value(next("shape")?).map_err(|e| corrupt(e.to_string()))?;
+        let decode = |raw: &[String]| -> Result<Vec<ChatMessage>, StoreError> {
+            raw.iter()
+                .map(|json| serde_json::from_str(json).map_err(|e| corrupt(e.to_string())))
+                .collect()
+        };
+        let (first, parent, messages, kids) = match shape.as_str() {
+            "no_message" => return Ok(BranchPage::MessageNotFound),
+            "linear" => {
+                let start: i64 =
+                    redis::from_redis_value(next("start")?).map_err(|e| corrupt(e.to_string()))?;
+                let raw: Vec<String> =
+                    redis::from_redis_value(next("messages")?).map_err(|e| corrupt(e.to_string()))?;
+                let mut messages = decode(&raw)?;
+                // Past the first page, the message before the page comes first: the parent.
+                let parent = if start > 0 && !messages.is_empty() {
+                    Some(messages.remove(0).id)
+                } else {
+                    None
+                };
+                (start, parent, messages, None)
+            }
+            "tree" => {
+                let first: i64 =
+                    redis::from_redis_value(next("first")?).map_err(|e| corrupt(e.to_string()))?;
+                let parent: String =
+                    redis::from_redis_value(next("parent")?).map_err(|e| corrupt(e.to_string()))?;
+                let raw: Vec<String> =
+                    redis::from_redis_value(next("messages")?).map_err(|e| corrupt(e.to_string()))?;
+                let kids: Vec<String> =
+                    redis::from_redis_value(next("siblings")?).map_err(|e| corrupt(e.to_string()))?;
+                (first, MessageId::parse(&parent).ok(), decode(&raw)?, Some(kids))
+            }
+            other => return Err(corrupt(format!("read_branch.lua answered `{other}`"))),
+        };
+        let messages = placed(messages, parent, kids.as_deref());
+        if thread_value.active_leaf_id.is_none() && before.is_none() && named.is_empty() {
+            // Written before the field: the branch's end is the list's.
+            thread_value.active_leaf_id = messages.last().map(|m| m.id.clone());
+        }
+        Ok(BranchPage::Page(Box::new(MessagePage {
+            thread: thread_value,
+            messages,
+            next: u64::try_from(first).ok().filter(|&f| f > 0).map(MessageCursor),
+        })))
+    }
+}
+
+impl Store {
+    /// A thread and every message it holds, of every branch, in the order they were
+    /// written, each with its place among the branches (for export). `None` when the thread
+    /// does not exist for this user.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or a stored value is corrupt.
+    pub async fn whole_thread(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+    ) -> Result<Option<(Thread, Vec<ChatMessage>)>, StoreError> {
+        let messages_key = keys::thread_messages(user, thread);
+        let (meta, raw, tree): (HashMap<String, String>, Vec<String>, HashMap<String, String>) =
+            redis::pipe()
+                .atomic()
+                .hgetall(keys::thread_meta(user, thread))
+                .lrange(&messages_key, 0, -1)
+                .hgetall(keys::thread_tree(user, thread))
+                .query_async(&mut self.conn.clone())
+                .await?;
         if meta.is_empty() {
             return Ok(None);
         }
-        let thread_value = parse_meta(user, thread, &meta)?;
-        let messages = raw
+        let mut thread_value = parse_meta(user, thread, &meta)?;
+        let mut messages = raw
             .iter()
             .map(|json| {
                 serde_json::from_str::<ChatMessage>(json).map_err(|e| StoreError::Corrupt {
@@ -512,17 +636,119 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // Index of the oldest message returned.
-        let first = match before {
-            None => len.saturating_sub(messages.len() as u64),
-            Some(MessageCursor(end)) => end.min(len).saturating_sub(messages.len() as u64),
+        // Each message's parent's list index: the tree's, or in a linear thread the last
+        // message before it that no regenerate replaced.
+        let parents: Vec<Option<usize>> = if meta.get("tree").is_some_and(|t| t == "1") {
+            (0..messages.len())
+                .map(|i| {
+                    tree.get(&format!("m{i}"))
+                        .and_then(|m| m.split(' ').nth(1))
+                        .and_then(|p| p.parse().ok())
+                })
+                .collect()
+        } else {
+            let mut line = None;
+            messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let parent = line;
+                    if m.superseded_by.is_none() {
+                        line = Some(i);
+                    }
+                    parent
+                })
+                .collect()
         };
-        Ok(Some(MessagePage {
-            thread: thread_value,
-            messages,
-            next: (first > 0).then_some(MessageCursor(first)),
-        }))
+        let mut children: HashMap<Option<usize>, Vec<MessageId>> = HashMap::new();
+        for (message, parent) in messages.iter().zip(&parents) {
+            children.entry(*parent).or_default().push(message.id.clone());
+        }
+        let ids: Vec<MessageId> = messages.iter().map(|m| m.id.clone()).collect();
+        for (message, parent) in messages.iter_mut().zip(&parents) {
+            let siblings = children.get(parent).cloned().unwrap_or_default();
+            let parent_id = parent.and_then(|p| ids.get(p).cloned());
+            message.place = Some(BranchPlace::among(&message.id, parent_id, siblings));
+        }
+        if thread_value.active_leaf_id.is_none() {
+            thread_value.active_leaf_id = messages
+                .iter()
+                .rev()
+                .find(|m| m.superseded_by.is_none())
+                .map(|m| m.id.clone());
+        }
+        Ok(Some((thread_value, messages)))
     }
+}
+
+/// What switching a thread's active branch found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafSet {
+    /// Switched: this is the active branch's last message now.
+    Done(MessageId),
+    ThreadNotFound,
+    MessageNotFound,
+    /// A generation holds the thread: its reply ends the branch it started on.
+    Busy(MessageId),
+}
+
+impl Store {
+    /// Makes the branch through `message`, down to its newest leaf, the one `thread` shows.
+    /// `updatedAt` stays (nothing was written to the conversation).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails or its answer is corrupt.
+    pub async fn set_active_leaf(
+        &self,
+        user: &UserId,
+        thread: &ThreadId,
+        message: &MessageId,
+    ) -> Result<LeafSet, StoreError> {
+        let (outcome, id): (String, String) = scripts::SET_LEAF
+            .key(keys::thread_meta(user, thread))
+            .key(keys::thread_messages(user, thread))
+            .key(keys::thread_tree(user, thread))
+            .arg(message.as_str())
+            .arg(now().as_millisecond())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let id = || {
+            MessageId::parse(&id).map_err(|_| StoreError::Corrupt {
+                key: keys::thread_tree(user, thread),
+                reason: "set_leaf.lua answered a bad id".to_owned(),
+            })
+        };
+        Ok(match outcome.as_str() {
+            "ok" => LeafSet::Done(id()?),
+            "busy" => LeafSet::Busy(id()?),
+            "no_message" => LeafSet::MessageNotFound,
+            _ => LeafSet::ThreadNotFound,
+        })
+    }
+}
+
+/// Gives each message of a branch page (oldest first) its place: its parent is the message
+/// before it (`parent` for the first), its versions its parent's children (`kids`, tree.lua's
+/// space-separated ids; none in a linear thread).
+fn placed(
+    mut messages: Vec<ChatMessage>,
+    mut parent: Option<MessageId>,
+    kids: Option<&[String]>,
+) -> Vec<ChatMessage> {
+    for (i, message) in messages.iter_mut().enumerate() {
+        let siblings = kids
+            .and_then(|kids| kids.get(i))
+            .map(|ids| {
+                ids.split(' ')
+                    .filter_map(|id| MessageId::parse(id).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let next_parent = Some(message.id.clone());
+        message.place = Some(BranchPlace::among(&message.id, parent, siblings));
+        parent = next_parent;
+    }
+    messages
 }
 
 /// `ZRANGE index max min BYSCORE REV WITHSCORES [LIMIT 0 limit]`: index entries from score
@@ -590,6 +816,9 @@ pub(super) fn parse_meta(
             .and_then(|raw| serde_json::from_str(raw).ok())
             .unwrap_or_default(),
         external_id: meta.get(schema::EXTERNAL_ID).cloned(),
+        active_leaf_id: meta
+            .get(schema::ACTIVE_LEAF_ID)
+            .and_then(|id| MessageId::parse(id).ok()),
         share: meta
             .get(schema::SHARE_TOKEN)
             .map(|token| crate::domain::ShareLink {

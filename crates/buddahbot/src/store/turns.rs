@@ -9,7 +9,7 @@ use redis::{ErrorKind, RedisResult, ServerErrorKind, Value};
 
 use super::{Store, StoreError, encode, keys, limits, scripts, stream};
 use crate::domain::{
-    ChatMessage, MessageId, ReplyFormat, ReplyStatus, ThreadId, Title, UserId, now,
+    ChatMessage, MessageId, Placement, ReplyFormat, ReplyStatus, ThreadId, Title, UserId, now,
 };
 
 /// Who a turn belongs to and under which ids it runs: built once when the turn begins and
@@ -38,8 +38,10 @@ pub struct NewTurn<'a> {
     /// The format its events are logged in, for resumers; `None` when the reply is not
     /// streamed (there is nothing to resume).
     pub format: Option<ReplyFormat>,
-    /// Answer an answered turn again, superseding its reply.
+    /// Answer an answered turn again: the new reply becomes a sibling of the old one.
     pub regenerate: bool,
+    /// Where the turn's messages go among the thread's branches.
+    pub placement: &'a Placement,
 }
 
 /// What [`Store::begin_turn`] found.
@@ -52,6 +54,9 @@ pub enum TurnStart {
     Proceed {
         stream_start_ms: i64,
         context: ThreadContext,
+        /// The turn's key: the first message's id, or for a regenerate after an edit, the
+        /// edited version's (the client still calls it by the original's id).
+        turn_key: MessageId,
     },
     /// The thread does not exist for this user.
     ThreadNotFound,
@@ -61,8 +66,8 @@ pub enum TurnStart {
     Busy { reply_id: MessageId },
     /// This turn was answered already: here is the stored reply.
     Answered(Box<ChatMessage>),
-    /// A regenerate of a reply that later messages follow (only the latest can be replaced).
-    NotLatest,
+    /// The message the turn was to go under (or beside) is not in the thread.
+    NoParent { id: MessageId },
 }
 
 /// What a model call needs of its thread: how its prompts measured, and its summary.
@@ -234,6 +239,7 @@ impl Store {
         }
         let mut invocation = scripts::BEGIN_TURN.prepare_invoke();
         turn_keys(&mut invocation, user, thread);
+        invocation.key(keys::thread_tree(user, thread));
         invocation
             .arg(thread.as_str())
             .arg(now_ms)
@@ -247,7 +253,12 @@ impl Store {
             .arg(turn.create_with_title.map_or("", Title::as_str))
             .arg(turn.format.map_or("", ReplyFormat::as_str))
             .arg(flag(turn.regenerate))
-            .arg(self.control.channel());
+            .arg(self.control.channel())
+            .arg(match turn.placement {
+                Placement::AfterLeaf => String::new(),
+                Placement::Under(id) => format!("c:{id}"),
+                Placement::Beside(id) => format!("s:{id}"),
+            });
         limits.push_args(&mut invocation, user);
         type Reply = (
             String,
@@ -256,7 +267,7 @@ impl Store {
             i64,
             i64,
             String,
-            (String, String, String, String, String, String),
+            (String, String, String, String, String, String, String),
         );
         let (outcome, limit, remaining, reset, retry, detail, context): Reply =
             invocation.invoke_async(&mut self.conn.clone()).await?;
@@ -280,6 +291,7 @@ impl Store {
                         &context.0, &context.1, context.2, &context.3, context.4,
                     )
                 },
+                turn_key: MessageId::parse(&context.6).map_err(|_| corrupt("bad turn key"))?,
             },
             "rate_limited" => TurnStart::RateLimited,
             "not_found" => TurnStart::ThreadNotFound,
@@ -289,7 +301,9 @@ impl Store {
             "busy" => TurnStart::Busy {
                 reply_id: MessageId::parse(&detail).map_err(|_| corrupt("bad active id"))?,
             },
-            "not_latest" => TurnStart::NotLatest,
+            "no_parent" => TurnStart::NoParent {
+                id: MessageId::parse(&detail).map_err(|_| corrupt("bad parent id"))?,
+            },
             "done" => TurnStart::Answered(Box::new(
                 serde_json::from_str(&detail).map_err(|e| corrupt(&e.to_string()))?,
             )),
@@ -330,7 +344,9 @@ impl Store {
         };
         let mut invocation = scripts::FINISH_TURN.prepare_invoke();
         turn_keys(&mut invocation, user, thread);
-        invocation.key(limits::todays_tokens_key(user));
+        invocation
+            .key(limits::todays_tokens_key(user))
+            .key(keys::thread_tree(user, thread));
         invocation
             .arg(thread.as_str())
             .arg(now().as_millisecond())

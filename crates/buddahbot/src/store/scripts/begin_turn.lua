@@ -1,46 +1,80 @@
 -- Starts a chat turn: counts it against the caller's rate limits (library: limits.lua),
 -- stores the user's message (once), creating the thread when asked, and records that its
 -- reply is being generated. One round trip, atomic. The field names, turn states and the
--- lease rule are those of store/schema.rs.
--- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6.. the limits' keys and the token
---       counter
+-- lease rule are those of store/schema.rs; the branches, those of tree.lua.
+-- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 tree, 7.. the limits' keys and the
+--       token counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 the turn's key (its first message's id), 5 the
 --       messages it adds (the user's, or tool results), one JSON document per line,
 --       6 assistant message id, 7 lease end (ms), 8 '1' to create a missing thread,
 --       9 user id, 10 title for a new thread, 11 stream format ('ui' | 'openai' | '' when
 --       the reply is not streamed), 12 '1' to regenerate an answered turn, 13 the control
---       channel of the generating process, 14.. the limits as limits.lua reads them
+--       channel of the generating process, 14 where the messages go: '' after the active
+--       leaf, 'c:<id>' under message <id>, 's:<id>' beside it (an edit of it), 15.. the
+--       limits as limits.lua reads them
 -- Returns {outcome, limit, remaining, reset (ms), retry after (ms), detail, {what the model
 -- call needs of the thread: prompt chars and prompt tokens its last turn measured, its
 -- context summary, the number of messages it covers and their fingerprint ('' when absent),
--- and '1' when this is its first turn under a provisional title}}
+-- '1' when this is its first turn under a provisional title, and the turn's key: ARGV 4, or
+-- the version of it on the active branch that a regenerate means}}
 -- where outcome is
 -- 'rate_limited' | 'not_found' | 'in_progress' (detail: assistant id) | 'done' (detail: reply
--- JSON) | 'busy' (another turn is generating; detail: its assistant id) | 'not_latest' (a
--- regenerate of a reply that is not the thread's last message) | 'started' (message stored)
--- | 'retry' (stored by an earlier attempt).
+-- JSON) | 'busy' (another turn is generating; detail: its assistant id) | 'no_parent' (the
+-- message ARGV 14 names is not in the thread) | 'started' (message stored) | 'retry' (stored
+-- by an earlier attempt).
 local now = tonumber(ARGV[2])
-local decision = rate_limit(6, 14, now)
+local decision = rate_limit(7, 15, now)
 local meta = {}
 local wants_title = false
+-- The turn's key: ARGV 4, or the edited version of it a regenerate means.
+local key = ARGV[4]
 local function answer(outcome, detail)
   return {outcome, decision[2], decision[3], decision[4], decision[5], detail or '',
     {meta[8] or '', meta[9] or '', meta[10] or '', meta[11] or '', meta[12] or '',
-      wants_title and '1' or ''}}
+      wants_title and '1' or '', key}}
 end
 if decision[1] == 0 then
   return answer('rate_limited')
 end
 meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'activeUntil', 'streamId',
   'streamEndedAt', 'stopRequested', 'streamWanted', 'promptChars', 'promptTokens',
-  'contextSummary', 'contextSummaryCount', 'contextSummaryHash', 'titleAuto', 'messageCount')
+  'contextSummary', 'contextSummaryCount', 'contextSummaryHash', 'titleAuto', 'messageCount',
+  'tree', 'activeLeafId')
 local exists = meta[1]
 if not exists and ARGV[8] ~= '1' then
   return answer('not_found')
 end
+local tree = KEYS[6]
+local treed = meta[15] == '1'
+local leaf = meta[16]
+local choice, target = string.match(ARGV[14], '^(%a):([%w_%-]+)$')
+if not exists and choice then
+  return answer('no_parent', target)
+end
+if ARGV[12] == '1' and treed and leaf then
+  -- A regenerate names its turn by the client's id for the user message; after an edit the
+  -- client still calls the edited version by the original's id: take the version on the
+  -- active branch.
+  local at = tree_index(tree, leaf)
+  for _ = 1, 64 do
+    if not at or at < 0 then
+      break
+    end
+    local id, parent, origin = tree_node(tree, at)
+    if id == key then
+      break
+    end
+    if origin == key then
+      key = id
+      break
+    end
+    at = parent
+  end
+end
 local outcome = 'started'
-local prior = exists and redis.call('HGET', KEYS[4], ARGV[4])
-local superseded = nil
+local prior = exists and redis.call('HGET', KEYS[4], key)
+-- The list index of the reply's parent, and of an answered reply a regenerate replaces.
+local reply_parent, replaced = nil, nil
 if prior then
   local state, a, b = string.match(prior, '^(%a):?([^:]*):?(.*)$')
   if state == 'g' and tonumber(b) and tonumber(b) > now then
@@ -49,13 +83,14 @@ if prior then
   if state == 'd' then
     local reply = redis.call('LINDEX', KEYS[2], tonumber(a))
     if reply and ARGV[12] ~= '1' then
+      if choice and treed and meta[2] == nil then
+        -- An edit sent again: its branch is the one the client shows.
+        redis.call('HSET', KEYS[1], 'activeLeafId', b)
+      end
       return answer('done', reply)
     end
     if reply then
-      if tonumber(a) ~= redis.call('LLEN', KEYS[2]) - 1 then
-        return answer('not_latest', b)
-      end
-      superseded = tonumber(a)
+      replaced = tonumber(a)
     end
   end
   -- Failed, abandoned (lease over) or reply gone: generate again, but the user's message is
@@ -75,22 +110,76 @@ if not exists then
 end
 -- The thread's first turn, under a provisional title: the model may write it one.
 wants_title = not prior and (not exists or (meta[13] == '1' and tonumber(meta[14] or '0') == 0))
+local inputs = {}
+for line in string.gmatch(ARGV[5], '[^\n]+') do
+  inputs[#inputs + 1] = line
+end
 if not prior then
-  -- The list's length is the thread's message count.
-  local inputs = {}
-  for line in string.gmatch(ARGV[5], '[^\n]+') do
-    inputs[#inputs + 1] = line
+  -- Where the messages go: after the active leaf, or under (beside) a named message.
+  local parent = nil
+  if choice then
+    if not treed then
+      local last = redis.call('LINDEX', KEYS[2], -1)
+      if not (choice == 'c' and last and tree_id_of(last) == target
+          and not tree_superseded(last)) then
+        tree_build(KEYS[1], KEYS[2], tree, ARGV[3])
+        treed = true
+      end
+    end
+    if treed then
+      parent = tree_index(tree, target)
+      if not parent then
+        return answer('no_parent', target)
+      end
+      if choice == 's' then
+        local _, up = tree_node(tree, parent)
+        parent = up
+      end
+    end
+  elseif treed then
+    parent = leaf and tree_index(tree, leaf) or -1
   end
+  -- The list's length is the thread's message count.
   local count = redis.call('RPUSH', KEYS[2], unpack(inputs))
   fields[#fields + 1] = 'messageCount'
   fields[#fields + 1] = count
+  local first = count - #inputs
+  local last_id = nil
+  for k, line in ipairs(inputs) do
+    last_id = tree_id_of(line)
+    if treed then
+      tree_add(tree, last_id, first + k - 1, parent, k == 1 and choice == 's' and target or nil)
+      parent = first + k - 1
+    end
+  end
+  reply_parent = count - 1
+  fields[#fields + 1] = 'activeLeafId'
+  fields[#fields + 1] = last_id
+elseif replaced then
+  -- Regenerate: the new reply will be a sibling of the old one, which stays. Until it is
+  -- stored the branch ends at their parent; if it fails, the old reply shows again.
+  if not treed then
+    tree_build(KEYS[1], KEYS[2], tree, ARGV[3])
+    treed = true
+    leaf = redis.call('HGET', KEYS[1], 'activeLeafId')
+  end
+  local _, up = tree_node(tree, replaced)
+  reply_parent = up
+  if leaf then
+    fields[#fields + 1] = 'leafBeforeTurn'
+    fields[#fields + 1] = leaf
+  end
+elseif treed then
+  -- A retry: the turn's messages were stored together, from its key on.
+  reply_parent = (tree_index(tree, key) or 0) + #inputs - 1
 end
-if superseded then
-  -- Regenerate: the old reply stays, marked as replaced by the one about to be generated
-  -- (the stored JSON is an object written by the service: the mark goes in front).
-  local old = redis.call('LINDEX', KEYS[2], superseded)
-  redis.call('LSET', KEYS[2], superseded,
-    '{"supersededBy":' .. cjson.encode(ARGV[6]) .. ',' .. string.sub(old, 2))
+if treed and reply_parent then
+  fields[#fields + 1] = 'replyParent'
+  fields[#fields + 1] = reply_parent
+  if reply_parent >= 0 then
+    fields[#fields + 1] = 'activeLeafId'
+    fields[#fields + 1] = (tree_node(tree, reply_parent))
+  end
 end
 local stale = {}
 if ARGV[11] ~= '' then
@@ -114,9 +203,12 @@ end
 if meta[4] then
   redis.call('DEL', KEYS[5])
 end
-redis.call('HSET', KEYS[4], ARGV[4], 'g:' .. ARGV[6] .. ':' .. ARGV[7])
+redis.call('HSET', KEYS[4], key, 'g:' .. ARGV[6] .. ':' .. ARGV[7])
 reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3])
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
+end
+if treed then
+  redis.call('PEXPIRE', tree, ARGV[3])
 end
 return answer(outcome)

@@ -6,7 +6,9 @@
 -- appends the stream's unlogged events (library: stream.lua), so that a resumer sees the end
 -- of the stream exactly when the reply is readable, frees the thread for the next generation
 -- and records how this one ended.
--- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 the day's token counter
+-- The reply goes under the message begin_turn chose (meta `replyParent`; tree.lua) and ends
+-- the thread's active branch.
+-- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 the day's token counter, 7 tree
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 reply JSON,
 --       6 assistant message id, 7 model, 8 tokens used, 9 token counter ttl (s),
 --       10 last status ('idle' | 'error' | 'stopped'), 11 the prompt's characters and the
@@ -15,7 +17,8 @@
 --       (stream.lua)
 -- Returns the reply's list index, -1 when the thread is gone, or -2 (nothing written) when
 -- no events came but a resumer waits for them (`streamWanted`): send them.
-local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId', 'streamWanted')
+local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId', 'streamWanted',
+  'tree', 'replyParent')
 if not meta[1] then
   -- Deleted meanwhile: the XADD before may have made the stream again.
   redis.call('DEL', KEYS[5])
@@ -28,6 +31,19 @@ end
 local count = redis.call('RPUSH', KEYS[2], ARGV[5])
 local fields = {'updatedAt', ARGV[2], 'model', ARGV[7], 'lastStatus', ARGV[10],
   'messageCount', count}
+local own = meta[2] == ARGV[6]
+if own or not meta[2] then
+  fields[#fields + 1] = 'activeLeafId'
+  fields[#fields + 1] = ARGV[6]
+end
+if meta[5] == '1' then
+  -- Under the parent begin_turn chose; a generation that lost its lease to another finds
+  -- its parent by the turn's key.
+  local parent = own and tonumber(meta[6])
+    or tree_index(KEYS[7], ARGV[4]) or -1
+  tree_add(KEYS[7], ARGV[6], count - 1, parent)
+  redis.call('PEXPIRE', KEYS[7], ARGV[3])
+end
 if meta[3] == ARGV[6] then
   end_stream(KEYS[5], 13)
   fields[#fields + 1] = 'streamEndedAt'
@@ -44,8 +60,9 @@ if chars then
   end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-if meta[2] == ARGV[6] then
-  redis.call('HDEL', KEYS[1], 'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted')
+if own then
+  redis.call('HDEL', KEYS[1], 'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted',
+    'replyParent', 'leafBeforeTurn')
 end
 redis.call('HSET', KEYS[4], ARGV[4], 'd:' .. (count - 1) .. ':' .. ARGV[6])
 reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3])
