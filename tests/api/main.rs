@@ -9,6 +9,7 @@
 
 mod auth;
 mod binaries;
+mod branches;
 mod cache;
 mod chat;
 mod cluster;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use buddahbot::{
     app::App,
-    domain::{ChatMessage, Role, ThreadId, Title, Usage, UserId},
+    domain::{BranchPlace, ChatMessage, Role, ThreadId, Title, Usage, UserId},
     store::keys,
 };
 use reqwest::StatusCode;
@@ -227,7 +227,25 @@ async fn append_messages_stores_them_in_order_and_updates_the_thread() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(page.messages, [question, answer]);
+    let places: Vec<_> = page.messages.iter().map(|m| m.place.clone()).collect();
+    assert_eq!(
+        places,
+        [
+            Some(BranchPlace::among(&question.id, None, Vec::new())),
+            Some(BranchPlace::among(
+                &answer.id,
+                Some(question.id.clone()),
+                Vec::new()
+            )),
+        ],
+        "views place each message: it follows the one before it"
+    );
+    let stored: Vec<_> = page
+        .messages
+        .into_iter()
+        .map(|m| ChatMessage { place: None, ..m })
+        .collect();
+    assert_eq!(stored, [question, answer]);
     let (_, list) = app.get("/api/threads", &app.token_for(&user_raw)).await;
     assert_eq!(list["threads"][0]["messageCount"], 2);
     assert_eq!(list["threads"][0]["model"], "Hermes-4-70B");

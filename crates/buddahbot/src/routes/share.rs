@@ -213,7 +213,9 @@ pub async fn fork(
         }
     };
     // The branch up to that message (any branch), or the active one.
-    let read = upto.as_ref().map_or(BranchRead::Active, BranchRead::EndingAt);
+    let read = upto
+        .as_ref()
+        .map_or(BranchRead::Active, BranchRead::EndingAt);
     let (meta, mut messages) = branch(app, user, thread, read).await?;
     for message in &mut messages {
         // The copy is the user's own: no feedback or response bookkeeping travels with it.

@@ -77,7 +77,9 @@ pub async fn get(
     let ui = wants_ui(&query)?;
     let before = optional_param(&query, "before", MessageCursor::parse)?;
     let leaf = optional_param(&query, "leaf", MessageId::parse)?;
-    let branch = leaf.as_ref().map_or(BranchRead::Active, BranchRead::Through);
+    let branch = leaf
+        .as_ref()
+        .map_or(BranchRead::Active, BranchRead::Through);
     let page = match app
         .store()
         .branch_page(&user, &id, limit, before, branch)

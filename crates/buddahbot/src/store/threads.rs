@@ -565,8 +565,8 @@ impl Store {
             "linear" => {
                 let start: i64 =
                     redis::from_redis_value(next("start")?).map_err(|e| corrupt(e.to_string()))?;
-                let raw: Vec<String> =
-                    redis::from_redis_value(next("messages")?).map_err(|e| corrupt(e.to_string()))?;
+                let raw: Vec<String> = redis::from_redis_value(next("messages")?)
+                    .map_err(|e| corrupt(e.to_string()))?;
                 let mut messages = decode(&raw)?;
                 // Past the first page, the message before the page comes first: the parent.
                 let parent = if start > 0 && !messages.is_empty() {
@@ -581,11 +581,16 @@ impl Store {
                     redis::from_redis_value(next("first")?).map_err(|e| corrupt(e.to_string()))?;
                 let parent: String =
                     redis::from_redis_value(next("parent")?).map_err(|e| corrupt(e.to_string()))?;
-                let raw: Vec<String> =
-                    redis::from_redis_value(next("messages")?).map_err(|e| corrupt(e.to_string()))?;
-                let kids: Vec<String> =
-                    redis::from_redis_value(next("siblings")?).map_err(|e| corrupt(e.to_string()))?;
-                (first, MessageId::parse(&parent).ok(), decode(&raw)?, Some(kids))
+                let raw: Vec<String> = redis::from_redis_value(next("messages")?)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let kids: Vec<String> = redis::from_redis_value(next("siblings")?)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                (
+                    first,
+                    MessageId::parse(&parent).ok(),
+                    decode(&raw)?,
+                    Some(kids),
+                )
             }
             other => return Err(corrupt(format!("read_branch.lua answered `{other}`"))),
         };
@@ -597,7 +602,10 @@ impl Store {
         Ok(BranchPage::Page(Box::new(MessagePage {
             thread: thread_value,
             messages,
-            next: u64::try_from(first).ok().filter(|&f| f > 0).map(MessageCursor),
+            next: u64::try_from(first)
+                .ok()
+                .filter(|&f| f > 0)
+                .map(MessageCursor),
         })))
     }
 }
@@ -615,14 +623,17 @@ impl Store {
         thread: &ThreadId,
     ) -> Result<Option<(Thread, Vec<ChatMessage>)>, StoreError> {
         let messages_key = keys::thread_messages(user, thread);
-        let (meta, raw, tree): (HashMap<String, String>, Vec<String>, HashMap<String, String>) =
-            redis::pipe()
-                .atomic()
-                .hgetall(keys::thread_meta(user, thread))
-                .lrange(&messages_key, 0, -1)
-                .hgetall(keys::thread_tree(user, thread))
-                .query_async(&mut self.conn.clone())
-                .await?;
+        let (meta, raw, tree): (
+            HashMap<String, String>,
+            Vec<String>,
+            HashMap<String, String>,
+        ) = redis::pipe()
+            .atomic()
+            .hgetall(keys::thread_meta(user, thread))
+            .lrange(&messages_key, 0, -1)
+            .hgetall(keys::thread_tree(user, thread))
+            .query_async(&mut self.conn.clone())
+            .await?;
         if meta.is_empty() {
             return Ok(None);
         }
@@ -662,7 +673,10 @@ impl Store {
         };
         let mut children: HashMap<Option<usize>, Vec<MessageId>> = HashMap::new();
         for (message, parent) in messages.iter().zip(&parents) {
-            children.entry(*parent).or_default().push(message.id.clone());
+            children
+                .entry(*parent)
+                .or_default()
+                .push(message.id.clone());
         }
         let ids: Vec<MessageId> = messages.iter().map(|m| m.id.clone()).collect();
         for (message, parent) in messages.iter_mut().zip(&parents) {

@@ -1,0 +1,353 @@
+//! `cargo bench --bench branches`: what reading a thread costs once it has branches.
+//!
+//! The target (issue "Conversation management", branches): reading the last 50 messages of
+//! the active branch of a 10,000-message thread with 100 branches costs within 1.5× of the
+//! same read on a 100-message linear thread.
+//!
+//! # What it builds
+//! In a private `redis-server`, through the store's own turn scripts (as chat turns write):
+//! - `linear`: 50 turns, 100 messages, no tree;
+//! - `branched`: a first turn, then 100 branches off its reply (each a new user message under
+//!   it: an edit of the conversation), each continued for 49 more turns, the branches written
+//!   round-robin — 10,002 messages whose storage order interleaves every branch, so no two
+//!   turns of the active branch are neighbours in the message list (the worst case for the
+//!   read: every turn is its own range).
+//!
+//! # What it measures
+//! `BENCH_READS` (1,000; quick 200) sequential reads of each thread's last 50 messages (after
+//! as many warm-up reads), both ways a client reads them:
+//! - `store`: `Store::thread_page` (one script, one round trip, decoding and placing the
+//!   messages): the server's own cost of the read;
+//! - `http`: `GET /api/threads/:id?limit=50` through `routes::local` on loopback (auth, the
+//!   read, JSON), as the dev server serves it;
+//!
+//! and for each, p50 / p99 latency and Redis's time running the read (`usec` per call of
+//! `INFO commandstats`), the branched thread's figures over the linear one's, and a verdict.
+//! Every read is checked: 50 messages, ending at the thread's active leaf.
+//!
+//! # Pinning
+//! With ≥ 2 CPUs (unless `BENCH_PIN=0`): `redis-server` on CPU 1, this process (client and
+//! server, one thread) on CPU 0, with `taskset`.
+//!
+//! # Environment
+//! `BENCH_QUICK=1` (fewer reads), `BENCH_READS`, `BENCH_PIN=0`.
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use axum::serve::ListenerExt;
+use buddahbot::{
+    app::App,
+    auth::jwt::Hs256,
+    config::Config,
+    domain::{ChatMessage, MessageId, Placement, Role, ThreadId, Title, UserId},
+    local_redis::RedisServer,
+    routes,
+    store::{LimitSet, NewTurn, StreamEnd, TurnIds, TurnStart},
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Result<T> = std::result::Result<T, BoxError>;
+
+const SECRET: &str = "bench-branches-secret-at-least-32-bytes-long";
+const PAGE: usize = 50;
+const BRANCHES: usize = 100;
+const TURNS_PER_BRANCH: usize = 50;
+const LINEAR_TURNS: usize = 50;
+const TARGET_RATIO: f64 = 1.5;
+
+fn main() -> Result<()> {
+    let pinned = pin();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(pinned))
+}
+
+/// Pins this process to CPU 0 (with ≥ 2 CPUs, unless `BENCH_PIN=0`); whether it did.
+fn pin() -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus < 2 || std::env::var("BENCH_PIN").is_ok_and(|v| v.trim() == "0") {
+        return false;
+    }
+    taskset("0", std::process::id()).is_ok()
+}
+
+/// `taskset -a -pc <cpu> <pid>`.
+fn taskset(cpu: &str, pid: u32) -> Result<()> {
+    let out = std::process::Command::new("taskset")
+        .args(["-a", "-pc", cpu, &pid.to_string()])
+        .stdin(Stdio::null())
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned().into())
+    }
+}
+
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+async fn run(pinned: bool) -> Result<()> {
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v.trim() == "1");
+    let reads: usize = match std::env::var("BENCH_READS") {
+        Ok(v) => v.trim().parse()?,
+        Err(_) if quick => 200,
+        Err(_) => 1_000,
+    };
+    let redis = RedisServer::start().await?;
+    let mut conn = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection()
+        .await?;
+    if pinned {
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
+        let pid: u32 = info_field(&info, "process_id")
+            .ok_or("no process_id in INFO server")?
+            .parse()?;
+        taskset("1", pid)?;
+    }
+    let vars: Vec<(String, String)> = [
+        ("AUTH_SECRET", SECRET),
+        ("REDIS_URL", &redis.url()),
+        ("NOUS_API_KEY", "unused"),
+        ("NOUS_API_BASE_URL", "http://127.0.0.1:9/v1"),
+        ("AUTO_TITLE", "0"),
+        ("RATE_LIMIT_CHAT_PER_MIN", "0"),
+        ("RATE_LIMIT_CHAT_PER_DAY", "0"),
+        ("RATE_LIMIT_REQUESTS_PER_MIN", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let config = Config::from_vars(vars)?;
+    let token = Hs256::new(&config.auth.secrets).mint(&UserId::parse("bench")?, 3600)?;
+    let app = App::new(config)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let address = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
+        listener,
+        routes::local(app.clone()),
+    )));
+    let user = UserId::parse("bench")?;
+
+    eprintln!("building the threads…");
+    let built = Instant::now();
+    let linear = ThreadId::parse("linear")?;
+    let mut leaf = None;
+    for i in 0..LINEAR_TURNS {
+        leaf = Some(turn(&app, &user, &linear, i == 0, Placement::AfterLeaf).await?);
+    }
+    let linear_leaf = leaf.ok_or("no linear turn")?;
+    let branched = ThreadId::parse("branched")?;
+    let root = turn(&app, &user, &branched, true, Placement::AfterLeaf).await?;
+    let mut leaves = vec![root; BRANCHES];
+    for _ in 0..TURNS_PER_BRANCH {
+        for leaf in &mut leaves {
+            *leaf = turn(&app, &user, &branched, false, Placement::Under(leaf.clone())).await?;
+        }
+    }
+    let branched_leaf = leaves.last().ok_or("no branch")?.clone();
+    let len: usize = redis::cmd("LLEN")
+        .arg(format!("user:{{bench}}:thread:{branched}:messages"))
+        .query_async(&mut conn)
+        .await?;
+    eprintln!(
+        "built in {:.1} s: linear 100 messages, branched {len} messages in {BRANCHES} branches",
+        built.elapsed().as_secs_f64()
+    );
+
+    let http = reqwest::Client::new();
+    let base = format!("http://{address}");
+    let mut results = Vec::new();
+    for (name, thread, leaf) in [
+        ("linear (100 messages)", &linear, &linear_leaf),
+        ("branched (10,002 messages, 100 branches)", &branched, &branched_leaf),
+    ] {
+        // Warm-up, then the measured reads; Redis's time from its own counters.
+        for _ in 0..reads {
+            read_store(&app, &user, thread, leaf).await?;
+        }
+        let before = script_usec(&mut conn).await?;
+        let mut store_times = Vec::with_capacity(reads);
+        for _ in 0..reads {
+            let started = Instant::now();
+            read_store(&app, &user, thread, leaf).await?;
+            store_times.push(started.elapsed());
+        }
+        let after = script_usec(&mut conn).await?;
+        let redis_us = (after.0 - before.0) / (after.1 - before.1).max(1.0);
+        let url = format!("{base}/api/threads/{thread}?limit={PAGE}");
+        for _ in 0..reads / 4 {
+            read_http(&http, &url, &token, leaf).await?;
+        }
+        let mut http_times = Vec::with_capacity(reads);
+        for _ in 0..reads {
+            let started = Instant::now();
+            read_http(&http, &url, &token, leaf).await?;
+            http_times.push(started.elapsed());
+        }
+        store_times.sort_unstable();
+        http_times.sort_unstable();
+        results.push((name, store_times, http_times, redis_us));
+    }
+
+    println!("# Branch reads: the last {PAGE} messages of the active branch");
+    println!();
+    println!(
+        "pinning: {}; {reads} reads each",
+        if pinned {
+            "on (redis-server on CPU 1, client and server on CPU 0)"
+        } else {
+            "off"
+        }
+    );
+    println!();
+    println!("| thread | store p50 | store p99 | http p50 | http p99 | Redis µs/read |");
+    println!("|---|---|---|---|---|---|");
+    for (name, store, http, redis_us) in &results {
+        println!(
+            "| {name} | {} | {} | {} | {} | {redis_us:.1} |",
+            ms(percentile(store, 0.5)),
+            ms(percentile(store, 0.99)),
+            ms(percentile(http, 0.5)),
+            ms(percentile(http, 0.99)),
+        );
+    }
+    let (linear, branched) = (&results[0], &results[1]);
+    let ratio = |f: fn(&(&str, Vec<Duration>, Vec<Duration>, f64)) -> f64| f(branched) / f(linear);
+    let store_p50 = ratio(|r| percentile(&r.1, 0.5).as_secs_f64());
+    let http_p50 = ratio(|r| percentile(&r.2, 0.5).as_secs_f64());
+    let redis = ratio(|r| r.3);
+    println!();
+    println!(
+        "branched / linear: store p50 {store_p50:.2}×, http p50 {http_p50:.2}×, Redis time {redis:.2}× (target ≤ {TARGET_RATIO}×)"
+    );
+    let met = store_p50 <= TARGET_RATIO && http_p50 <= TARGET_RATIO;
+    println!(
+        "verdict: {}",
+        if met {
+            "met"
+        } else {
+            "MISSED (latency ratio above target)"
+        }
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64) * q).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Redis's `usec` and `calls` for scripts so far (`EVALSHA`, and `EVAL` on a first run).
+async fn script_usec(conn: &mut redis::aio::MultiplexedConnection) -> Result<(f64, f64)> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    let mut total = (0.0, 0.0);
+    for name in ["cmdstat_evalsha", "cmdstat_eval"] {
+        if let Some(stats) = info_field(&info, name) {
+            for pair in stats.split(',') {
+                match pair.split_once('=') {
+                    Some(("usec", v)) => total.0 += v.parse::<f64>()?,
+                    Some(("calls", v)) => total.1 += v.parse::<f64>()?,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// One chat turn written through the store's turn scripts (no model call): a user message
+/// placed as asked and its reply. Returns the reply's id.
+async fn turn(
+    app: &App,
+    user: &UserId,
+    thread: &ThreadId,
+    create: bool,
+    placement: Placement,
+) -> Result<MessageId> {
+    let question = ChatMessage::new(Role::User, "A question of some forty characters, or so.");
+    let ids = TurnIds {
+        user: user.clone(),
+        thread: thread.clone(),
+        user_message: question.id.clone(),
+        reply: MessageId::new(),
+    };
+    let title = Title::parse("bench")?;
+    let (start, _) = app
+        .store()
+        .begin_turn(
+            NewTurn {
+                ids: &ids,
+                create_with_title: create.then_some(&title),
+                inputs: std::slice::from_ref(&question),
+                lease: Duration::from_secs(30),
+                format: None,
+                regenerate: false,
+                placement: &placement,
+            },
+            &LimitSet::default(),
+        )
+        .await?;
+    if !matches!(start, TurnStart::Proceed { .. }) {
+        return Err(format!("the turn did not start: {start:?}").into());
+    }
+    let mut reply = ChatMessage::new(
+        Role::Assistant,
+        "An answer of about a hundred and twenty characters, which is what a short reply of a chat model tends to be in length.",
+    );
+    reply.id = ids.reply.clone();
+    reply.model = Some("Hermes-4-70B".to_owned());
+    app.store()
+        .finish_turn(&ids, &reply, None, StreamEnd::NONE)
+        .await?;
+    Ok(ids.reply)
+}
+
+async fn read_store(app: &App, user: &UserId, thread: &ThreadId, leaf: &MessageId) -> Result<()> {
+    let page = app
+        .store()
+        .thread_page(user, thread, PAGE, None)
+        .await?
+        .ok_or("thread gone")?;
+    if page.messages.len() != PAGE || page.messages.last().map(|m| &m.id) != Some(leaf) {
+        return Err(format!("a wrong page: {} messages", page.messages.len()).into());
+    }
+    Ok(())
+}
+
+async fn read_http(http: &reqwest::Client, url: &str, token: &str, leaf: &MessageId) -> Result<()> {
+    let page: serde_json::Value = http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let messages = page["messages"].as_array().ok_or("no messages")?;
+    if messages.len() != PAGE || messages.last().and_then(|m| m["id"].as_str()) != Some(leaf.as_str())
+    {
+        return Err(format!("a wrong page: {} messages", messages.len()).into());
+    }
+    Ok(())
+}
