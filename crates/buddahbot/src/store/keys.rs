@@ -45,14 +45,21 @@ pub fn thread_tree(user: &UserId, thread: &ThreadId) -> String {
     format!("{PREFIX}{{{user}}}:thread:{thread}:tree")
 }
 
+/// `user:{<userId>}:thread:<threadId>:path`, the LIST of the list indexes of a branched
+/// thread's active branch, first message first (`scripts/tree.lua`).
+pub fn thread_path(user: &UserId, thread: &ThreadId) -> String {
+    format!("{PREFIX}{{{user}}}:thread:{thread}:path")
+}
+
 /// Every key of one thread.
-pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 5] {
+pub fn thread_keys(user: &UserId, thread: &ThreadId) -> [String; 6] {
     [
         thread_meta(user, thread),
         thread_messages(user, thread),
         thread_turns(user, thread),
         thread_stream(user, thread),
         thread_tree(user, thread),
+        thread_path(user, thread),
     ]
 }
 
@@ -150,6 +157,7 @@ mod tests {
             thread_turns(&user, &thread),
             thread_stream(&user, &thread),
             thread_tree(&user, &thread),
+            thread_path(&user, &thread),
         ] {
             let open = key.find('{').unwrap();
             let close = key.find('}').unwrap();

@@ -51,10 +51,12 @@ pub static FINISH_TURN: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Ends the generation's stream too (library: stream.lua).
+/// Ends the generation's stream too (library: stream.lua); a failed regenerate shows the
+/// branch it left again (tree.lua).
 pub static FAIL_TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/stream.lua"),
+        include_str!("scripts/tree.lua"),
         include_str!("scripts/fail_turn.lua")
     ))
 });

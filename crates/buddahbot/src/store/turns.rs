@@ -239,7 +239,9 @@ impl Store {
         }
         let mut invocation = scripts::BEGIN_TURN.prepare_invoke();
         turn_keys(&mut invocation, user, thread);
-        invocation.key(keys::thread_tree(user, thread));
+        invocation
+            .key(keys::thread_tree(user, thread))
+            .key(keys::thread_path(user, thread));
         invocation
             .arg(thread.as_str())
             .arg(now_ms)
@@ -346,7 +348,8 @@ impl Store {
         turn_keys(&mut invocation, user, thread);
         invocation
             .key(limits::todays_tokens_key(user))
-            .key(keys::thread_tree(user, thread));
+            .key(keys::thread_tree(user, thread))
+            .key(keys::thread_path(user, thread));
         invocation
             .arg(thread.as_str())
             .arg(now().as_millisecond())
@@ -411,6 +414,8 @@ impl Store {
             .key(keys::thread_turns(&ids.user, &ids.thread))
             .key(keys::thread_meta(&ids.user, &ids.thread))
             .key(keys::thread_stream(&ids.user, &ids.thread))
+            .key(keys::thread_tree(&ids.user, &ids.thread))
+            .key(keys::thread_path(&ids.user, &ids.thread))
             .arg(ids.user_message.as_str())
             .arg(ids.reply.as_str())
             .arg(now().as_millisecond());

@@ -2,8 +2,8 @@
 -- stores the user's message (once), creating the thread when asked, and records that its
 -- reply is being generated. One round trip, atomic. The field names, turn states and the
 -- lease rule are those of store/schema.rs; the branches, those of tree.lua.
--- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 tree, 7.. the limits' keys and the
---       token counter
+-- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 tree, 7 path, 8.. the limits' keys
+--       and the token counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 the turn's key (its first message's id), 5 the
 --       messages it adds (the user's, or tool results), one JSON document per line,
 --       6 assistant message id, 7 lease end (ms), 8 '1' to create a missing thread,
@@ -23,7 +23,7 @@
 -- message ARGV 14 names is not in the thread) | 'started' (message stored) | 'retry' (stored
 -- by an earlier attempt).
 local now = tonumber(ARGV[2])
-local decision = rate_limit(7, 15, now)
+local decision = rate_limit(8, 15, now)
 local meta = {}
 local wants_title = false
 -- The turn's key: ARGV 4, or the edited version of it a regenerate means.
@@ -44,7 +44,7 @@ local exists = meta[1]
 if not exists and ARGV[8] ~= '1' then
   return answer('not_found')
 end
-local tree = KEYS[6]
+local tree, path = KEYS[6], KEYS[7]
 local treed = meta[15] == '1'
 local leaf = meta[16]
 local choice, target = string.match(ARGV[14], '^(%a):([%w_%-]+)$')
@@ -60,7 +60,7 @@ if ARGV[12] == '1' and treed and leaf then
     if not at or at < 0 then
       break
     end
-    local id, parent, origin = tree_node(tree, at)
+    local id, parent, _, origin = tree_node(tree, at)
     if id == key then
       break
     end
@@ -122,8 +122,9 @@ if not prior then
       local last = redis.call('LINDEX', KEYS[2], -1)
       if not (choice == 'c' and last and tree_id_of(last) == target
           and not tree_superseded(last)) then
-        tree_build(KEYS[1], KEYS[2], tree, ARGV[3])
+        tree_build(KEYS[1], KEYS[2], tree, path, ARGV[3])
         treed = true
+        leaf = redis.call('HGET', KEYS[1], 'activeLeafId')
       end
     end
     if treed then
@@ -134,6 +135,10 @@ if not prior then
       if choice == 's' then
         local _, up = tree_node(tree, parent)
         parent = up
+      end
+      if parent ~= (leaf and tree_index(tree, leaf) or -1) then
+        -- A new branch: the active one is now the way to its parent.
+        tree_path_to(tree, path, parent)
       end
     end
   elseif treed then
@@ -148,8 +153,10 @@ if not prior then
   for k, line in ipairs(inputs) do
     last_id = tree_id_of(line)
     if treed then
-      tree_add(tree, last_id, first + k - 1, parent, k == 1 and choice == 's' and target or nil)
-      parent = first + k - 1
+      local index = first + k - 1
+      tree_add(tree, last_id, index, parent, k == 1 and choice == 's' and target or nil)
+      tree_push(tree, path, index, parent)
+      parent = index
     end
   end
   reply_parent = count - 1
@@ -159,12 +166,13 @@ elseif replaced then
   -- Regenerate: the new reply will be a sibling of the old one, which stays. Until it is
   -- stored the branch ends at their parent; if it fails, the old reply shows again.
   if not treed then
-    tree_build(KEYS[1], KEYS[2], tree, ARGV[3])
+    tree_build(KEYS[1], KEYS[2], tree, path, ARGV[3])
     treed = true
     leaf = redis.call('HGET', KEYS[1], 'activeLeafId')
   end
   local _, up = tree_node(tree, replaced)
   reply_parent = up
+  tree_path_to(tree, path, reply_parent)
   if leaf then
     fields[#fields + 1] = 'leafBeforeTurn'
     fields[#fields + 1] = leaf
@@ -172,6 +180,9 @@ elseif replaced then
 elseif treed then
   -- A retry: the turn's messages were stored together, from its key on.
   reply_parent = (tree_index(tree, key) or 0) + #inputs - 1
+  if reply_parent ~= (leaf and tree_index(tree, leaf) or -1) then
+    tree_path_to(tree, path, reply_parent)
+  end
 end
 if treed and reply_parent then
   fields[#fields + 1] = 'replyParent'
@@ -210,5 +221,6 @@ for i = 1, 4 do
 end
 if treed then
   redis.call('PEXPIRE', tree, ARGV[3])
+  redis.call('PEXPIRE', path, ARGV[3])
 end
 return answer(outcome)

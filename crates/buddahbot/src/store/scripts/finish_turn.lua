@@ -8,7 +8,8 @@
 -- and records how this one ended.
 -- The reply goes under the message begin_turn chose (meta `replyParent`; tree.lua) and ends
 -- the thread's active branch.
--- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 the day's token counter, 7 tree
+-- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 the day's token counter, 7 tree,
+--       8 path
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 user message id, 5 reply JSON,
 --       6 assistant message id, 7 model, 8 tokens used, 9 token counter ttl (s),
 --       10 last status ('idle' | 'error' | 'stopped'), 11 the prompt's characters and the
@@ -32,7 +33,8 @@ local count = redis.call('RPUSH', KEYS[2], ARGV[5])
 local fields = {'updatedAt', ARGV[2], 'model', ARGV[7], 'lastStatus', ARGV[10],
   'messageCount', count}
 local own = meta[2] == ARGV[6]
-if own or not meta[2] then
+local shown = own or not meta[2]
+if shown then
   fields[#fields + 1] = 'activeLeafId'
   fields[#fields + 1] = ARGV[6]
 end
@@ -42,7 +44,23 @@ if meta[5] == '1' then
   local parent = own and tonumber(meta[6])
     or tree_index(KEYS[7], ARGV[4]) or -1
   tree_add(KEYS[7], ARGV[6], count - 1, parent)
+  if shown then
+    if (tree_entry_index(redis.call('LINDEX', KEYS[8], -1)) or -1) == parent then
+      tree_push(KEYS[7], KEYS[8], count - 1, parent)
+    else
+      tree_path_to(KEYS[7], KEYS[8], count - 1)
+    end
+  else
+    -- Not shown, but a sibling of what may be: the branch shown marks its version.
+    local _, _, depth = tree_node(KEYS[7], count - 1)
+    local entry = redis.call('LINDEX', KEYS[8], depth)
+    local above = depth > 0 and tree_entry_index(redis.call('LINDEX', KEYS[8], depth - 1)) or -1
+    if entry and above == parent and not string.find(entry, '*', 1, true) then
+      redis.call('LSET', KEYS[8], depth, entry .. '*')
+    end
+  end
   redis.call('PEXPIRE', KEYS[7], ARGV[3])
+  redis.call('PEXPIRE', KEYS[8], ARGV[3])
 end
 if meta[3] == ARGV[6] then
   end_stream(KEYS[5], 13)

@@ -1,8 +1,10 @@
 -- Reads a thread and one page of one of its branches, newest message last, in one round trip
 -- (tree.lua). A linear thread is read as a range of its list; one that still holds replies a
 -- regenerate replaced before branches existed, or whose branch through a named message is
--- asked for, gets its tree first. A page costs O(its length) however large the thread.
--- KEYS: 1 meta, 2 messages, 3 tree
+-- asked for, gets its tree first. A page of the active branch costs a range of its path and
+-- one range per run of neighbouring messages, however large the thread; another branch's
+-- costs a step up the tree per message.
+-- KEYS: 1 meta, 2 messages, 3 tree, 4 path
 -- ARGV: 1 the id of a message the branch goes through ('' for the active branch), 2 the
 --       page's length, 3 the list index of the message the page ends before ('' for the
 --       branch's end), 4 '1' when the branch ends at the message ARGV 1 names (else it goes
@@ -18,14 +20,13 @@ local meta = redis.call('HGETALL', KEYS[1])
 if #meta == 0 then
   return {}
 end
+local tree, path = KEYS[3], KEYS[4]
 local limit = tonumber(ARGV[2])
 local before = tonumber(ARGV[3])
-local treed, leaf = false, nil
+local treed = false
 for i = 1, #meta, 2 do
   if meta[i] == 'tree' then
     treed = meta[i + 1] == '1'
-  elseif meta[i] == 'activeLeafId' then
-    leaf = meta[i + 1]
   end
 end
 if not treed then
@@ -53,61 +54,114 @@ if not treed then
       return {meta, 'linear', start, got}
     end
   end
-  tree_build(KEYS[1], KEYS[2], KEYS[3], redis.call('PTTL', KEYS[1]))
+  tree_build(KEYS[1], KEYS[2], tree, path, redis.call('PTTL', KEYS[1]))
   meta = redis.call('HGETALL', KEYS[1])
-  leaf = redis.call('HGET', KEYS[1], 'activeLeafId')
 end
-local at
-if before then
-  local _, up = tree_node(KEYS[3], before)
-  at = up or -1
-elseif ARGV[1] ~= '' then
-  at = tree_index(KEYS[3], ARGV[1])
-  if not at then
-    return {meta, 'no_message'}
+-- The page's list indexes, oldest first, and its first message's parent's (-1: none);
+-- `marked`: which of them have siblings, when the path says.
+local page, parent, marked = nil, -1, nil
+if ARGV[1] == '' then
+  -- The active branch: a range of its path, from its end or from the cursor's depth, with
+  -- the parent of the page's first message in front when there is one.
+  local got, ahead = nil, false
+  if before then
+    local _, _, depth = tree_node(tree, before)
+    if depth and tree_entry_index(redis.call('LINDEX', path, depth)) == before then
+      got = depth > 0
+        and redis.call('LRANGE', path, math.max(depth - limit - 1, 0), depth - 1) or {}
+      ahead = depth - limit - 1 >= 0
+    end
+  else
+    got = redis.call('LRANGE', path, -(limit + 1), -1)
+    ahead = #got > limit
   end
-  if ARGV[4] ~= '1' then
-    at = tree_newest_leaf(KEYS[3], at)
+  if got then
+    page, marked = {}, {}
+    for k, entry in ipairs(got) do
+      if k == 1 and ahead then
+        parent = tree_entry_index(entry)
+      else
+        page[#page + 1], marked[#page + 1] = tree_entry_index(entry)
+      end
+    end
   end
-else
-  at = leaf and tree_index(KEYS[3], leaf) or -1
 end
--- Up from the page's newest message to its oldest.
-local path, parents = {}, {}
-while at >= 0 and #path < limit do
-  local id, up = tree_node(KEYS[3], at)
-  if not id then
-    break
+if not page then
+  -- Another branch (or a cursor from before a switch): up the tree from its end.
+  local at
+  if before then
+    local _, up = tree_node(tree, before)
+    at = up or -1
+  else
+    at = tree_index(tree, ARGV[1])
+    if not at then
+      return {meta, 'no_message'}
+    end
+    if ARGV[4] ~= '1' then
+      at = tree_newest_leaf(tree, at)
+    end
   end
-  path[#path + 1] = at
-  parents[#parents + 1] = up
-  at = up
+  local up_the_tree = {}
+  while at >= 0 and #up_the_tree < limit do
+    local id, up = tree_node(tree, at)
+    if not id then
+      break
+    end
+    up_the_tree[#up_the_tree + 1] = at
+    at = up
+  end
+  page = {}
+  for k = #up_the_tree, 1, -1 do
+    page[#page + 1] = up_the_tree[k]
+  end
+  parent = at
 end
--- Oldest first; consecutive list indexes are read as one range.
-local messages, kids, seen = {}, {}, {}
-local k = #path
-while k >= 1 do
-  local from = path[k]
+-- The messages; neighbouring list indexes are read as one range. When the parent is just
+-- before the first, it is read with it, for its id.
+local messages = {}
+local parent_id = ''
+local k = 1
+while k <= #page do
+  local from = page[k]
   local to = from
-  while k > 1 and path[k - 1] == to + 1 do
-    k = k - 1
+  while k < #page and page[k + 1] == to + 1 do
+    k = k + 1
     to = to + 1
   end
-  for _, json in ipairs(redis.call('LRANGE', KEYS[2], from, to)) do
-    messages[#messages + 1] = json
+  local with_parent = from == page[1] and parent >= 0 and parent == from - 1
+  local got = redis.call('LRANGE', KEYS[2], with_parent and from - 1 or from, to)
+  for j, json in ipairs(got) do
+    if with_parent and j == 1 then
+      parent_id = tree_id_of(json) or ''
+    else
+      messages[#messages + 1] = json
+    end
   end
-  k = k - 1
+  k = k + 1
 end
-for j = #parents, 1, -1 do
-  local up = parents[j]
-  if not seen[up] then
-    seen[up] = redis.call('HGET', KEYS[3], 'c' .. up) or ''
+if parent >= 0 and parent_id == '' and #page > 0 then
+  parent_id = (tree_node(tree, parent)) or ''
+end
+-- Each message's versions: its parent's children, read at once for those that have more
+-- than one (all of them off the active branch's path, which does not say).
+local fields, slot = {}, {}
+local parents = {}
+for j = 1, #page do
+  local up = j == 1 and parent or page[j - 1]
+  parents[j] = up
+  if (not marked or marked[j]) and not slot[up] then
+    fields[#fields + 1] = 'c' .. up
+    slot[up] = #fields
   end
-  kids[#kids + 1] = seen[up]
 end
-local first, parent_id = -1, ''
-if at >= 0 and #path > 0 then
-  first = path[#path]
-  parent_id = (tree_node(KEYS[3], at)) or ''
+local found = #fields > 0 and redis.call('HMGET', tree, unpack(fields)) or {}
+local kids = {}
+for j = 1, #page do
+  local at = slot[parents[j]]
+  kids[j] = at and found[at] or ''
+end
+local first = -1
+if parent >= 0 and #page > 0 then
+  first = page[1]
 end
 return {meta, 'tree', first, parent_id, messages, kids}

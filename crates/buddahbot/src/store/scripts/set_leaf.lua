@@ -2,7 +2,7 @@
 -- newest leaf (tree.lua). A linear thread gets its tree first, unless the message already
 -- ends it. Refused while a generation holds the thread (the lease rule of store/schema.rs):
 -- its reply will end the branch it started on. `updatedAt` stays: nothing was written.
--- KEYS: 1 meta, 2 messages, 3 tree
+-- KEYS: 1 meta, 2 messages, 3 tree, 4 path
 -- ARGV: 1 message id, 2 now (ms)
 -- Returns {outcome, the new active leaf's id} where outcome is 'ok' | 'not_found' (no such
 -- thread) | 'no_message' | 'busy'.
@@ -19,12 +19,14 @@ if meta[4] ~= '1' then
     redis.call('HSET', KEYS[1], 'activeLeafId', ARGV[1])
     return {'ok', ARGV[1]}
   end
-  tree_build(KEYS[1], KEYS[2], KEYS[3], redis.call('PTTL', KEYS[1]))
+  tree_build(KEYS[1], KEYS[2], KEYS[3], KEYS[4], redis.call('PTTL', KEYS[1]))
 end
 local at = tree_index(KEYS[3], ARGV[1])
 if not at then
   return {'no_message', ''}
 end
-local leaf = tree_node(KEYS[3], tree_newest_leaf(KEYS[3], at))
+local newest = tree_newest_leaf(KEYS[3], at)
+local leaf = tree_node(KEYS[3], newest)
 redis.call('HSET', KEYS[1], 'activeLeafId', leaf)
+tree_path_to(KEYS[3], KEYS[4], newest)
 return {'ok', leaf}

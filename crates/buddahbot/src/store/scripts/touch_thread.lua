@@ -2,7 +2,7 @@
 -- restarts the TTL of all three keys. Nothing is created when the thread does not exist,
 -- so a write can never resurrect a deleted or expired thread as a half-empty husk.
 -- Appended messages continue the active branch (tree.lua).
--- KEYS: 1 meta, 2 messages, 3 index, 4 tree
+-- KEYS: 1 meta, 2 messages, 3 index, 4 tree, 5 path
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 new title or '', 5 model or '',
 --       6.. message JSON to append, oldest first
 -- Returns the meta hash as a flat array, or nil when the thread does not exist.
@@ -22,6 +22,7 @@ if appended > 0 then
     last_id = tree_id_of(ARGV[k])
     if treed then
       tree_add(KEYS[4], last_id, index, parent)
+      tree_push(KEYS[4], KEYS[5], index, parent)
       parent = index
     end
   end
@@ -42,5 +43,6 @@ for i = 1, 3 do
 end
 if treed or redis.call('HGET', KEYS[1], 'tree') == '1' then
   redis.call('PEXPIRE', KEYS[4], ARGV[3])
+  redis.call('PEXPIRE', KEYS[5], ARGV[3])
 end
 return redis.call('HGETALL', KEYS[1])

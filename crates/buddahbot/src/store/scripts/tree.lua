@@ -1,16 +1,21 @@
--- Library prepended to the scripts that add messages to a thread or read its branches (see
--- scripts.rs). A thread's messages are stored in its LIST in the order they were written,
--- never moved. While each message follows the one before it (a linear thread) that is all
--- there is. The first message that follows another — an edit, a regenerated reply, an
+-- Library prepended to the scripts that add messages to a thread, switch its branch or read
+-- one (see scripts.rs). A thread's messages are stored in its LIST in the order they were
+-- written, never moved. While each message follows the one before it (a linear thread) that
+-- is all there is. The first message that does not — an edit, a regenerated reply, an
 -- explicit `parentId`, a switch to another branch — gives the thread a tree: meta `tree` =
--- '1' and the HASH `<thread>:tree` holding, for every message,
---   i<id>    -> its list index
---   m<index> -> '<id> <the parent's list index>' (-1 for a first message), plus
---               ' <id of the message it edits>' for an edit made through the AI SDK
---   c<index> -> the ids of its children, oldest first, space-separated ('c-1': the first
---               messages)
--- Meta `activeLeafId` names the last message of the branch the thread shows. Message ids
--- are `[A-Za-z0-9_-]`, so a space separates them. Field names are those of store/schema.rs.
+-- '1', and
+-- - the HASH `<thread>:tree` holding, for every message,
+--     i<id>    -> its list index
+--     m<index> -> '<id> <the parent's list index (-1 for none)> <depth (0 for a first
+--                 message)>', plus ' <id of the message it edits>' for an AI SDK edit
+--     c<index> -> the ids of its children, oldest first, space-separated ('c-1': the first
+--                 messages);
+-- - the LIST `<thread>:path`: the list indexes of the active branch, first message first
+--   (its element at position d is the branch's message of depth d), each followed by `*`
+--   when the message has siblings, so the latest page of the branch costs one range however
+--   deep and branched the thread is, and only its branch points cost a look at the tree.
+-- Meta `activeLeafId` names the last message of the active branch. Message ids are
+-- `[A-Za-z0-9_-]`, so a space separates them. Field names are those of store/schema.rs.
 
 -- The id a stored message's JSON starts with (a reply a regenerate replaced, written before
 -- branches, starts with its `supersededBy` mark; its own id is the first `id` after it).
@@ -23,9 +28,30 @@ local function tree_superseded(json)
   return string.sub(json, 1, 17) == '{"supersededBy":"'
 end
 
+-- `m<index>` as (id, parent index, depth, origin or nil); nil for an unknown index.
+local function tree_node(tree, index)
+  local m = redis.call('HGET', tree, 'm' .. index)
+  if not m then
+    return nil
+  end
+  local id, parent, depth, origin = string.match(m, '^(%S+) (%S+) (%S+) ?(%S*)$')
+  return id, tonumber(parent), tonumber(depth), origin ~= '' and origin or nil
+end
+
+-- The list index of message `id`, or nil.
+local function tree_index(tree, id)
+  local index = redis.call('HGET', tree, 'i' .. id)
+  return index and tonumber(index)
+end
+
 -- Records message `id` at list index `index` under the message at `parent` (-1: none).
 local function tree_add(tree, id, index, parent, origin)
-  local m = id .. ' ' .. parent
+  local depth = 0
+  if parent >= 0 then
+    local _, _, up = tree_node(tree, parent)
+    depth = (up or -1) + 1
+  end
+  local m = id .. ' ' .. parent .. ' ' .. depth
   if origin then
     m = m .. ' ' .. origin
   end
@@ -34,20 +60,30 @@ local function tree_add(tree, id, index, parent, origin)
     'c' .. parent, kids and (kids .. ' ' .. id) or id)
 end
 
--- `m<index>` as (id, parent index, origin or nil); nil for an unknown index.
-local function tree_node(tree, index)
-  local m = redis.call('HGET', tree, 'm' .. index)
-  if not m then
-    return nil
+-- A path element: the list index, marked when its parent has more than one child.
+local function tree_entry(tree, index, parent)
+  local kids = redis.call('HGET', tree, 'c' .. parent)
+  if kids and string.find(kids, ' ', 1, true) then
+    return index .. '*'
   end
-  local id, parent, origin = string.match(m, '^(%S+) (%S+) ?(%S*)$')
-  return id, tonumber(parent), origin ~= '' and origin or nil
+  return tostring(index)
 end
 
--- The list index of message `id`, or nil.
-local function tree_index(tree, id)
-  local index = redis.call('HGET', tree, 'i' .. id)
-  return index and tonumber(index)
+-- A path element's list index, and whether it is marked.
+local function tree_entry_index(entry)
+  if not entry then
+    return nil, false
+  end
+  local index = tonumber(entry)
+  if index then
+    return index, false
+  end
+  return tonumber(string.sub(entry, 1, -2)), true
+end
+
+-- Appends the message at `index` (under `parent`) to the active branch.
+local function tree_push(tree, path, index, parent)
+  redis.call('RPUSH', path, tree_entry(tree, index, parent))
 end
 
 -- The newest leaf under the message at `index`: its newest child's newest child, and so on.
@@ -61,12 +97,41 @@ local function tree_newest_leaf(tree, index)
   end
 end
 
+-- Makes the active branch the one ending at list index `leaf` (-1: none): the path keeps
+-- what the two branches share and takes the rest from the tree, so a switch costs the
+-- distance to where they part.
+local function tree_path_to(tree, path, leaf)
+  local climb = {}
+  local at = leaf
+  local shared = -1
+  while at >= 0 do
+    local _, parent, depth = tree_node(tree, at)
+    if not depth then
+      break
+    end
+    if tree_entry_index(redis.call('LINDEX', path, depth)) == at then
+      shared = depth
+      break
+    end
+    climb[#climb + 1] = tree_entry(tree, at, parent)
+    at = parent
+  end
+  if shared >= 0 then
+    redis.call('LTRIM', path, 0, shared)
+  else
+    redis.call('DEL', path)
+  end
+  for k = #climb, 1, -1 do
+    redis.call('RPUSH', path, climb[k])
+  end
+end
+
 -- Gives a linear thread its tree: each message follows the last one before it that no
 -- regenerate replaced (a replaced reply is a sibling of its replacement). Written in
 -- batches (a command's arguments have a limit). Sets meta `tree` and `activeLeafId` (the
 -- last message of that line) and returns the leaf's list index (-1 for an empty thread).
-local function tree_build(meta, messages, tree, ttl)
-  local fields, kids = {}, {}
+local function tree_build(meta, messages, tree, path, ttl)
+  local fields, kids, line_indexes, line_parents = {}, {}, {}, {}
   local line, leaf_id = -1, nil
   local function flush()
     if #fields > 0 then
@@ -78,18 +143,27 @@ local function tree_build(meta, messages, tree, ttl)
     local index = i - 1
     local id = tree_id_of(json)
     if id then
+      -- The line so far is this message's branch: its depth is the line's length.
+      local depth = #line_indexes
       fields[#fields + 1] = 'i' .. id
       fields[#fields + 1] = index
       fields[#fields + 1] = 'm' .. index
-      fields[#fields + 1] = id .. ' ' .. line
+      fields[#fields + 1] = id .. ' ' .. line .. ' ' .. depth
       local c = kids[line]
       kids[line] = c and (c .. ' ' .. id) or id
       if not tree_superseded(json) then
+        line_parents[#line_indexes + 1] = line
         line, leaf_id = index, id
+        line_indexes[#line_indexes + 1] = index
       end
       if #fields >= 4000 then
         flush()
       end
+    end
+  end
+  for k, parent in ipairs(line_parents) do
+    if string.find(kids[parent], ' ', 1, true) then
+      line_indexes[k] = line_indexes[k] .. '*'
     end
   end
   for parent, ids in pairs(kids) do
@@ -100,11 +174,16 @@ local function tree_build(meta, messages, tree, ttl)
     end
   end
   flush()
+  redis.call('DEL', path)
+  for k = 1, #line_indexes, 4000 do
+    redis.call('RPUSH', path, unpack(line_indexes, k, math.min(k + 3999, #line_indexes)))
+  end
   redis.call('HSET', meta, 'tree', '1')
   if leaf_id then
     redis.call('HSET', meta, 'activeLeafId', leaf_id)
     if tonumber(ttl) > 0 then
       redis.call('PEXPIRE', tree, ttl)
+      redis.call('PEXPIRE', path, ttl)
     end
   else
     redis.call('HDEL', meta, 'activeLeafId')
