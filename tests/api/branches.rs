@@ -4,6 +4,10 @@
 //! switches; forks, shares, exports and Responses follow branches; threads stored before
 //! branches existed read and continue as they did.
 
+use buddahbot::{
+    domain::{ChatMessage, MessageId, Placement, Role, ThreadId, Title, UserId},
+    store::{BranchPage, BranchRead, LeafSet, LimitSet, NewTurn, StreamEnd, TurnIds, TurnStart},
+};
 use mock_upstream::reply_text;
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
@@ -676,4 +680,189 @@ async fn a_response_continued_from_an_earlier_one_starts_a_branch() {
 async fn the_ai_sdk_client_edits_regenerates_and_switches() {
     let app = TestApp::spawn().await;
     run_node_test(&app, &random_user(), "branches.test.mjs", &[]).await;
+}
+
+/// One turn through the store's scripts: `question` placed as asked (or, with `regenerate`,
+/// the turn of `question` answered again), and its reply.
+async fn store_turn(
+    app: &TestApp,
+    user: &UserId,
+    thread: &ThreadId,
+    question: &ChatMessage,
+    placement: &Placement,
+    regenerate: bool,
+) -> TurnStart {
+    let ids = TurnIds {
+        user: user.clone(),
+        thread: thread.clone(),
+        user_message: question.id.clone(),
+        reply: MessageId::new(),
+    };
+    let title = Title::parse("random").unwrap();
+    let (start, _) = app
+        .app
+        .store()
+        .begin_turn(
+            NewTurn {
+                ids: &ids,
+                create_with_title: Some(&title),
+                inputs: std::slice::from_ref(question),
+                lease: std::time::Duration::from_secs(30),
+                format: None,
+                regenerate,
+                placement,
+            },
+            &LimitSet::default(),
+        )
+        .await
+        .unwrap();
+    if let TurnStart::Proceed { turn_key, .. } = &start {
+        let ids = TurnIds {
+            user_message: turn_key.clone(),
+            ..ids
+        };
+        let mut reply = ChatMessage::new(Role::Assistant, "reply");
+        reply.id = ids.reply.clone();
+        app.app
+            .store()
+            .finish_turn(&ids, &reply, None, StreamEnd::NONE)
+            .await
+            .unwrap();
+    }
+    start
+}
+
+#[tokio::test]
+async fn the_active_branch_agrees_with_the_tree_after_any_mix_of_branch_operations() {
+    let app = TestApp::spawn().await;
+    let user = UserId::parse(&random_user()).unwrap();
+    let thread = ThreadId::parse("random-tree").unwrap();
+    let store = app.app.store();
+    // A fixed pseudo-random walk (an LCG), so a failure replays.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(seed >> 33).unwrap() % n.max(1)
+    };
+    let mut users: Vec<ChatMessage> = Vec::new();
+    let mut all: Vec<MessageId> = Vec::new();
+    for step in 0..120 {
+        let question = ChatMessage::new(Role::User, format!("q{step}"));
+        let op = if users.is_empty() { 0 } else { next(10) };
+        match op {
+            0..=4 => {
+                store_turn(
+                    &app,
+                    &user,
+                    &thread,
+                    &question,
+                    &Placement::AfterLeaf,
+                    false,
+                )
+                .await;
+            }
+            5 => {
+                let under = all[next(all.len())].clone();
+                store_turn(
+                    &app,
+                    &user,
+                    &thread,
+                    &question,
+                    &Placement::Under(under),
+                    false,
+                )
+                .await;
+            }
+            6 => {
+                let beside = users[next(users.len())].id.clone();
+                store_turn(
+                    &app,
+                    &user,
+                    &thread,
+                    &question,
+                    &Placement::Beside(beside),
+                    false,
+                )
+                .await;
+            }
+            7 | 8 => {
+                let again = users[next(users.len())].clone();
+                store_turn(&app, &user, &thread, &again, &Placement::AfterLeaf, true).await;
+                assert_branch_agrees(store, &user, &thread).await;
+                continue;
+            }
+            _ => {
+                let to = all[next(all.len())].clone();
+                assert!(matches!(
+                    store.set_active_leaf(&user, &thread, &to).await.unwrap(),
+                    LeafSet::Done(_)
+                ));
+                assert_branch_agrees(store, &user, &thread).await;
+                continue;
+            }
+        }
+        users.push(question);
+        let (_, messages) = store.whole_thread(&user, &thread).await.unwrap().unwrap();
+        all = messages.iter().map(|m| m.id.clone()).collect();
+        assert_branch_agrees(store, &user, &thread).await;
+    }
+
+    let deepest = assert_branch_agrees(store, &user, &thread).await;
+    assert!(
+        deepest.len() > 10,
+        "a deep enough branch: {}",
+        deepest.len()
+    );
+    assert!(
+        deepest
+            .iter()
+            .filter(|m| m.place.as_ref().unwrap().branch.count > 1)
+            .count()
+            > 1,
+        "versions on the branch shown"
+    );
+}
+
+/// Reads the active branch a page at a time and checks it against the tree's own account of
+/// it (up from the leaf by parent, with every message's versions); returns it.
+async fn assert_branch_agrees(
+    store: &buddahbot::store::Store,
+    user: &UserId,
+    thread: &ThreadId,
+) -> Vec<ChatMessage> {
+    // The tree's own account of the active branch: up from the leaf by parent.
+    let (meta, messages) = store.whole_thread(user, thread).await.unwrap().unwrap();
+    let by_id: std::collections::HashMap<_, _> = messages.iter().map(|m| (&m.id, m)).collect();
+    let mut expected = Vec::new();
+    let mut at = meta.active_leaf_id.clone();
+    while let Some(id) = at {
+        let message = by_id[&id];
+        expected.push(message.clone());
+        at = message.place.as_ref().unwrap().parent_id.clone();
+    }
+    expected.reverse();
+
+    // Read a page at a time: the same messages, in the same places.
+    let mut read: Vec<ChatMessage> = Vec::new();
+    let mut before = None;
+    loop {
+        let BranchPage::Page(page) = store
+            .branch_page(user, thread, 7, before, BranchRead::Active)
+            .await
+            .unwrap()
+        else {
+            panic!("the thread is there");
+        };
+        let mut older = page.messages;
+        older.extend(read);
+        read = older;
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(read, expected);
+    expected
 }

@@ -475,6 +475,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_place_counts_its_versions_and_lists_them_only_when_there_are_several() {
+        let id = |raw: &str| MessageId::parse(raw).unwrap();
+        let alone = BranchPlace::among(&id("a"), None, Vec::new());
+        assert_eq!(alone.branch, Branch { index: 0, count: 1 });
+        assert_eq!(alone.sibling_ids, None);
+        let second = BranchPlace::among(&id("b"), Some(id("p")), vec![id("a"), id("b"), id("c")]);
+        assert_eq!(second.branch, Branch { index: 1, count: 3 });
+        assert_eq!(second.sibling_ids.as_ref().map(Vec::len), Some(3));
+        let json = serde_json::to_value(ChatMessage {
+            place: Some(second),
+            ..ChatMessage::new(Role::User, "hi")
+        })
+        .unwrap();
+        assert_eq!(json["parentId"], "p");
+        assert_eq!(
+            json["branch"],
+            serde_json::json!({ "index": 1, "count": 3 })
+        );
+        // Never read back from storage: the tree holds it.
+        let stored: ChatMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(stored.place, None);
+        let root = serde_json::to_value(ChatMessage {
+            place: Some(alone),
+            ..ChatMessage::new(Role::User, "hi")
+        })
+        .unwrap();
+        assert_eq!(
+            root["parentId"],
+            serde_json::Value::Null,
+            "a first message says so"
+        );
+        assert!(root.get("siblingIds").is_none());
+    }
+
+    #[test]
     fn titles_are_trimmed() {
         assert_eq!(
             Title::parse("  Trip to Rome \t").unwrap().as_str(),
