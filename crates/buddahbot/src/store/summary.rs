@@ -8,6 +8,9 @@ use crate::domain::{MessageId, ThreadId, UserId, now};
 /// How long a claim to write a summary holds (a writer that dies frees it after this).
 const CLAIM: Duration = Duration::from_secs(60);
 
+/// More messages than any branch holds.
+const WHOLE_BRANCH: usize = 100_000;
+
 impl Store {
     /// Claims the writing of a summary of the thread's first `count` messages: `true` when
     /// this caller should write it.
@@ -57,9 +60,8 @@ impl Store {
         Ok(kept == 1)
     }
 
-    /// The id of the thread's `n`-th (1-based) current message that is not a system
-    /// message, skipping replies a regenerate replaced: the last message a summary of the
-    /// first `n` covers.
+    /// The id of the `n`-th (1-based) message of the thread's active branch that is not a
+    /// system message: the last message a summary of the first `n` covers.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -72,27 +74,21 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
-        // Superseded replies are few: read a little past `n`.
-        let stop = i64::try_from(n.saturating_mul(2).saturating_add(16)).unwrap_or(i64::MAX);
-        let raw: Vec<String> = redis::cmd("LRANGE")
-            .arg(keys::thread_messages(user, thread))
-            .arg(0)
-            .arg(stop)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        let mut seen = 0;
-        for json in raw {
-            let Ok(message) = serde_json::from_str::<crate::domain::ChatMessage>(&json) else {
-                continue;
-            };
-            if message.superseded_by.is_some() || message.role == crate::domain::Role::System {
-                continue;
+        // A summary is written in the background, rarely: the whole branch is read.
+        let page = match self
+            .branch_page(user, thread, WHOLE_BRANCH, None, super::BranchRead::Active)
+            .await?
+        {
+            super::BranchPage::Page(page) => page,
+            super::BranchPage::ThreadNotFound | super::BranchPage::MessageNotFound => {
+                return Ok(None);
             }
-            seen += 1;
-            if seen == n {
-                return Ok(Some(message.id));
-            }
-        }
-        Ok(None)
+        };
+        Ok(page
+            .messages
+            .into_iter()
+            .filter(|m| m.role != crate::domain::Role::System)
+            .nth(n - 1)
+            .map(|m| m.id))
     }
 }
