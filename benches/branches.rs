@@ -34,7 +34,6 @@
 
 use std::{
     io::Write,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -49,21 +48,9 @@ use buddahbot::{
     store::{LimitSet, NewTurn, StreamEnd, TurnIds, TurnStart},
 };
 
-/// The report goes to stdout; progress goes to stderr so the report can be piped alone.
-macro_rules! report {
-    ($($arg:tt)*) => {
-        writeln!(std::io::stdout().lock(), $($arg)*)?
-    };
-}
+mod common;
 
-macro_rules! progress {
-    ($($arg:tt)*) => {
-        writeln!(std::io::stderr().lock(), $($arg)*)?
-    };
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Result<T> = std::result::Result<T, BoxError>;
+use common::{Result, info_field, percentile, progress, report, taskset};
 
 const SECRET: &str = "bench-branches-secret-at-least-32-bytes-long";
 const PAGE: usize = 50;
@@ -87,28 +74,6 @@ fn pin() -> bool {
         return false;
     }
     taskset("0", std::process::id()).is_ok()
-}
-
-/// `taskset -a -pc <cpu> <pid>`.
-fn taskset(cpu: &str, pid: u32) -> Result<()> {
-    let out = std::process::Command::new("taskset")
-        .args(["-a", "-pc", cpu, &pid.to_string()])
-        .stdin(Stdio::null())
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr)
-            .trim()
-            .to_owned()
-            .into())
-    }
-}
-
-fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
 }
 
 async fn run(pinned: bool) -> Result<()> {
@@ -263,10 +228,10 @@ async fn run(pinned: bool) -> Result<()> {
     for (name, store, http, redis_us) in &results {
         report!(
             "| {name} | {} | {} | {} | {} | {redis_us:.1} |",
-            ms(percentile(store, 0.5)),
-            ms(percentile(store, 0.99)),
-            ms(percentile(http, 0.5)),
-            ms(percentile(http, 0.99)),
+            ms(percentile(store, 50.0)),
+            ms(percentile(store, 99.0)),
+            ms(percentile(http, 50.0)),
+            ms(percentile(http, 99.0)),
         );
     }
     // The target holds for each way a thread is read after branching as people branch
@@ -276,9 +241,9 @@ async fn run(pinned: bool) -> Result<()> {
     report!();
     for (i, result) in results.iter().enumerate().skip(1) {
         let store =
-            percentile(&result.1, 0.5).as_secs_f64() / percentile(&linear.1, 0.5).as_secs_f64();
+            percentile(&result.1, 50.0).as_secs_f64() / percentile(&linear.1, 50.0).as_secs_f64();
         let http =
-            percentile(&result.2, 0.5).as_secs_f64() / percentile(&linear.2, 0.5).as_secs_f64();
+            percentile(&result.2, 50.0).as_secs_f64() / percentile(&linear.2, 50.0).as_secs_f64();
         let redis = result.3 / linear.3;
         let judged = i < 3;
         if judged {
@@ -300,14 +265,6 @@ async fn run(pinned: bool) -> Result<()> {
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64) * q).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Redis's `usec` and `calls` for scripts so far (`EVALSHA`, and `EVAL` on a first run).

@@ -82,8 +82,9 @@ use tokio::{
     sync::mpsc,
 };
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+mod common;
+
+use common::{BoxError, Result, info_field, percentile, progress, report, taskset};
 
 /// Set in the environment of the re-executed bench binary that serves `routes::local`.
 const SERVE_LOCAL: &str = "BENCH_SERVE_LOCAL";
@@ -125,19 +126,6 @@ const TARGET_IDLE_RSS_MIB: f64 = 15.0;
 
 /// Every request's message differs, across levels and targets.
 static NEXT_MESSAGE: AtomicU64 = AtomicU64::new(0);
-
-/// The report goes to stdout; progress goes to stderr so the report can be piped alone.
-macro_rules! report {
-    ($($arg:tt)*) => {
-        writeln!(std::io::stdout().lock(), $($arg)*)?
-    };
-}
-
-macro_rules! progress {
-    ($($arg:tt)*) => {
-        writeln!(std::io::stderr().lock(), $($arg)*)?
-    };
-}
 
 fn main() -> Result<()> {
     if std::env::var_os(SERVE_LOCAL).is_some() {
@@ -231,22 +219,6 @@ impl Pinning {
             },
             Err(error) => off(format!("off (taskset failed: {error})")),
         }
-    }
-}
-
-/// `taskset -a -pc <cpu> <pid>`: every thread of `pid` onto `cpu`.
-fn taskset(cpu: &str, pid: u32) -> Result<()> {
-    let out = std::process::Command::new("taskset")
-        .args(["-a", "-pc", cpu, &pid.to_string()])
-        .stdin(Stdio::null())
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr)
-            .trim()
-            .to_owned()
-            .into())
     }
 }
 
@@ -1347,15 +1319,6 @@ impl LoadStats {
     }
 }
 
-/// Nearest-rank percentile of sorted samples; zero without samples.
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn mean(samples: &[Duration]) -> Duration {
     let n = u32::try_from(samples.len()).unwrap_or(u32::MAX).max(1);
     samples.iter().sum::<Duration>() / n
@@ -2133,10 +2096,4 @@ fn command_usec(info: &str) -> BTreeMap<String, u64> {
             Some((name.to_owned(), usec.parse().ok()?))
         })
         .collect()
-}
-
-fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
 }

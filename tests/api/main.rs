@@ -22,6 +22,7 @@ mod feedback;
 mod generation;
 mod health;
 mod helpers;
+mod import;
 mod isolation;
 mod limits;
 mod organize;

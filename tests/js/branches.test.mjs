@@ -9,38 +9,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { AbstractChat, DefaultChatTransport } from "ai";
+import { DefaultChatTransport } from "ai";
+import { Chat, until } from "./chat-state.mjs";
 
 const url = process.env.BUDDAHBOT_URL;
 const token = process.env.BUDDAHBOT_TOKEN;
 const auth = { authorization: `Bearer ${token}` };
-
-/** The smallest `ChatState`: what a framework binding (React, Vue, Svelte) keeps. */
-class State {
-  constructor(messages = []) {
-    this.status = "ready";
-    this.error = undefined;
-    this.messages = messages;
-  }
-  pushMessage(message) {
-    this.messages = [...this.messages, message];
-  }
-  popMessage() {
-    this.messages = this.messages.slice(0, -1);
-  }
-  replaceMessage(index, message) {
-    this.messages = this.messages.map((m, i) => (i === index ? message : m));
-  }
-  snapshot(thing) {
-    return structuredClone(thing);
-  }
-}
-
-class Chat extends AbstractChat {
-  constructor({ messages, ...options }) {
-    super({ ...options, state: new State(messages) });
-  }
-}
 
 function newChat(id, messages, errors) {
   return new Chat({
@@ -49,15 +23,6 @@ function newChat(id, messages, errors) {
     transport: new DefaultChatTransport({ api: `${url}/api/chat`, headers: auth }),
     onError: (error) => errors.push(error),
   });
-}
-
-async function until(check, what, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 async function settled(chat) {

@@ -9,11 +9,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import OpenAI from "openai";
-import {
-  AbstractChat,
-  DefaultChatTransport,
-  lastAssistantMessageIsCompleteWithToolCalls,
-} from "ai";
+import { DefaultChatTransport, lastAssistantMessageIsCompleteWithToolCalls } from "ai";
+import { Chat, until } from "./chat-state.mjs";
 
 const url = process.env.BUDDAHBOT_URL;
 const token = process.env.BUDDAHBOT_TOKEN;
@@ -152,42 +149,6 @@ test("the OpenAI SDK runs a non-streamed tool loop", async () => {
   assert.equal(again.choices[0].message.content, second.choices[0].message.content);
   assert.equal((await thread(threadId)).length, 4);
 });
-
-/** The smallest `ChatState`: what a framework binding (React, Vue, Svelte) keeps. */
-class State {
-  constructor() {
-    this.status = "ready";
-    this.error = undefined;
-    this.messages = [];
-  }
-  pushMessage(message) {
-    this.messages = [...this.messages, message];
-  }
-  popMessage() {
-    this.messages = this.messages.slice(0, -1);
-  }
-  replaceMessage(index, message) {
-    this.messages = this.messages.map((m, i) => (i === index ? message : m));
-  }
-  snapshot(thing) {
-    return structuredClone(thing);
-  }
-}
-
-class Chat extends AbstractChat {
-  constructor(options) {
-    super({ ...options, state: new State() });
-  }
-}
-
-async function until(check, what, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 /** The parts that say what a message holds, without client-only bookkeeping. */
 function essentials(message) {

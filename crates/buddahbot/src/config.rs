@@ -172,6 +172,11 @@ pub const VARIABLES: &[Variable] = &[
         about: "largest accepted request body (larger gets 413); Vercel's own cap is 4.5 MB",
     },
     Variable {
+        name: "MAX_IMPORT_BYTES",
+        default: Some("67108864"),
+        about: "largest accepted `POST /api/import` body (larger gets 413); a Vercel function still takes at most 4.5 MB",
+    },
+    Variable {
         name: "ALLOWED_ORIGIN",
         default: Some(""),
         about: "comma-separated origins (https://app.example.com) allowed cross-origin; unset = same-origin only",
@@ -345,6 +350,8 @@ pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub max_body_bytes: usize,
+    /// Largest `POST /api/import` body.
+    pub max_import_bytes: usize,
     /// Exact origins allowed to call cross-origin (with credentials). Empty: same-origin only.
     pub allowed_origins: Vec<HeaderValue>,
 }
@@ -396,6 +403,7 @@ impl Config {
         let connect_ms = r.optional("REDIS_CONNECT_TIMEOUT_MS", parse_positive);
         let response_ms = r.optional("REDIS_RESPONSE_TIMEOUT_MS", parse_positive);
         let max_body = r.optional("MAX_BODY_BYTES", parse_positive);
+        let max_import = r.optional("MAX_IMPORT_BYTES", parse_positive);
         let allowed_origins = r.optional("ALLOWED_ORIGIN", parse_origins);
         let chat_per_minute = r.optional("RATE_LIMIT_CHAT_PER_MIN", parse_limit);
         let chat_per_day = r.optional("RATE_LIMIT_CHAT_PER_DAY", parse_limit);
@@ -498,6 +506,7 @@ impl Config {
                 },
                 http: HttpConfig {
                     max_body_bytes: saturating_usize(max_body?),
+                    max_import_bytes: saturating_usize(max_import?),
                     allowed_origins: allowed_origins?,
                 },
                 limits: LimitsConfig {
@@ -985,6 +994,7 @@ mod tests {
         assert_eq!(config.upstream.base_url.as_str(), DEFAULT_NOUS_API_BASE_URL);
         assert_eq!(config.redis.connect_timeout, Duration::from_millis(2000));
         assert_eq!(config.http.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.http.max_import_bytes, 64 * 1024 * 1024);
         assert_eq!(config.upstream.fallback_model, None);
         assert_eq!(config.upstream.ttft_timeout, Duration::from_secs(60));
         assert_eq!(config.chat.system_prompt, None);

@@ -8,6 +8,7 @@ mod chat;
 mod export;
 mod feedback;
 mod health;
+mod import;
 mod organize;
 mod responses;
 mod share;
@@ -171,6 +172,12 @@ pub fn local(app: App) -> Router {
                 .into_service(),
         )
         .route_service("/api/feedback", feedback_list(app.clone()).into_service())
+        .route_service(
+            "/api/import",
+            threads(app.clone())
+                .layer(middleware::map_request(import_params))
+                .into_service(),
+        )
         .route_service(
             "/api/export",
             threads(app.clone())
@@ -351,6 +358,21 @@ async fn segments_as_params(mut request: Request) -> Request {
 /// `/api/export` → `/api/threads`'s `?view=export`, as `vercel.json`'s rewrite passes it.
 async fn export_params(request: Request) -> Request {
     with_param(request, "view", usize::MAX, "")
+}
+
+/// `/api/import` → `/api/threads`'s `?action=import`, as `vercel.json`'s rewrite passes it.
+async fn import_params(mut request: Request) -> Request {
+    let query = match request.uri().query().filter(|q| !q.is_empty()) {
+        Some(q) => format!("action=import&{q}"),
+        None => "action=import".to_owned(),
+    };
+    if let Ok(uri) = Uri::builder()
+        .path_and_query(format!("{}?{query}", request.uri().path()))
+        .build()
+    {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
 /// `/api/shared/:token` → `?token=`, as `vercel.json`'s rewrite passes it.

@@ -62,13 +62,18 @@ pub async fn create(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-    OptionalJson(body): OptionalJson<CreateThread>,
+    request: axum::extract::Request,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
-    if query.get("action") == Some("copy") {
-        let token = query.get("token").unwrap_or_default();
-        return super::share::copy(&app, &user, token).await;
+    use axum::{extract::FromRequest, response::IntoResponse};
+    match query.get("action") {
+        Some("copy") => {
+            let token = query.get("token").unwrap_or_default();
+            return super::share::copy(&app, &user, token).await;
+        }
+        Some("import") => return super::import::import(&app, &user, request.into_body()).await,
+        _ => {}
     }
+    let OptionalJson(body) = OptionalJson::<CreateThread>::from_request(request, &app).await?;
     let body = body.unwrap_or_default();
     let id = body
         .id

@@ -129,3 +129,12 @@ pub static SET_LEAF: LazyLock<Script> = LazyLock::new(|| {
         include_str!("scripts/set_leaf.lua")
     ))
 });
+
+/// `import_thread.lua`: an imported thread, whole (libraries: index.lua, tree.lua).
+pub static IMPORT_THREAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/index.lua"),
+        include_str!("scripts/tree.lua"),
+        include_str!("scripts/import_thread.lua")
+    ))
+});
