@@ -7,6 +7,7 @@
     reason = "tests fail loudly"
 )]
 
+mod attachments;
 mod auth;
 mod binaries;
 mod branches;

@@ -236,7 +236,10 @@ async fn an_image_file_part_reaches_the_model_as_an_image_url_part() {
         stored[0]["parts"][1],
         json!({ "type": "file", "mediaType": "image/png", "url": url, "filename": "cat.png" })
     );
-    assert_eq!(stored[0]["parts"].as_array().unwrap().len(), 2);
+    // The PDF is kept (not sent: the model cannot read it), and the reply says so.
+    assert_eq!(stored[0]["parts"].as_array().unwrap().len(), 3);
+    assert_eq!(stored[0]["parts"][2]["mediaType"], "application/pdf");
+    assert_eq!(reply.header("x-attachments-skipped"), "application/pdf");
 }
 
 #[tokio::test]

@@ -132,6 +132,11 @@ pub const VARIABLES: &[Variable] = &[
         about: "longest message content, in characters",
     },
     Variable {
+        name: "MAX_ATTACHMENT_TEXT_CHARS",
+        default: Some("100000"),
+        about: "a text attachment (text/*, JSON, CSV as a data URL) is given to the model up to this many characters",
+    },
+    Variable {
         name: "MAX_TOKENS_CAP",
         default: Some("8192"),
         about: "largest max_tokens a request may ask for",
@@ -295,6 +300,8 @@ pub struct ChatConfig {
     pub system_prompt: Option<String>,
     pub max_messages: usize,
     pub max_content_chars: usize,
+    /// A text attachment is given to the model up to this many characters.
+    pub max_attachment_text_chars: usize,
     pub max_tokens_cap: u32,
     /// A reply is cut (and stored as far as it got) after this long.
     pub max_duration: Duration,
@@ -413,6 +420,7 @@ impl Config {
         let system_prompt = r.optional("SYSTEM_PROMPT", parse_maybe);
         let max_messages = r.optional("MAX_MESSAGES_PER_REQUEST", parse_positive);
         let max_content = r.optional("MAX_CONTENT_CHARS", parse_positive);
+        let max_attachment_text = r.optional("MAX_ATTACHMENT_TEXT_CHARS", parse_positive);
         let max_tokens_cap = r.optional("MAX_TOKENS_CAP", parse_positive);
         let upstream_connect_ms = r.optional("UPSTREAM_CONNECT_TIMEOUT_MS", parse_positive);
         let ttft_ms = r.optional("UPSTREAM_TTFT_TIMEOUT_MS", parse_positive);
@@ -491,6 +499,7 @@ impl Config {
                     system_prompt: system_prompt?,
                     max_messages: saturating_usize(max_messages?),
                     max_content_chars: saturating_usize(max_content?),
+                    max_attachment_text_chars: saturating_usize(max_attachment_text?),
                     max_tokens_cap: u32::try_from(max_tokens_cap?.get()).unwrap_or(u32::MAX),
                     max_duration: millis(chat_max_ms?),
                     auto_title: auto_title?.unwrap_or(true),

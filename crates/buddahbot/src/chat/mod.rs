@@ -25,6 +25,7 @@
 //! `lease` keeps the thread's lease; `response` builds the responses; [`resume`] serves
 //! resumers and stop requests.
 
+pub mod attachments;
 mod cache;
 pub mod context;
 mod lease;
@@ -48,7 +49,7 @@ use crate::{
     background::Background,
     domain::{MaxTokens, ThreadId, Title, UserId},
     error::ApiError,
-    http::headers::{CACHE, CONTEXT_DROPPED_MESSAGES},
+    http::headers::{ATTACHMENTS_SKIPPED, CACHE, CONTEXT_DROPPED_MESSAGES},
     store::{
         LimitSet, NewTurn, RateDecision, StreamEnd, ThreadContext, TurnIds, TurnStart,
         control::Registration,
@@ -254,6 +255,27 @@ async fn answer(
         response
             .headers_mut()
             .insert(CONTEXT_DROPPED_MESSAGES, HeaderValue::from(fitted.dropped));
+    }
+    if !request.attachments_skipped.is_empty() {
+        // Names as they can travel in a header: visible ASCII, commas kept apart.
+        let names: Vec<String> = request
+            .attachments_skipped
+            .iter()
+            .map(|name| {
+                name.chars()
+                    .map(|c| {
+                        if c.is_ascii_graphic() && c != ',' || c == ' ' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+            response.headers_mut().insert(ATTACHMENTS_SKIPPED, value);
+        }
     }
     Ok((response, decision))
 }

@@ -14,7 +14,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::context::Truncation;
+use super::{
+    attachments::{self, Attachment},
+    context::Truncation,
+};
 use crate::{
     config::{ChatConfig, Config},
     domain::{
@@ -131,6 +134,9 @@ pub struct UiPart {
     pub url: Option<String>,
     #[serde(default)]
     pub filename: Option<String>,
+    /// A file's bytes, when the client says (an extension of the AI SDK's file part).
+    #[serde(default)]
+    pub size: Option<u64>,
     #[serde(default)]
     pub tool_call_id: Option<String>,
     /// A `dynamic-tool` part's tool (a static tool's is in its type).
@@ -202,6 +208,8 @@ pub struct TurnRequest {
     pub ephemeral: bool,
     /// Where the new message goes among the thread's branches.
     pub placement: Placement,
+    /// The names of the new message's attachments that are stored but not sent.
+    pub attachments_skipped: Vec<String>,
 }
 
 /// The messages a turn adds to its thread before the reply.
@@ -373,6 +381,7 @@ impl TurnRequest {
             create: false,
             ephemeral: false,
             placement,
+            attachments_skipped: Vec::new(),
         })
     }
 
@@ -400,6 +409,7 @@ impl TurnRequest {
         };
         let count = check_count(body.messages.len(), config)?;
         let mut input = None;
+        let mut attachments_skipped = Vec::new();
         let mut prompt = Vec::with_capacity(count + 1);
         for (i, message) in body.messages.iter().enumerate() {
             let role = role_of(&message.role, i)?;
@@ -437,7 +447,7 @@ impl TurnRequest {
                     "must be system, user or assistant in a UI message",
                 ));
             }
-            let (content, kept) = ui_content(parts, role, i, limits)?;
+            let (content, kept, skipped) = ui_content(parts, role, i, limits)?;
             let Some(content) = content else {
                 return Err(invalid(
                     format_args!("messages[{i}].parts"),
@@ -458,6 +468,7 @@ impl TurnRequest {
                     id: Some(id),
                     parts: Some(kept),
                 });
+                attachments_skipped = skipped;
             }
             prompt.push(PromptMessage::new(role, content));
         }
@@ -485,12 +496,29 @@ impl TurnRequest {
             create: true,
             ephemeral: false,
             placement,
+            attachments_skipped,
         })
     }
 
     /// The new user message's text (empty for a turn that continues after tool results).
     pub fn user_text(&self) -> Cow<'_, str> {
         match (&self.input, self.prompt.last()) {
+            // The text parts: what the user wrote, not the attachments given with it.
+            (
+                TurnInput::User {
+                    parts: Some(parts), ..
+                },
+                _,
+            ) => Cow::Owned(
+                parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        MessagePart::Text { text } => Some(text.as_str()),
+                        MessagePart::File { .. } => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             (TurnInput::User { .. }, Some(m)) => m.content.text(),
             _ => Cow::Borrowed(""),
         }
@@ -498,10 +526,12 @@ impl TurnRequest {
 
     /// The first user message's text (the thread's title comes from it).
     pub fn first_user_text(&self) -> Cow<'_, str> {
-        self.prompt
-            .iter()
-            .find(|m| m.role == Role::User)
-            .map_or(Cow::Borrowed(""), |m| m.content.text())
+        let first = self.prompt.iter().position(|m| m.role == Role::User);
+        match first {
+            Some(at) if at + 1 == self.prompt.len() => self.user_text(),
+            Some(at) => self.prompt[at].content.text(),
+            None => Cow::Borrowed(""),
+        }
     }
 
     /// The messages the turn stores before its reply, in order; the turn is keyed by the
@@ -967,17 +997,24 @@ fn ui_steps(parts: &[UiPart], i: usize, limits: &ChatConfig) -> Result<Vec<UiSte
     Ok(steps)
 }
 
-/// A `UIMessage`'s parts as prompt content (`None` when nothing usable is left), and the
-/// parts kept for storage.
+/// A UI message's content for the model (none when it holds nothing the model reads), the
+/// parts kept, and the names of the attachments not sent.
+type UiContent = (Option<PromptContent>, Vec<MessagePart>, Vec<String>);
+
+/// A `UIMessage`'s parts as prompt content (`None` when nothing usable is left), the parts
+/// kept for storage, and the attachments stored but not sent (see [`attachments`]).
 fn ui_content(
     parts: &[UiPart],
     role: Role,
     i: usize,
     limits: &ChatConfig,
-) -> Result<(Option<PromptContent>, Vec<MessagePart>), ApiError> {
+) -> Result<UiContent, ApiError> {
     let mut prompt_parts = Vec::new();
     let mut kept = Vec::new();
     let mut has_image = false;
+    // Text attachments follow the message's own text; skipped ones are named.
+    let mut attached = Vec::new();
+    let mut skipped = Vec::new();
     for (j, part) in parts.iter().enumerate() {
         match (part.kind.as_str(), &part.text) {
             ("text", Some(text)) => {
@@ -995,41 +1032,68 @@ fn ui_content(
                 ));
             }
             ("file", _) => {
-                let media_type = part.media_type.as_deref().unwrap_or_default();
-                let url = part.url.as_deref().unwrap_or_default();
-                if !media_type.starts_with("image/") {
-                    continue;
-                }
-                // Only the user's own images go upstream; a model reply is text.
+                // A model reply's files are not ours to send back.
                 if role != Role::User {
                     continue;
                 }
+                let at = format_args!("messages[{i}].parts[{j}]").to_string();
+                let media_type = part
+                    .media_type
+                    .as_deref()
+                    .filter(|t| !t.trim().is_empty())
+                    .ok_or_else(|| invalid(format_args!("{at}.mediaType"), "is required"))?;
+                let url = part.url.as_deref().unwrap_or_default();
                 if !(url.starts_with("https://")
                     || url.starts_with("http://")
-                    || url.starts_with("data:image/"))
+                    || url.starts_with("data:"))
                 {
                     return Err(invalid(
-                        format_args!("messages[{i}].parts[{j}].url"),
-                        "must be an http(s) URL or an image data URL",
+                        format_args!("{at}.url"),
+                        "must be an http(s) URL or a data URL",
                     ));
                 }
-                has_image = true;
-                prompt_parts.push(PromptPart::ImageUrl {
-                    image_url: ImageUrl {
-                        url: url.to_owned(),
-                    },
-                });
+                let name = part
+                    .filename
+                    .clone()
+                    .unwrap_or_else(|| media_type.to_owned());
+                match attachments::classify(
+                    media_type,
+                    url,
+                    &name,
+                    limits.max_attachment_text_chars,
+                )
+                .map_err(|reason| invalid(format_args!("{at}.url"), reason))?
+                {
+                    Attachment::Image => {
+                        if !(url.starts_with("http") || url.starts_with("data:image/")) {
+                            return Err(invalid(
+                                format_args!("{at}.url"),
+                                "must be an http(s) URL or an image data URL",
+                            ));
+                        }
+                        has_image = true;
+                        prompt_parts.push(PromptPart::ImageUrl {
+                            image_url: ImageUrl {
+                                url: url.to_owned(),
+                            },
+                        });
+                    }
+                    Attachment::Text(text) => attached.push(text),
+                    Attachment::Skipped => skipped.push(name),
+                }
                 kept.push(MessagePart::File {
                     media_type: media_type.to_owned(),
                     url: url.to_owned(),
                     filename: part.filename.clone(),
+                    size: part.size.or_else(|| attachments::data_url_size(url)),
                 });
             }
             _ => {}
         }
     }
+    prompt_parts.extend(attached.into_iter().map(|text| PromptPart::Text { text }));
     if prompt_parts.is_empty() {
-        return Ok((None, kept));
+        return Ok((None, kept, skipped));
     }
     let content = if has_image {
         PromptContent::Parts(prompt_parts)
@@ -1043,7 +1107,7 @@ fn ui_content(
             .collect();
         PromptContent::Text(texts.join("\n"))
     };
-    Ok((Some(content), kept))
+    Ok((Some(content), kept, skipped))
 }
 
 /// The text of a message's content; only text parts are understood.

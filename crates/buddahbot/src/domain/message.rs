@@ -325,7 +325,17 @@ pub enum MessagePart {
         url: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filename: Option<String>,
+        /// Bytes, as the client said or as a data URL holds them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
     },
+}
+
+impl MessagePart {
+    /// An image file (the model sees it).
+    pub fn is_image(&self) -> bool {
+        matches!(self, Self::File { media_type, .. } if media_type.starts_with("image/"))
+    }
 }
 
 impl ChatMessage {
@@ -592,6 +602,7 @@ mod tests {
                 media_type: "image/png".into(),
                 url: "https://example.com/a.png".into(),
                 filename: None,
+                size: None,
             },
         ]);
         let json = serde_json::to_value(&msg).unwrap();

@@ -22,6 +22,9 @@ pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 /// How many of the conversation's oldest messages a chat turn left out of the prompt (or
 /// replaced by the thread's summary) to fit the model's context window; absent when none.
+/// The names of a user message's attachments stored but not given to the model.
+pub const ATTACHMENTS_SKIPPED: HeaderName = HeaderName::from_static("x-attachments-skipped");
+
 pub const CONTEXT_DROPPED_MESSAGES: HeaderName =
     HeaderName::from_static("x-context-dropped-messages");
 /// `hit` when a chat turn was answered from the response cache, `miss` when it could have

@@ -188,8 +188,11 @@ fn message_item(message: &ChatMessage, role: Role) -> Value {
                 .iter()
                 .map(|part| match part {
                     MessagePart::Text { text } => json!({ "type": "input_text", "text": text }),
-                    MessagePart::File { url, .. } => {
+                    MessagePart::File { url, .. } if part.is_image() => {
                         json!({ "type": "input_image", "image_url": url, "detail": "auto" })
+                    }
+                    MessagePart::File { url, filename, .. } => {
+                        json!({ "type": "input_file", "file_url": url, "filename": filename })
                     }
                 })
                 .collect(),

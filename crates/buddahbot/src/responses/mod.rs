@@ -132,6 +132,7 @@ pub async fn create(
         create: matches!(request.history, History::New),
         ephemeral,
         placement,
+        attachments_skipped: Vec::new(),
     };
     let response = chat::run(app, user, turn, limits, background).await?;
     if !background_only {
@@ -203,21 +204,21 @@ async fn branch_messages(
 /// A stored message as the model gets it.
 pub fn prompt_message(message: &ChatMessage) -> Option<PromptMessage> {
     let content = match (&message.parts, message.role) {
-        (Some(parts), Role::User)
-            if parts
-                .iter()
-                .any(|p| matches!(p, crate::domain::MessagePart::File { .. })) =>
-        {
+        (Some(parts), Role::User) if parts.iter().any(crate::domain::MessagePart::is_image) => {
+            // Images go to the model again; other attachments were given (or not) once.
             PromptContent::Parts(
                 parts
                     .iter()
-                    .map(|part| match part {
+                    .filter_map(|part| match part {
                         crate::domain::MessagePart::Text { text } => {
-                            PromptPart::Text { text: text.clone() }
+                            Some(PromptPart::Text { text: text.clone() })
                         }
-                        crate::domain::MessagePart::File { url, .. } => PromptPart::ImageUrl {
-                            image_url: ImageUrl { url: url.clone() },
-                        },
+                        crate::domain::MessagePart::File { url, .. } if part.is_image() => {
+                            Some(PromptPart::ImageUrl {
+                                image_url: ImageUrl { url: url.clone() },
+                            })
+                        }
+                        crate::domain::MessagePart::File { .. } => None,
                     })
                     .collect(),
             )

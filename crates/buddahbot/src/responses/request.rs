@@ -418,6 +418,7 @@ fn message_item(
                             media_type: media_type.to_owned(),
                             url: url.to_owned(),
                             filename: None,
+                            size: crate::chat::attachments::data_url_size(url),
                         });
                         prompt_parts.push(PromptPart::ImageUrl {
                             image_url: ImageUrl {

@@ -322,6 +322,7 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
             headers::RATELIMIT_RESET,
             headers::SERVER_TIMING,
             headers::CONTEXT_DROPPED_MESSAGES,
+            headers::ATTACHMENTS_SKIPPED,
             headers::CACHE,
         ])
         .max_age(PREFLIGHT_MAX_AGE)

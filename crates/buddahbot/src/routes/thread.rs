@@ -70,6 +70,7 @@ pub async fn get(
     match query.get("action") {
         None => {}
         Some("export") => return super::export::thread(&app, &user, &query).await,
+        Some("attachments") => return attachments(&app, &user, &query).await,
         Some(_) => return Err(ApiError::RouteNotFound),
     }
     let id = super::thread_id(&query)?;
@@ -287,6 +288,46 @@ pub async fn put_action(
         });
     }
     super::feedback::write(&app, &user, &query, Some(&body)).await
+}
+
+/// `GET /api/threads/:id/attachments`: every file of the thread's messages (of every branch),
+/// in the order they were written.
+async fn attachments(
+    app: &App,
+    user: &crate::domain::UserId,
+    query: &QueryParams,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let id = super::thread_id(query)?;
+    let (_, messages) = app
+        .store()
+        .whole_thread(user, &id)
+        .await?
+        .ok_or(ApiError::ThreadNotFound)?;
+    let files: Vec<serde_json::Value> = messages
+        .iter()
+        .filter(|m| !m.deleted)
+        .flat_map(|m| {
+            m.parts.iter().flatten().filter_map(move |part| match part {
+                crate::domain::MessagePart::File {
+                    media_type,
+                    url,
+                    filename,
+                    size,
+                } => Some(serde_json::json!({
+                    "messageId": m.id,
+                    "role": m.role,
+                    "createdAt": serde_json::to_value(m).ok().and_then(|v| v.get("createdAt").cloned()),
+                    "mediaType": media_type,
+                    "url": url,
+                    "filename": filename,
+                    "size": size,
+                })),
+                crate::domain::MessagePart::Text { .. } => None,
+            })
+        })
+        .collect();
+    Ok(AppJson(serde_json::json!({ "attachments": files })).into_response())
 }
 
 /// Reads a whole thread (far more messages than a request may carry).
