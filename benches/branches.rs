@@ -49,8 +49,14 @@ use buddahbot::{
 };
 
 mod common;
+#[path = "common/measure.rs"]
+mod measure;
+#[path = "common/scripts.rs"]
+mod scripts;
 
-use common::{Result, info_field, percentile, progress, report, taskset};
+use common::{Result, progress, report};
+use measure::{info_field, percentile, taskset};
+use scripts::script_usec;
 
 const SECRET: &str = "bench-branches-secret-at-least-32-bytes-long";
 const PAGE: usize = 50;
@@ -265,27 +271,6 @@ async fn run(pinned: bool) -> Result<()> {
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
-
-/// Redis's `usec` and `calls` for scripts so far (`EVALSHA`, and `EVAL` on a first run).
-async fn script_usec(conn: &mut redis::aio::MultiplexedConnection) -> Result<(f64, f64)> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await?;
-    let mut total = (0.0, 0.0);
-    for name in ["cmdstat_evalsha", "cmdstat_eval"] {
-        if let Some(stats) = info_field(&info, name) {
-            for pair in stats.split(',') {
-                match pair.split_once('=') {
-                    Some(("usec", v)) => total.0 += v.parse::<f64>()?,
-                    Some(("calls", v)) => total.1 += v.parse::<f64>()?,
-                    _ => {}
-                }
-            }
-        }
-    }
-    Ok(total)
 }
 
 /// Writes a thread branch by branch: after a first turn, each branch an edit of a user

@@ -83,8 +83,11 @@ use tokio::{
 };
 
 mod common;
+#[path = "common/measure.rs"]
+mod measure;
 
-use common::{BoxError, Result, info_field, percentile, progress, report, taskset};
+use common::{BoxError, Result, progress, report};
+use measure::{info_field, percentile, taskset};
 
 /// Set in the environment of the re-executed bench binary that serves `routes::local`.
 const SERVE_LOCAL: &str = "BENCH_SERVE_LOCAL";

@@ -1,7 +1,5 @@
-//! What the benchmarks share: their error type, the report and progress macros, pinning with
-//! `taskset`, `INFO` fields and percentiles.
-
-use std::{process::Stdio, time::Duration};
+//! What every benchmark shares: its error type and the report and progress macros (pinning,
+//! `INFO` fields and percentiles are in `measure.rs`, scripts' Redis time in `scripts.rs`).
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T, E = BoxError> = std::result::Result<T, E>;
@@ -20,35 +18,3 @@ macro_rules! progress {
 }
 
 pub(crate) use {progress, report};
-
-/// `taskset -a -pc <cpu> <pid>`: every thread of `pid` onto `cpu`.
-pub fn taskset(cpu: &str, pid: u32) -> Result<()> {
-    let out = std::process::Command::new("taskset")
-        .args(["-a", "-pc", cpu, &pid.to_string()])
-        .stdin(Stdio::null())
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr)
-            .trim()
-            .to_owned()
-            .into())
-    }
-}
-
-/// The value of `name` in an `INFO` answer.
-pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
-}
-
-/// The nearest-rank `q`-th percentile (0–100) of sorted samples; zero without samples.
-pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}

@@ -209,6 +209,19 @@ async fn threads_and_chat_flow(app: &TestApp<RedisCluster>, user: &str) {
         ]
     );
 
+    // Search: its index and every script of it stay in the user's slot.
+    for (q, role) in [("two", "user"), ("renamed", "")] {
+        let (status, found) = app.get(&format!("/api/search?q={q}"), &token).await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        let results = found["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1, "{q}: {found}");
+        assert_eq!(
+            results[0]["role"].as_str().unwrap_or_default(),
+            role,
+            "{found}"
+        );
+    }
+
     let (status, _) = app
         .request(Method::DELETE, "/api/threads", Some(&token), None)
         .await;

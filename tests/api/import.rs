@@ -287,3 +287,60 @@ async fn what_is_not_an_export_is_refused() {
     let (status, answer) = import(&app, &token, "x".repeat(201)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
 }
+
+#[tokio::test]
+async fn a_file_sent_in_pieces_imports_as_it_arrives_and_a_cut_keeps_what_came_before() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let conversation = |id: &str, text: &str| {
+        json!({
+            "id": id, "title": format!("About {text}"), "create_time": 1_700_000_000.0,
+            "mapping": {
+                "x": node("x", Some("user"), text, None, &["y"]),
+                "y": node("y", Some("assistant"), "Noted.", Some("x"), &[]),
+            },
+        })
+    };
+    let whole = json!([
+        conversation("c1", "wombats"),
+        conversation("c2", "platypus"),
+        conversation("c3", "echidnas"),
+    ])
+    .to_string();
+    // Cut inside the third conversation, and sent 5 bytes at a time (a chunked body).
+    let cut = whole[..whole.find("echidnas").unwrap()].to_owned();
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+        cut.as_bytes().chunks(5).map(|c| Ok(c.to_vec())).collect();
+    let resp = app
+        .client
+        .post(app.url("/api/import"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
+        .send()
+        .await
+        .unwrap();
+    let (status, report) = crate::helpers::into_parts(resp).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["imported"], 2, "{report}");
+    assert_eq!(report["failed"][0]["index"], 2, "{report}");
+    assert!(
+        report["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ends inside conversation 2"),
+        "{report}"
+    );
+    // Imported threads are searchable; the whole file later adds only the third.
+    let (_, found) = app.get("/api/search?q=platypus", &token).await;
+    assert_eq!(found["results"][0]["threadId"], "chatgpt-c2", "{found}");
+    let (status, report) = import(&app, &token, whole).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        (report["imported"].clone(), report["skipped"].clone()),
+        (json!(1), json!(2))
+    );
+    let (_, found) = app.get("/api/search?q=echidnas", &token).await;
+    assert_eq!(found["results"].as_array().unwrap().len(), 2, "{found}");
+}

@@ -31,6 +31,7 @@ mod redis_cost;
 mod resilience;
 mod responses;
 mod resume;
+mod search;
 mod session;
 mod share;
 mod store;

@@ -179,11 +179,22 @@ async fn delete_all_removes_every_key_of_the_user_and_no_other() {
             .unwrap();
     }
     let bob_thread = app.create_thread(&bob_token, "b").await;
+    // Bob's search index too, which Alice's deletion must leave alone.
+    let (status, _) = app.get("/api/search?q=b", &bob_token).await;
+    assert_eq!(status, StatusCode::OK);
     let bob_keys_before = app.keys_of(&bob).await;
+    let (status, found) = app.get("/api/search?q=hello", &alice_token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found["results"].as_array().unwrap().len(), 5, "{found}");
+    let alice_keys = app.keys_of(&alice).await;
     assert_eq!(
-        app.keys_of(&alice).await.len(),
+        alice_keys.iter().filter(|k| !k.contains(":search")).count(),
         11,
-        "5 meta + 5 messages + index"
+        "5 meta + 5 messages + index: {alice_keys:?}"
+    );
+    assert!(
+        alice_keys.iter().any(|k| k.contains(":search:")),
+        "{alice_keys:?}"
     );
 
     let (status, body) = app

@@ -38,6 +38,8 @@
 //!   extractor; [`http::headers`], the header names and rate-limit headers;
 //!   [`http::timing`], the `Server-Timing` middleware.
 //! - [`error`]: [`error::ApiError`], the single JSON error shape, and the error log.
+//! - [`search`]: words as search sees them (Unicode segmentation, case and accent folding),
+//!   queries (phrases, the prefix) and snippets; the index itself is the store's.
 //! - [`routes`]: one router per function, plus the local router mounting them all (the
 //!   organisation fields and filters, feedback, share links and forks are handled here over
 //!   the store).
@@ -58,6 +60,7 @@ pub mod local_redis;
 pub mod protocol;
 pub mod responses;
 pub mod routes;
+pub mod search;
 pub mod store;
 pub mod telemetry;
 pub mod timing;

@@ -457,7 +457,7 @@ pub enum ThreadStatus {
 
 /// Timestamps on the wire: ISO 8601 UTC with exactly three fractional digits
 /// (`2026-11-22T05:19:19.990Z`), so they have one width and sort as strings.
-mod iso_millis {
+pub mod iso_millis {
     use jiff::{Timestamp, fmt::temporal::DateTimePrinter};
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -11,6 +11,7 @@ mod health;
 mod import;
 mod organize;
 mod responses;
+mod search;
 mod share;
 mod thread;
 mod threads;
@@ -176,6 +177,12 @@ pub fn local(app: App) -> Router {
             "/api/import",
             threads(app.clone())
                 .layer(middleware::map_request(import_params))
+                .into_service(),
+        )
+        .route_service(
+            "/api/search",
+            threads(app.clone())
+                .layer(middleware::map_request(search_params))
                 .into_service(),
         )
         .route_service(
@@ -358,14 +365,25 @@ async fn segments_as_params(mut request: Request) -> Request {
 
 /// `/api/export` → `/api/threads`'s `?view=export`, as `vercel.json`'s rewrite passes it.
 async fn export_params(request: Request) -> Request {
-    with_param(request, "view", usize::MAX, "")
+    with_query(request, "view=export")
+}
+
+/// `/api/search` → `/api/threads`'s `?view=search`, as `vercel.json`'s rewrite passes it.
+async fn search_params(request: Request) -> Request {
+    with_query(request, "view=search")
 }
 
 /// `/api/import` → `/api/threads`'s `?action=import`, as `vercel.json`'s rewrite passes it.
-async fn import_params(mut request: Request) -> Request {
+async fn import_params(request: Request) -> Request {
+    with_query(request, "action=import")
+}
+
+/// Adds the fixed parameters `fixed` to the request's query, after the client's own (the
+/// last of a repeated name wins, so the client cannot override them).
+fn with_query(mut request: Request, fixed: &str) -> Request {
     let query = match request.uri().query().filter(|q| !q.is_empty()) {
-        Some(q) => format!("action=import&{q}"),
-        None => "action=import".to_owned(),
+        Some(q) => format!("{q}&{fixed}"),
+        None => fixed.to_owned(),
     };
     if let Ok(uri) = Uri::builder()
         .path_and_query(format!("{}?{query}", request.uri().path()))
@@ -390,12 +408,7 @@ async fn shared_copy_params(request: Request) -> Request {
 /// with `extra` parameters.
 fn with_param(mut request: Request, name: &str, from_end: usize, extra: &str) -> Request {
     let uri = request.uri();
-    // `usize::MAX`: the value is fixed, not a segment (`export`).
-    let segment = if from_end == usize::MAX {
-        "export"
-    } else {
-        uri.path().rsplit('/').nth(from_end).unwrap_or_default()
-    };
+    let segment = uri.path().rsplit('/').nth(from_end).unwrap_or_default();
     let mut query = format!("{name}={segment}");
     if !extra.is_empty() {
         query = format!("{query}&{extra}");

@@ -111,22 +111,28 @@ fn tags(list: &[Value]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// `archived=false|true|all` (archived threads left out, alone, or with the rest).
+///
+/// # Errors
+/// [`ApiError::InvalidParam`] for any other value.
+pub fn archived(query: &QueryParams) -> Result<ArchivedFilter, ApiError> {
+    match query.get("archived") {
+        None | Some("false") => Ok(ArchivedFilter::Exclude),
+        Some("true") => Ok(ArchivedFilter::Only),
+        Some("all") => Ok(ArchivedFilter::Include),
+        Some(_) => Err(ApiError::InvalidParam {
+            name: "archived",
+            reason: "must be `false`, `true` or `all`".to_owned(),
+        }),
+    }
+}
+
 /// `archived=false|true|all`, `pinned=true`, `tag=…`, `externalId=…`.
 ///
 /// # Errors
 /// [`ApiError::InvalidParam`] naming the first wrong parameter.
 pub fn filter(query: &QueryParams) -> Result<ThreadFilter, ApiError> {
-    let archived = match query.get("archived") {
-        None | Some("false") => ArchivedFilter::Exclude,
-        Some("true") => ArchivedFilter::Only,
-        Some("all") => ArchivedFilter::Include,
-        Some(_) => {
-            return Err(ApiError::InvalidParam {
-                name: "archived",
-                reason: "must be `false`, `true` or `all`".to_owned(),
-            });
-        }
-    };
+    let archived = archived(query)?;
     let pinned = match query.get("pinned") {
         None | Some("false") => false,
         Some("true") => true,

@@ -44,6 +44,9 @@ pub async fn list(
     if query.get("view") == Some("export") {
         return super::export::all(&app, &user, &query).await;
     }
+    if query.get("view") == Some("search") {
+        return super::search::search(&app, &user, &query).await;
+    }
     let limit = page_limit(query.get("limit"), DEFAULT_THREADS_LIMIT)?;
     let cursor = optional_param(&query, "cursor", ThreadCursor::parse)?;
     let filter = super::organize::filter(&query)?;
@@ -114,5 +117,6 @@ pub async fn delete_all(
     Authenticated(user): Authenticated,
 ) -> Result<StatusCode, ApiError> {
     app.store().delete_all_threads(&user).await?;
+    app.store().purge_search(&user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -82,10 +82,13 @@ impl Store {
         let set: i64 = scripts::SET_TITLE
             .key(keys::thread_meta(user, thread))
             .key(super::limits::todays_tokens_key(user))
+            .key(keys::search_changed(user))
             .arg(title.map_or("", crate::domain::Title::as_str))
             .arg(if force { "1" } else { "" })
             .arg(tokens)
             .arg(super::limits::TOKEN_COUNTER_TTL.as_secs())
+            .arg(thread.as_str())
+            .arg(self.ttl_ms)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(set == 1)

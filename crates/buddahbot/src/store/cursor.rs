@@ -41,6 +41,41 @@ impl ThreadCursor {
     }
 }
 
+/// Where the next page of a search starts (exclusive): the last document looked at, in the
+/// index's order (time descending, then document descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchCursor {
+    /// The document's score (its time in ms × 1000 plus a tie-breaker).
+    pub score: i64,
+    /// `<thread number>:<list index>` or `<thread number>:t`.
+    pub doc: String,
+}
+
+impl SearchCursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("s1:{}:{}", self.score, self.doc))
+    }
+
+    /// # Errors
+    /// [`CursorError`] when `raw` is not the output of [`SearchCursor::encode`].
+    pub fn parse(raw: &str) -> Result<Self, CursorError> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| CursorError)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| CursorError)?;
+        let rest = text.strip_prefix("s1:").ok_or(CursorError)?;
+        let (ms, doc) = rest.split_once(':').ok_or(CursorError)?;
+        let (num, at) = doc.split_once(':').ok_or(CursorError)?;
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(num) || !(at == "t" || digits(at)) {
+            return Err(CursorError);
+        }
+        Ok(Self {
+            score: ms.parse().map_err(|_| CursorError)?,
+            doc: doc.to_owned(),
+        })
+    }
+}
+
 /// Messages before this list index belong to older pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageCursor(pub u64);
@@ -75,6 +110,23 @@ mod tests {
             MessageCursor::parse(&MessageCursor(42).encode()),
             Ok(MessageCursor(42))
         );
+        for doc in ["12:3", "7:t"] {
+            let c = SearchCursor {
+                score: 1_795_318_629_123_037,
+                doc: doc.to_owned(),
+            };
+            assert_eq!(SearchCursor::parse(&c.encode()), Ok(c));
+        }
+    }
+
+    #[test]
+    fn search_cursors_name_a_document_or_nothing() {
+        for text in [
+            "s1:1:12", "s1:x:1:2", "s1:1:a:2", "s1:1:1:x", "s1:1:1:", "t1:1:1:2",
+        ] {
+            let raw = URL_SAFE_NO_PAD.encode(text);
+            assert_eq!(SearchCursor::parse(&raw), Err(CursorError), "case {text:?}");
+        }
     }
 
     #[test]

@@ -105,6 +105,33 @@ pub fn daily_tokens(user: &UserId, day: &str) -> String {
     format!("{PREFIX}{{{user}}}:tokens:{day}")
 }
 
+/// `user:{<userId>}:search`, the HASH at the root of the user's search index
+/// ([`search`](super::search)): its generation (`gen`, the ms it was started), when it ends
+/// (`expireAt`), the next thread number (`next`), per indexed thread `t:<threadId>` →
+/// `<number> <messages indexed> <thread createdAt>`, and `n:<number>` → thread id.
+pub fn search_root(user: &UserId) -> String {
+    format!("{PREFIX}{{{user}}}:search")
+}
+
+/// `user:{<userId>}:search:changed`, the SET of thread ids written since the index last read
+/// them (added by every script that stores messages or titles: `index.lua`, `set_title.lua`).
+pub fn search_changed(user: &UserId) -> String {
+    format!("{PREFIX}{{{user}}}:search:changed")
+}
+
+/// `user:{<userId>}:search:<gen>:dict`, the ZSET (all scores 0) of every word the index
+/// generation holds, for prefix lookups.
+pub fn search_dict(user: &UserId, generation: &str) -> String {
+    format!("{PREFIX}{{{user}}}:search:{generation}:dict")
+}
+
+/// `user:{<userId>}:search:<gen>:w:<word>`, the ZSET of the documents holding `word`
+/// (`<thread number>:<list index>`, or `<thread number>:t` for the title) scored by their
+/// time (ms × 1000 plus a tie-breaker below 1000).
+pub fn search_word(user: &UserId, generation: &str, word: &str) -> String {
+    format!("{PREFIX}{{{user}}}:search:{generation}:w:{word}")
+}
+
 /// Glob matching every key of `user` (for tests and operators; the service never scans).
 pub fn user_pattern(user: &UserId) -> String {
     format!("{PREFIX}{{{user}}}:*")

@@ -12,7 +12,7 @@
 //!
 //! The use cases by concern: `threads` (create, rename, delete, list, read a page), `turns`
 //! (a chat turn's begin, lease renewal, finish), [`stream`] (the resumable event log, stop),
-//! `limits` (rate limits and the token budget), [`control`] (signals pushed to the process
+//! `limits` (rate limits and the token budget), `search` (the full-text index and queries), [`control`] (signals pushed to the process
 //! running a generation).
 
 mod cache;
@@ -28,6 +28,7 @@ mod limits;
 mod organize;
 pub mod schema;
 mod scripts;
+mod search;
 pub mod share;
 pub mod stream;
 mod summary;
@@ -42,12 +43,13 @@ use crate::{
 };
 pub use cache::CachedReply;
 pub use conn::StoreConn;
-pub use cursor::{CursorError, MessageCursor, ThreadCursor};
+pub use cursor::{CursorError, MessageCursor, SearchCursor, ThreadCursor};
 pub use error::StoreError;
 pub use feedback::{FeedbackEntry, FeedbackSet};
 pub use import::ImportedThread;
 pub use limits::{LimitSet, RateDecision, RateLimit, TokenBudget};
 pub use organize::{Organize, Organized};
+pub use search::{SearchHit, SearchPage, SearchRequest};
 pub use stream::{EventId, LogBatch, StreamEvent};
 pub use threads::{
     ArchivedFilter, BranchPage, BranchRead, LeafSet, MessagePage, ThreadFilter, ThreadPage,

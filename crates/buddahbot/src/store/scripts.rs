@@ -5,8 +5,13 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-pub static CREATE_THREAD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/create_thread.lua")));
+/// Names the new thread for search too (library: index.lua).
+pub static CREATE_THREAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/index.lua"),
+        include_str!("scripts/create_thread.lua")
+    ))
+});
 
 /// Keeps the thread's listings and its tree too (libraries: index.lua, tree.lua).
 pub static TOUCH_THREAD: LazyLock<Script> = LazyLock::new(|| {
@@ -138,3 +143,15 @@ pub static IMPORT_THREAD: LazyLock<Script> = LazyLock::new(|| {
         include_str!("scripts/import_thread.lua")
     ))
 });
+
+/// `search_prepare.lua`: opens (or starts) the user's search index generation.
+pub static SEARCH_PREPARE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/search_prepare.lua")));
+
+/// `search_write.lua`: one thread's new words into the search index.
+pub static SEARCH_WRITE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/search_write.lua")));
+
+/// `search_page.lua`: one bounded stretch of a search.
+pub static SEARCH_PAGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/search_page.lua")));

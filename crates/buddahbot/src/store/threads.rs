@@ -17,7 +17,7 @@ use crate::domain::{
 
 /// How many thread ids `delete_all_threads` removes per round trip, so no single command
 /// holds the server for long however many threads a user has.
-const DELETE_BATCH: isize = 500;
+pub(super) const DELETE_BATCH: isize = 500;
 
 /// How often `list_threads` refills a page that lost threads to expiry before it gives up
 /// and returns a short page (with a cursor, so nothing is skipped).

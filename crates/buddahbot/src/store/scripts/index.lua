@@ -3,6 +3,21 @@
 -- `<index>:archived`, and also in `<index>:pinned` when pinned and `<index>:tag:<tag>` for
 -- each tag (lower case), all scored by `updatedAt`, so every filter reads a page in O(page).
 -- The sets share the user's hash tag. Field names are those of store/schema.rs.
+-- Each write also names the thread in the user's `search:changed` set, for the search index
+-- to read it again (store/search.rs, keys.rs).
+
+-- A key of the user's search index: `<index>` is `user:{<id>}:threads`.
+local function search_key(index, suffix)
+  return string.sub(index, 1, -8) .. 'search' .. suffix
+end
+
+local function search_changed(index, id, ttl)
+  local changed = search_key(index, ':changed')
+  if redis.call('SADD', changed, id) == 1 then
+    redis.call('PEXPIRE', changed, ttl)
+  end
+end
+
 local function reindex(index, id, score, meta, ttl)
   local f = redis.call('HMGET', meta, 'archived', 'pinned', 'tags')
   local sets = {}
@@ -24,6 +39,7 @@ local function reindex(index, id, score, meta, ttl)
     redis.call('ZADD', set, score, id)
     redis.call('PEXPIRE', set, ttl)
   end
+  search_changed(index, id, ttl)
 end
 
 -- Every listing a thread may be in, for its deletion.
@@ -40,5 +56,12 @@ local function unindex(index, id, meta)
   if f[2] and redis.call('HGET', index .. ':external', f[2]) == id then
     redis.call('HDEL', index .. ':external', f[2])
   end
+  -- Its documents in the search index die with its number (searches drop them).
+  local root = search_key(index, '')
+  local state = redis.call('HGET', root, 't:' .. id)
+  if state then
+    redis.call('HDEL', root, 't:' .. id, 'n:' .. string.match(state, '^%d+'))
+  end
+  redis.call('SREM', search_key(index, ':changed'), id)
 end
 

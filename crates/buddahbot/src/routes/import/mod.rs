@@ -3,16 +3,19 @@
 //! conversation items list. Ids come from the source's, so importing the same file again
 //! creates nothing; one bad conversation is reported and the rest go on.
 //!
-//! The body is read whole (up to `MAX_IMPORT_BYTES`) but parsed a conversation at a time:
-//! an array's elements are kept as raw slices of the body until their turn, so memory holds
-//! the file and one conversation, never the whole file as JSON values.
+//! The body is read as it arrives and split into conversations ([`split`]); each is parsed
+//! and written before the next, so memory holds one conversation, never the file. A file cut
+//! off part-way keeps the conversations before the cut (they are reported imported, and the
+//! cut in `failed`).
+
+mod split;
 
 use std::collections::HashMap;
 
 use axum::{body::Body, response::IntoResponse, response::Response};
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::{Map, Value, value::RawValue};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -43,100 +46,188 @@ struct Failure {
 /// `POST /api/import`.
 ///
 /// # Errors
-/// 413 above `MAX_IMPORT_BYTES`, 400 for a body that is none of the shapes; a conversation
-/// that cannot be read is reported in `failed`.
+/// 413 above `MAX_IMPORT_BYTES` (the conversations before stay imported: importing the file
+/// again is safe), 400 for a body that is none of the shapes; a conversation that cannot be
+/// read is reported in `failed`.
 pub async fn import(app: &App, user: &UserId, body: Body) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
     let limit = app.config().http.max_import_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
-    let conversations = conversations(&bytes)?;
+    let mut stream = body.into_data_stream();
+    let mut reader = Reader::default();
     let mut report = ImportReport::default();
-    for (index, conversation) in conversations.into_iter().enumerate() {
-        match conversation {
-            Ok(thread) => {
-                if app.store().import_thread(user, &thread).await? {
-                    report.imported += 1;
-                } else {
-                    report.skipped += 1;
-                }
-            }
-            Err(error) => report.failed.push(Failure { index, error }),
+    let mut read = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidBody(format!("the body broke off: {e}")))?;
+        read += chunk.len();
+        if read > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
         }
+        for conversation in reader.push(&chunk)? {
+            report.add(app, user, conversation).await?;
+        }
+    }
+    for conversation in reader.finish()? {
+        report.add(app, user, conversation).await?;
     }
     Ok(AppJson(report).into_response())
 }
 
-/// The file's conversations as threads (or why each could not be read), by its shape.
-fn conversations(bytes: &[u8]) -> Result<Vec<Result<ImportedThread, String>>, ApiError> {
-    let unknown = || {
-        ApiError::InvalidBody(
-            "the body must be an export of this API (NDJSON), a ChatGPT `conversations.json` or an OpenAI conversation items list".to_owned(),
-        )
-    };
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .ok_or_else(unknown)?;
-    match bytes[start] {
-        b'[' => {
-            let elements: Vec<&RawValue> =
-                serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-            let Some(first) = elements.first() else {
-                return Ok(Vec::new());
-            };
-            let first: Value = serde_json::from_str(first.get())
-                .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-            if first.get("mapping").is_some() {
-                Ok(elements
-                    .iter()
-                    .map(|raw| {
-                        serde_json::from_str::<Value>(raw.get())
-                            .map_err(|e| e.to_string())
-                            .and_then(|v| from_chatgpt(&v))
-                    })
-                    .collect())
-            } else if first.get("type").is_some() {
-                let items: Vec<Value> = elements
-                    .iter()
-                    .map(|raw| serde_json::from_str(raw.get()))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-                Ok(vec![from_items(&items)])
-            } else {
-                Err(unknown())
+impl ImportReport {
+    async fn add(
+        &mut self,
+        app: &App,
+        user: &UserId,
+        conversation: Conversation,
+    ) -> Result<(), ApiError> {
+        match conversation {
+            Conversation::Read(thread) => {
+                if app.store().import_thread(user, &thread).await? {
+                    self.imported += 1;
+                } else {
+                    self.skipped += 1;
+                }
             }
+            Conversation::Failed(index, error) => self.failed.push(Failure { index, error }),
         }
-        b'{' => {
-            let first_line = bytes[start..]
-                .split(|&b| b == b'\n')
-                .next()
-                .unwrap_or_default();
-            if let Ok(line) = serde_json::from_slice::<Value>(first_line)
-                && line.get("thread").is_some()
-            {
-                // Our own export: one thread per line.
-                return Ok(bytes
-                    .split(|&b| b == b'\n')
-                    .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
-                    .map(|line| {
-                        serde_json::from_slice::<Value>(line)
-                            .map_err(|e| e.to_string())
-                            .and_then(|v| from_export(&v))
-                    })
-                    .collect());
-            }
-            let whole: Value =
-                serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-            if whole.get("mapping").is_some() {
-                Ok(vec![from_chatgpt(&whole)])
-            } else if let Some(items) = whole.get("data").and_then(Value::as_array) {
-                Ok(vec![from_items(items)])
-            } else {
-                Err(unknown())
-            }
+        Ok(())
+    }
+}
+
+/// One conversation of the file, read or not.
+#[derive(Debug)]
+enum Conversation {
+    Read(Box<ImportedThread>),
+    Failed(usize, String),
+}
+
+/// What the file holds, told by its first element.
+#[derive(Debug)]
+enum Kind {
+    /// Our own export: a thread per line.
+    Export,
+    /// A ChatGPT `conversations.json` (or one of its conversations).
+    ChatGpt,
+    /// An OpenAI conversation items list: one thread, written at the end.
+    Items(Vec<Value>),
+}
+
+/// Turns a file's bytes, as they arrive, into its conversations.
+#[derive(Debug, Default)]
+struct Reader {
+    splitter: split::Splitter,
+    kind: Option<Kind>,
+    /// The file's structure broke after some conversations: the rest is ignored.
+    broken: bool,
+}
+
+fn unknown_shape() -> ApiError {
+    ApiError::InvalidBody(
+        "the body must be an export of this API (NDJSON), a ChatGPT `conversations.json` or an OpenAI conversation items list".to_owned(),
+    )
+}
+
+impl Reader {
+    /// The conversations `bytes` complete.
+    ///
+    /// # Errors
+    /// 400 when the file is none of the shapes (told by its first element or byte).
+    fn push(&mut self, bytes: &[u8]) -> Result<Vec<Conversation>, ApiError> {
+        if self.broken {
+            return Ok(Vec::new());
         }
-        _ => Err(unknown()),
+        let mut elements = Vec::new();
+        let split = self.splitter.push(bytes, &mut elements);
+        let first = self.splitter.count() - elements.len();
+        let mut out = Vec::new();
+        for (i, element) in elements.into_iter().enumerate() {
+            out.extend(self.element(first + i, &element)?);
+        }
+        if let Err(err) = split {
+            if self.kind.is_none() {
+                return Err(ApiError::InvalidBody(err.to_string()));
+            }
+            self.broken = true;
+            out.push(Conversation::Failed(self.splitter.count(), err.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// The end of the file: what is left to report (an items list is written now).
+    ///
+    /// # Errors
+    /// 400 for an empty body, or one cut off before its first conversation ended.
+    fn finish(mut self) -> Result<Vec<Conversation>, ApiError> {
+        if self.splitter.shape() == split::Shape::Unknown {
+            return Err(unknown_shape());
+        }
+        let mut out = Vec::new();
+        if !self.broken
+            && let Err(err) = self.splitter.finish()
+        {
+            if self.kind.is_none() {
+                return Err(ApiError::InvalidJson(err.to_string()));
+            }
+            out.push(Conversation::Failed(self.splitter.count(), err.to_string()));
+        }
+        if let Some(Kind::Items(items)) = self.kind.take() {
+            out.push(match from_items(&items) {
+                Ok(thread) => Conversation::Read(Box::new(thread)),
+                Err(error) => Conversation::Failed(0, error),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Element `index` of the file, read by the file's kind (decided by the first).
+    fn element(&mut self, index: usize, bytes: &[u8]) -> Result<Option<Conversation>, ApiError> {
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(value) => value,
+            Err(e) if self.kind.is_none() || matches!(self.kind, Some(Kind::Items(_))) => {
+                return Err(ApiError::InvalidJson(e.to_string()));
+            }
+            Err(e) => return Ok(Some(Conversation::Failed(index, e.to_string()))),
+        };
+        let kind = match self.kind.take() {
+            Some(kind) => kind,
+            None => self.kind_of(&value)?,
+        };
+        let read = match &kind {
+            Kind::Export => Some(from_export(&value)),
+            Kind::ChatGpt => Some(from_chatgpt(&value)),
+            Kind::Items(_) => None,
+        };
+        self.kind = Some(match kind {
+            Kind::Items(mut items) => {
+                match value.get("data").and_then(Value::as_array) {
+                    // `{object: "list", data: [...]}`: the whole list at once.
+                    Some(data) if items.is_empty() && value.get("type").is_none() => {
+                        items.extend(data.iter().cloned());
+                    }
+                    _ => items.push(value),
+                }
+                Kind::Items(items)
+            }
+            other => other,
+        });
+        Ok(read.map(|read| match read {
+            Ok(thread) => Conversation::Read(Box::new(thread)),
+            Err(error) => Conversation::Failed(index, error),
+        }))
+    }
+
+    fn kind_of(&self, first: &Value) -> Result<Kind, ApiError> {
+        let array = self.splitter.shape() == split::Shape::Array;
+        if first.get("mapping").is_some() {
+            Ok(Kind::ChatGpt)
+        } else if !array && first.get("thread").is_some() {
+            Ok(Kind::Export)
+        } else if (array && first.get("type").is_some())
+            || (!array && first.get("data").is_some_and(Value::is_array))
+        {
+            Ok(Kind::Items(Vec::new()))
+        } else {
+            Err(unknown_shape())
+        }
     }
 }
 
@@ -197,7 +288,8 @@ fn parent_positions(
     Ok(out)
 }
 
-/// One line of our own export: `{thread, messages}`, messages with their `parentId`.
+/// One line of our own export: `{thread, messages}`, messages with their `parentId` (without
+/// any, the messages follow each other).
 fn from_export(line: &Value) -> Result<ImportedThread, String> {
     let thread = line.get("thread").ok_or("the line has no `thread`")?;
     let id = ThreadId::parse(text(thread, "id").ok_or("`thread.id` is missing")?)
@@ -218,7 +310,17 @@ fn from_export(line: &Value) -> Result<ImportedThread, String> {
             serde_json::from_value(raw.clone()).map_err(|e| format!("`messages[{i}]`: {e}"))?;
         read.push((message, text(raw, "parentId")));
     }
-    let messages = parent_positions(read)?;
+    let mut messages = parent_positions(read)?;
+    // A file written without `parentId`s (by hand, or by another tool) is one conversation,
+    // each message following the one before.
+    if line["messages"]
+        .as_array()
+        .is_some_and(|all| all.iter().all(|m| m.get("parentId").is_none()))
+    {
+        for (i, (_, parent)) in messages.iter_mut().enumerate() {
+            *parent = i.checked_sub(1);
+        }
+    }
     let active_leaf = match text(thread, "activeLeafId") {
         Some(leaf) => Some(
             messages
@@ -455,6 +557,23 @@ fn from_items(items: &[Value]) -> Result<ImportedThread, String> {
 mod tests {
     use super::*;
 
+    /// A whole file's conversations, fed in pieces of 7 bytes.
+    fn conversations(bytes: &[u8]) -> Result<Vec<Result<ImportedThread, String>>, ApiError> {
+        let mut reader = Reader::default();
+        let mut out = Vec::new();
+        for piece in bytes.chunks(7) {
+            out.extend(reader.push(piece)?);
+        }
+        out.extend(reader.finish()?);
+        Ok(out
+            .into_iter()
+            .map(|c| match c {
+                Conversation::Read(thread) => Ok(*thread),
+                Conversation::Failed(_, error) => Err(error),
+            })
+            .collect())
+    }
+
     #[test]
     fn shapes_are_told_apart_and_bad_conversations_fail_alone() {
         let chatgpt = br#"[{"id":"c1","title":"T","create_time":1700000000.5,"mapping":{
@@ -480,5 +599,32 @@ mod tests {
             Err(ApiError::InvalidBody(_))
         ));
         assert!(matches!(conversations(b""), Err(ApiError::InvalidBody(_))));
+        assert!(matches!(
+            conversations(b"[{\"x\": 1}]"),
+            Err(ApiError::InvalidBody(_))
+        ));
+        assert!(matches!(
+            conversations(b"[{\"x\": "),
+            Err(ApiError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn a_file_cut_off_keeps_the_conversations_before_the_cut() {
+        let line = |id: &str| {
+            format!(
+                r#"{{"thread":{{"id":"{id}","title":"T","createdAt":"2026-01-01T00:00:00.000Z","updatedAt":"2026-01-01T00:00:00.000Z"}},"messages":[]}}"#
+            )
+        };
+        let file = format!("{}\n{}\n{}", line("a"), line("b"), &line("c")[..40]);
+        let read = conversations(file.as_bytes()).unwrap();
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[1].as_ref().unwrap().id.as_str(), "b");
+        assert!(
+            read[2]
+                .as_ref()
+                .unwrap_err()
+                .contains("ends inside conversation 2")
+        );
     }
 }
