@@ -37,14 +37,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::serve::ListenerExt;
 use buddahbot::{
     app::App,
-    auth::jwt::Hs256,
-    config::Config,
     domain::{ChatMessage, MessageId, Placement, Role, ThreadId, Title, UserId},
-    local_redis::RedisServer,
-    routes,
     store::{LimitSet, NewTurn, StreamEnd, TurnIds, TurnStart},
 };
 
@@ -53,12 +48,13 @@ mod common;
 mod measure;
 #[path = "common/scripts.rs"]
 mod scripts;
+#[path = "common/served.rs"]
+mod served;
 
 use common::{Result, progress, report};
-use measure::{info_field, percentile, taskset};
+use measure::percentile;
 use scripts::script_usec;
 
-const SECRET: &str = "bench-branches-secret-at-least-32-bytes-long";
 const PAGE: usize = 50;
 const BRANCHES: usize = 100;
 const TURNS_PER_BRANCH: usize = 50;
@@ -66,20 +62,11 @@ const LINEAR_TURNS: usize = 50;
 const TARGET_RATIO: f64 = 1.5;
 
 fn main() -> Result<()> {
-    let pinned = pin();
+    let pinned = served::pin();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(run(pinned))
-}
-
-/// Pins this process to CPU 0 (with ≥ 2 CPUs, unless `BENCH_PIN=0`); whether it did.
-fn pin() -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if cpus < 2 || std::env::var("BENCH_PIN").is_ok_and(|v| v.trim() == "0") {
-        return false;
-    }
-    taskset("0", std::process::id()).is_ok()
 }
 
 async fn run(pinned: bool) -> Result<()> {
@@ -89,46 +76,15 @@ async fn run(pinned: bool) -> Result<()> {
         Err(_) if quick => 200,
         Err(_) => 1_000,
     };
-    let redis = RedisServer::start().await?;
-    let mut conn = redis::Client::open(redis.url())?
-        .get_multiplexed_async_connection()
-        .await?;
-    if pinned {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await?;
-        let pid: u32 = info_field(&info, "process_id")
-            .ok_or("no process_id in INFO server")?
-            .parse()?;
-        taskset("1", pid)?;
-    }
-    let vars: Vec<(String, String)> = [
-        ("AUTH_SECRET", SECRET),
-        ("REDIS_URL", &redis.url()),
-        ("NOUS_API_KEY", "unused"),
-        ("NOUS_API_BASE_URL", "http://127.0.0.1:9/v1"),
-        ("AUTO_TITLE", "0"),
-        ("RATE_LIMIT_CHAT_PER_MIN", "0"),
-        ("RATE_LIMIT_CHAT_PER_DAY", "0"),
-        ("RATE_LIMIT_REQUESTS_PER_MIN", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let config = Config::from_vars(vars)?;
-    let token = Hs256::new(&config.auth.secrets).mint(&UserId::parse("bench")?, 3600)?;
-    let app = App::new(config)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let address = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
-        listener,
-        routes::local(app.clone()),
-    )));
-    let user = UserId::parse("bench")?;
+    let served::Served {
+        redis: _redis,
+        mut conn,
+        app,
+        base,
+        user,
+        token,
+        ..
+    } = served::serve(pinned, &[("AUTO_TITLE", "0")]).await?;
 
     progress!("building the threads…");
     let built = Instant::now();
@@ -174,7 +130,6 @@ async fn run(pinned: bool) -> Result<()> {
         built.elapsed().as_secs_f64()
     );
     let http = reqwest::Client::new();
-    let base = format!("http://{address}");
     let mut results = Vec::new();
     for (name, thread, leaf) in [
         ("linear (100 messages)", &linear, &linear_leaf),

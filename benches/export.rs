@@ -8,7 +8,8 @@
 //! 10,000 (each 4 messages of about 500 bytes). After each, `GET /api/export?format=ndjson`
 //! (and `format=markdown` for the larger) through the dev server's router on loopback, read
 //! a chunk at a time, while this process's resident memory (`VmRSS`, server and client alike)
-//! is sampled at every chunk received. Every line of the NDJSON export is checked to be a thread.
+//! is sampled at every chunk received, and the wait for each chunk timed (the first one is
+//! the time to the first byte). Pinned like the other in-process benchmarks. Every line of the NDJSON export is checked to be a thread.
 //!
 //! It reports the export's size and the peak growth of RSS over the RSS just before it: flat
 //! means the 10,000-thread export grows memory no more than the 2,000-thread one did (within
@@ -17,29 +18,31 @@
 //! # Environment
 //! `BENCH_QUICK=1` (1,000 and 3,000 threads).
 
-use std::{io::Write, time::Duration};
-
-use axum::serve::ListenerExt;
-use buddahbot::{
-    app::App, auth::jwt::Hs256, config::Config, domain::UserId, local_redis::RedisServer, routes,
+use std::{
+    io::Write,
+    time::{Duration, Instant},
 };
+
 use futures_util::StreamExt;
 use serde_json::json;
 
 mod common;
+#[path = "common/measure.rs"]
+mod measure;
+#[path = "common/served.rs"]
+mod served;
 
 use common::{Result, progress, report};
-
-const SECRET: &str = "bench-export-secret-at-least-32-bytes-long";
+use measure::percentile;
 const MESSAGES: usize = 4;
 const FLAT_MARGIN_BYTES: u64 = 4 << 20;
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let pinned = served::pin();
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run())
+    runtime.block_on(run(pinned))
 }
 
 /// This process's resident memory (bytes).
@@ -56,39 +59,21 @@ fn rss() -> Result<u64> {
     Ok(kb * 1024)
 }
 
-async fn run() -> Result<()> {
+async fn run(pinned: bool) -> Result<()> {
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v.trim() == "1");
     let (small, large) = if quick {
         (1_000, 3_000)
     } else {
         (2_000, 10_000)
     };
-    let redis = RedisServer::start().await?;
-    let vars: Vec<(String, String)> = [
-        ("AUTH_SECRET", SECRET),
-        ("REDIS_URL", &redis.url()),
-        ("NOUS_API_KEY", "unused"),
-        ("NOUS_API_BASE_URL", "http://127.0.0.1:9/v1"),
-        ("RATE_LIMIT_CHAT_PER_MIN", "0"),
-        ("RATE_LIMIT_CHAT_PER_DAY", "0"),
-        ("RATE_LIMIT_REQUESTS_PER_MIN", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let config = Config::from_vars(vars)?;
-    let user = UserId::parse("bench")?;
-    let token = Hs256::new(&config.auth.secrets).mint(&user, 3600)?;
-    let app = App::new(config)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
-        listener,
-        routes::local(app),
-    )));
+    let served::Served {
+        redis: _redis,
+        conn: _conn,
+        app: _app,
+        base,
+        user: _user,
+        token,
+    } = served::serve(pinned, &[]).await?;
     let http = reqwest::Client::new();
 
     let mut rows = Vec::new();
@@ -147,12 +132,16 @@ async fn run() -> Result<()> {
                 return Err(format!("export: {}", resp.status()).into());
             }
             let mut stream = resp.bytes_stream();
+            let mut gaps = Vec::new();
+            let mut last = Instant::now();
             let mut bytes = 0u64;
             let mut lines = 0usize;
             let mut peak = before;
             let mut partial = Vec::new();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
+                gaps.push(last.elapsed());
+                last = Instant::now();
                 bytes += chunk.len() as u64;
                 if *format == "ndjson" {
                     partial.extend_from_slice(&chunk);
@@ -170,20 +159,32 @@ async fn run() -> Result<()> {
             if *format == "ndjson" && lines != target {
                 return Err(format!("{lines} lines for {target} threads").into());
             }
-            rows.push((target, *format, bytes, before, peak.saturating_sub(before)));
+            gaps.sort_unstable();
+            let gap = percentile(&gaps, 99.0);
+            rows.push((
+                target,
+                *format,
+                bytes,
+                before,
+                peak.saturating_sub(before),
+                gap,
+            ));
         }
     }
 
     report!("# Export: the server's memory while it streams");
     report!();
-    report!("| threads | format | export size | RSS before | peak RSS growth |");
-    report!("|---|---|---|---|---|");
-    for (threads, format, bytes, before, growth) in &rows {
+    report!(
+        "| threads | format | export size | RSS before | peak RSS growth | p99 wait for a chunk |"
+    );
+    report!("|---|---|---|---|---|---|");
+    for (threads, format, bytes, before, growth, gap) in &rows {
         report!(
-            "| {threads} | {format} | {:.1} MB | {:.1} MB | {:.1} MB |",
+            "| {threads} | {format} | {:.1} MB | {:.1} MB | {:.1} MB | {:.2} ms |",
             *bytes as f64 / 1e6,
             *before as f64 / 1e6,
-            *growth as f64 / 1e6
+            *growth as f64 / 1e6,
+            gap.as_secs_f64() * 1e3
         );
     }
     report!();

@@ -32,14 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::serve::ListenerExt;
 use buddahbot::{
-    app::App,
-    auth::jwt::Hs256,
-    config::Config,
-    domain::UserId,
-    local_redis::RedisServer,
-    routes,
     search::Query,
     store::{ArchivedFilter, SearchRequest},
 };
@@ -50,12 +43,13 @@ mod common;
 mod measure;
 #[path = "common/scripts.rs"]
 mod scripts;
+#[path = "common/served.rs"]
+mod served;
 
 use common::{Result, progress, report};
-use measure::{info_field, percentile, taskset};
+use measure::percentile;
 use scripts::script_usec;
 
-const SECRET: &str = "bench-search-secret-at-least-32-bytes-long";
 const THREADS: usize = 500;
 const MESSAGES_PER_THREAD: usize = 20;
 const VOCABULARY: usize = 8_000;
@@ -64,19 +58,11 @@ const TARGET_P50: Duration = Duration::from_millis(5);
 const TARGET_P99: Duration = Duration::from_millis(20);
 
 fn main() -> Result<()> {
-    let pinned = pin();
+    let pinned = served::pin();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(run(pinned))
-}
-
-fn pin() -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if cpus < 2 || std::env::var("BENCH_PIN").is_ok_and(|v| v.trim() == "0") {
-        return false;
-    }
-    taskset("0", std::process::id()).is_ok()
 }
 
 /// A small deterministic generator (xorshift64*), so every run searches the same text.
@@ -131,47 +117,16 @@ async fn run(pinned: bool) -> Result<()> {
         Err(_) if quick => 200,
         Err(_) => 1_000,
     };
-    let redis = RedisServer::start().await?;
-    let mut conn = redis::Client::open(redis.url())?
-        .get_multiplexed_async_connection()
-        .await?;
-    if pinned {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await?;
-        let pid: u32 = info_field(&info, "process_id")
-            .ok_or("no process_id in INFO server")?
-            .parse()?;
-        taskset("1", pid)?;
-    }
-    let vars: Vec<(String, String)> = [
-        ("AUTH_SECRET", SECRET),
-        ("REDIS_URL", &redis.url()),
-        ("NOUS_API_KEY", "unused"),
-        ("NOUS_API_BASE_URL", "http://127.0.0.1:9/v1"),
-        ("RATE_LIMIT_CHAT_PER_MIN", "0"),
-        ("RATE_LIMIT_CHAT_PER_DAY", "0"),
-        ("RATE_LIMIT_REQUESTS_PER_MIN", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let config = Config::from_vars(vars)?;
-    let user = UserId::parse("bench")?;
-    let token = Hs256::new(&config.auth.secrets).mint(&user, 3600)?;
-    let app = App::new(config)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let address = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
-        listener,
-        routes::local(app.clone()),
-    )));
+    let served::Served {
+        redis: _redis,
+        mut conn,
+        app,
+        base,
+        user,
+        token,
+        ..
+    } = served::serve(pinned, &[]).await?;
     let http = reqwest::Client::new();
-    let base = format!("http://{address}");
 
     progress!("importing {THREADS} threads of {MESSAGES_PER_THREAD} messages…");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

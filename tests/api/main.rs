@@ -17,6 +17,7 @@ mod cluster;
 mod connections;
 mod context;
 mod cors;
+mod edges;
 mod errors;
 mod export;
 mod feedback;

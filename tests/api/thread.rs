@@ -140,13 +140,18 @@ async fn an_empty_thread_reads_as_no_messages() {
 }
 
 #[tokio::test]
-async fn the_id_query_parameter_set_by_the_platform_wins_over_the_clients() {
+async fn an_id_query_parameter_beside_the_paths_is_refused_not_guessed() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
     let id = app.new_thread_id(&token, "real").await;
-    let (status, page) = app
-        .get(&format!("/api/threads/{id}?id=someone-elses"), &token)
-        .await;
+    let other = app.new_thread_id(&token, "other").await;
+    // The platform passes the path's segment as `?id=`; a second one (wherever the platform
+    // puts it) makes the request name two threads: neither is read.
+    for query in [format!("id={other}"), format!("id={id}")] {
+        let (status, page) = app.get(&format!("/api/threads/{id}?{query}"), &token).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{query}: {page}");
+    }
+    let (status, page) = app.get(&format!("/api/threads/{id}"), &token).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["thread"]["id"], id.as_str());
 }

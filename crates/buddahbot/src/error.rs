@@ -44,6 +44,9 @@ pub enum ApiError {
     /// A query parameter is missing or malformed.
     #[error("invalid query parameter `{name}`: {reason}")]
     InvalidParam { name: &'static str, reason: String },
+    /// A request header that is present but unusable (named, lower case).
+    #[error("invalid header `{name}`: {reason}")]
+    InvalidHeader { name: &'static str, reason: String },
     #[error("authentication failed")]
     Unauthorized(#[from] AuthError),
     /// The thread does not exist for this user (it may exist for another: same answer).
@@ -101,6 +104,7 @@ impl ApiError {
             Self::InvalidBody(_)
             | Self::InvalidJson(_)
             | Self::InvalidParam { .. }
+            | Self::InvalidHeader { .. }
             | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::CsrfRejected => StatusCode::FORBIDDEN,
@@ -126,6 +130,7 @@ impl ApiError {
             Self::InvalidBody(_) => "invalid_body",
             Self::InvalidJson(_) => "invalid_json",
             Self::InvalidParam { .. } => "invalid_param",
+            Self::InvalidHeader { .. } => "invalid_header",
             Self::ContextLengthExceeded(_) => "context_length_exceeded",
             Self::Unauthorized(_) => "unauthorized",
             Self::CsrfRejected => "csrf_rejected",
@@ -160,6 +165,9 @@ impl ApiError {
             }
             Self::InvalidParam { name, reason } => {
                 format!("The query parameter `{name}` is invalid: {reason}.")
+            }
+            Self::InvalidHeader { name, reason } => {
+                format!("The header `{name}` is invalid: {reason}.")
             }
             Self::Unauthorized(AuthError::Missing) => {
                 "Authentication is required: send `Authorization: Bearer <token>`.".to_owned()
@@ -261,7 +269,9 @@ impl ApiError {
                 .split('`')
                 .nth(1)
                 .map(|field| serde_json::Value::from(field.to_owned())),
-            Self::InvalidParam { name, .. } => Some(serde_json::Value::from(*name)),
+            Self::InvalidParam { name, .. } | Self::InvalidHeader { name, .. } => {
+                Some(serde_json::Value::from(*name))
+            }
             _ => None,
         };
         serde_json::json!({ "error": {

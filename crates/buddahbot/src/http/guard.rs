@@ -91,6 +91,18 @@ type Admitted = (Authenticated, Option<RateDecision>);
 
 async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Admitted, ApiError> {
     let app = &guard.app;
+    // Two `Authorization` headers are ambiguous (a proxy may add one): refused, not guessed.
+    if headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::InvalidHeader {
+            name: "authorization",
+            reason: "must be sent once".to_owned(),
+        });
+    }
     let started = std::time::Instant::now();
     let caller = app.authenticator().authenticate(headers);
     timing::add(Phase::Auth, started.elapsed());

@@ -183,19 +183,40 @@ pub fn optional_param<T, E: std::fmt::Display>(
 /// Query parameters, last value winning. Vercel appends a dynamic route segment (`?id=`) to
 /// the query the client sent, so when a name repeats, the last one is the platform's.
 #[derive(Debug, Default)]
-pub struct QueryParams(std::collections::HashMap<String, String>);
+pub struct QueryParams {
+    /// The last value of each name.
+    values: std::collections::HashMap<String, String>,
+    /// Names given more than once.
+    repeated: std::collections::HashSet<String>,
+}
 
 impl QueryParams {
     pub fn parse(query: Option<&str>) -> Self {
-        Self(
-            url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
+        let mut values = std::collections::HashMap::new();
+        let mut repeated = std::collections::HashSet::new();
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            if values
+                .insert(k.clone().into_owned(), v.into_owned())
+                .is_some()
+            {
+                repeated.insert(k.into_owned());
+            }
+        }
+        Self { values, repeated }
     }
 
+    /// The value of `name` (the last, when it is given more than once).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// The value of `name` when it is given exactly once: for the ids the platform puts in
+    /// the query from the path, which a client must not be able to add a second of.
+    pub fn get_once(&self, name: &str) -> Option<&str> {
+        if self.repeated.contains(name) {
+            return None;
+        }
+        self.get(name)
     }
 }
 

@@ -35,9 +35,20 @@ pub async fn post(
     } else {
         Dialect::Native
     };
-    let header_thread = headers
-        .get(http_headers::THREAD_ID)
-        .and_then(|v| v.to_str().ok());
+    // Checked here, whatever the body holds, so a bad header is never silently ignored.
+    let header_thread = match headers.get(http_headers::THREAD_ID) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .filter(|raw| crate::domain::ThreadId::parse(raw).is_ok())
+                .ok_or_else(|| ApiError::InvalidHeader {
+                    name: "x-thread-id",
+                    reason: "must be a thread id: 1 to 64 of A-Z, a-z, 0-9, `_` and `-`".to_owned(),
+                })?,
+        ),
+    };
     let request = TurnRequest::parse(body, header_thread, dialect, app.config())?;
     let background = background.map(|Extension(b)| b).unwrap_or_default();
     let limits = LimitSet::for_chat_turn(&app.config().limits);

@@ -24,7 +24,7 @@ struct FeedbackBody {
 
 /// The reply a feedback path names.
 fn target(query: &QueryParams) -> Result<(ThreadId, MessageId), ApiError> {
-    if query.get("action") != Some("messages") || query.get("sub") != Some("feedback") {
+    if query.get("action") != Some("messages") || query.get_once("sub") != Some("feedback") {
         return Err(ApiError::RouteNotFound);
     }
     let thread = super::thread_id(query)?;

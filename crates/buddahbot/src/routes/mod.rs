@@ -148,7 +148,7 @@ pub fn config_error(err: ConfigError) -> Router {
 /// segment). A malformed id cannot name any thread: 404, like a missing one.
 fn thread_id(query: &crate::http::QueryParams) -> Result<crate::domain::ThreadId, ApiError> {
     query
-        .get("id")
+        .get_once("id")
         .and_then(|raw| crate::domain::ThreadId::parse(raw).ok())
         .ok_or(ApiError::ThreadNotFound)
 }
@@ -349,7 +349,7 @@ async fn segments_as_params(mut request: Request) -> Request {
     let mut params = Vec::new();
     for name in ["id", "action", "item", "sub"] {
         if let Some(segment) = segments.next().filter(|s| !s.is_empty()) {
-            params.push(format!("{name}={segment}"));
+            params.push(format!("{name}={}", as_query_value(segment)));
         }
     }
     let mut query = params.join("&");
@@ -409,7 +409,7 @@ async fn shared_copy_params(request: Request) -> Request {
 fn with_param(mut request: Request, name: &str, from_end: usize, extra: &str) -> Request {
     let uri = request.uri();
     let segment = uri.path().rsplit('/').nth(from_end).unwrap_or_default();
-    let mut query = format!("{name}={segment}");
+    let mut query = format!("{name}={}", as_query_value(segment));
     if !extra.is_empty() {
         query = format!("{query}&{extra}");
     }
@@ -428,10 +428,28 @@ async fn parent_segment_as_id_param(request: Request) -> Request {
     with_id_param(request, 1)
 }
 
+/// A path segment (percent-encoded as it came) as a query value that decodes to the same
+/// text: what separates or changes query values (`&`, `=`, `+`, `#`) is escaped, so a
+/// segment is one value however it is spelled (`bogus&id=t1` is an id of its own, and
+/// invalid), and it is percent-decoded once, when the query is read.
+fn as_query_value(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for c in segment.chars() {
+        match c {
+            '&' => out.push_str("%26"),
+            '=' => out.push_str("%3D"),
+            '+' => out.push_str("%2B"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Adds the path segment `from_end` places before the last as the `id` query parameter.
 fn with_id_param(mut request: Request, from_end: usize) -> Request {
     let uri = request.uri();
-    let segment = uri.path().rsplit('/').nth(from_end).unwrap_or_default();
+    let segment = as_query_value(uri.path().rsplit('/').nth(from_end).unwrap_or_default());
     let query = match uri.query() {
         Some(q) if !q.is_empty() => format!("{q}&id={segment}"),
         _ => format!("id={segment}"),

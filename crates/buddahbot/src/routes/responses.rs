@@ -28,7 +28,7 @@ pub async fn post(
     query: QueryParams,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    match (query.get("id"), query.get("action")) {
+    match (query.get_once("id"), query.get("action")) {
         (None, None) => {
             let body: CreateBody = serde_json::from_value(json_body(&body)?)
                 .map_err(|e| ApiError::InvalidBody(e.to_string()))?;
@@ -49,7 +49,7 @@ pub async fn get(
     Authenticated(user): Authenticated,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
-    let id = query.get("id").ok_or(ApiError::RouteNotFound)?;
+    let id = query.get_once("id").ok_or(ApiError::RouteNotFound)?;
     match query.get("action") {
         None => {
             if query.get("stream").is_some_and(|s| s == "true") {
@@ -72,7 +72,7 @@ pub async fn delete(
     Authenticated(user): Authenticated,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
-    match (query.get("id"), query.get("action")) {
+    match (query.get_once("id"), query.get("action")) {
         (Some(id), None) => Ok(Json(responses::delete(&app, &user, id).await?).into_response()),
         _ => Err(ApiError::RouteNotFound),
     }
@@ -103,11 +103,11 @@ pub async fn post_conversation(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = json_body(&body)?;
-    if query.get("id").is_none() {
+    if query.get_once("id").is_none() {
         return Ok(Json(responses::create_conversation(&app, &user, body).await?).into_response());
     }
     let id = conversation(&query)?;
-    let answer = match (query.get("action"), query.get("item")) {
+    let answer = match (query.get("action"), query.get_once("item")) {
         (None, None) => responses::update_conversation(&app, &user, &id, &body).await?,
         (Some("items"), None) => responses::add_items(&app, &user, &id, &body).await?,
         _ => return Err(ApiError::RouteNotFound),
@@ -122,12 +122,12 @@ pub async fn get_conversation(
     Authenticated(user): Authenticated,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
-    if query.get("id").is_none() {
+    if query.get_once("id").is_none() {
         let page = ItemPage::parse(&query, false)?;
         return Ok(Json(responses::list_conversations(&app, &user, &page).await?).into_response());
     }
     let id = conversation(&query)?;
-    let answer = match (query.get("action"), query.get("item")) {
+    let answer = match (query.get("action"), query.get_once("item")) {
         (None, None) => responses::retrieve_conversation(&app, &user, &id).await?,
         (Some("items"), None) => {
             let page = ItemPage::parse(&query, true)?;
@@ -147,7 +147,7 @@ pub async fn delete_conversation(
     query: QueryParams,
 ) -> Result<Response, ApiError> {
     let id = conversation(&query)?;
-    match (query.get("action"), query.get("item")) {
+    match (query.get("action"), query.get_once("item")) {
         (None, None) => {}
         (Some("items"), Some(item)) => {
             return Ok(Json(responses::delete_item(&app, &user, &id, item).await?).into_response());

@@ -248,7 +248,7 @@ pub async fn read(
             return Err(ApiError::RateLimited(decision));
         }
     }
-    let token = query.get("token").unwrap_or_default();
+    let token = query.get_once("token").unwrap_or_default();
     let snapshot = app
         .store()
         .shared(token)

@@ -70,7 +70,7 @@ pub async fn create(
     use axum::{extract::FromRequest, response::IntoResponse};
     match query.get("action") {
         Some("copy") => {
-            let token = query.get("token").unwrap_or_default();
+            let token = query.get_once("token").unwrap_or_default();
             return super::share::copy(&app, &user, token).await;
         }
         Some("import") => return super::import::import(&app, &user, request.into_body()).await,

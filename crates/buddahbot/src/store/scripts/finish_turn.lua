@@ -16,13 +16,22 @@
 --       tokens the model counted in it ('<chars> <tokens>', '' when not measured), 12 the id
 --       of the entry the `XADD` before wrote ('' for none), 13.. the stream's last event
 --       (stream.lua)
--- Returns the reply's list index, -1 when the thread is gone, or -2 (nothing written) when
+-- Returns the reply's list index, -1 when the thread is gone (or was made again: its turns do
+-- not hold this one), or -2 (nothing written) when
 -- no events came but a resumer waits for them (`streamWanted`): send them.
 local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId', 'streamWanted',
   'tree', 'replyParent')
 if not meta[1] then
   -- Deleted meanwhile: the XADD before may have made the stream again.
   redis.call('DEL', KEYS[5])
+  return -1
+end
+-- A thread deleted and made again under the same id is another thread: this turn is not in
+-- it, so nothing of it is written there (the events the XADD before added are taken out).
+if redis.call('HEXISTS', KEYS[4], ARGV[4]) == 0 then
+  if ARGV[12] ~= '' and meta[3] ~= ARGV[6] then
+    redis.call('XDEL', KEYS[5], ARGV[12])
+  end
   return -1
 end
 if not ARGV[15] and meta[4] == ARGV[6] then
