@@ -62,11 +62,7 @@ const LINEAR_TURNS: usize = 50;
 const TARGET_RATIO: f64 = 1.5;
 
 fn main() -> Result<()> {
-    let pinned = served::pin();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run(pinned))
+    served::run(run)
 }
 
 async fn run(pinned: bool) -> Result<()> {
@@ -77,13 +73,13 @@ async fn run(pinned: bool) -> Result<()> {
         Err(_) => 1_000,
     };
     let served::Served {
-        redis: _redis,
+        _redis,
+        http,
         mut conn,
         app,
         base,
         user,
         token,
-        ..
     } = served::serve(pinned, &[("AUTO_TITLE", "0")]).await?;
 
     progress!("building the threads…");
@@ -129,7 +125,6 @@ async fn run(pinned: bool) -> Result<()> {
         "built in {:.1} s: linear 100 messages; branched threads of {len} messages in {BRANCHES} branches",
         built.elapsed().as_secs_f64()
     );
-    let http = reqwest::Client::new();
     let mut results = Vec::new();
     for (name, thread, leaf) in [
         ("linear (100 messages)", &linear, &linear_leaf),

@@ -29,6 +29,8 @@ use serde_json::json;
 mod common;
 #[path = "common/measure.rs"]
 mod measure;
+#[path = "common/seed.rs"]
+mod seed;
 #[path = "common/served.rs"]
 mod served;
 
@@ -38,11 +40,7 @@ const MESSAGES: usize = 4;
 const FLAT_MARGIN_BYTES: u64 = 4 << 20;
 
 fn main() -> Result<()> {
-    let pinned = served::pin();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run(pinned))
+    served::run(run)
 }
 
 /// This process's resident memory (bytes).
@@ -66,15 +64,17 @@ async fn run(pinned: bool) -> Result<()> {
     } else {
         (2_000, 10_000)
     };
+    let served = served::serve(pinned, &[]).await?;
+    // Redis and the app live as long as `served`; this bench only talks HTTP.
     let served::Served {
-        redis: _redis,
+        _redis,
         conn: _conn,
         app: _app,
-        base,
         user: _user,
+        base,
         token,
-    } = served::serve(pinned, &[]).await?;
-    let http = reqwest::Client::new();
+        http,
+    } = &served;
 
     let mut rows = Vec::new();
     let mut seeded = 0;
@@ -103,15 +103,7 @@ async fn run(pinned: bool) -> Result<()> {
                 body.push_str(&line.to_string());
                 body.push('\n');
             }
-            let resp = http
-                .post(format!("{base}/api/import"))
-                .bearer_auth(&token)
-                .body(body)
-                .send()
-                .await?;
-            if !resp.status().is_success() {
-                return Err(format!("import: {}", resp.text().await?).into());
-            }
+            seed::import(&served, body).await?;
             seeded = (seeded + 500).min(target);
         }
         let formats: &[&str] = if target == large {
@@ -125,7 +117,7 @@ async fn run(pinned: bool) -> Result<()> {
             let before = rss()?;
             let resp = http
                 .get(format!("{base}/api/export?format={format}"))
-                .bearer_auth(&token)
+                .bearer_auth(token)
                 .send()
                 .await?;
             if !resp.status().is_success() {

@@ -43,6 +43,8 @@ mod common;
 mod measure;
 #[path = "common/scripts.rs"]
 mod scripts;
+#[path = "common/seed.rs"]
+mod seed;
 #[path = "common/served.rs"]
 mod served;
 
@@ -58,11 +60,7 @@ const TARGET_P50: Duration = Duration::from_millis(5);
 const TARGET_P99: Duration = Duration::from_millis(20);
 
 fn main() -> Result<()> {
-    let pinned = served::pin();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run(pinned))
+    served::run(run)
 }
 
 /// A small deterministic generator (xorshift64*), so every run searches the same text.
@@ -117,16 +115,15 @@ async fn run(pinned: bool) -> Result<()> {
         Err(_) if quick => 200,
         Err(_) => 1_000,
     };
-    let served::Served {
-        redis: _redis,
-        mut conn,
-        app,
-        base,
-        user,
-        token,
-        ..
-    } = served::serve(pinned, &[]).await?;
-    let http = reqwest::Client::new();
+    let served = served::serve(pinned, &[]).await?;
+    let (app, base, user, token, http) = (
+        &served.app,
+        &served.base,
+        &served.user,
+        &served.token,
+        &served.http,
+    );
+    let mut conn = served.conn.clone();
 
     progress!("importing {THREADS} threads of {MESSAGES_PER_THREAD} messages…");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -166,15 +163,7 @@ async fn run(pinned: bool) -> Result<()> {
             body.push_str(&line.to_string());
             body.push('\n');
         }
-        let resp = http
-            .post(format!("{base}/api/import"))
-            .bearer_auth(&token)
-            .body(body)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            return Err(format!("import: {}", resp.text().await?).into());
-        }
+        seed::import(&served, body).await?;
     }
     let messages = THREADS * MESSAGES_PER_THREAD;
 
@@ -193,7 +182,7 @@ async fn run(pinned: bool) -> Result<()> {
     progress!("first search: indexing {messages} messages…");
     let started = Instant::now();
     let first = Query::parse(&format!("{} ", word(0)))?;
-    let page = app.store().search(&user, &request(&first)).await?;
+    let page = app.store().search(user, &request(&first)).await?;
     let build = started.elapsed();
     if page.hits.is_empty() {
         return Err("the most common word found nothing".into());
@@ -255,14 +244,14 @@ async fn run(pinned: bool) -> Result<()> {
         .query_async(&mut conn)
         .await?;
     for query in &parsed {
-        app.store().search(&user, &request(query)).await?;
+        app.store().search(user, &request(query)).await?;
     }
     let before = script_usec(&mut conn).await?;
     let mut store_times = Vec::with_capacity(queries);
     let mut hits = 0usize;
     for query in &parsed {
         let started = Instant::now();
-        let page = app.store().search(&user, &request(query)).await?;
+        let page = app.store().search(user, &request(query)).await?;
         store_times.push(started.elapsed());
         hits += page.hits.len();
         for hit in &page.hits {
@@ -281,7 +270,7 @@ async fn run(pinned: bool) -> Result<()> {
         let resp = http
             .get(format!("{base}/api/search"))
             .query(&[("q", text.as_str())])
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .send()
             .await?;
         let status = resp.status();

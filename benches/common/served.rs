@@ -16,8 +16,10 @@ use super::{
 const SECRET: &str = "bench-in-process-secret-at-least-32-bytes-long";
 
 pub struct Served {
+    /// A client for the router.
+    pub http: reqwest::Client,
     /// Kept for its lifetime: the server stops when it drops.
-    pub redis: RedisServer,
+    pub _redis: RedisServer,
     /// A connection of the benchmark's own, for Redis's counters.
     pub conn: MultiplexedConnection,
     pub app: App,
@@ -35,6 +37,17 @@ pub fn pin() -> bool {
         return false;
     }
     taskset("0", std::process::id()).is_ok()
+}
+
+/// Pins (see [`pin`]), then runs `bench` on a one-thread runtime, telling it whether it pinned.
+pub fn run<F: std::future::Future<Output = Result<()>>>(
+    bench: impl FnOnce(bool) -> F,
+) -> Result<()> {
+    let pinned = pin();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(bench(pinned))
 }
 
 /// Starts Redis (on CPU 1 when `pinned`) and serves the router; `vars` add to or override the
@@ -83,7 +96,8 @@ pub async fn serve(pinned: bool, vars: &[(&str, &str)]) -> Result<Served> {
         routes::local(app.clone()),
     )));
     Ok(Served {
-        redis,
+        http: reqwest::Client::new(),
+        _redis: redis,
         conn,
         app,
         base,

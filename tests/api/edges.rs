@@ -15,19 +15,19 @@ use crate::helpers::{
     turns::{open_chat, slow},
 };
 
+async fn create_t1(app: &TestApp, token: &str) {
+    let body = json!({ "id": "t1" });
+    let (status, _) = app
+        .request(Method::POST, "/api/threads", Some(token), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn a_thread_made_again_under_a_deleted_ones_id_gets_nothing_of_its_generation() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&random_user());
-    let (status, _) = app
-        .request(
-            Method::POST,
-            "/api/threads",
-            Some(&token),
-            Some(json!({ "id": "t1" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    create_t1(&app, &token).await;
     let mut old = open_chat(
         &app,
         &token,
@@ -40,15 +40,7 @@ async fn a_thread_made_again_under_a_deleted_ones_id_gets_nothing_of_its_generat
         .request(Method::DELETE, "/api/threads/t1", Some(&token), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = app
-        .request(
-            Method::POST,
-            "/api/threads",
-            Some(&token),
-            Some(json!({ "id": "t1" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    create_t1(&app, &token).await;
     // The old generation ends (stopped by the deletion, or at its last token).
     tokio::time::timeout(Duration::from_secs(10), old.rest())
         .await

@@ -23,7 +23,8 @@ async fn export(app: &TestApp, token: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn import(app: &TestApp, token: &str, body: String) -> (StatusCode, Value) {
+/// `POST /api/import` of `body` (shared with the search tests).
+pub(crate) async fn import(app: &TestApp, token: &str, body: String) -> (StatusCode, Value) {
     let resp = app
         .client
         .post(app.url("/api/import"))

@@ -135,16 +135,7 @@ fn corpus() -> String {
 }
 
 async fn import(app: &TestApp, token: &str, body: String) {
-    let resp = app
-        .client
-        .post(app.url("/api/import"))
-        .bearer_auth(token)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = crate::helpers::into_parts(resp).await;
+    let (status, body) = crate::import::import(app, token, body).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["failed"], json!([]), "{body}");
 }
