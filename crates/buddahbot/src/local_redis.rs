@@ -21,6 +21,8 @@ use tokio::process::{Child, Command};
 /// its slots.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Starts tried, each on new ports, before a server that exits at once is an error.
+const START_ATTEMPTS: u32 = 3;
 
 /// Why a private server could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,9 @@ pub enum LocalRedisError {
     Spawn(#[source] std::io::Error),
     #[error("`redis-server` did not answer PING within {timeout:?}; its log says: {log}")]
     NoAnswer { timeout: Duration, log: String },
+    /// `redis-server` exited while starting (a port taken meanwhile, a bad option), with its log.
+    #[error("redis-server exited while starting ({status}); its log:\n{log}")]
+    Exited { status: String, log: String },
     #[error(
         "`redis-cli` was not found on PATH; it comes with Redis (Debian/Ubuntu: `sudo apt-get install -y redis-tools`)"
     )]
@@ -61,6 +66,9 @@ pub struct RedisServer {
     /// Whether the server runs in Cluster mode (its node configuration lives in `dir`, so a
     /// restart keeps its identity and slots).
     cluster: bool,
+    /// A Cluster node's bus port, picked free like `port` (not `port + 10000`, which may be
+    /// taken or out of range).
+    bus_port: u16,
     dir: PathBuf,
     /// Whether `dir` was made by us (and is removed on drop).
     owns_dir: bool,
@@ -88,20 +96,34 @@ impl RedisServer {
     }
 
     async fn start_with(tls: Option<TlsFiles>, cluster: bool) -> Result<Self, LocalRedisError> {
-        let port = free_port().map_err(LocalRedisError::Spawn)?;
-        let dir =
-            std::env::temp_dir().join(format!("buddahbot-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(LocalRedisError::Spawn)?;
-        let mut server = Self {
-            child: None,
-            port,
-            tls,
-            cluster,
-            dir,
-            owns_dir: true,
-        };
-        server.spawn().await?;
-        Ok(server)
+        // A port free when picked may be taken before the server binds it (by another test's
+        // connection, say): the server then exits at once, and is started again on new ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port().map_err(LocalRedisError::Spawn)?;
+            let mut bus_port = 0;
+            while cluster && (bus_port == 0 || bus_port == port) {
+                bus_port = free_port().map_err(LocalRedisError::Spawn)?;
+            }
+            let dir =
+                std::env::temp_dir().join(format!("buddahbot-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(LocalRedisError::Spawn)?;
+            let mut server = Self {
+                child: None,
+                port,
+                tls: tls.clone(),
+                cluster,
+                bus_port,
+                dir,
+                owns_dir: true,
+            };
+            match server.spawn().await {
+                Ok(()) => return Ok(server),
+                Err(LocalRedisError::Exited { .. }) if attempt < START_ATTEMPTS => {}
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// Starts the server again on the same port (after [`RedisServer::stop`]), as a restart
@@ -165,6 +187,7 @@ impl RedisServer {
         if self.cluster {
             command
                 .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-port", &self.bus_port.to_string()])
                 .arg("--cluster-config-file")
                 .arg(self.dir.join("nodes.conf"))
                 // Slots of a stopped node are refused, but the others keep serving theirs.
@@ -199,6 +222,15 @@ impl RedisServer {
                     .is_ok()
             {
                 return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(LocalRedisError::Exited {
+                    status: status.to_string(),
+                    log: std::fs::read_to_string(&log).unwrap_or_default(),
+                });
             }
             if tokio::time::Instant::now() >= deadline {
                 self.stop().await;
