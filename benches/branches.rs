@@ -295,7 +295,7 @@ async fn turn(
     reply.id = ids.reply.clone();
     reply.model = Some("Hermes-4-70B".to_owned());
     app.store()
-        .finish_turn(&ids, &reply, None, StreamEnd::NONE)
+        .finish_turn(&ids, &reply, None, None, StreamEnd::NONE)
         .await?;
     Ok(ids.reply)
 }

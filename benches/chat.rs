@@ -56,7 +56,9 @@
 //!   `BENCH_LONG_TURNS` (4), `BENCH_LONG_TOKENS` (1000; quick 200), `BENCH_LONG_ITL_MS` (25):
 //!   the long-reply case; `BENCH_NAGLE` (50; quick 20): requests of the Nagle check.
 //! - `BENCH_LOG=1`: the servers' logs on stderr (`RUST_LOG`, default `warn`).
-//! - `BENCH_RATE_LIMITS=off`: the servers run without rate limits, to see their share.
+//! - `BENCH_RATE_LIMITS=off`: the servers run without rate limits, to see their share;
+//!   `BENCH_AUTO_TITLE=0`: without titles written by the model (a second model call and,
+//!   when it ends after the reply, a round trip, on a new thread's first turn).
 
 use std::{
     collections::BTreeMap,
@@ -1408,6 +1410,12 @@ impl Bench {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
+        // `BENCH_AUTO_TITLE=0` measures the turn without the model-written title.
+        .chain(
+            std::env::var("BENCH_AUTO_TITLE")
+                .ok()
+                .map(|v| ("AUTO_TITLE".to_owned(), v)),
+        )
         .collect();
         let config = Config::from_vars(vars.clone())?;
         let user = format!("github:bench{run}");

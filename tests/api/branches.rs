@@ -725,7 +725,7 @@ async fn store_turn(
         reply.id = ids.reply.clone();
         app.app
             .store()
-            .finish_turn(&ids, &reply, None, StreamEnd::NONE)
+            .finish_turn(&ids, &reply, None, None, StreamEnd::NONE)
             .await
             .unwrap();
     }

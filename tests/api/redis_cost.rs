@@ -198,3 +198,36 @@ async fn only_a_client_that_went_away_leaves_a_log_behind() {
     let seq = |id: &str| -> u64 { id.rsplit_once('-').unwrap().1.parse().unwrap() };
     assert_eq!(seq(&rest[0].id), seq(&seen[3].id) + 1, "exactly the rest");
 }
+
+/// A new thread's first turn with the model's title ready before the reply ends: the title is
+/// stored with the reply, in the same two round trips (one that comes later costs a third,
+/// as `titles.rs` shows).
+#[tokio::test]
+async fn a_title_ready_before_the_end_goes_with_the_reply() {
+    let app = TestApp::spawn_with(|c| c.chat.auto_title = true).await;
+    let token = app.token_for(&random_user());
+    assert_eq!(
+        app.chat(&token, user_turn("warm")).await.status,
+        StatusCode::OK
+    );
+    // The warm-up's title may still be on its way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let monitor = Monitor::start(app.redis.port());
+    let mut conn = app.redis_conn().await;
+    let text = slow(40, 10, "titled in time");
+    let answer = app.chat(&token, user_turn(&text)).await;
+    assert_eq!(answer.last_data(), Some("[DONE]"));
+    let _: String = redis::cmd("ECHO")
+        .arg("sentinel-after-the-titled-turn")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        monitor.commands_until("sentinel-after-the-titled-turn"),
+        ["EVALSHA", "EVALSHA"]
+    );
+    let thread = answer.header("x-thread-id");
+    let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
+    let title = page["thread"]["title"].as_str().unwrap();
+    assert!(!text.starts_with(title), "the model's title, not {title:?}");
+}

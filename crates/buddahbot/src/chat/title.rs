@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 use crate::{
     app::App,
     domain::{ModelName, Role, ThreadId, Title, UserId},
+    store::ModelTitle,
     upstream::{
         UpstreamError,
         wire::{ChatCompletionRequest, PromptMessage},
@@ -104,14 +105,16 @@ pub fn clean(raw: &str) -> Option<Title> {
 }
 
 /// Writes the model's title over the provisional one of a thread's first turn, unless the
-/// user named the thread meanwhile, and hands it to the turn (`ready`), which sends it to
-/// the client if its stream is still open. A failure leaves the provisional title.
+/// user named the thread meanwhile. The turn takes it first if it is ready before the reply
+/// is stored (`handover`): it then goes with the reply (and the stream, if still open) in
+/// the turn's last round trip. Once the turn has stopped waiting for it, it is written here,
+/// a round trip of its own. A failure leaves the provisional title.
 pub(super) async fn write_first(
     app: App,
     user: UserId,
     thread: ThreadId,
     text: String,
-    ready: oneshot::Sender<Title>,
+    handover: oneshot::Sender<ModelTitle>,
 ) {
     let (title, tokens) = match ask(&app, &text).await {
         Ok(answer) => answer,
@@ -120,19 +123,16 @@ pub(super) async fn write_first(
             return;
         }
     };
+    let Err(ModelTitle { title, tokens }) = handover.send(ModelTitle { title, tokens }) else {
+        return;
+    };
     // One round trip: the title (when there is one) and its tokens.
-    match app
+    if let Err(err) = app
         .store()
         .set_model_title(&user, &thread, title.as_ref(), false, tokens)
         .await
     {
-        Ok(true) => {
-            if let Some(title) = title {
-                let _ = ready.send(title);
-            }
-        }
-        Ok(false) => {}
-        Err(err) => tracing::warn!(thread = %thread, error = %err, "the title could not be kept"),
+        tracing::warn!(thread = %thread, error = %err, "the title could not be kept");
     }
 }
 

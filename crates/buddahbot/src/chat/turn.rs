@@ -28,7 +28,9 @@ use crate::{
         encoder::{Encoder, Failure},
         responses::{self, ResponseId, Settings},
     },
-    store::{CachedReply, Finished, LogBatch, StreamEnd, TurnIds, control::Registration},
+    store::{
+        CachedReply, Finished, LogBatch, ModelTitle, StreamEnd, TurnIds, control::Registration,
+    },
     timing::{self, Phase},
     upstream::{Drained, ReplyStream, TimeoutKind, UpstreamError, wire::PromptMessage},
 };
@@ -55,9 +57,9 @@ pub(super) struct Turn {
     pub cache_key: Option<String>,
     /// A Responses API turn's settings, kept on its reply.
     pub response: Option<Arc<Settings>>,
-    /// The title the model is writing for the thread (its first turn), to send with the
-    /// stream's end when it is ready by then.
-    pub title: Option<tokio::sync::oneshot::Receiver<crate::domain::Title>>,
+    /// The title the model is writing for the thread (its first turn), to store and send
+    /// with the reply when it is ready by then ([`Turn::take_title`]).
+    pub title: Option<tokio::sync::oneshot::Receiver<ModelTitle>>,
     /// Keeps the thread's generation lease alive for as long as the turn exists (none for an
     /// ephemeral turn, which holds no lease).
     pub _lease: Option<LeaseKeeper>,
@@ -240,8 +242,9 @@ impl Turn {
                 Outcome::BrokeOff(_) => Some(ReplyStatus::Error),
             };
             let message = self.stored(reply.finish(self.ids.reply.clone(), status, elapsed));
-            if let Some(title) = self.title.as_mut().and_then(|rx| rx.try_recv().ok()) {
-                encoder.thread_title(&self.ids.thread, &title, &mut outlet);
+            let title = self.take_title();
+            if let Some(title) = title.as_ref().and_then(|t| t.title.as_ref()) {
+                encoder.thread_title(&self.ids.thread, title, &mut outlet);
             }
             let last = outlet.mark();
             match &outcome {
@@ -260,6 +263,7 @@ impl Turn {
                         &self.ids,
                         &message,
                         Some(self.prompt_chars),
+                        title.as_ref(),
                         self.stream_end(unlogged.as_ref().filter(|_| keep_log)),
                     )
                     .await
@@ -272,6 +276,7 @@ impl Turn {
                         &self.ids,
                         &message,
                         Some(self.prompt_chars),
+                        title.as_ref(),
                         self.stream_end(unlogged.as_ref()),
                     )
                     .await;
@@ -329,7 +334,7 @@ impl Turn {
     /// `cached`, no tokens charged) and sent as a stored reply is replayed, in the client's
     /// format, without calling the model.
     pub async fn answer_cached(
-        self,
+        mut self,
         request: &TurnRequest,
         cached: CachedReply,
     ) -> Result<Response, ApiError> {
@@ -342,12 +347,21 @@ impl Turn {
             }]);
         }
         if !self.ephemeral {
+            let title = self.take_title();
             self.app
                 .store()
-                .finish_turn(&self.ids, &message, None, StreamEnd::NONE)
+                .finish_turn(&self.ids, &message, None, title.as_ref(), StreamEnd::NONE)
                 .await?;
         }
         Ok(response::replay(&self.ids.thread, &message, request))
+    }
+
+    /// The model's title for the thread, if it is ready: the caller stores it with the reply.
+    /// From then on the title task writes a later one itself.
+    fn take_title(&mut self) -> Option<ModelTitle> {
+        let mut title = self.title.take()?;
+        title.close();
+        title.try_recv().ok()
     }
 
     /// The reply as stored: with how its prompt was cut to fit.
@@ -382,7 +396,7 @@ impl Turn {
 
     /// Calls the model without streaming and answers its reply once it is stored.
     pub async fn answer_whole(
-        self,
+        mut self,
         request: &TurnRequest,
         prompt: &[PromptMessage],
     ) -> Result<Response, ApiError> {
@@ -414,12 +428,14 @@ impl Turn {
         if self.ephemeral {
             self.count_tokens(&message).await;
         } else {
+            let title = self.take_title();
             self.app
                 .store()
                 .finish_turn(
                     &self.ids,
                     &message,
                     Some(self.prompt_chars),
+                    title.as_ref(),
                     StreamEnd::NONE,
                 )
                 .await?;

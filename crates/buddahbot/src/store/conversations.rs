@@ -83,6 +83,7 @@ impl Store {
             .key(keys::thread_meta(user, thread))
             .key(super::limits::todays_tokens_key(user))
             .key(keys::search_changed(user))
+            .key(keys::search_root(user))
             .arg(title.map_or("", crate::domain::Title::as_str))
             .arg(if force { "1" } else { "" })
             .arg(tokens)

@@ -55,8 +55,8 @@ pub use threads::{
     ArchivedFilter, BranchPage, BranchRead, LeafSet, MessagePage, ThreadFilter, ThreadPage,
 };
 pub use turns::{
-    Calibration, ContextSummary, Finished, NewTurn, Renewal, StreamEnd, ThreadContext, TurnIds,
-    TurnStart,
+    Calibration, ContextSummary, Finished, ModelTitle, NewTurn, Renewal, StreamEnd, ThreadContext,
+    TurnIds, TurnStart,
 };
 
 /// The thread store: a cheap handle over one multiplexed connection per process.

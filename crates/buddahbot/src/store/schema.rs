@@ -15,7 +15,7 @@
 //! | `streamWanted` | resume | the reply id whose events a resumer waits for in the log |
 //! | `promptChars`, `promptTokens` | finish | the last prompt's characters and the tokens the model counted in it: how the next prompt is estimated |
 //! | `contextSummary`, `contextSummaryCount`, `contextSummaryHash`, `contextSummaryThrough` | save summary | a model-written summary of the thread's first `contextSummaryCount` conversation messages (their fingerprint; the id of the last, when known), sent in their place when the conversation does not fit |
-//! | `titleAuto` | create (no title given), set title (cleared), rename (cleared) | `1` while the title is provisional: the model may replace it after the first turn |
+//! | `titleAuto` | create (no title given), set title or finish with the model's title (cleared), rename (cleared) | `1` while the title is provisional: the model may replace it after the first turn |
 //! | `archived`, `pinned` (`1`), `tags` (JSON list), `metadata` (JSON object), `externalId` | organize | the thread's organisation; it decides the listings the thread is in (`index.lua`) |
 //! | `shareToken`, `shareExpiresAt` | share (set), unshare (cleared) | the thread's share link: its token (the snapshot is `shared:{<token>}`) and expiry (ISO, '' for none) |
 //! | `forkedFrom` | fork | `{threadId, messageId}` of the thread it was forked from, JSON |

@@ -9,9 +9,10 @@
 //!
 //! The index is brought up to date by the search itself: every script that stores a message
 //! or a title names its thread in the user's `search:changed` set (one `SADD`, in the round
-//! trip that stores it), and a search first indexes what that set names. A chat turn so pays
-//! one set command for search, whatever its length, and a user who never searches pays
-//! nothing more; a message is findable by the first search after its turn is stored.
+//! trip that stores it) while the user has an index, and a search first indexes what that
+//! set names (a new index starts from every thread). A chat turn so pays a command or two for
+//! search, whatever its length, and a user who never searches one `EXISTS`; a message is
+//! findable by the first search after its turn is stored.
 //!
 //! An index generation lives [`GENERATION_LIFETIME`]; the next search after it ends builds a
 //! new one from the threads, and the old keys expire a day later. Deleted threads' words so

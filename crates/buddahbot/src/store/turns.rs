@@ -170,6 +170,16 @@ impl<'a> StreamEnd<'a> {
     }
 }
 
+/// The title the model wrote for a thread's first turn, when it is ready before the reply
+/// is stored: it goes with the reply, a round trip fewer.
+#[derive(Debug, Clone)]
+pub struct ModelTitle {
+    /// `None` when the model answered nothing usable (its tokens still count).
+    pub title: Option<crate::domain::Title>,
+    /// The tokens the model spent on it, for the user's daily budget.
+    pub tokens: u64,
+}
+
 /// What [`Store::finish_turn`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
@@ -317,6 +327,8 @@ impl Store {
     /// Stores a turn's reply and marks the turn answered, in one round trip, with the last
     /// events of its stream. `prompt_chars`, the size of the prompt the reply answers, is
     /// kept with the prompt tokens the model reported, to size the thread's next prompt.
+    /// The model's `title` for a first turn is set with it (over a provisional title only)
+    /// and its tokens counted.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -325,6 +337,7 @@ impl Store {
         ids: &TurnIds,
         reply: &ChatMessage,
         prompt_chars: Option<u64>,
+        title: Option<&ModelTitle>,
         end: StreamEnd<'_>,
     ) -> Result<Finished, StoreError> {
         let TurnIds {
@@ -338,7 +351,7 @@ impl Store {
         let tokens = match reply.usage {
             Some(u) if !reply.cached => u64::from(u.prompt_tokens) + u64::from(u.completion_tokens),
             _ => 0,
-        };
+        } + title.map_or(0, |t| t.tokens);
         let last_status = match reply.status {
             None => "idle",
             Some(ReplyStatus::Error) => "error",
@@ -370,7 +383,13 @@ impl Store {
         // All events but the last go in a plain XADD first; the script appends the last one,
         // marked final, atomically with the reply.
         let (bulk, end) = end.split_last();
-        invocation.arg(bulk.map_or_else(String::new, |bulk| bulk.last.to_string()));
+        invocation
+            .arg(bulk.map_or_else(String::new, |bulk| bulk.last.to_string()))
+            .arg(
+                title
+                    .and_then(|t| t.title.as_ref())
+                    .map_or("", crate::domain::Title::as_str),
+            );
         end.push_args(&mut invocation);
         let Some(bulk) = bulk else {
             let index: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;

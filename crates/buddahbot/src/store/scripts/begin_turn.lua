@@ -39,7 +39,7 @@ end
 meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'activeUntil', 'streamId',
   'streamEndedAt', 'stopRequested', 'streamWanted', 'promptChars', 'promptTokens',
   'contextSummary', 'contextSummaryCount', 'contextSummaryHash', 'titleAuto', 'messageCount',
-  'tree', 'activeLeafId')
+  'tree', 'activeLeafId', 'archived', 'pinned', 'tags')
 local exists = meta[1]
 if not exists and ARGV[8] ~= '1' then
   return answer('not_found')
@@ -215,8 +215,10 @@ if meta[4] then
   redis.call('DEL', KEYS[5])
 end
 redis.call('HSET', KEYS[4], key, 'g:' .. ARGV[6] .. ':' .. ARGV[7])
-reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3])
-for i = 1, 4 do
+-- The thread's keys live on from here (its listings, in reindex); finish_turn, moments
+-- later, does not extend them again.
+reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3], {meta[17], meta[18], meta[19]})
+for _, i in ipairs({1, 2, 4}) do
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end
 if treed then

@@ -14,13 +14,14 @@
 --       6 assistant message id, 7 model, 8 tokens used, 9 token counter ttl (s),
 --       10 last status ('idle' | 'error' | 'stopped'), 11 the prompt's characters and the
 --       tokens the model counted in it ('<chars> <tokens>', '' when not measured), 12 the id
---       of the entry the `XADD` before wrote ('' for none), 13.. the stream's last event
---       (stream.lua)
+--       of the entry the `XADD` before wrote ('' for none), 13 the title the model wrote for
+--       the thread's first turn ('' for none; it replaces a provisional title only, and its
+--       tokens are in ARGV 8), 14.. the stream's last event (stream.lua)
 -- Returns the reply's list index, -1 when the thread is gone (or was made again: its turns do
 -- not hold this one), or -2 (nothing written) when
 -- no events came but a resumer waits for them (`streamWanted`): send them.
 local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId', 'streamWanted',
-  'tree', 'replyParent')
+  'tree', 'replyParent', 'titleAuto', 'archived', 'pinned', 'tags')
 if not meta[1] then
   -- Deleted meanwhile: the XADD before may have made the stream again.
   redis.call('DEL', KEYS[5])
@@ -28,20 +29,21 @@ if not meta[1] then
 end
 -- A thread deleted and made again under the same id is another thread: this turn is not in
 -- it, so nothing of it is written there (the events the XADD before added are taken out).
-if redis.call('HEXISTS', KEYS[4], ARGV[4]) == 0 then
+-- A generation that still holds the thread is in it.
+local own = meta[2] == ARGV[6]
+if not own and redis.call('HEXISTS', KEYS[4], ARGV[4]) == 0 then
   if ARGV[12] ~= '' and meta[3] ~= ARGV[6] then
     redis.call('XDEL', KEYS[5], ARGV[12])
   end
   return -1
 end
-if not ARGV[15] and meta[4] == ARGV[6] then
+if not ARGV[16] and meta[4] == ARGV[6] then
   -- A resumer came for the events after the generator last looked: it must send them.
   return -2
 end
 local count = redis.call('RPUSH', KEYS[2], ARGV[5])
 local fields = {'updatedAt', ARGV[2], 'model', ARGV[7], 'lastStatus', ARGV[10],
   'messageCount', count}
-local own = meta[2] == ARGV[6]
 local shown = own or not meta[2]
 if shown then
   fields[#fields + 1] = 'activeLeafId'
@@ -72,7 +74,7 @@ if meta[5] == '1' then
   redis.call('PEXPIRE', KEYS[8], ARGV[3])
 end
 if meta[3] == ARGV[6] then
-  end_stream(KEYS[5], 13)
+  end_stream(KEYS[5], 14)
   fields[#fields + 1] = 'streamEndedAt'
   fields[#fields + 1] = ARGV[2]
 elseif ARGV[12] ~= '' then
@@ -86,15 +88,30 @@ if chars then
     fields[#fields + 1] = v
   end
 end
+local stale = {}
+if ARGV[13] ~= '' and meta[7] == '1' then
+  -- The model's title, over the provisional one (a title the user gave meanwhile stays). The
+  -- search index reads the thread again for it anyway (reindex below).
+  fields[#fields + 1] = 'title'
+  fields[#fields + 1] = ARGV[13]
+  stale[#stale + 1] = 'titleAuto'
+end
 redis.call('HSET', KEYS[1], unpack(fields))
 if own then
-  redis.call('HDEL', KEYS[1], 'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted',
-    'replyParent', 'leafBeforeTurn')
+  for _, name in ipairs({'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted',
+      'replyParent', 'leafBeforeTurn'}) do
+    stale[#stale + 1] = name
+  end
+end
+if #stale > 0 then
+  redis.call('HDEL', KEYS[1], unpack(stale))
 end
 redis.call('HSET', KEYS[4], ARGV[4], 'd:' .. (count - 1) .. ':' .. ARGV[6])
-reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3])
-for i = 1, 4 do
-  redis.call('PEXPIRE', KEYS[i], ARGV[3])
+-- begin_turn extended the thread's keys' lives moments ago; only a key made again since (the
+-- messages, after all were deleted) needs one.
+reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3], {meta[8], meta[9], meta[10]}, false)
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 local tokens = tonumber(ARGV[8])
 if tokens > 0 and redis.call('INCRBY', KEYS[6], tokens) == tokens then

@@ -4,7 +4,8 @@
 -- each tag (lower case), all scored by `updatedAt`, so every filter reads a page in O(page).
 -- The sets share the user's hash tag. Field names are those of store/schema.rs.
 -- Each write also names the thread in the user's `search:changed` set, for the search index
--- to read it again (store/search.rs, keys.rs).
+-- to read it again (store/search.rs, keys.rs), while the user has an index (the next one
+-- starts from every thread).
 
 -- A key of the user's search index: `<index>` is `user:{<id>}:threads`.
 local function search_key(index, suffix)
@@ -12,14 +13,20 @@ local function search_key(index, suffix)
 end
 
 local function search_changed(index, id, ttl)
+  if redis.call('EXISTS', search_key(index, '')) == 0 then
+    return
+  end
   local changed = search_key(index, ':changed')
   if redis.call('SADD', changed, id) == 1 then
     redis.call('PEXPIRE', changed, ttl)
   end
 end
 
-local function reindex(index, id, score, meta, ttl)
-  local f = redis.call('HMGET', meta, 'archived', 'pinned', 'tags')
+-- `f`: the thread's `archived`, `pinned` and `tags` when the caller has read them (read
+-- here otherwise). The listings' time to live starts again, unless `slide` is false (a
+-- listing that gains the thread gets one in any case).
+local function reindex(index, id, score, meta, ttl, f, slide)
+  f = f or redis.call('HMGET', meta, 'archived', 'pinned', 'tags')
   local sets = {}
   if f[1] == '1' then
     redis.call('ZREM', index, id)
@@ -36,8 +43,9 @@ local function reindex(index, id, score, meta, ttl)
     end
   end
   for _, set in ipairs(sets) do
-    redis.call('ZADD', set, score, id)
-    redis.call('PEXPIRE', set, ttl)
+    if redis.call('ZADD', set, score, id) == 1 or slide ~= false then
+      redis.call('PEXPIRE', set, ttl)
+    end
   end
   search_changed(index, id, ttl)
 end

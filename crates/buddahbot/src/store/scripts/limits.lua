@@ -47,7 +47,9 @@ local function rate_limit(k0, a0, now)
     local new_tat = tats[i] + intervals[i]
     -- At least 1 ms: with huge limits the interval vanishes in the float precision of `now`.
     local ttl = math.max(1, math.ceil(new_tat - now))
-    redis.call('SET', KEYS[k0 - 1 + i], string.format('%.0f', new_tat), 'PX', ttl)
+    -- The cell lives a period (its arrival time is then past, as good as none): a string
+    -- Redis reads as it is, where a number would be formatted first.
+    redis.call('SET', KEYS[k0 - 1 + i], string.format('%.0f', new_tat), 'PX', ARGV[a0 - 1 + 2 * i])
     local remaining = math.floor((periods[i] - (new_tat - now)) / intervals[i] + 1e-9)
     if i == 1 or remaining < tightest_remaining then
       tightest_limit, tightest_remaining, tightest_reset = limits[i], remaining, ttl
