@@ -208,6 +208,7 @@ export function createChat({ sidebar, setError }) {
   async function turn(body, showing) {
     setError(null);
     const fresh = !state.thread;
+    const previous = state.messages;
     state.messages = showing;
     state.reply = newReply();
     draw();
@@ -217,8 +218,15 @@ export function createChat({ sidebar, setError }) {
     } catch (error) {
       state.reply = null;
       setError(describe(error));
-      if (fresh) draw();
-      else await load().catch(() => {});
+      // What the server kept (a refused turn may still have made the thread), else as before.
+      await load().catch(() => {
+        state.messages = previous;
+        draw();
+      });
+      if (fresh && state.thread) {
+        history.replaceState(null, "", `#/c/${encodeURIComponent(state.id)}`);
+        sidebar.refresh().catch(() => {});
+      }
       return false;
     }
     if (fresh) {

@@ -301,12 +301,18 @@ test("on a phone-sized screen the chat has no horizontal scroll", async () => {
   assert.deepEqual(page.errors, []);
 });
 
-test("a bearer token signs in too", async () => {
+test("a bearer token signs in too, and an error reads as a sentence", async () => {
   const page = await newPage();
   await page.getByLabel("Token").fill(token);
   await page.getByRole("button", { name: "Use this token" }).click();
   await page.locator("#app").waitFor();
   await whoIs(page, process.env.BUDDAHBOT_USER);
   await chatOnce(page, "Hi with a token", 16);
+
+  // A refusal reads as a sentence, with the time to wait.
+  await send(page, "[[mock status=429 retry_after_secs=7]] Too fast");
+  await assertText(page.locator("#error"), "Too many requests. Try again in 7 s.");
+  await idle(page);
+  await page.screenshot({ path: `${shots}error.png` });
   assert.deepEqual(page.errors, []);
 });
