@@ -309,6 +309,30 @@ function output(cliDir) {
       fail(`.vercel/output/static/${rel} differs from public/${rel}; nothing should rewrite public/ during the build`);
     }
   }
+
+  // 6. The web app: every file of public/ is published (the page at /), and the page gets the
+  //    headers vercel.json gives it, its Content-Security-Policy first of all.
+  for (const rel of listFiles(path.join(root, "public"))) {
+    if (!published.includes(rel)) fail(`public/${rel} is not published in .vercel/output/static; check vercel.json's outputDirectory and .vercelignore`);
+  }
+  const wanted = (vercelJson.headers ?? []).flatMap((rule) => {
+    const sample = sampleRewrite({ source: rule.source, destination: "/" });
+    return rule.source === "/((?!api/).*)" || sample?.from === "/" ? rule.headers : [];
+  });
+  if (!wanted.some((h) => h.key.toLowerCase() === "content-security-policy")) {
+    fail(`vercel.json gives the page at / no Content-Security-Policy header; add it under "headers"`);
+  }
+  const given = {};
+  for (const r of routes.slice(0, Math.max(0, routes.findIndex((r) => r.handle === "filesystem")))) {
+    if (r.headers && r.src && new RegExp(r.src).test("/")) {
+      for (const [key, value] of Object.entries(r.headers)) given[key.toLowerCase()] = value;
+    }
+  }
+  for (const { key, value } of wanted) {
+    if (given[key.toLowerCase()] !== value) {
+      fail(`a request for / gets ${key}: ${JSON.stringify(given[key.toLowerCase()] ?? null)}, not vercel.json's ${JSON.stringify(value)}; check the "headers" source pattern`);
+    }
+  }
   finish();
 }
 

@@ -1,6 +1,6 @@
 // The Responses and Conversations APIs with the official OpenAI SDK (`baseURL` = the API's
 // `/api`): responses plain and streamed, a chain by `previous_response_id`, a conversation
-// and its items, retrieve, delete.
+// and its items, retrieve, delete; and the model list.
 //
 // Starts nothing: it needs BUDDAHBOT_URL and BUDDAHBOT_TOKEN, and a server whose model is the
 // repository's mock. The Rust test `responses::the_openai_sdk_runs_responses_and_conversations`
@@ -12,6 +12,19 @@ import OpenAI from "openai";
 const url = process.env.BUDDAHBOT_URL;
 const token = process.env.BUDDAHBOT_TOKEN;
 const client = new OpenAI({ baseURL: `${url}/api`, apiKey: token });
+
+test("the model list", async () => {
+  const ids = [];
+  for await (const model of client.models.list()) {
+    assert.equal(model.object, "model");
+    ids.push(model.id);
+  }
+  assert.deepEqual(ids, ["Hermes-4-405B", "Hermes-4-70B"]);
+  const model = await client.models.retrieve("Hermes-4-70B");
+  assert.equal(model.id, "Hermes-4-70B");
+  assert.equal(model.default, true);
+  await assert.rejects(client.models.retrieve("gpt-0"), OpenAI.NotFoundError);
+});
 
 test("a response, plain and streamed", async () => {
   const plain = await client.responses.create({ model: "Hermes-4-70B", input: "Say hi." });

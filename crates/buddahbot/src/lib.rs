@@ -41,12 +41,14 @@
 //! - [`search`]: words as search sees them (Unicode segmentation, case and accent folding),
 //!   queries (phrases, the prefix) and snippets; the index itself is the store's.
 //! - [`routes`]: one router per function, plus the local router mounting them all (the
-//!   organisation fields and filters, feedback, share links and forks are handled here over
-//!   the store).
+//!   organisation fields and filters, feedback, share links, forks and the model list are
+//!   handled here over the store and the configuration); [`routes::site`], the dev server's
+//!   site around it: the web app of `public/` with its Content-Security-Policy, and the
+//!   dev-only sign-in.
 //! - [`local_redis`]: a private `redis-server` child for the dev server and tests, and a
 //!   private Redis Cluster for tests.
 //! - [`telemetry`]: tracing to stderr.
-//! - `src/bin/dev.rs`: the local server with embedded defaults.
+//! - `src/bin/dev.rs`: the local server with embedded defaults, serving the web app.
 
 pub mod app;
 pub mod auth;

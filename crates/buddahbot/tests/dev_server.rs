@@ -73,7 +73,7 @@ fn port_after(text: &str, prefix: &str) -> u16 {
 }
 
 #[tokio::test]
-async fn the_dev_server_runs_every_function_on_one_port_with_a_private_redis_and_demo_model() {
+async fn the_dev_server_serves_the_app_and_every_function_with_a_private_redis_and_demo_model() {
     let path = std::env::var("PATH").unwrap();
     let port = free_port();
     let mut server = dev(&path).env("PORT", port.to_string()).spawn().unwrap();
@@ -137,6 +137,11 @@ async fn the_dev_server_runs_every_function_on_one_port_with_a_private_redis_and
         .await
         .unwrap();
     assert_eq!(page["messages"].as_array().unwrap().len(), 2, "{page}");
+    // The web app is at `/`, with its policy.
+    let app = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(app.status(), StatusCode::OK);
+    assert!(app.headers().contains_key("content-security-policy"));
+    assert!(app.text().await.unwrap().contains("/js/main.js"));
 
     let pid = server.id().unwrap().to_string();
     let killed = Command::new("kill")

@@ -52,6 +52,7 @@
 //! | `context_tokens` | `context_tokens` | `x-mock-context-tokens` | context window: prompt estimate + `max_tokens` above N is a 400 `context_length_exceeded` (see below) |
 //! | — | `tool_calls` | `x-mock-tool-calls` | `NAME[,NAME…]`: when the last message is the user's, answer with one call per name, in order (see below) |
 //! | — | `tool_text` | `x-mock-tool-text` | with `tool_calls`: send the `tokens` text reply first, then the calls |
+//! | — | `echo` | `x-mock-echo` | reply with the last user message's text, directives taken out, a word (with the whitespace after it) per chunk, instead of the word list; `tokens` is ignored |
 //!
 //! Precedence, lowest first: the instance config, directives, headers. Headers are for direct
 //! tests; directives exist because a proxy in front of the mock forwards only the messages.
@@ -67,12 +68,13 @@
 //! ```text
 //! [[mock tokens=3 ttft_ms=0 inter_token_ms=200 status=429 cut_after=2 error_after=2 garbage_after=1 hang=1]]
 //! [[mock tool_calls=get_weather,get_time tool_text=1 context_tokens=8192]]
+//! [[mock echo=1 inter_token_ms=50]] The reply is this sentence, <b>markup</b> and all.
 //! ```
 //!
 //! - `[[mock`, then whitespace-separated `key=value` pairs in any order and any subset, then
 //!   `]]`; it may sit on its own line or inside other text, and several directives apply in
 //!   order (later values win). `[[mock` not followed by whitespace or `]]` is plain text.
-//! - Counts and milliseconds are whole numbers; `hang` and `tool_text` take
+//! - Counts and milliseconds are whole numbers; `hang`, `tool_text` and `echo` take
 //!   `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; `status`, `cut_after`, `error_after`,
 //!   `garbage_after` and `context_tokens` also take `none` (or `off`) to clear an instance
 //!   value; `status` must be 400–599. `retry_after` and `hang_before_headers` are accepted

@@ -51,10 +51,11 @@ enum Knob {
     ContextTokens,
     ToolCalls,
     ToolText,
+    Echo,
 }
 
 /// Every accepted knob name (directive spelling) and the knob it sets; first name is canonical.
-const KNOB_NAMES: [(&str, Knob); 14] = [
+const KNOB_NAMES: [(&str, Knob); 15] = [
     ("tokens", Knob::Tokens),
     ("ttft_ms", Knob::TtftMs),
     ("inter_token_ms", Knob::InterTokenMs),
@@ -69,6 +70,7 @@ const KNOB_NAMES: [(&str, Knob); 14] = [
     ("context_tokens", Knob::ContextTokens),
     ("tool_calls", Knob::ToolCalls),
     ("tool_text", Knob::ToolText),
+    ("echo", Knob::Echo),
 ];
 
 impl Knob {
@@ -98,7 +100,8 @@ impl Knob {
 /// The knob values one request sets; `None` leaves the instance value alone.
 ///
 /// Optional knobs use `Option<Option<_>>` so a request can also clear an instance value
-/// (`status=none`). The tool knobs have no instance value; [`Overrides::tools`] reads them.
+/// (`status=none`). The tool knobs and `echo` have no instance value; [`Overrides::tools`] and
+/// [`Overrides::echo`] read them.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Overrides {
     tokens: Option<usize>,
@@ -113,6 +116,7 @@ pub(crate) struct Overrides {
     context_tokens: Option<Option<usize>>,
     tool_calls: Option<Vec<String>>,
     tool_text: Option<bool>,
+    echo: Option<bool>,
 }
 
 /// The tool calls a request asks for: `tool_calls` and `tool_text`.
@@ -190,6 +194,7 @@ impl Overrides {
             // Per-request only: read by `tools`.
             tool_calls: _,
             tool_text: _,
+            echo: _,
         } = *self;
         knobs.tokens = tokens.unwrap_or(knobs.tokens);
         knobs.ttft = ttft.unwrap_or(knobs.ttft);
@@ -201,6 +206,12 @@ impl Overrides {
         knobs.error_after = error_after.unwrap_or(knobs.error_after);
         knobs.garbage_after = garbage_after.unwrap_or(knobs.garbage_after);
         knobs.context_tokens = context_tokens.unwrap_or(knobs.context_tokens);
+    }
+
+    /// Whether the reply repeats the last user message (without its directives) instead of the
+    /// word list: `echo=1`, so a test can make the model say exactly what it needs.
+    pub(crate) fn echo(&self) -> bool {
+        self.echo.unwrap_or(false)
     }
 
     /// The tool knobs this request set (none by default).
@@ -230,6 +241,7 @@ impl Overrides {
             Knob::ContextTokens => self.context_tokens = Some(parse_optional_count(knob, value)?),
             Knob::ToolCalls => self.tool_calls = Some(parse_names(knob, value)?),
             Knob::ToolText => self.tool_text = Some(parse_flag(knob, value)?),
+            Knob::Echo => self.echo = Some(parse_flag(knob, value)?),
         }
         Ok(())
     }
@@ -317,6 +329,27 @@ fn parse_flag(knob: Knob, value: &str) -> Result<bool, OverrideError> {
     }
 }
 
+/// `text` with every `[[mock …]]` directive taken out (what `echo` repeats). Call it on text
+/// whose directives [`Overrides::read_directives`] accepted: an unclosed one is kept as is.
+pub(crate) fn without_directives(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((before, after_open)) = rest.split_once(DIRECTIVE_OPEN) {
+        out.push_str(before);
+        let is_directive =
+            after_open.starts_with("]]") || after_open.starts_with(|c: char| c.is_whitespace());
+        match after_open.split_once("]]").filter(|_| is_directive) {
+            Some((_, after_close)) => rest = after_close,
+            None => {
+                out.push_str(DIRECTIVE_OPEN);
+                rest = after_open;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -354,6 +387,21 @@ mod tests {
                 garbage_after: Some(1),
                 context_tokens: Some(4096),
             }
+        );
+    }
+
+    #[test]
+    fn echo_is_a_per_request_flag_and_its_text_loses_the_directives() {
+        let text =
+            "[[mock echo=1]]Say <img src=x onerror=alert(1)> [[mockingbird]] [[mock tokens=2]]!";
+        let mut overrides = Overrides::default();
+        overrides.read_directives(text).unwrap();
+
+        assert!(overrides.echo());
+        assert!(!Overrides::default().echo());
+        assert_eq!(
+            without_directives(text),
+            "Say <img src=x onerror=alert(1)> [[mockingbird]] !"
         );
     }
 

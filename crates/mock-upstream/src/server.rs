@@ -33,7 +33,7 @@ use tokio::{net::TcpListener, sync::watch};
 use crate::{
     MODELS, MockConfig,
     config::Knobs,
-    overrides::{OverrideError, Overrides},
+    overrides::{OverrideError, Overrides, without_directives},
     reply,
     stream::{CutBody, Plan, SseReply},
     tools::{self, ToolCall, UnknownTool},
@@ -234,6 +234,7 @@ async fn answer_chat(
     }
     overrides.read_headers(headers)?;
     overrides.apply(&mut knobs);
+    let echo = overrides.echo().then(|| echo_words(&request));
     let tool_knobs = overrides.tools();
 
     if knobs.hang {
@@ -260,13 +261,15 @@ async fn answer_chat(
         tools::calls(&tool_knobs.names, &request)?
     };
 
-    let plan = plan(
+    let mut plan = plan(
         &knobs,
         &request,
         prompt_tokens,
         tool_calls,
         tool_knobs.with_text,
+        echo.as_ref().map(Vec::len),
     );
+    plan.echo = echo;
     let id = format!(
         "chatcmpl-mock{:x}",
         state.shared.next_id.fetch_add(1, Ordering::Relaxed)
@@ -331,12 +334,13 @@ fn plan(
     prompt_tokens: usize,
     tool_calls: Vec<ToolCall>,
     with_text: bool,
+    echo_tokens: Option<usize>,
 ) -> Plan {
     let cap = request
         .max_tokens()
         .map_or(usize::MAX, |cap| usize::try_from(cap).unwrap_or(usize::MAX));
     let text = if tool_calls.is_empty() || with_text {
-        knobs.tokens
+        echo_tokens.unwrap_or(knobs.tokens)
     } else {
         0
     };
@@ -361,7 +365,32 @@ fn plan(
         cut_after: knobs.cut_after,
         error_after: knobs.error_after,
         garbage_after: knobs.garbage_after,
+        echo: None,
     }
+}
+
+/// The tokens of an `echo` reply: the last user message's text without its directives, cut
+/// after each run of whitespace (a word and the spaces after it).
+fn echo_words(request: &wire::ChatRequest<'_>) -> Vec<String> {
+    let text: Vec<String> = request
+        .last_user_message()
+        .map(|message| message.texts().map(without_directives).collect())
+        .unwrap_or_default();
+    let text = text.join("\n");
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = text.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        word.push(c);
+        let ends = c.is_whitespace() && chars.peek().is_none_or(|next| !next.is_whitespace());
+        if ends {
+            words.push(std::mem::take(&mut word));
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 /// A non-streamed reply; the stream failure knobs map onto whole-body failures when they would
@@ -376,7 +405,10 @@ fn complete(id: &str, created: u64, model: &str, plan: &Plan) -> Result<Response
     if fires(plan.garbage_after) {
         return Ok((json_headers, "{not json").into_response());
     }
-    let text = reply::reply_text(plan.tokens);
+    let text = match &plan.echo {
+        Some(words) => words.iter().take(plan.tokens).map(String::as_str).collect(),
+        None => reply::reply_text(plan.tokens),
+    };
     // A reply of calls only has `content: null`, as OpenAI sends it.
     let content = (plan.tool_calls.is_empty() || plan.tokens > 0).then_some(text.as_str());
     let tool_calls: Vec<wire::ToolCallOut<'_>> = plan

@@ -63,6 +63,8 @@ pub(crate) struct Plan {
     pub cut_after: Option<usize>,
     pub error_after: Option<usize>,
     pub garbage_after: Option<usize>,
+    /// `echo`: the text's tokens, sent in place of the word list's.
+    pub echo: Option<Vec<String>>,
 }
 
 impl Plan {
@@ -259,7 +261,10 @@ impl SseReply {
                 return Next::End;
             }
             match sent.checked_sub(self.plan.tokens) {
-                None => self.push_content(buf, reply::token(sent)),
+                None => match self.plan.echo.as_ref().and_then(|words| words.get(sent)) {
+                    Some(word) => self.push_content(buf, &json_escaped(word)),
+                    None => self.push_content(buf, reply::token(sent)),
+                },
                 Some(tool_chunk) => self.push_tool_chunk(buf, tool_chunk),
             }
             self.sent = sent + 1;
@@ -358,6 +363,17 @@ impl HttpBody for SseReply {
     }
 }
 
+/// `text` as the inside of a JSON string (what [`SseReply::push_content`] copies).
+fn json_escaped(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    wire::push_json_string(&mut quoted, text);
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The `choices` of the [`CHUNKS_PER_CALL`] chunks of call `index`: its id and name with empty
 /// arguments, then the arguments in three pieces.
 fn tool_call_choices(index: usize, call: &ToolCall) -> Vec<String> {
@@ -448,6 +464,7 @@ mod tests {
             cut_after: None,
             error_after: None,
             garbage_after: None,
+            echo: None,
         }
     }
 
@@ -664,6 +681,30 @@ mod tests {
         assert_eq!(error_events[6]["error"]["code"], "mock_error");
         let second_call_head = &error_events[5]["choices"][0]["delta"]["tool_calls"][0];
         assert_eq!(second_call_head["function"]["name"], "now");
+    }
+
+    #[test]
+    fn an_echo_reply_sends_its_words_escaped() {
+        let words = ["Say ", "\"<b>\"\n", "ok"].map(String::from).to_vec();
+        let body = SseReply::new(
+            "chatcmpl-1",
+            7,
+            "m",
+            Plan {
+                echo: Some(words),
+                ..plan(3)
+            },
+            counter(),
+        );
+
+        let (frames, cut) = drain(body);
+
+        assert!(!cut);
+        let text: String = events(&frames)
+            .iter()
+            .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, "Say \"<b>\"\nok");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The local server: every Vercel function on one port, with embedded defaults.
 //!
 //! ```text
-//! cargo run --bin dev                      # serve on 127.0.0.1:3000 (PORT overrides)
+//! cargo run --bin dev                      # serve the app and the API on 127.0.0.1:3000 (PORT overrides)
 //! cargo run --bin dev -- token <user-id>   # print a bearer token for that user (24 h)
 //! cargo run --bin dev -- token <user-id> --authjs   # an Auth.js session cookie value instead
 //! ```
@@ -10,13 +10,19 @@
 //! `redis-server` on a free port (stopped on exit); without `AUTH_SECRET` it uses a fixed,
 //! public development secret; without `NOUS_API_KEY` it answers chats from the offline demo
 //! model (the mock upstream the tests use, run in this process). Each default is announced in
-//! the log. The Vercel functions never do any of this.
+//! the log. It serves the web app of `public/` at `/`, and `/dev/session`, which signs the
+//! browser in as any user id typed into the app. The Vercel functions never do any of this.
 
 use std::{collections::HashMap, io::Write, net::SocketAddr, process::ExitCode};
 
 use axum::serve::ListenerExt;
 use buddahbot::{
-    app::App, config::Config, domain::UserId, local_redis::RedisServer, routes, telemetry,
+    app::App,
+    config::Config,
+    domain::UserId,
+    local_redis::RedisServer,
+    routes::site::{DEV_SESSION_TTL_SECS, dev_session, dev_site},
+    telemetry,
 };
 use mock_upstream::{MockConfig, MockUpstream};
 
@@ -25,7 +31,8 @@ const DEV_AUTH_SECRET: &str = "dev-secret-please-change-0123456789abcdef";
 /// Key shared by the dev server and its in-process demo model.
 const DEMO_API_KEY: &str = "offline-demo";
 const DEFAULT_PORT: u16 = 3000;
-const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
+/// The web app's files: the repository's `public/`, as Vercel publishes it.
+const PUBLIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../public");
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -74,18 +81,14 @@ fn print_token(user: Option<&str>, authjs: bool) -> Result<(), String> {
         .or_insert_with(|| DEMO_API_KEY.into());
     let config = Config::from_vars(vars).map_err(|e| e.to_string())?;
     let token = if authjs {
-        let exp = jiff::Timestamp::now()
-            .as_second()
-            .saturating_add(DEV_TOKEN_TTL_SECS as i64);
-        buddahbot::auth::authjs::AuthJs::new(&config.auth.secrets)
-            .encode(
-                &serde_json::json!({ "sub": user.as_str(), "exp": exp }),
-                buddahbot::auth::authjs::SESSION_COOKIE,
-            )
-            .map_err(|e| format!("cannot encrypt: {e}"))?
+        dev_session(
+            &buddahbot::auth::authjs::AuthJs::new(&config.auth.secrets),
+            &user,
+        )
+        .map_err(|e| format!("cannot encrypt: {e}"))?
     } else {
         buddahbot::auth::jwt::Hs256::new(&config.auth.secrets)
-            .mint(&user, DEV_TOKEN_TTL_SECS)
+            .mint(&user, DEV_SESSION_TTL_SECS)
             .map_err(|e| format!("cannot sign: {e}"))?
     };
     writeln!(std::io::stdout(), "{token}").map_err(|e| e.to_string())
@@ -133,8 +136,9 @@ async fn serve() -> Result<(), String> {
         let _ = tcp.set_nodelay(true);
     });
     tracing::info!("listening on http://{addr}");
+    tracing::info!("open http://{addr} in a browser to chat");
 
-    let result = axum::serve(listener, routes::local(app))
+    let result = axum::serve(listener, dev_site(app, PUBLIC_DIR.into()))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string());

@@ -2,17 +2,20 @@
 //!
 //! A function router answers whatever path it is given (Vercel already picked the function
 //! from the path), dispatching on the method alone. [`local`] does the platform's routing for
-//! the dev server and tests, including passing `/api/threads/:id`'s segment as `?id=`.
+//! the dev server and tests, including passing `/api/threads/:id`'s segment as `?id=`;
+//! [`site::dev_site`] adds the web app's files and the dev-only sign-in around it.
 
 mod chat;
 mod export;
 mod feedback;
 mod health;
 mod import;
+mod models;
 mod organize;
 mod responses;
 mod search;
 mod share;
+pub mod site;
 mod thread;
 mod threads;
 
@@ -125,6 +128,12 @@ pub fn shared(app: App) -> Router {
     function(app, None, get(share::read), "GET, HEAD")
 }
 
+/// `api/models.rs`: `GET /api/models` (and `/api/models/:id`, the id in `?id=`), in OpenAI's
+/// shape, errors included: OpenAI SDKs list models with it.
+pub fn models(app: App) -> Router {
+    openai_function(app, Some(RouteClass::Api), get(models::get), "GET, HEAD")
+}
+
 /// `api/health.rs`: `GET /api/health`, unauthenticated.
 pub fn health(app: App) -> Router {
     function(app, None, get(health::get), "GET, HEAD")
@@ -210,6 +219,13 @@ pub fn local(app: App) -> Router {
                 .into_service(),
         )
         .route_service("/api/health", health(app.clone()).into_service())
+        .route_service("/api/models", models(app.clone()).into_service())
+        .route_service(
+            "/api/models/{id}",
+            models(app.clone())
+                .layer(middleware::map_request(segment_as_id_param))
+                .into_service(),
+        )
         .route_service("/api/responses", responses(app.clone()).into_service())
         .route_service(
             "/api/responses/{*rest}",
