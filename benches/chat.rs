@@ -1355,6 +1355,8 @@ struct Bench {
     user: String,
     token: String,
     limited: bool,
+    /// The servers have the model write each new thread's title (`AUTO_TITLE`).
+    titled: bool,
     clock_ticks: f64,
 }
 
@@ -1453,6 +1455,7 @@ impl Bench {
             user,
             token,
             limited,
+            titled: config.chat.auto_title,
             clock_ticks: clock_ticks(),
         })
     }
@@ -1590,6 +1593,7 @@ impl Bench {
                 })
                 .collect(),
             upstream_calls,
+            calls_per_turn: if self.titled { 2 } else { 1 },
             wall,
             idle_rate,
             ..RedisRun::default()
@@ -1775,6 +1779,9 @@ impl Server {
 struct RedisRun {
     shares: Vec<Share>,
     upstream_calls: usize,
+    /// The model calls a turn makes: 2 with titles on (every turn starts a new thread,
+    /// whose title the model writes).
+    calls_per_turn: usize,
     /// Top-level commands from clients that are neither a server nor the bench.
     unattributed: u64,
     /// All commands per turn (INFO commandstats), and by name.
@@ -1870,10 +1877,10 @@ impl RedisRun {
                 ));
             }
         }
-        if self.upstream_calls != turns {
+        if self.upstream_calls != turns * self.calls_per_turn {
             problems.push(format!(
-                "{} upstream calls for {turns} turns",
-                self.upstream_calls
+                "{} upstream calls for {turns} turns ({} each expected)",
+                self.upstream_calls, self.calls_per_turn
             ));
         }
         if self.unattributed > 0 {
