@@ -330,6 +330,20 @@ async fn earlier_reasoning_is_never_sent_to_the_model_again() {
     let (status, response) = post(&app, &token, "/api/responses", json!({ "input": first })).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(response["output"][0]["type"], "reasoning");
+    // A client that passes the reasoning item back (as stateless clients do): ignored.
+    let (status, _) = post(
+        &app,
+        &token,
+        "/api/responses",
+        json!({ "input": [response["output"][0], { "role": "user", "content": "Hi" }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let sent = app.mock.requests().pop().unwrap();
+    assert_eq!(
+        sent["messages"],
+        json!([{ "role": "user", "content": "Hi" }])
+    );
     let (status, _) = post(
         &app,
         &token,

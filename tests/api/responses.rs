@@ -180,8 +180,12 @@ async fn bad_requests_are_refused_naming_the_field() {
             "conversation",
         ),
         (
-            json!({ "input": [{ "type": "reasoning", "summary": [] }] }),
+            json!({ "input": [{ "type": "web_search_call", "status": "completed" }] }),
             "input[0].type",
+        ),
+        (
+            json!({ "input": [{ "type": "reasoning", "summary": [] }] }),
+            "input",
         ),
         (
             json!({ "input": [{ "role": "robot", "content": "x" }] }),

@@ -383,6 +383,13 @@ pub fn parse_input(
             }
         }
     }
+    if stored.is_empty() {
+        // Reasoning items alone: nothing for the model to answer.
+        return Err(invalid(
+            "input",
+            "must hold a message, a function call or its output (reasoning items are ignored)",
+        ));
+    }
     Ok((stored, prompt))
 }
 
