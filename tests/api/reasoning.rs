@@ -56,6 +56,15 @@ fn reasoning_of(events: &[Sse]) -> String {
         .collect()
 }
 
+/// The first UI chunk of `kind`, parsed.
+fn first_of(events: &[Sse], kind: &str) -> Value {
+    events
+        .iter()
+        .find(|e| e.kind() == kind)
+        .unwrap_or_else(|| panic!("no `{kind}` chunk"))
+        .json()
+}
+
 /// The kinds of a UI stream, without repeats in a row.
 fn ui_kinds(events: &[Sse]) -> Vec<String> {
     let mut kinds: Vec<String> = events.iter().map(Sse::kind).collect();
@@ -371,13 +380,7 @@ async fn an_unclosed_think_is_stored_as_reasoning_with_the_model_s_finish_reason
     let ui = app.chat(&token, ui_turn(&chat, "u1", directive)).await;
     assert_eq!(reasoning_of(&ui.events), thought());
     assert_eq!(text_of(&ui.events), "");
-    let finish = ui
-        .events
-        .iter()
-        .find(|e| e.kind() == "finish")
-        .unwrap()
-        .json();
-    assert_eq!(finish["finishReason"], "length");
+    assert_eq!(first_of(&ui.events, "finish")["finishReason"], "length");
     let stored = app.messages(&token, &chat).await;
     assert_eq!(stored[1]["reasoning"], thought().as_str());
     assert_eq!(stored[1]["finishReason"], "length");
@@ -426,21 +429,10 @@ async fn an_inline_tool_call_block_becomes_a_tool_call_in_both_formats() {
     let mut body = ui_turn(&chat_id(), "u1", directive);
     body["tools"] = weather_tool();
     let ui = app.chat(&token, body).await;
-    let available = ui
-        .events
-        .iter()
-        .find(|e| e.kind() == "tool-input-available")
-        .expect("the call's input")
-        .json();
+    let available = first_of(&ui.events, "tool-input-available");
     assert_eq!(available["toolName"], "get_weather");
     assert_eq!(available["input"], json!({ "city": "city-0" }));
-    let finish = ui
-        .events
-        .iter()
-        .find(|e| e.kind() == "finish")
-        .unwrap()
-        .json();
-    assert_eq!(finish["finishReason"], "tool-calls");
+    assert_eq!(first_of(&ui.events, "finish")["finishReason"], "tool-calls");
     assert_eq!(text_of(&ui.events), "");
 }
 
