@@ -66,6 +66,22 @@ function files(parts = []) {
   );
 }
 
+// How long a reply thought, told from its timings: its share of the reply's time, as its
+// share of the text (the model writes both at the same pace).
+function thoughtFor(m) {
+  const total = (m.reasoning?.length ?? 0) + (m.content?.length ?? 0);
+  if (!m.durationMs || !total) return "Thought for a moment";
+  const seconds = Math.max(1, Math.round((m.durationMs * m.reasoning.length) / total / 1000));
+  return `Thought for ${seconds} s`;
+}
+
+// A reply's reasoning, collapsed under a one-line summary (plain text, never markup).
+function reasoning(m, live) {
+  if (!m.reasoning) return null;
+  const label = live ? (m.content ? "Thought" : "Thinking…") : thoughtFor(m);
+  return h("details", { class: "reasoning" }, h("summary", {}, label), h("div", { class: "thoughts" }, m.reasoning));
+}
+
 // One message, read-only (also the shared view's).
 export function messageBody(m) {
   const body = h("div", { class: "body" });
@@ -118,6 +134,7 @@ export function createChat({ sidebar, setError }) {
       "article",
       { class: `message ${m.role}${live ? " streaming" : ""}`, "data-id": m.id ?? "", "aria-label": label(m) },
       h("div", { class: "who" }, label(m), status ? h("span", { class: "badge" }, status) : null),
+      reasoning(m, live),
       messageBody(m),
       files(m.parts),
       live || !m.id ? null : actions(m),
@@ -129,7 +146,10 @@ export function createChat({ sidebar, setError }) {
     if (state.before) {
       items.unshift(h("button", { type: "button", class: "earlier", onclick: earlier }, "Show earlier messages"));
     }
-    if (state.reply) items.push(article({ role: "assistant", content: state.reply.text }, { live: true }));
+    if (state.reply) {
+      const { text, reasoning: thought } = state.reply;
+      items.push(article({ role: "assistant", content: text, reasoning: thought }, { live: true }));
+    }
     if (!items.length) items.push(h("p", { class: "empty" }, "Ask anything. Replies stream in as they are written."));
     list.replaceChildren(...items);
     list.setAttribute("aria-busy", String(Boolean(state.reply)));

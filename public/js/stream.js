@@ -29,13 +29,16 @@ export async function readEvents(response, onEvent) {
 
 // What a reply looks like so far, from UI message stream chunks.
 export function newReply() {
-  return { messageId: null, text: "", error: null, stopped: false, done: false, title: null };
+  return { messageId: null, text: "", reasoning: "", error: null, stopped: false, done: false, title: null };
 }
 
 export function applyChunk(reply, chunk) {
   switch (chunk.type) {
     case "start":
       reply.messageId = chunk.messageId ?? reply.messageId;
+      break;
+    case "reasoning-delta":
+      reply.reasoning += chunk.delta;
       break;
     case "text-delta":
       reply.text += chunk.delta;

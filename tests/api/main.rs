@@ -29,6 +29,7 @@ mod isolation;
 mod limits;
 mod models;
 mod organize;
+mod reasoning;
 mod redis_cost;
 mod resilience;
 mod responses;

@@ -180,8 +180,12 @@ async fn bad_requests_are_refused_naming_the_field() {
             "conversation",
         ),
         (
-            json!({ "input": [{ "type": "reasoning", "summary": [] }] }),
+            json!({ "input": [{ "type": "web_search_call", "status": "completed" }] }),
             "input[0].type",
+        ),
+        (
+            json!({ "input": [{ "type": "reasoning", "summary": [] }] }),
+            "input",
         ),
         (
             json!({ "input": [{ "role": "robot", "content": "x" }] }),
@@ -379,15 +383,31 @@ async fn every_streamed_event_and_the_response_have_the_specifications_shape() {
     let token = app.token_for(&random_user());
     let tools = json!([{ "type": "function", "name": "get_weather", "description": null,
         "parameters": { "type": "object", "properties": { "city": { "type": "string" } } } }]);
-    for (body, terminal) in [
+    for (body, terminal, wanted) in [
         (
             json!({ "stream": true, "tools": tools, "metadata": { "k": "v" },
                 "input": "Talk, then call. [[mock tool_calls=get_weather tool_text=1 tokens=4]]" }),
             "response.completed",
+            &[
+                "response.output_text.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+            ][..],
         ),
         (
             json!({ "stream": true, "max_output_tokens": 3, "input": "Too long. [[mock tokens=20]]" }),
             "response.incomplete",
+            &[][..],
+        ),
+        (
+            json!({ "stream": true, "reasoning": { "effort": "medium" },
+                "input": "Think first. [[mock think=3 tokens=2]]" }),
+            "response.completed",
+            &[
+                "response.reasoning_text.delta",
+                "response.reasoning_text.done",
+                "response.output_text.delta",
+            ][..],
         ),
     ] {
         let events = streamed(&app, &token, body).await;
@@ -414,14 +434,8 @@ async fn every_streamed_event_and_the_response_have_the_specifications_shape() {
             1
         );
         assert_eq!(*kinds.last().unwrap(), terminal, "{kinds:?}");
-        if terminal == "response.completed" {
-            for kind in [
-                "response.output_text.delta",
-                "response.function_call_arguments.delta",
-                "response.function_call_arguments.done",
-            ] {
-                assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
-            }
+        for kind in wanted {
+            assert!(kinds.contains(kind), "{kind} in {kinds:?}");
         }
         let last = &events.last().unwrap().1["response"];
         check_shape("response", last);

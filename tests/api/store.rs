@@ -209,6 +209,7 @@ async fn append_messages_stores_them_in_order_and_updates_the_thread() {
     answer.usage = Some(Usage {
         prompt_tokens: 12,
         completion_tokens: 1,
+        reasoning_tokens: None,
     });
     answer.ttft_ms = Some(80);
     answer.duration_ms = Some(95);

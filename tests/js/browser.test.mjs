@@ -141,6 +141,19 @@ test("stop ends the generation on the server and the partial reply stays after a
   assert.deepEqual(page.errors, []);
 });
 
+test("a reply's reasoning shows collapsed above its answer", async () => {
+  const page = await newPage();
+  await signIn(page);
+  await chatOnce(page, "[[mock think=4 tokens=3]] Think first", 3);
+  const thought = replies(page).last().locator("details.reasoning");
+  assert.equal(await thought.getAttribute("open"), null, "collapsed");
+  assert.match(await thought.locator("summary").innerText(), /^Thought for (\d+ s|a moment)$/);
+  await thought.locator("summary").click();
+  assert.equal((await thought.locator(".thoughts").innerText()).trim(), "hmm the user wants");
+  await page.screenshot({ path: `${shots}reasoning.png` });
+  assert.deepEqual(page.errors, []);
+});
+
 test("a reload during a generation resumes it to the end", async () => {
   const page = await newPage();
   await signIn(page);

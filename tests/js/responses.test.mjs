@@ -214,3 +214,33 @@ test("cancel ends a slow background response and keeps what it said", async () =
   assert.equal(again.status, "cancelled", "cancel is idempotent");
   assert.equal((await client.responses.retrieve(started.id)).output[0].content[0].text, partial);
 });
+
+test("a response that reasons has a reasoning item before its message, streamed or not", async () => {
+  const input = "[[mock think=3 tokens=2]] Think first.";
+  const plain = await client.responses.create({
+    model: "Hermes-4-70B",
+    input,
+    reasoning: { effort: "medium" },
+  });
+  assert.deepEqual(plain.output.map((item) => item.type), ["reasoning", "message"]);
+  assert.deepEqual(plain.output[0].content, [{ type: "reasoning_text", text: "hmm the user" }]);
+  assert.equal(plain.output_text, "breathe in ");
+  assert.equal(plain.reasoning.effort, "medium");
+  assert.equal(plain.usage.output_tokens_details.reasoning_tokens, 3);
+
+  // The SDK's own stream helper puts the events together into the same response.
+  const stream = client.responses.stream({
+    model: "Hermes-4-70B",
+    input,
+    reasoning: { effort: "high" },
+  });
+  let reasoning = "";
+  stream.on("response.reasoning_text.delta", (event) => {
+    reasoning += event.delta;
+  });
+  const streamed = await stream.finalResponse();
+  assert.equal(reasoning, "hmm the user");
+  assert.deepEqual(streamed.output.map((item) => item.type), ["reasoning", "message"]);
+  assert.equal(streamed.output[0].content[0].text, "hmm the user");
+  assert.equal(streamed.output_text, "breathe in ");
+});

@@ -93,6 +93,49 @@ test("a turn sent by DefaultChatTransport reads back as the assistant's message"
   );
 });
 
+test("a reply that reasons is a UIMessage with a reasoning part before its text", async () => {
+  const reasoning = new DefaultChatTransport({
+    api: `${url}/api/chat`,
+    headers: { authorization: `Bearer ${token}` },
+    body: { reasoning: { enabled: true } },
+  });
+  const chatId = randomUUID().replaceAll("-", "").slice(0, 16);
+  const first = userMessage("[[mock think=4 tokens=3 split_at=3,10,30]] Think it over");
+  const stream = await reasoning.sendMessages({
+    chatId,
+    messages: [first],
+    trigger: "submit-message",
+    messageId: undefined,
+    abortSignal: undefined,
+  });
+  const errors = [];
+  let reply;
+  for await (const message of readUIMessageStream({ stream, onError: (e) => errors.push(e) })) {
+    reply = message;
+  }
+  assert.deepEqual(errors, []);
+  const kinds = reply.parts.filter((p) => p.type !== "step-start").map((p) => p.type);
+  assert.deepEqual(kinds, ["reasoning", "text"]);
+  const thought = reply.parts.find((p) => p.type === "reasoning");
+  assert.equal(thought.text, "hmm the user wants");
+  assert.equal(thought.state, "done");
+  assert.equal(textOf(reply), "breathe in and ");
+
+  // The thread reads back the same way, ready to seed useChat.
+  const response = await fetch(`${url}/api/threads/${chatId}?format=ui`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const { messages } = await response.json();
+  assert.deepEqual(messages[1].parts, [
+    { type: "reasoning", text: "hmm the user wants" },
+    { type: "text", text: "breathe in and " },
+  ]);
+
+  // useChat sends the reasoning part back with the history: the turn goes on as usual.
+  const second = await send(chatId, [first, reply, userMessage("And then?")]);
+  assert.ok(textOf(second).length > 0);
+});
+
 test("useChat's resume (reconnectToStream) replays a generation the client dropped", async () => {
   const chatId = randomUUID().replaceAll("-", "").slice(0, 16);
   const abort = new AbortController();

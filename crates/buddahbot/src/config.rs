@@ -92,6 +92,11 @@ pub const VARIABLES: &[Variable] = &[
         about: "system message prepended when the client sends none; unset = none",
     },
     Variable {
+        name: "DEFAULT_REASONING",
+        default: Some("0"),
+        about: "1 = the model reasons before answering unless a request says otherwise (`reasoning`, `reasoning_effort`); 0 = only when a request asks",
+    },
+    Variable {
         name: "AUTO_TITLE",
         default: Some("1"),
         about: "1 = after a thread's first reply, the model writes its title (unless the user named it); 0 = titles come from the first message",
@@ -305,6 +310,8 @@ pub struct ChatConfig {
     pub max_tokens_cap: u32,
     /// A reply is cut (and stored as far as it got) after this long.
     pub max_duration: Duration,
+    /// The model reasons (thinks before answering) unless a request says otherwise.
+    pub default_reasoning: bool,
     /// The model writes a thread's title after its first reply.
     pub auto_title: bool,
     /// The model that writes titles (`DEFAULT_MODEL` when `None`).
@@ -425,6 +432,7 @@ impl Config {
         let upstream_connect_ms = r.optional("UPSTREAM_CONNECT_TIMEOUT_MS", parse_positive);
         let ttft_ms = r.optional("UPSTREAM_TTFT_TIMEOUT_MS", parse_positive);
         let chat_max_ms = r.optional("CHAT_MAX_DURATION_MS", parse_positive);
+        let default_reasoning = r.optional("DEFAULT_REASONING", parse_switch);
         let auto_title = r.optional("AUTO_TITLE", parse_switch);
         let title_model = r.optional("TITLE_MODEL", parse_maybe);
         let context_tokens = r.optional("MODEL_CONTEXT_TOKENS", parse_context_tokens);
@@ -502,6 +510,7 @@ impl Config {
                     max_attachment_text_chars: saturating_usize(max_attachment_text?),
                     max_tokens_cap: u32::try_from(max_tokens_cap?.get()).unwrap_or(u32::MAX),
                     max_duration: millis(chat_max_ms?),
+                    default_reasoning: default_reasoning?.unwrap_or(false),
                     auto_title: auto_title?.unwrap_or(true),
                     title_model: title_model?,
                     context_tokens: context_tokens?,

@@ -20,8 +20,10 @@
 //!   limits a request counts against; the response cache and the context summary's claim
 //!   live here too.
 //! - [`upstream`]: the model API client (OpenAI chat completions, streamed), with
-//!   [`upstream::sse`], the incremental event-stream reader, and [`upstream::tool_calls`],
-//!   which puts streamed tool calls back together.
+//!   [`upstream::sse`], the incremental event-stream reader, [`upstream::tool_calls`],
+//!   which puts streamed tool calls back together, and [`upstream::markup`], which tells a
+//!   reply's reasoning (a field of its own, or inline `<think>` tags) from its answer and
+//!   reads Hermes' inline `<tool_call>` blocks as calls.
 //! - [`chat`]: the chat turn: store, fit the prompt to the context window, answer from the
 //!   cache or call the model, tee the stream, store the reply; and resuming or stopping a
 //!   generation. Its module doc lists its parts.

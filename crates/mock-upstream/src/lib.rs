@@ -53,6 +53,11 @@
 //! | — | `tool_calls` | `x-mock-tool-calls` | `NAME[,NAME…]`: when the last message is the user's, answer with one call per name, in order (see below) |
 //! | — | `tool_text` | `x-mock-tool-text` | with `tool_calls`: send the `tokens` text reply first, then the calls |
 //! | — | `echo` | `x-mock-echo` | reply with the last user message's text, directives taken out, a word (with the whitespace after it) per chunk, instead of the word list; `tokens` is ignored |
+//! | — | `think` | `x-mock-think` | reason first: N words of [`reasoning_text`] (see [Reasoning](#reasoning)) |
+//! | — | `think_as` | `x-mock-think-as` | where the reasoning goes: `inline` (default, in `<think>` tags), `reasoning_content` or `reasoning` (a delta field of its own) |
+//! | — | `think_close` | `x-mock-think-close` | `0`: the inline reasoning never closes; no answer, `finish_reason: "length"` |
+//! | — | `split_at` | `x-mock-split-at` | `P[,P…]`: cut the content (tags, reasoning, answer, inline calls) into chunks at these byte offsets instead of a chunk per word |
+//! | — | `tool_inline` | `x-mock-tool-inline` | with `tool_calls`: write each call into the content as `<tool_call>{"name", "arguments"}</tool_call>` (as Hermes does without a tool parser), `finish_reason: "stop"` |
 //!
 //! Precedence, lowest first: the instance config, directives, headers. Headers are for direct
 //! tests; directives exist because a proxy in front of the mock forwards only the messages.
@@ -123,6 +128,17 @@
 //! - `max_tokens` caps the text only: when it is below `tokens` with `tool_text`, the reply is
 //!   the capped text with `finish_reason: "length"` and no calls.
 //!
+//! # Reasoning
+//! With `think=N` the reply reasons first, as Hermes-4 does. Inline (the default), the
+//! content is `<think>\n`, the N words of [`reasoning_text`], `\n</think>\n\n`, then the
+//! answer (the word list, or `echo`'s words) and, with `tool_inline`, one
+//! `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>\n` block per call: a chunk per tag,
+//! word and block, or cut at `split_at`'s offsets (in any order; an offset inside a character
+//! moves to the next boundary). With `think_as=reasoning_content` (or `reasoning`) the words
+//! come first as deltas of that field, a word per chunk, and the content is the answer alone;
+//! not streamed, the message carries the field whole. Every scripted chunk counts as a token;
+//! `usage.completion_tokens_details.reasoning_tokens` is N.
+//!
 //! # Context length
 //! With `context_tokens` = N (instance, directive, header or `--context-tokens`), a request with
 //! `P + K > N`, where P is its `prompt_tokens` estimate (below) and K its reply cap (the smaller
@@ -173,13 +189,14 @@
 mod config;
 mod overrides;
 mod reply;
+mod script;
 mod server;
 mod stream;
 mod tools;
 mod wire;
 
 pub use config::{DEFAULT_RETRY_AFTER_SECS, DEFAULT_TOKENS, MockConfig};
-pub use reply::{prompt_tokens, reply_text, reply_tokens};
+pub use reply::{prompt_tokens, reasoning_text, reply_text, reply_tokens};
 pub use server::{MockState, MockUpstream, REQUEST_LOG_CAPACITY, router};
 
 /// The models `GET /v1/models` lists. Chat requests may name any model; it is echoed back.

@@ -52,10 +52,15 @@ enum Knob {
     ToolCalls,
     ToolText,
     Echo,
+    Think,
+    ThinkAs,
+    ThinkClose,
+    SplitAt,
+    ToolInline,
 }
 
 /// Every accepted knob name (directive spelling) and the knob it sets; first name is canonical.
-const KNOB_NAMES: [(&str, Knob); 15] = [
+const KNOB_NAMES: [(&str, Knob); 20] = [
     ("tokens", Knob::Tokens),
     ("ttft_ms", Knob::TtftMs),
     ("inter_token_ms", Knob::InterTokenMs),
@@ -71,6 +76,11 @@ const KNOB_NAMES: [(&str, Knob); 15] = [
     ("tool_calls", Knob::ToolCalls),
     ("tool_text", Knob::ToolText),
     ("echo", Knob::Echo),
+    ("think", Knob::Think),
+    ("think_as", Knob::ThinkAs),
+    ("think_close", Knob::ThinkClose),
+    ("split_at", Knob::SplitAt),
+    ("tool_inline", Knob::ToolInline),
 ];
 
 impl Knob {
@@ -117,6 +127,45 @@ pub(crate) struct Overrides {
     tool_calls: Option<Vec<String>>,
     tool_text: Option<bool>,
     echo: Option<bool>,
+    think: Option<usize>,
+    think_as: Option<ThinkAs>,
+    think_close: Option<bool>,
+    split_at: Option<Vec<usize>>,
+    tool_inline: Option<bool>,
+}
+
+/// Where the reasoning of a `think` reply goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ThinkAs {
+    /// In the content, between `<think>` and `</think>` (Hermes served without a parser).
+    #[default]
+    Inline,
+    /// In `delta.reasoning_content` (vLLM, SGLang).
+    ReasoningContent,
+    /// In `delta.reasoning` (OpenRouter).
+    Reasoning,
+}
+
+/// How a request's reply reasons and writes its calls: `think`, `think_as`, `think_close`,
+/// `split_at`, `tool_inline`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ThinkKnobs {
+    /// Reasoning words before the answer (0: none).
+    pub words: usize,
+    pub place: ThinkAs,
+    /// Close the inline reasoning and answer; `false`: the reply ends mid-thought.
+    pub close: bool,
+    /// Byte offsets the content is cut at, instead of a word per chunk.
+    pub split_at: Option<Vec<usize>>,
+    /// Tool calls written in the content as `<tool_call>` blocks.
+    pub tool_inline: bool,
+}
+
+impl ThinkKnobs {
+    /// Whether the reply is scripted (anything but the plain word list and API tool calls).
+    pub(crate) fn scripted(&self) -> bool {
+        self.words > 0 || self.split_at.is_some() || self.tool_inline
+    }
 }
 
 /// The tool calls a request asks for: `tool_calls` and `tool_text`.
@@ -195,6 +244,11 @@ impl Overrides {
             tool_calls: _,
             tool_text: _,
             echo: _,
+            think: _,
+            think_as: _,
+            think_close: _,
+            split_at: _,
+            tool_inline: _,
         } = *self;
         knobs.tokens = tokens.unwrap_or(knobs.tokens);
         knobs.ttft = ttft.unwrap_or(knobs.ttft);
@@ -212,6 +266,17 @@ impl Overrides {
     /// word list: `echo=1`, so a test can make the model say exactly what it needs.
     pub(crate) fn echo(&self) -> bool {
         self.echo.unwrap_or(false)
+    }
+
+    /// The reasoning knobs this request set (no reasoning by default).
+    pub(crate) fn think(&self) -> ThinkKnobs {
+        ThinkKnobs {
+            words: self.think.unwrap_or(0),
+            place: self.think_as.unwrap_or_default(),
+            close: self.think_close.unwrap_or(true),
+            split_at: self.split_at.clone(),
+            tool_inline: self.tool_inline.unwrap_or(false),
+        }
     }
 
     /// The tool knobs this request set (none by default).
@@ -242,6 +307,30 @@ impl Overrides {
             Knob::ToolCalls => self.tool_calls = Some(parse_names(knob, value)?),
             Knob::ToolText => self.tool_text = Some(parse_flag(knob, value)?),
             Knob::Echo => self.echo = Some(parse_flag(knob, value)?),
+            Knob::Think => self.think = Some(parse_count(knob, value)?),
+            Knob::ThinkAs => {
+                self.think_as = Some(match value {
+                    "inline" => ThinkAs::Inline,
+                    "reasoning_content" => ThinkAs::ReasoningContent,
+                    "reasoning" => ThinkAs::Reasoning,
+                    _ => {
+                        return Err(invalid(
+                            knob,
+                            value,
+                            "`inline`, `reasoning_content` or `reasoning`",
+                        ));
+                    }
+                });
+            }
+            Knob::ThinkClose => self.think_close = Some(parse_flag(knob, value)?),
+            Knob::SplitAt => {
+                let offsets: Result<Vec<usize>, _> =
+                    value.split(',').map(str::parse::<usize>).collect();
+                self.split_at = Some(
+                    offsets.map_err(|_| invalid(knob, value, "comma-separated byte offsets"))?,
+                );
+            }
+            Knob::ToolInline => self.tool_inline = Some(parse_flag(knob, value)?),
         }
         Ok(())
     }
@@ -486,6 +575,43 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(knobs_after(text).unwrap_err(), expected, "case {text:?}");
+        }
+    }
+
+    #[test]
+    fn think_knobs_read_every_value_and_refuse_bad_ones() {
+        let mut overrides = Overrides::default();
+        assert_eq!(
+            overrides.think(),
+            ThinkKnobs {
+                close: true,
+                ..ThinkKnobs::default()
+            }
+        );
+        overrides
+            .read_directives(
+                "[[mock think=3 think_as=reasoning_content think_close=0 split_at=9,2 tool_inline=1]]",
+            )
+            .unwrap();
+        assert_eq!(
+            overrides.think(),
+            ThinkKnobs {
+                words: 3,
+                place: ThinkAs::ReasoningContent,
+                close: false,
+                split_at: Some(vec![9, 2]),
+                tool_inline: true,
+            }
+        );
+        for (text, knob) in [
+            ("[[mock think_as=inside]]", "think_as"),
+            ("[[mock split_at=1,x]]", "split_at"),
+            ("[[mock think=-1]]", "think"),
+        ] {
+            match Overrides::default().read_directives(text) {
+                Err(OverrideError::InvalidValue { knob: got, .. }) => assert_eq!(got, knob),
+                other => panic!("{text}: {other:?}"),
+            }
         }
     }
 

@@ -13,6 +13,31 @@ const WORDS: [&str; 16] = [
     "like ", "still ", "water ", "under ", "open ", "sky ",
 ];
 
+/// The words a `think` reply reasons with, cycled like [`WORDS`] (same JSON-safe rule).
+const REASONING_WORDS: [&str; 8] = [
+    "hmm ", "the ", "user ", "wants ", "calm ", "so ", "keep ", "it ",
+];
+
+/// The first `words` words of a `think` reply's reasoning, in order.
+///
+/// # Example
+/// ```
+/// assert_eq!(mock_upstream::reasoning_text(3), "hmm the user ");
+/// ```
+pub fn reasoning_text(words: usize) -> String {
+    REASONING_WORDS
+        .iter()
+        .copied()
+        .cycle()
+        .take(words)
+        .collect()
+}
+
+/// The words of [`reasoning_text`], one per chunk.
+pub(crate) fn reasoning_tokens(words: usize) -> impl Iterator<Item = &'static str> {
+    REASONING_WORDS.iter().copied().cycle().take(words)
+}
+
 /// The text of token `index` of any reply (replies are prefixes of one endless word cycle).
 pub(crate) fn token(index: usize) -> &'static str {
     WORDS.get(index % WORDS.len()).copied().unwrap_or(" ")

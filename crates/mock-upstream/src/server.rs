@@ -33,8 +33,9 @@ use tokio::{net::TcpListener, sync::watch};
 use crate::{
     MODELS, MockConfig,
     config::Knobs,
-    overrides::{OverrideError, Overrides, without_directives},
+    overrides::{OverrideError, Overrides, ThinkKnobs, without_directives},
     reply,
+    script::{self, Field},
     stream::{CutBody, Plan, SseReply},
     tools::{self, ToolCall, UnknownTool},
     wire,
@@ -235,6 +236,7 @@ async fn answer_chat(
     overrides.read_headers(headers)?;
     overrides.apply(&mut knobs);
     let echo = overrides.echo().then(|| echo_words(&request));
+    let think = overrides.think();
     let tool_knobs = overrides.tools();
 
     if knobs.hang {
@@ -269,7 +271,11 @@ async fn answer_chat(
         tool_knobs.with_text,
         echo.as_ref().map(Vec::len),
     );
-    plan.echo = echo;
+    if think.scripted() {
+        scripted(&mut plan, &think, echo.as_deref());
+    } else {
+        plan.echo = echo;
+    }
     let id = format!(
         "chatcmpl-mock{:x}",
         state.shared.next_id.fetch_add(1, Ordering::Relaxed)
@@ -366,7 +372,44 @@ fn plan(
         error_after: knobs.error_after,
         garbage_after: knobs.garbage_after,
         echo: None,
+        script: None,
     }
+}
+
+/// Makes `plan` the scripted reply `think` asks for: its text (the word list's or `echo`'s)
+/// after the reasoning, its calls written inline with `tool_inline`. Usage counts a token per
+/// delta and reports the reasoning words as `completion_tokens_details.reasoning_tokens`.
+fn scripted(plan: &mut Plan, think: &ThinkKnobs, echo: Option<&[String]>) {
+    let words: Vec<&str> = match echo {
+        Some(words) => words.iter().take(plan.tokens).map(String::as_str).collect(),
+        None => reply::reply_tokens(plan.tokens).collect(),
+    };
+    let inline_calls = if think.tool_inline {
+        std::mem::take(&mut plan.tool_calls)
+    } else {
+        Vec::new()
+    };
+    let script = script::script(think, &words, &inline_calls);
+    if script.unclosed {
+        plan.finish_reason = "length";
+        plan.tool_calls.clear();
+    } else if !inline_calls.is_empty() {
+        // A model served without a tool parser ends a reply of calls as any other.
+        plan.finish_reason = "stop";
+    }
+    plan.tokens = script.deltas.len();
+    let completion = plan
+        .tool_calls
+        .iter()
+        .map(ToolCall::tokens)
+        .fold(plan.tokens, usize::saturating_add);
+    plan.usage = wire::Usage::new(plan.usage.prompt_tokens, completion);
+    if script.reasoning_words > 0 {
+        plan.usage.completion_tokens_details = Some(wire::CompletionTokensDetails {
+            reasoning_tokens: script.reasoning_words,
+        });
+    }
+    plan.script = Some(script);
 }
 
 /// The tokens of an `echo` reply: the last user message's text without its directives, cut
@@ -405,12 +448,18 @@ fn complete(id: &str, created: u64, model: &str, plan: &Plan) -> Result<Response
     if fires(plan.garbage_after) {
         return Ok((json_headers, "{not json").into_response());
     }
-    let text = match &plan.echo {
-        Some(words) => words.iter().take(plan.tokens).map(String::as_str).collect(),
-        None => reply::reply_text(plan.tokens),
+    let text = match (&plan.script, &plan.echo) {
+        (Some(script), _) => script.text(Field::Content).unwrap_or_default(),
+        (None, Some(words)) => words.iter().take(plan.tokens).map(String::as_str).collect(),
+        (None, None) => reply::reply_text(plan.tokens),
     };
+    let reasoning_content = plan
+        .script
+        .as_ref()
+        .and_then(|s| s.text(Field::ReasoningContent));
+    let reasoning = plan.script.as_ref().and_then(|s| s.text(Field::Reasoning));
     // A reply of calls only has `content: null`, as OpenAI sends it.
-    let content = (plan.tool_calls.is_empty() || plan.tokens > 0).then_some(text.as_str());
+    let content = (plan.tool_calls.is_empty() || !text.is_empty()).then_some(text.as_str());
     let tool_calls: Vec<wire::ToolCallOut<'_>> = plan
         .tool_calls
         .iter()
@@ -434,6 +483,8 @@ fn complete(id: &str, created: u64, model: &str, plan: &Plan) -> Result<Response
             message: wire::AssistantMessage {
                 role: "assistant",
                 content,
+                reasoning_content: reasoning_content.as_deref(),
+                reasoning: reasoning.as_deref(),
                 refusal: None,
                 tool_calls,
             },

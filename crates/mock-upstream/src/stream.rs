@@ -22,6 +22,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::{
     reply,
+    script::{Delta, Script},
     tools::{CHUNKS_PER_CALL, ToolCall},
     wire,
 };
@@ -65,6 +66,9 @@ pub(crate) struct Plan {
     pub garbage_after: Option<usize>,
     /// `echo`: the text's tokens, sent in place of the word list's.
     pub echo: Option<Vec<String>>,
+    /// A scripted reply's deltas (reasoning, inline calls, cuts), sent in place of the
+    /// tokens; `tokens` is their number.
+    pub script: Option<Script>,
 }
 
 impl Plan {
@@ -206,6 +210,19 @@ impl SseReply {
         self.push_chunk_end(buf);
     }
 
+    /// A scripted delta: one field and its text.
+    fn push_delta(&self, buf: &mut Vec<u8>, delta: &Delta) {
+        buf.extend_from_slice(self.head.as_bytes());
+        buf.extend_from_slice(b"[{\"index\":0,\"delta\":{\"");
+        buf.extend_from_slice(delta.field.name().as_bytes());
+        buf.extend_from_slice(b"\":");
+        let mut text = String::with_capacity(delta.text.len() + 2);
+        wire::push_json_string(&mut text, &delta.text);
+        buf.extend_from_slice(text.as_bytes());
+        buf.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}]");
+        self.push_chunk_end(buf);
+    }
+
     /// Tool-call chunk `index` (counted from the first chunk after the text).
     fn push_tool_chunk(&self, buf: &mut Vec<u8>, index: usize) {
         let Some(choices) = self.tool_choices.get(index) else {
@@ -225,10 +242,19 @@ impl SseReply {
         if self.plan.include_usage {
             let usage = self.plan.usage;
             buf.extend_from_slice(self.head.as_bytes());
+            let details = usage
+                .completion_tokens_details
+                .map(|d| {
+                    format!(
+                        ",\"completion_tokens_details\":{{\"reasoning_tokens\":{}}}",
+                        d.reasoning_tokens
+                    )
+                })
+                .unwrap_or_default();
             buf.extend_from_slice(
                 format!(
                     "[],\"usage\":{{\"prompt_tokens\":{},\"completion_tokens\":{},\
-                     \"total_tokens\":{}}}}}\n\n",
+                     \"total_tokens\":{}{details}}}}}\n\n",
                     usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
                 )
                 .as_bytes(),
@@ -261,9 +287,17 @@ impl SseReply {
                 return Next::End;
             }
             match sent.checked_sub(self.plan.tokens) {
-                None => match self.plan.echo.as_ref().and_then(|words| words.get(sent)) {
-                    Some(word) => self.push_content(buf, &json_escaped(word)),
-                    None => self.push_content(buf, reply::token(sent)),
+                None => match (&self.plan.script, &self.plan.echo) {
+                    (Some(script), _) => {
+                        if let Some(delta) = script.deltas.get(sent) {
+                            self.push_delta(buf, delta);
+                        }
+                    }
+                    (None, Some(words)) => match words.get(sent) {
+                        Some(word) => self.push_content(buf, &json_escaped(word)),
+                        None => self.push_content(buf, reply::token(sent)),
+                    },
+                    (None, None) => self.push_content(buf, reply::token(sent)),
                 },
                 Some(tool_chunk) => self.push_tool_chunk(buf, tool_chunk),
             }
@@ -465,6 +499,7 @@ mod tests {
             error_after: None,
             garbage_after: None,
             echo: None,
+            script: None,
         }
     }
 

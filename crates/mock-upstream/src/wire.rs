@@ -276,6 +276,14 @@ pub(crate) struct Usage {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     pub total_tokens: usize,
+    /// The reasoning tokens of a `think` reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct CompletionTokensDetails {
+    pub reasoning_tokens: usize,
 }
 
 impl Usage {
@@ -284,6 +292,7 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            completion_tokens_details: None,
         }
     }
 }
@@ -315,6 +324,12 @@ pub(crate) struct AssistantMessage<'a> {
     pub role: &'static str,
     /// `None` (JSON `null`) for a reply of tool calls only.
     pub content: Option<&'a str>,
+    /// A `think` reply's reasoning with `think_as=reasoning_content`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<&'a str>,
+    /// A `think` reply's reasoning with `think_as=reasoning`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<&'a str>,
     pub refusal: Option<()>,
     /// Left out of a text reply, as OpenAI does.
     #[serde(skip_serializing_if = "Vec::is_empty")]

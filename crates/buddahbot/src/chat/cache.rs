@@ -44,6 +44,7 @@ pub(super) fn key(
 pub(super) fn entry(reply: &ChatMessage) -> CachedReply {
     CachedReply {
         content: reply.content.clone(),
+        reasoning: reply.reasoning.clone(),
         tool_calls: reply.tool_calls.clone(),
         finish_reason: reply
             .finish_reason
@@ -67,6 +68,11 @@ pub(super) fn reply(cached: CachedReply, id: MessageId, model: &ModelName) -> Ch
     message.finish_reason = Some(cached.finish_reason);
     message.usage = cached.usage;
     message.tool_calls = cached.tool_calls;
+    message.reasoning = cached.reasoning;
+    if message.reasoning.is_some() {
+        // Stored as a live reply with reasoning is: with its parts.
+        message.parts = Some(message.parts_or_text());
+    }
     message.ttft_ms = Some(0);
     message.duration_ms = Some(0);
     message.cached = true;

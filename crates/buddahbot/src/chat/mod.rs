@@ -217,8 +217,10 @@ async fn answer(
             ready,
         ));
     }
-    let prompt =
-        model::with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref());
+    let prompt = model::with_reasoning(
+        model::with_system_prompt(request.prompt.clone(), config.chat.system_prompt.as_deref()),
+        request.reasoning,
+    );
     let fitted = match fit_to_window(app, &turn, &request, prompt, thread_context, &background) {
         Ok(fitted) => fitted,
         Err(detail) => {

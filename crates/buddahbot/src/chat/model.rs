@@ -1,15 +1,53 @@
 //! The model call: the prompt as the model gets it, the request, and the fallback model.
 
-use std::future::Future;
+use std::{borrow::Cow, future::Future};
 
 use crate::{
     app::App,
     domain::{ModelName, Role},
     upstream::{
         UpstreamError,
-        wire::{ChatCompletionRequest, PromptMessage, StreamOptions, WireTool},
+        markup::without_reasoning,
+        wire::{ChatCompletionRequest, PromptContent, PromptMessage, StreamOptions, WireTool},
     },
 };
+
+/// The system prompt that switches Hermes-4 to reasoning: what its chat template puts first
+/// when asked to think (`thinking=True`), the same as Nous' DeepHermes models use. The model
+/// then writes its thoughts between `<think>` and `</think>` before the answer.
+pub const THINKING_PROMPT: &str = "You are a deep thinking AI, you may use extremely long chains of thought to deeply consider the problem and deliberate with yourself via systematic reasoning processes to help come to a correct solution prior to answering. You should enclose your thoughts and internal monologue inside <think> </think> tags, and then provide your solution or response to the problem.";
+
+/// The prompt as the model gets it, reasoning-wise: earlier replies without any reasoning
+/// they carry (a client may send back text with `<think>` blocks: the model never reads its
+/// old thoughts again), and, when the turn reasons, [`THINKING_PROMPT`] in front of the
+/// system message (or as one of its own).
+pub(super) fn with_reasoning(
+    mut prompt: Vec<PromptMessage>,
+    reasoning: bool,
+) -> Vec<PromptMessage> {
+    for message in &mut prompt {
+        if message.role == Role::Assistant
+            && let PromptContent::Text(text) = &mut message.content
+            && let Cow::Owned(answer) = without_reasoning(text)
+        {
+            *text = answer;
+        }
+    }
+    if reasoning {
+        match prompt.first_mut() {
+            Some(PromptMessage {
+                role: Role::System,
+                content: PromptContent::Text(system),
+                ..
+            }) => *system = format!("{THINKING_PROMPT}\n\n{system}"),
+            _ => prompt.insert(
+                0,
+                PromptMessage::new(Role::System, THINKING_PROMPT.to_owned()),
+            ),
+        }
+    }
+    prompt
+}
 
 use super::TurnRequest;
 
@@ -92,6 +130,29 @@ mod tests {
 
     fn message(role: Role, text: &str) -> PromptMessage {
         PromptMessage::new(role, text.to_owned())
+    }
+
+    #[test]
+    fn reasoning_puts_the_thinking_prompt_first_and_old_thoughts_are_never_resent() {
+        let history = vec![
+            message(Role::User, "2+2?"),
+            message(Role::Assistant, "<think>Easy.</think>\n\nFour."),
+            message(Role::User, "And 3+3?"),
+        ];
+        let off = with_reasoning(history.clone(), false);
+        assert_eq!(off.len(), 3);
+        assert_eq!(off[1], message(Role::Assistant, "Four."));
+        let on = with_reasoning(history, true);
+        assert_eq!(on[0], message(Role::System, THINKING_PROMPT));
+        assert_eq!(on[2], message(Role::Assistant, "Four."));
+        let with_system = with_reasoning(vec![message(Role::System, "Be brief.")], true);
+        assert_eq!(
+            with_system,
+            [message(
+                Role::System,
+                &format!("{THINKING_PROMPT}\n\nBe brief.")
+            )]
+        );
     }
 
     #[test]

@@ -1,13 +1,12 @@
-//! The reply as it streams in: its text, finish reason and usage, kept while the chunks are
-//! forwarded (the tee's copy), and the stored message it becomes.
+//! The reply as it streams in: its reasoning, text, tool calls, finish reason and usage, kept
+//! while the chunks are forwarded (the tee's copy), and the stored message it becomes.
 
 use std::time::Duration;
 
 use crate::{
-    domain::{
-        ChatMessage, MessageId, MessagePart, ModelName, ReplyFormat, ReplyStatus, Role, Usage,
-    },
+    domain::{ChatMessage, MessageId, MessagePart, ModelName, ReplyFormat, ReplyStatus, Role},
     upstream::{
+        markup::{Piece, Splitter},
         tool_calls::ToolCalls,
         wire::{ChunkView, WireUsage},
     },
@@ -17,6 +16,11 @@ use crate::{
 pub(super) struct ReplyBuilder {
     model: ModelName,
     pub text: String,
+    /// The reasoning, apart from the text; blocks of it that text came between are joined
+    /// by a blank line.
+    pub reasoning: String,
+    /// Text or a call came after the last reasoning.
+    reasoning_ended: bool,
     pub finish_reason: Option<String>,
     pub usage: Option<WireUsage>,
     /// The tool calls the model made, put together from their pieces.
@@ -32,6 +36,8 @@ impl ReplyBuilder {
             format,
             model,
             text: String::new(),
+            reasoning: String::new(),
+            reasoning_ended: false,
             finish_reason: None,
             usage: None,
             tool_calls: ToolCalls::new(id.as_str()),
@@ -39,27 +45,51 @@ impl ReplyBuilder {
         }
     }
 
-    /// Whether the model has said anything yet: text, or a tool call.
+    /// Whether the model has said anything yet: reasoning, text, or a tool call.
     pub fn is_empty(&self) -> bool {
-        self.text.is_empty() && self.tool_calls.is_empty()
+        self.text.is_empty() && self.reasoning.is_empty() && self.tool_calls.is_empty()
     }
 
-    /// Keeps what one chunk adds: text, the finish reason, the usage.
-    pub fn add(&mut self, chunk: &ChunkView<'_>) {
-        for choice in &chunk.choices {
-            if let Some(content) = &choice.delta.content {
-                self.text.push_str(content);
+    /// Keeps one piece of what the model says.
+    pub fn piece(&mut self, piece: &Piece<'_>) {
+        match piece {
+            Piece::Reasoning(text) => {
+                if self.reasoning_ended && !self.reasoning.is_empty() {
+                    self.reasoning.push_str("\n\n");
+                }
+                self.reasoning_ended = false;
+                self.reasoning.push_str(text);
             }
-            for delta in choice.delta.tool_calls.iter().flatten() {
+            Piece::Text(text) => {
+                self.reasoning_ended = true;
+                self.text.push_str(text);
+            }
+            Piece::Call(delta) => {
+                self.reasoning_ended = true;
                 self.tool_calls.add(delta, |_, _| {});
             }
+        }
+    }
+
+    /// Keeps what one chunk says of the reply as a whole: the finish reason (as `splitter`
+    /// gives it to the client), the usage.
+    pub fn end_chunk(&mut self, chunk: &ChunkView<'_>, splitter: &Splitter) {
+        for choice in &chunk.choices {
             if let Some(reason) = &choice.finish_reason {
-                self.finish_reason = Some(reason.as_ref().to_owned());
+                self.finish_reason = Some(splitter.finish_reason(reason).to_owned());
             }
         }
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }
+    }
+
+    /// Keeps a whole chunk (a test's shorthand for its pieces and its end).
+    #[cfg(test)]
+    pub fn add(&mut self, chunk: &ChunkView<'_>) {
+        let mut splitter = Splitter::new("r1", true);
+        splitter.split(chunk, |piece| self.piece(&piece));
+        self.end_chunk(chunk, &splitter);
     }
 
     /// The reply as stored. A reply that ended early gets our own finish reason: `error`
@@ -87,22 +117,26 @@ impl ReplyBuilder {
         };
         let tool_calls =
             (status.is_none() && !self.tool_calls.is_empty()).then(|| self.tool_calls.into_vec());
-        let parts = (self.format == ReplyFormat::Ui
-            && (tool_calls.is_none() || !self.text.is_empty()))
-        .then(|| {
-            vec![MessagePart::Text {
+        // AI SDK replies keep their parts; any reply with reasoning too, so every reader
+        // finds the reasoning part.
+        let reasoning = (!self.reasoning.is_empty()).then_some(self.reasoning);
+        let text_part = tool_calls.is_none() || !self.text.is_empty();
+        let parts = (self.format == ReplyFormat::Ui || reasoning.is_some()).then(|| {
+            let reasoning = reasoning
+                .iter()
+                .map(|text| MessagePart::Reasoning { text: text.clone() });
+            let text = text_part.then(|| MessagePart::Text {
                 text: self.text.clone(),
-            }]
+            });
+            reasoning.chain(text).collect()
         });
         let mut message = ChatMessage::new(Role::Assistant, self.text);
+        message.reasoning = reasoning;
         message.id = id;
         // The model we asked for, as the client knows it (the API may echo a longer id).
         message.model = Some(self.model.as_str().to_owned());
         message.finish_reason = Some(finish_reason);
-        message.usage = self.usage.map(|u| Usage {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-        });
+        message.usage = self.usage.map(WireUsage::into_usage);
         message.ttft_ms = Some(millis(self.ttft));
         message.duration_ms = Some(millis(duration));
         message.parts = parts;
@@ -181,6 +215,34 @@ mod tests {
                 Some(vec![MessagePart::Text { text: "Hi".into() }])
             );
         }
+    }
+
+    #[test]
+    fn reasoning_is_kept_apart_from_the_text_with_its_part_and_token_count() {
+        let mut reply = builder(ReplyFormat::OpenAi);
+        reply.piece(&Piece::Reasoning("Two and "));
+        reply.piece(&Piece::Reasoning("two."));
+        reply.piece(&Piece::Text("Four."));
+        add(
+            &mut reply,
+            r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":30,"completion_tokens_details":{"reasoning_tokens":25}}}"#,
+        );
+        let message = reply.finish(MessageId::new(), None, Duration::ZERO);
+        assert_eq!(message.content, "Four.");
+        assert_eq!(message.reasoning.as_deref(), Some("Two and two."));
+        assert_eq!(
+            message.parts,
+            Some(vec![
+                MessagePart::Reasoning {
+                    text: "Two and two.".into()
+                },
+                MessagePart::Text {
+                    text: "Four.".into()
+                },
+            ])
+        );
+        assert_eq!(message.usage.and_then(|u| u.reasoning_tokens), Some(25));
+        assert!(message.finish_reason.as_deref() == Some("stop"));
     }
 
     #[test]

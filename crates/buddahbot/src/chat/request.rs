@@ -22,7 +22,7 @@ use crate::{
     config::{ChatConfig, Config},
     domain::{
         ChatMessage, MaxTokens, MessageId, MessagePart, ModelName, Placement, Role, Temperature,
-        ThreadId, ToolCall, Tools,
+        ThreadId, ToolCall, Tools, parse_reasoning,
     },
     error::ApiError,
     upstream::wire::{ImageUrl, PromptContent, PromptMessage, PromptPart, PromptToolCall},
@@ -73,6 +73,12 @@ pub struct ChatBody {
     /// `auto` (default): cut the oldest turns to fit the context window; `disabled`: refuse.
     #[serde(default)]
     pub truncation: Option<String>,
+    /// Whether the model reasons first: `{enabled}`, `{effort}`, … ([`parse_reasoning`]).
+    #[serde(default)]
+    pub reasoning: Option<Value>,
+    /// OpenAI's `reasoning_effort`.
+    #[serde(default, alias = "reasoning_effort")]
+    pub reasoning_effort: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +190,8 @@ pub struct TurnRequest {
     pub model: ModelName,
     pub temperature: Option<Temperature>,
     pub max_tokens: Option<MaxTokens>,
+    /// The model reasons before answering (asked for, or `DEFAULT_REASONING`).
+    pub reasoning: bool,
     pub stream: bool,
     /// Whether the client asked for the usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
@@ -370,6 +378,7 @@ impl TurnRequest {
             model: options.model,
             temperature: options.temperature,
             max_tokens: options.max_tokens,
+            reasoning: options.reasoning,
             stream,
             include_usage: body.stream_options.is_some_and(|o| o.include_usage),
             format: ReplyFormat::OpenAi,
@@ -485,6 +494,7 @@ impl TurnRequest {
             model: options.model,
             temperature: options.temperature,
             max_tokens: options.max_tokens,
+            reasoning: options.reasoning,
             stream: true,
             include_usage: false,
             format: ReplyFormat::Ui,
@@ -514,7 +524,7 @@ impl TurnRequest {
                     .iter()
                     .filter_map(|p| match p {
                         MessagePart::Text { text } => Some(text.as_str()),
-                        MessagePart::File { .. } => None,
+                        MessagePart::File { .. } | MessagePart::Reasoning { .. } => None,
                     })
                     .collect::<Vec<_>>()
                     .join("\n"),
@@ -783,6 +793,7 @@ struct Options {
     model: ModelName,
     temperature: Option<Temperature>,
     max_tokens: Option<MaxTokens>,
+    reasoning: bool,
 }
 
 impl Options {
@@ -819,12 +830,16 @@ impl Options {
             Some("disabled") => Truncation::Disabled,
             Some(_) => return Err(invalid("truncation", "must be `auto` or `disabled`")),
         };
+        let reasoning = parse_reasoning(body.reasoning.as_ref(), body.reasoning_effort.as_ref())
+            .map_err(|e| ApiError::InvalidBody(e.to_string()))?
+            .unwrap_or(config.chat.default_reasoning);
         Ok(Self {
             tools,
             truncation,
             model,
             temperature,
             max_tokens,
+            reasoning,
         })
     }
 }

@@ -161,7 +161,11 @@ impl Refresh {
                 .into_iter()
                 .next()
                 .and_then(|c| c.message.content)
-                .map(|text| text.trim().to_owned())
+                .map(|text| {
+                    crate::upstream::markup::without_reasoning(&text)
+                        .trim()
+                        .to_owned()
+                })
                 .filter(|text| !text.is_empty()),
             Err(err) => {
                 tracing::warn!(thread = %self.ids.thread, error = %err, "the model could not summarise");

@@ -76,6 +76,8 @@ pub async fn ask(app: &App, text: &str) -> Result<(Option<Title>, u64), Upstream
 /// A model's answer as a title: its first line, without quotes or trailing punctuation,
 /// whitespace collapsed, cut on a word boundary to [`MAX_CHARS`].
 pub fn clean(raw: &str) -> Option<Title> {
+    // A model that thinks anyway: its thoughts are no title.
+    let raw = crate::upstream::markup::without_reasoning(raw);
     let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
     let line = line.trim_start_matches(|c: char| "\"'“”‘’«»`*#".contains(c) || c.is_whitespace());
     let line =

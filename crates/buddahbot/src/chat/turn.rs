@@ -22,17 +22,22 @@ use super::{
 use crate::{
     app::App,
     background::Background,
-    domain::{ChatMessage, MessagePart, ModelName, ReplyFormat, ReplyStatus, ToolCall},
+    domain::{ChatMessage, ModelName, ReplyFormat, ReplyStatus, ToolCall},
     error::ApiError,
     protocol::{
         encoder::{Encoder, Failure},
+        openai,
         responses::{self, ResponseId, Settings},
     },
     store::{
         CachedReply, Finished, LogBatch, ModelTitle, StreamEnd, TurnIds, control::Registration,
     },
     timing::{self, Phase},
-    upstream::{Drained, ReplyStream, TimeoutKind, UpstreamError, wire::PromptMessage},
+    upstream::{
+        Drained, ReplyStream, TimeoutKind, UpstreamError,
+        markup::Splitter,
+        wire::{ChoiceView, ChunkView, DeltaView, PromptMessage},
+    },
 };
 
 /// Frames buffered for a slow client before the turn waits for it.
@@ -73,6 +78,7 @@ struct LiveReply {
     /// What reading the chunks received so far left.
     drained: Result<Drained, UpstreamError>,
     reply: ReplyBuilder,
+    splitter: Splitter,
     encoder: Encoder,
     outlet: Outlet,
     registration: Registration,
@@ -108,6 +114,7 @@ impl Turn {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let mut encoder =
             Encoder::new(request.format, request.include_usage).continuing(request.continues());
+        let mut splitter = Splitter::new(self.ids.reply.as_str(), !request.tools.is_empty());
         if let Some(settings) = &self.response {
             // The response began when its request came.
             let created_at =
@@ -120,15 +127,20 @@ impl Turn {
             );
         }
         let mut reply = ReplyBuilder::new(model, ttft, request.format, &self.ids.reply);
+        let mut tee = Tee {
+            reply: &mut reply,
+            splitter: &mut splitter,
+            encoder: &mut encoder,
+        };
         let mut outlet = Outlet::new(tx, self.stream_start_ms);
-        encoder.open(&self.ids.reply, &mut outlet);
-        let mut drained = forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet);
+        tee.encoder.open(&self.ids.reply, &mut outlet);
+        let mut drained = tee.forward_ready(&mut rest, &mut outlet);
         // The model's first chunk often only names the role; when its first text has already
         // arrived too, it leaves with the head.
-        while reply.is_empty() && matches!(drained, Ok(Drained::More)) {
+        while tee.reply.is_empty() && matches!(drained, Ok(Drained::More)) {
             match rest.try_fill().await {
                 Ok(true) => {
-                    drained = forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet);
+                    drained = tee.forward_ready(&mut rest, &mut outlet);
                 }
                 Ok(false) => break,
                 Err(err) => drained = Err(err),
@@ -142,6 +154,7 @@ impl Turn {
             rest,
             drained,
             reply,
+            splitter,
             encoder,
             outlet,
             registration,
@@ -158,10 +171,16 @@ impl Turn {
             mut rest,
             mut drained,
             mut reply,
+            mut splitter,
             mut encoder,
             mut outlet,
             registration,
         } = live;
+        let mut tee = Tee {
+            reply: &mut reply,
+            splitter: &mut splitter,
+            encoder: &mut encoder,
+        };
         let mut signals = registration.signals.clone();
         let mut signals_open = true;
         let mut recorder: Option<Recorder> = None;
@@ -191,11 +210,11 @@ impl Turn {
                 biased;
                 changed = signals.changed(), if signals_open => signals_open = changed.is_ok(),
                 // Until the first text went out, each piece leaves as soon as it is here.
-                filled = rest.fill(!reply.is_empty()) => {
+                filled = rest.fill(!tee.reply.is_empty()) => {
                     drained = match filled {
                         Err(err) => Err(err),
                         Ok(false) => Err(ReplyStream::ended_early()),
-                        Ok(true) => forward_ready(&mut rest, &mut reply, &mut encoder, &mut outlet),
+                        Ok(true) => tee.forward_ready(&mut rest, &mut outlet),
                     };
                 }
                 () = &mut deadline => break Outcome::BrokeOff(UpstreamError::Timeout(TimeoutKind::Reply)),
@@ -213,6 +232,8 @@ impl Turn {
         // Dropping the upstream response closes its connection: a stopped generation costs
         // nothing more.
         drop(rest);
+        // What was held back (a partial tag, an unclosed call) is what it is.
+        tee.finish(&mut outlet);
         // Whether anyone may still want the events: a resumer (the log has the rest) or the
         // client, if it went away before the end.
         let keep_log = recorder.is_some() || outlet.client_gone();
@@ -342,9 +363,7 @@ impl Turn {
         if request.format == ReplyFormat::Ui
             && (message.tool_calls.is_none() || !message.content.is_empty())
         {
-            message.parts = Some(vec![MessagePart::Text {
-                text: message.content.clone(),
-            }]);
+            message.parts = Some(message.parts_or_text());
         }
         if !self.ephemeral {
             let title = self.take_title();
@@ -410,11 +429,31 @@ impl Turn {
             .await?;
         let elapsed = self.started.elapsed();
         let mut reply = ReplyBuilder::new(model, elapsed, request.format, &self.ids.reply);
+        // Whether the reply differs from the model's (reasoning apart, calls read from the
+        // text): then the answer is ours, not the model's body.
+        let mut rewritten = false;
         if let Some(choice) = completion.choices.into_iter().next() {
-            reply
-                .text
-                .push_str(choice.message.content.as_deref().unwrap_or_default());
-            reply.finish_reason = choice.finish_reason;
+            let content = choice.message.content.as_deref().unwrap_or_default();
+            let mut splitter = Splitter::new(self.ids.reply.as_str(), !request.tools.is_empty());
+            let whole = ChunkView {
+                choices: vec![ChoiceView {
+                    delta: DeltaView {
+                        content: Some(content.into()),
+                        reasoning_content: choice
+                            .message
+                            .reasoning_content
+                            .as_deref()
+                            .map(Into::into),
+                        reasoning: choice.message.reasoning.as_deref().map(Into::into),
+                        ..DeltaView::default()
+                    },
+                    finish_reason: choice.finish_reason.as_deref().map(Into::into),
+                }],
+                ..ChunkView::default()
+            };
+            rewritten = !splitter.is_plain(&whole);
+            splitter.split(&whole, |piece| reply.piece(&piece));
+            reply.end_chunk(&whole, &splitter);
             for call in choice.message.tool_calls.into_iter().flatten() {
                 reply.tool_calls.push(ToolCall {
                     id: call.id,
@@ -455,6 +494,7 @@ impl Turn {
                 );
                 Bytes::from(object.to_string())
             }
+            None if rewritten => Bytes::from(openai::completion(&message).to_string()),
             None => body,
         };
         let mut response = Response::new(Body::from(body));
@@ -508,17 +548,41 @@ impl Turn {
     }
 }
 
-/// Keeps and encodes every chunk received so far (the tee).
-fn forward_ready(
-    rest: &mut ReplyStream,
-    reply: &mut ReplyBuilder,
-    encoder: &mut Encoder,
-    outlet: &mut Outlet,
-) -> Result<Drained, UpstreamError> {
-    rest.drain(|chunk| {
-        reply.add(&chunk.view);
-        encoder.chunk(&chunk, outlet);
-    })
+/// The tee: what each chunk says goes both to the reply's copy and to the client's events.
+struct Tee<'t> {
+    reply: &'t mut ReplyBuilder,
+    splitter: &'t mut Splitter,
+    encoder: &'t mut Encoder,
+}
+
+impl Tee<'_> {
+    /// Keeps and encodes every chunk received so far.
+    fn forward_ready(
+        &mut self,
+        rest: &mut ReplyStream,
+        outlet: &mut Outlet,
+    ) -> Result<Drained, UpstreamError> {
+        rest.drain(|chunk| {
+            let plain = self.splitter.is_plain(&chunk.view);
+            self.encoder.chunk(&chunk, plain, outlet);
+            let (reply, encoder) = (&mut *self.reply, &mut *self.encoder);
+            self.splitter.split(&chunk.view, |piece| {
+                reply.piece(&piece);
+                encoder.piece(&piece, outlet);
+            });
+            self.encoder.end_chunk(&chunk, self.splitter, outlet);
+            self.reply.end_chunk(&chunk.view, self.splitter);
+        })
+    }
+
+    /// Keeps and encodes what the splitter held back, at the end of the reply.
+    fn finish(&mut self, outlet: &mut Outlet) {
+        let (reply, encoder) = (&mut *self.reply, &mut *self.encoder);
+        self.splitter.finish(|piece| {
+            reply.piece(&piece);
+            encoder.piece(&piece, outlet);
+        });
+    }
 }
 
 /// The reply arrived but could not be stored.

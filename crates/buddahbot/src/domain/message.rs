@@ -118,6 +118,9 @@ pub struct ToolCall {
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// How many of the completion tokens were reasoning, when the upstream said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u32>,
 }
 
 /// One stored message, exactly as `GET /api/threads/:id` returns it.
@@ -128,7 +131,12 @@ pub struct Usage {
 pub struct ChatMessage {
     pub id: MessageId,
     pub role: Role,
+    /// The text; a reply's answer alone, without its reasoning.
     pub content: String,
+    /// A reply's reasoning (the model's thinking before its answer), kept apart from
+    /// `content`: never sent to the model again, never indexed for search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     #[serde(with = "iso_millis")]
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,6 +328,10 @@ pub enum MessagePart {
     Text {
         text: String,
     },
+    /// A reply's reasoning, before its text (the AI SDK's reasoning part).
+    Reasoning {
+        text: String,
+    },
     File {
         media_type: String,
         url: String,
@@ -345,6 +357,7 @@ impl ChatMessage {
             id: MessageId::new(),
             role,
             content: content.into(),
+            reasoning: None,
             created_at: now(),
             model: None,
             finish_reason: None,
@@ -369,12 +382,18 @@ impl ChatMessage {
         }
     }
 
-    /// The message's parts: the stored ones, or its text as a single text part.
+    /// The message's parts: the stored ones, or its reasoning and text as parts.
     pub fn parts_or_text(&self) -> Vec<MessagePart> {
         self.parts.clone().unwrap_or_else(|| {
-            vec![MessagePart::Text {
-                text: self.content.clone(),
-            }]
+            let reasoning = self
+                .reasoning
+                .iter()
+                .map(|text| MessagePart::Reasoning { text: text.clone() });
+            reasoning
+                .chain([MessagePart::Text {
+                    text: self.content.clone(),
+                }])
+                .collect()
         })
     }
 }
@@ -574,6 +593,7 @@ mod tests {
         msg.usage = Some(Usage {
             prompt_tokens: 3,
             completion_tokens: 1,
+            reasoning_tokens: None,
         });
         msg.ttft_ms = Some(12);
         let json = serde_json::to_value(&msg).unwrap();

@@ -12,5 +12,5 @@ pub use message::{
     TITLE_FROM_MESSAGE_CHARS, Thread, ThreadStatus, Title, TitleError, ToolCall, Usage, iso_millis,
     now,
 };
-pub use model::{MaxTokens, ModelError, ModelName, Temperature};
+pub use model::{MaxTokens, ModelError, ModelName, ReasoningError, Temperature, parse_reasoning};
 pub use tools::{FunctionTool, MAX_TOOLS, ToolChoice, ToolError, Tools};

@@ -1,4 +1,5 @@
-//! What a chat request may ask of the model: which model, how random, how long.
+//! What a chat request may ask of the model: which model, how random, how long, whether it
+//! reasons first.
 
 use std::fmt;
 
@@ -83,9 +84,138 @@ impl MaxTokens {
     }
 }
 
+/// Efforts a request may name (OpenAI's, OpenRouter's); `none` turns reasoning off. Hermes-4
+/// has no levels: any other effort turns it on.
+const EFFORTS: [&str; 6] = ["none", "minimal", "low", "medium", "high", "xhigh"];
+
+/// Why a request's reasoning setting was refused: the field and the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` {reason}")]
+pub struct ReasoningError {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+/// Whether a request asks the model to reason: `Some(on)` when it says, `None` when it
+/// leaves it to `DEFAULT_REASONING`.
+///
+/// `reasoning` (OpenRouter's shape, which the AI SDK and OpenAI-SDK apps send in the body) is
+/// `true` / `false`, or `{enabled?, effort?, max_tokens?, exclude?}`: `enabled` says, else
+/// an effort other than `none` or a positive `max_tokens` turns it on, and an object that says
+/// neither turns it on too. `reasoning_effort` (OpenAI's) is one of [`EFFORTS`]; `reasoning`
+/// wins when both are given. `null` is as absent.
+///
+/// # Errors
+/// [`ReasoningError`] for a value of the wrong type or an unknown effort.
+pub fn parse_reasoning(
+    reasoning: Option<&serde_json::Value>,
+    effort: Option<&serde_json::Value>,
+) -> Result<Option<bool>, ReasoningError> {
+    use serde_json::Value;
+    let effort_on = |value: &Value, field: &'static str| match value.as_str() {
+        Some(effort) if EFFORTS.contains(&effort) => Ok(effort != "none"),
+        _ => Err(ReasoningError {
+            field,
+            reason: "must be one of none, minimal, low, medium, high, xhigh",
+        }),
+    };
+    match reasoning {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(on)) => return Ok(Some(*on)),
+        Some(Value::Object(fields)) => {
+            if let Some(enabled) = fields.get("enabled").filter(|v| !v.is_null()) {
+                return match enabled.as_bool() {
+                    Some(on) => Ok(Some(on)),
+                    None => Err(ReasoningError {
+                        field: "reasoning.enabled",
+                        reason: "must be true or false",
+                    }),
+                };
+            }
+            if let Some(effort) = fields.get("effort").filter(|v| !v.is_null()) {
+                return effort_on(effort, "reasoning.effort").map(Some);
+            }
+            if let Some(max) = fields.get("max_tokens").filter(|v| !v.is_null()) {
+                return match max.as_u64() {
+                    Some(max) => Ok(Some(max > 0)),
+                    None => Err(ReasoningError {
+                        field: "reasoning.max_tokens",
+                        reason: "must be a whole number",
+                    }),
+                };
+            }
+            return Ok(Some(true));
+        }
+        Some(_) => {
+            return Err(ReasoningError {
+                field: "reasoning",
+                reason: "must be true, false or an object such as `{\"enabled\": true}`",
+            });
+        }
+    }
+    match effort {
+        None | Some(Value::Null) => Ok(None),
+        Some(effort) => effort_on(effort, "reasoning_effort").map(Some),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasoning_is_asked_for_in_either_shape_and_refused_with_its_field() {
+        use serde_json::json;
+        let asked = |r: serde_json::Value, e: serde_json::Value| {
+            parse_reasoning(
+                Some(&r).filter(|v| !v.is_null()),
+                Some(&e).filter(|v| !v.is_null()),
+            )
+        };
+        let null = serde_json::Value::Null;
+        let cases = [
+            (null.clone(), null.clone(), Ok(None)),
+            (json!({ "enabled": true }), null.clone(), Ok(Some(true))),
+            (
+                json!({ "enabled": false, "effort": "high" }),
+                null.clone(),
+                Ok(Some(false)),
+            ),
+            (json!({ "effort": "none" }), null.clone(), Ok(Some(false))),
+            (json!({ "effort": "low" }), null.clone(), Ok(Some(true))),
+            (json!({ "max_tokens": 0 }), null.clone(), Ok(Some(false))),
+            (json!({}), null.clone(), Ok(Some(true))),
+            (json!(true), null.clone(), Ok(Some(true))),
+            (null.clone(), json!("medium"), Ok(Some(true))),
+            (null.clone(), json!("none"), Ok(Some(false))),
+            (json!({ "enabled": false }), json!("high"), Ok(Some(false))),
+        ];
+        for (reasoning, effort, want) in cases {
+            assert_eq!(
+                asked(reasoning.clone(), effort.clone()),
+                want,
+                "{reasoning} {effort}"
+            );
+        }
+        for (reasoning, effort, field) in [
+            (json!("yes"), null.clone(), "reasoning"),
+            (
+                json!({ "enabled": "yes" }),
+                null.clone(),
+                "reasoning.enabled",
+            ),
+            (json!({ "effort": "max" }), null.clone(), "reasoning.effort"),
+            (
+                json!({ "max_tokens": -1 }),
+                null.clone(),
+                "reasoning.max_tokens",
+            ),
+            (null.clone(), json!("extreme"), "reasoning_effort"),
+            (null.clone(), json!(1), "reasoning_effort"),
+        ] {
+            assert_eq!(asked(reasoning, effort).unwrap_err().field, field);
+        }
+    }
 
     #[test]
     fn only_allowed_models_parse() {

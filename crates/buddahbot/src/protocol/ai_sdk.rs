@@ -4,7 +4,8 @@
 //!
 //! Only chunk types and fields that `ai`'s `uiMessageChunkSchema` accepts are made: the client
 //! validates every chunk and fails the whole stream on one it does not know. A text reply is
-//! `start` → `start-step` → `text-start` → `text-delta`… → `text-end` → `finish-step` →
+//! `start` → `start-step` → (`reasoning-start` → `reasoning-delta`… → `reasoning-end`, when
+//! the model reasoned) → `text-start` → `text-delta`… → `text-end` → `finish-step` →
 //! `finish`, then `data: [DONE]` (which `ai`'s own servers send after every stream, failed or
 //! not). A failure after the start is `error` followed by `finish` with `finishReason:
 //! "error"`.
@@ -22,6 +23,9 @@ pub const STREAM_HEADER: (&str, &str) = ("x-vercel-ai-ui-message-stream", "v1");
 /// Id of the one text part of a reply. Part ids only need to be unique within a message.
 pub const TEXT_PART_ID: &str = "text-0";
 
+/// Id of the reasoning part of a reply, which comes before its text.
+pub const REASONING_PART_ID: &str = "reasoning-0";
+
 /// One chunk of the stream.
 #[derive(Debug, Serialize)]
 #[serde(
@@ -34,6 +38,16 @@ pub enum UiChunk<'a> {
         message_id: &'a str,
     },
     StartStep,
+    ReasoningStart {
+        id: &'a str,
+    },
+    ReasoningDelta {
+        id: &'a str,
+        delta: &'a str,
+    },
+    ReasoningEnd {
+        id: &'a str,
+    },
     TextStart {
         id: &'a str,
     },
@@ -226,6 +240,9 @@ fn push_step(ui: &mut Value, message: &ChatMessage) {
         return;
     };
     parts.push(json!({ "type": "step-start" }));
+    if let Some(reasoning) = &message.reasoning {
+        parts.push(json!({ "type": "reasoning", "text": reasoning }));
+    }
     if !message.content.is_empty() {
         parts.push(json!({ "type": "text", "text": message.content }));
     }
@@ -281,6 +298,7 @@ mod tests {
         m.usage = Some(Usage {
             prompt_tokens: 9,
             completion_tokens: 2,
+            reasoning_tokens: None,
         });
         m
     }

@@ -13,12 +13,13 @@ use serde_json::{Value, json};
 use crate::{
     domain::{ChatMessage, MessageId, ReplyFormat, ToolCall},
     protocol::{
-        ai_sdk::{self, TEXT_PART_ID, UiChunk},
+        ai_sdk::{self, REASONING_PART_ID, TEXT_PART_ID, UiChunk},
         openai,
         responses::{self, ResponseId, Settings},
     },
     upstream::{
         Chunk,
+        markup::{Piece, Splitter},
         tool_calls::{CallPiece, ToolCalls},
     },
 };
@@ -55,13 +56,14 @@ pub struct Encoder {
 }
 
 enum Kind {
-    /// Forwards the upstream's own `chat.completion.chunk`s, byte for byte.
-    OpenAi {
-        /// Whether the client asked for the usage-only chunk.
-        include_usage: bool,
-    },
+    /// Forwards the upstream's own `chat.completion.chunk`s, byte for byte, when they are
+    /// plain answer text; rewrites those that carry reasoning or markup (one chunk per piece,
+    /// reasoning as `delta.reasoning_content`).
+    OpenAi(OpenAiStream),
     /// Re-encodes the reply as the AI SDK's UI message stream.
     Ui {
+        /// Whether `reasoning-start` went out and no `reasoning-end` yet.
+        reasoning_open: bool,
         /// Whether `text-start` went out (it waits for the first text).
         text_open: bool,
         /// The tool calls streamed so far (their ids name their events).
@@ -74,6 +76,16 @@ enum Kind {
     Responses(Box<ResponseStream>),
 }
 
+/// An OpenAI stream's state.
+struct OpenAiStream {
+    /// Whether the client asked for the usage-only chunk.
+    include_usage: bool,
+    /// The current chunk went out as it came: its pieces are not encoded again.
+    forwarded: bool,
+    /// The completion's id, time and model, for the chunks we write.
+    head: Option<openai::ChunkHead>,
+}
+
 /// A streamed response's state: its identity and the output items open so far.
 pub struct ResponseStream {
     id: ResponseId,
@@ -84,6 +96,8 @@ pub struct ResponseStream {
     seq: u64,
     /// The text item being written: its output index and text so far.
     text: Option<(usize, String)>,
+    /// The reasoning item being written: its output index and text so far.
+    reasoning: Option<(usize, String)>,
     /// Output items started (text and calls), the next one's index.
     next_index: usize,
     calls: ToolCalls,
@@ -94,8 +108,13 @@ pub struct ResponseStream {
 impl Encoder {
     pub fn new(format: ReplyFormat, include_usage: bool) -> Self {
         let kind = match format {
-            ReplyFormat::OpenAi => Kind::OpenAi { include_usage },
+            ReplyFormat::OpenAi => Kind::OpenAi(OpenAiStream {
+                include_usage,
+                forwarded: false,
+                head: None,
+            }),
             ReplyFormat::Ui | ReplyFormat::Responses => Kind::Ui {
+                reasoning_open: false,
                 text_open: false,
                 calls: ToolCalls::default(),
                 continues: None,
@@ -134,6 +153,7 @@ impl Encoder {
             created_at,
             seq: 0,
             text: None,
+            reasoning: None,
             next_index: 0,
             call_indexes: Vec::new(),
         }));
@@ -166,45 +186,73 @@ impl Encoder {
         }
     }
 
-    /// The events for one upstream chunk.
-    pub fn chunk(&mut self, chunk: &Chunk<'_>, sink: &mut impl EventSink) {
+    /// The events for one upstream chunk, before its pieces: an OpenAI client gets a `plain`
+    /// chunk (see [`Splitter::is_plain`]) as it came, and the role of one that is rewritten.
+    pub fn chunk(&mut self, chunk: &Chunk<'_>, plain: bool, sink: &mut impl EventSink) {
+        if let Kind::OpenAi(stream) = &mut self.kind {
+            stream.chunk(chunk, plain, &mut self.scratch, sink);
+        }
+    }
+
+    /// The events for one piece of what the model says (of the current chunk, or held back
+    /// until the end of the reply).
+    pub fn piece(&mut self, piece: &Piece<'_>, sink: &mut impl EventSink) {
         match &mut self.kind {
-            Kind::OpenAi { include_usage } => {
-                if !*include_usage && chunk.view.is_usage_only() {
-                    return;
-                }
-                if chunk.raw.contains(&b'\n') {
-                    // Data sent over several `data:` lines arrives joined by newlines. A raw
-                    // newline can only sit between JSON tokens, where a space means the same
-                    // and keeps the event on one line of ours.
-                    self.scratch.clear();
-                    self.scratch
-                        .extend(chunk.raw.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
-                    sink.event(&self.scratch);
-                } else {
-                    sink.event(chunk.raw);
-                }
-            }
-            Kind::Responses(stream) => {
-                for choice in &chunk.view.choices {
-                    if let Some(delta) = choice.delta.content.as_deref().filter(|d| !d.is_empty()) {
-                        stream.text_delta(delta, sink);
-                    }
-                    for piece in choice.delta.tool_calls.iter().flatten() {
-                        let mut pieces = Vec::new();
-                        stream.calls.add(piece, |_, piece| pieces.push(piece));
-                        for piece in pieces {
-                            stream.call_piece(piece, sink);
-                        }
+            Kind::OpenAi(stream) => stream.piece(piece, sink),
+            Kind::Responses(stream) => match piece {
+                Piece::Reasoning(text) => stream.grow(Growing::Reasoning, text, sink),
+                Piece::Text(text) => stream.grow(Growing::Text, text, sink),
+                Piece::Call(call) => {
+                    let mut pieces = Vec::new();
+                    stream.calls.add(call, |_, piece| pieces.push(piece));
+                    for piece in pieces {
+                        stream.call_piece(piece, sink);
                     }
                 }
-            }
+            },
             Kind::Ui {
-                text_open, calls, ..
+                reasoning_open,
+                text_open,
+                calls,
+                ..
             } => {
                 let scratch = &mut self.scratch;
-                for choice in &chunk.view.choices {
-                    if let Some(delta) = choice.delta.content.as_deref().filter(|d| !d.is_empty()) {
+                if !matches!(piece, Piece::Reasoning(_)) && *reasoning_open {
+                    *reasoning_open = false;
+                    write_ui(
+                        scratch,
+                        &UiChunk::ReasoningEnd {
+                            id: REASONING_PART_ID,
+                        },
+                        sink,
+                    );
+                }
+                match piece {
+                    Piece::Reasoning(delta) => {
+                        if *text_open {
+                            *text_open = false;
+                            write_ui(scratch, &UiChunk::TextEnd { id: TEXT_PART_ID }, sink);
+                        }
+                        if !*reasoning_open {
+                            *reasoning_open = true;
+                            write_ui(
+                                scratch,
+                                &UiChunk::ReasoningStart {
+                                    id: REASONING_PART_ID,
+                                },
+                                sink,
+                            );
+                        }
+                        write_ui(
+                            scratch,
+                            &UiChunk::ReasoningDelta {
+                                id: REASONING_PART_ID,
+                                delta,
+                            },
+                            sink,
+                        );
+                    }
+                    Piece::Text(delta) => {
                         if !*text_open {
                             *text_open = true;
                             write_ui(scratch, &UiChunk::TextStart { id: TEXT_PART_ID }, sink);
@@ -218,13 +266,19 @@ impl Encoder {
                             sink,
                         );
                     }
-                    for piece in choice.delta.tool_calls.iter().flatten() {
-                        calls.add(piece, |calls, piece| {
-                            tool_piece_events(calls, piece, text_open, scratch, sink);
-                        });
-                    }
+                    Piece::Call(call) => calls.add(call, |calls, piece| {
+                        tool_piece_events(calls, piece, text_open, scratch, sink);
+                    }),
                 }
             }
+        }
+    }
+
+    /// The events that end one upstream chunk, after its pieces: a rewritten OpenAI chunk's
+    /// finish reason (as `splitter` gives it) and usage.
+    pub fn end_chunk(&mut self, chunk: &Chunk<'_>, splitter: &Splitter, sink: &mut impl EventSink) {
+        if let Kind::OpenAi(stream) = &mut self.kind {
+            stream.end_chunk(chunk, splitter, sink);
         }
     }
 
@@ -262,7 +316,7 @@ impl Encoder {
             return;
         }
         if let Kind::Ui { .. } = self.kind {
-            self.close_text(sink);
+            self.close_parts(sink);
             for call in reply.tool_calls.iter().flatten() {
                 self.tool_input(call, sink);
             }
@@ -284,11 +338,11 @@ impl Encoder {
             return;
         }
         match self.kind {
-            Kind::OpenAi { .. } => sink.event(
+            Kind::OpenAi(_) => sink.event(
                 openai::error_event(failure.code, "server_error", failure.message).as_bytes(),
             ),
             Kind::Ui { .. } | Kind::Responses(_) => {
-                self.close_text(sink);
+                self.close_parts(sink);
                 self.ui(
                     &UiChunk::Error {
                         error_text: failure.message,
@@ -318,9 +372,9 @@ impl Encoder {
             return;
         }
         match self.kind {
-            Kind::OpenAi { .. } => sink.event(openai::stop_chunk(reply).as_bytes()),
+            Kind::OpenAi(_) => sink.event(openai::stop_chunk(reply).as_bytes()),
             Kind::Ui { .. } | Kind::Responses(_) => {
-                self.close_text(sink);
+                self.close_parts(sink);
                 self.ui(&UiChunk::Abort { reason: "stopped" }, sink);
             }
         }
@@ -334,8 +388,11 @@ impl Encoder {
             // The live sequence, with the whole text and each call at once.
             self.open(&reply.id, sink);
             if let Kind::Responses(stream) = &mut self.kind {
+                if let Some(reasoning) = reply.reasoning.as_deref().filter(|r| !r.is_empty()) {
+                    stream.grow(Growing::Reasoning, reasoning, sink);
+                }
                 if !reply.content.is_empty() {
-                    stream.text_delta(&reply.content, sink);
+                    stream.grow(Growing::Text, &reply.content, sink);
                 }
                 for call in reply.tool_calls.iter().flatten() {
                     stream.whole_call(call, sink);
@@ -345,13 +402,34 @@ impl Encoder {
             return;
         }
         match self.kind {
-            Kind::OpenAi { include_usage } => {
+            Kind::OpenAi(OpenAiStream { include_usage, .. }) => {
                 for chunk in openai::replay_chunks(reply, include_usage) {
                     sink.event(chunk.as_bytes());
                 }
             }
             Kind::Ui { .. } | Kind::Responses(_) => {
                 self.open(&reply.id, sink);
+                if let Some(reasoning) = reply.reasoning.as_deref().filter(|r| !r.is_empty()) {
+                    self.ui(
+                        &UiChunk::ReasoningStart {
+                            id: REASONING_PART_ID,
+                        },
+                        sink,
+                    );
+                    self.ui(
+                        &UiChunk::ReasoningDelta {
+                            id: REASONING_PART_ID,
+                            delta: reasoning,
+                        },
+                        sink,
+                    );
+                    self.ui(
+                        &UiChunk::ReasoningEnd {
+                            id: REASONING_PART_ID,
+                        },
+                        sink,
+                    );
+                }
                 let calls = reply.tool_calls.as_deref().unwrap_or_default();
                 // The text part opens even for an empty reply, so the client shows one
                 // (unless the reply is tool calls alone).
@@ -426,22 +504,179 @@ impl Encoder {
         }
     }
 
-    /// `text-end` for an open text part, so the client marks what arrived as complete.
-    fn close_text(&mut self, sink: &mut impl EventSink) {
-        if let Kind::Ui { text_open, .. } = &mut self.kind
-            && *text_open
+    /// `reasoning-end` and `text-end` for open parts, so the client marks what arrived as
+    /// complete.
+    fn close_parts(&mut self, sink: &mut impl EventSink) {
+        if let Kind::Ui {
+            reasoning_open,
+            text_open,
+            ..
+        } = &mut self.kind
         {
-            *text_open = false;
-            write_ui(
-                &mut self.scratch,
-                &UiChunk::TextEnd { id: TEXT_PART_ID },
-                sink,
-            );
+            if std::mem::take(reasoning_open) {
+                write_ui(
+                    &mut self.scratch,
+                    &UiChunk::ReasoningEnd {
+                        id: REASONING_PART_ID,
+                    },
+                    sink,
+                );
+            }
+            if std::mem::take(text_open) {
+                write_ui(
+                    &mut self.scratch,
+                    &UiChunk::TextEnd { id: TEXT_PART_ID },
+                    sink,
+                );
+            }
         }
     }
 
     fn ui(&mut self, chunk: &UiChunk<'_>, sink: &mut impl EventSink) {
         write_ui(&mut self.scratch, chunk, sink);
+    }
+}
+
+impl OpenAiStream {
+    /// A `plain` chunk (see [`Splitter::is_plain`]) goes out as it came; a rewritten one's
+    /// role goes out at once, its pieces as [`piece`](Self::piece) writes them.
+    fn chunk(
+        &mut self,
+        chunk: &Chunk<'_>,
+        plain: bool,
+        scratch: &mut Vec<u8>,
+        sink: &mut impl EventSink,
+    ) {
+        if self.head.is_none() && chunk.view.id.is_some() {
+            self.head = Some(openai::ChunkHead::of(&chunk.view));
+        }
+        self.forwarded = plain;
+        if !plain {
+            if chunk.view.choices.iter().any(|c| c.delta.role.is_some()) {
+                let role = json!({ "role": "assistant", "content": "" });
+                sink.event(self.head().delta_chunk(&role).as_bytes());
+            }
+            return;
+        }
+        if !self.include_usage && chunk.view.is_usage_only() {
+            return;
+        }
+        if chunk.raw.contains(&b'\n') {
+            // Data sent over several `data:` lines arrives joined by newlines. A raw
+            // newline can only sit between JSON tokens, where a space means the same
+            // and keeps the event on one line of ours.
+            scratch.clear();
+            scratch.extend(chunk.raw.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+            sink.event(scratch);
+        } else {
+            sink.event(chunk.raw);
+        }
+    }
+
+    /// A rewritten chunk's piece as a chunk of its own: reasoning as `reasoning_content`.
+    fn piece(&mut self, piece: &Piece<'_>, sink: &mut impl EventSink) {
+        if self.forwarded {
+            return;
+        }
+        let delta = match piece {
+            Piece::Reasoning(text) => json!({ "reasoning_content": text }),
+            Piece::Text(text) => json!({ "content": text }),
+            Piece::Call(call) => json!({ "tool_calls": [call] }),
+        };
+        sink.event(self.head().delta_chunk(&delta).as_bytes());
+    }
+
+    /// A rewritten chunk's finish reason (as `splitter` gives it) and usage.
+    fn end_chunk(&mut self, chunk: &Chunk<'_>, splitter: &Splitter, sink: &mut impl EventSink) {
+        if std::mem::take(&mut self.forwarded) {
+            return;
+        }
+        let finish_reason = chunk
+            .view
+            .choices
+            .iter()
+            .find_map(|c| c.finish_reason.as_deref())
+            .map(|reason| splitter.finish_reason(reason));
+        let usage = chunk.view.usage.filter(|_| self.include_usage);
+        if finish_reason.is_some() || usage.is_some() {
+            sink.event(self.head().finish_chunk(finish_reason, usage).as_bytes());
+        }
+    }
+
+    fn head(&mut self) -> &openai::ChunkHead {
+        self.head.get_or_insert_with(openai::ChunkHead::default)
+    }
+}
+
+/// An output item of one content part that grows as the model writes: the message's text,
+/// or the reasoning. Both stream alike (added, part added, deltas, done, part done, done).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Growing {
+    Text,
+    Reasoning,
+}
+
+impl Growing {
+    fn other(self) -> Self {
+        match self {
+            Self::Text => Self::Reasoning,
+            Self::Reasoning => Self::Text,
+        }
+    }
+
+    fn item_id(self, reply: &MessageId) -> String {
+        match self {
+            Self::Text => responses::message_item_id(reply),
+            Self::Reasoning => responses::reasoning_item_id(reply),
+        }
+    }
+
+    fn part(self, text: &str) -> Value {
+        match self {
+            Self::Text => responses::output_text(text),
+            Self::Reasoning => responses::reasoning_text(text),
+        }
+    }
+
+    /// The item: in progress and empty, or completed with its `text`.
+    fn item(self, id: &str, text: Option<&str>) -> Value {
+        match (self, text) {
+            (Self::Text, None) => json!({
+                "id": id, "type": "message", "status": "in_progress", "role": "assistant",
+                "content": [],
+            }),
+            (Self::Text, Some(text)) => json!({
+                "id": id, "type": "message", "status": "completed", "role": "assistant",
+                "content": [responses::output_text(text)],
+            }),
+            (Self::Reasoning, None) => json!({
+                "id": id, "type": "reasoning", "status": "in_progress", "summary": [],
+                "content": [],
+            }),
+            (Self::Reasoning, Some(text)) => responses::reasoning_item(id, text),
+        }
+    }
+
+    fn delta_event(self) -> &'static str {
+        match self {
+            Self::Text => "response.output_text.delta",
+            Self::Reasoning => "response.reasoning_text.delta",
+        }
+    }
+
+    fn done_event(self) -> &'static str {
+        match self {
+            Self::Text => "response.output_text.done",
+            Self::Reasoning => "response.reasoning_text.done",
+        }
+    }
+
+    /// An event's body, with the `logprobs` output text events carry.
+    fn with_logprobs(self, mut body: Value) -> Value {
+        if self == Self::Text {
+            body["logprobs"] = json!([]);
+        }
+        body
     }
 }
 
@@ -476,77 +711,71 @@ impl ResponseStream {
         )
     }
 
-    fn text_item_id(&self) -> String {
-        responses::message_item_id(&self.id.reply)
-    }
-
-    fn text_delta(&mut self, delta: &str, sink: &mut impl EventSink) {
-        if self.text.is_none() {
+    /// Streams `delta` into the item of `kind`, opening it (and closing the other one) first.
+    fn grow(&mut self, kind: Growing, delta: &str, sink: &mut impl EventSink) {
+        self.close(kind.other(), sink);
+        let item_id = kind.item_id(&self.id.reply);
+        if self.growing(kind).is_none() {
             let index = self.next_index;
             self.next_index += 1;
-            self.text = Some((index, String::new()));
-            let item_id = self.text_item_id();
+            *self.growing(kind) = Some((index, String::new()));
             self.emit(
                 "response.output_item.added",
-                json!({ "output_index": index, "item": {
-                    "id": item_id, "type": "message", "status": "in_progress",
-                    "role": "assistant", "content": [],
-                } }),
+                json!({ "output_index": index, "item": kind.item(&item_id, None) }),
                 sink,
             );
             self.emit(
                 "response.content_part.added",
                 json!({ "item_id": item_id, "output_index": index, "content_index": 0,
-                    "part": responses::output_text("") }),
+                    "part": kind.part("") }),
                 sink,
             );
         }
-        let item_id = self.text_item_id();
-        let Some((index, text)) = &mut self.text else {
+        let Some((index, text)) = self.growing(kind) else {
             return;
         };
         text.push_str(delta);
         let index = *index;
-        self.emit(
-            "response.output_text.delta",
-            json!({ "item_id": item_id, "output_index": index, "content_index": 0,
-                "delta": delta, "logprobs": [] }),
-            sink,
-        );
+        let body = json!({ "item_id": item_id, "output_index": index, "content_index": 0,
+            "delta": delta });
+        self.emit(kind.delta_event(), kind.with_logprobs(body), sink);
     }
 
-    /// Ends the text item, if one is open.
-    fn close_text(&mut self, sink: &mut impl EventSink) {
-        let Some((index, text)) = self.text.take() else {
+    /// Ends the item of `kind`, if one is open.
+    fn close(&mut self, kind: Growing, sink: &mut impl EventSink) {
+        let Some((index, text)) = self.growing(kind).take() else {
             return;
         };
-        let item_id = self.text_item_id();
-        self.emit(
-            "response.output_text.done",
-            json!({ "item_id": item_id, "output_index": index, "content_index": 0,
-                "text": text, "logprobs": [] }),
-            sink,
-        );
+        let item_id = kind.item_id(&self.id.reply);
+        let body = json!({ "item_id": item_id, "output_index": index, "content_index": 0,
+            "text": text });
+        self.emit(kind.done_event(), kind.with_logprobs(body), sink);
         self.emit(
             "response.content_part.done",
             json!({ "item_id": item_id, "output_index": index, "content_index": 0,
-                "part": responses::output_text(&text) }),
+                "part": kind.part(&text) }),
             sink,
         );
         self.emit(
             "response.output_item.done",
-            json!({ "output_index": index, "item": {
-                "id": item_id, "type": "message", "status": "completed", "role": "assistant",
-                "content": [responses::output_text(&text)],
-            } }),
+            json!({ "output_index": index, "item": kind.item(&item_id, Some(&text)) }),
             sink,
         );
+    }
+
+    /// The open item of `kind`: its output index and text so far.
+    fn growing(&mut self, kind: Growing) -> &mut Option<(usize, String)> {
+        match kind {
+            Growing::Text => &mut self.text,
+            Growing::Reasoning => &mut self.reasoning,
+        }
     }
 
     fn call_piece(&mut self, piece: CallPiece<'_>, sink: &mut impl EventSink) {
         match piece {
             CallPiece::Started { position } => {
-                self.close_text(sink);
+                self.close(Growing::Reasoning, sink);
+                self.close(Growing::Text, sink);
                 let index = self.next_index;
                 self.next_index += 1;
                 self.call_indexes.push(index);
@@ -597,7 +826,8 @@ impl ResponseStream {
 
     /// Ends every open item: the text, and each call (whole when the reply kept it).
     fn close_items(&mut self, reply: Option<&ChatMessage>, sink: &mut impl EventSink) {
-        self.close_text(sink);
+        self.close(Growing::Reasoning, sink);
+        self.close(Growing::Text, sink);
         let kept = reply
             .and_then(|r| r.tool_calls.as_deref())
             .unwrap_or_default();
@@ -694,21 +924,26 @@ mod tests {
         m.usage = Some(Usage {
             prompt_tokens: 9,
             completion_tokens: 2,
+            reasoning_tokens: None,
         });
         m
     }
 
+    /// The events of `raws`, each chunk split and encoded as the turn does.
     fn chunk_events(encoder: &mut Encoder, raws: &[&str], out: &mut Vec<String>) {
+        let mut splitter = Splitter::new("r1", true);
         for raw in raws {
             let view: ChunkView<'_> = serde_json::from_str(raw).unwrap();
-            encoder.chunk(
-                &Chunk {
-                    raw: raw.as_bytes(),
-                    view,
-                },
-                out,
-            );
+            let chunk = Chunk {
+                raw: raw.as_bytes(),
+                view,
+            };
+            let plain = splitter.is_plain(&chunk.view);
+            encoder.chunk(&chunk, plain, out);
+            splitter.split(&chunk.view, |piece| encoder.piece(&piece, out));
+            encoder.end_chunk(&chunk, &splitter, out);
         }
+        splitter.finish(|piece| encoder.piece(&piece, out));
     }
 
     fn kinds(events: &[String]) -> Vec<String> {
@@ -739,6 +974,139 @@ mod tests {
             assert_eq!(out[..], TEXT[..want]);
             encoder.finish(&reply("Four."), &mut out);
             assert_eq!(out.last().unwrap(), "[DONE]");
+        }
+    }
+
+    /// A reply that thinks inline, its tags cut across chunks.
+    const THINKING: &[&str] = &[
+        r#"{"id":"c1","created":7,"model":"m","choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+        r#"{"id":"c1","created":7,"model":"m","choices":[{"delta":{"content":"<thi"}}]}"#,
+        r#"{"id":"c1","created":7,"model":"m","choices":[{"delta":{"content":"nk>Hm, 4.</th"}}]}"#,
+        r#"{"id":"c1","created":7,"model":"m","choices":[{"delta":{"content":"ink>\n\nFo"}}]}"#,
+        r#"{"id":"c1","created":7,"model":"m","choices":[{"delta":{"content":"ur."},"finish_reason":"stop"}]}"#,
+    ];
+
+    fn thinking_reply() -> ChatMessage {
+        let mut reply = reply("Four.");
+        reply.reasoning = Some("Hm, 4.".into());
+        reply
+    }
+
+    #[test]
+    fn openai_clients_get_reasoning_as_reasoning_content_and_plain_chunks_as_they_came() {
+        let mut encoder = Encoder::new(ReplyFormat::OpenAi, false);
+        let mut out = Vec::new();
+        chunk_events(&mut encoder, THINKING, &mut out);
+        assert_eq!(out[0], THINKING[0], "a plain chunk goes out as it came");
+        let deltas: Vec<Value> = out[1..]
+            .iter()
+            .map(|e| serde_json::from_str::<Value>(e).unwrap())
+            .inspect(|chunk| {
+                assert_eq!((&chunk["id"], &chunk["created"]), (&json!("c1"), &json!(7)))
+            })
+            .map(|chunk| chunk["choices"][0]["delta"].clone())
+            .collect();
+        let text =
+            |key: &str| -> String { deltas.iter().filter_map(|d| d[key].as_str()).collect() };
+        assert_eq!(text("reasoning_content"), "Hm, 4.");
+        assert_eq!(text("content"), "Four.");
+        assert_eq!(
+            out.last().unwrap(),
+            THINKING[4],
+            "plain again after the tags"
+        );
+
+        // A replay says the same.
+        let mut out = Vec::new();
+        Encoder::new(ReplyFormat::OpenAi, false).replay(&thinking_reply(), &mut out);
+        let chunks: Vec<Value> = out[..out.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        assert_eq!(
+            chunks[1]["choices"][0]["delta"]["reasoning_content"],
+            "Hm, 4."
+        );
+        assert_eq!(chunks[2]["choices"][0]["delta"]["content"], "Four.");
+    }
+
+    #[test]
+    fn ui_and_responses_streams_send_a_reasoning_part_before_the_text_live_and_replayed() {
+        let ui_kinds = [
+            "start",
+            "start-step",
+            "reasoning-start",
+            "reasoning-delta",
+            "reasoning-end",
+            "text-start",
+            "text-delta",
+            "text-end",
+            "finish-step",
+            "finish",
+            "[DONE]",
+        ];
+        let mut encoder = Encoder::new(ReplyFormat::Ui, false);
+        let mut out = Vec::new();
+        encoder.open(&MessageId::new(), &mut out);
+        chunk_events(&mut encoder, THINKING, &mut out);
+        encoder.finish(&thinking_reply(), &mut out);
+        let mut merged = kinds(&out);
+        merged.dedup();
+        assert_eq!(merged, ui_kinds);
+        let mut replayed = Vec::new();
+        Encoder::new(ReplyFormat::Ui, false).replay(&thinking_reply(), &mut replayed);
+        assert_eq!(kinds(&replayed), ui_kinds);
+        let delta: Value = serde_json::from_str(&replayed[3]).unwrap();
+        assert_eq!(delta["delta"], "Hm, 4.");
+
+        let responding = || {
+            Encoder::new(ReplyFormat::Responses, false).responding(
+                ResponseId {
+                    reply: MessageId::new(),
+                    thread: crate::domain::ThreadId::parse("t").unwrap(),
+                },
+                Arc::new(Settings::default()),
+                "m",
+                1,
+            )
+        };
+        let mut live = Vec::new();
+        let mut encoder = responding();
+        encoder.open(&MessageId::new(), &mut live);
+        chunk_events(&mut encoder, THINKING, &mut live);
+        encoder.finish(&thinking_reply(), &mut live);
+        let mut replayed = Vec::new();
+        responding().replay(&thinking_reply(), &mut replayed);
+        for events in [&live, &replayed] {
+            let mut merged = kinds(events);
+            merged.dedup();
+            assert_eq!(
+                merged,
+                [
+                    "response.created",
+                    "response.in_progress",
+                    "response.output_item.added",
+                    "response.content_part.added",
+                    "response.reasoning_text.delta",
+                    "response.reasoning_text.done",
+                    "response.content_part.done",
+                    "response.output_item.done",
+                    "response.output_item.added",
+                    "response.content_part.added",
+                    "response.output_text.delta",
+                    "response.output_text.done",
+                    "response.content_part.done",
+                    "response.output_item.done",
+                    "response.completed",
+                ]
+            );
+            let done = events
+                .iter()
+                .map(|e| serde_json::from_str::<Value>(e).unwrap())
+                .find(|e| e["type"] == "response.reasoning_text.done")
+                .unwrap();
+            assert_eq!(done["text"], "Hm, 4.");
+            assert_eq!(done["output_index"], 0);
         }
     }
 

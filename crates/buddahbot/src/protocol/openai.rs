@@ -5,7 +5,10 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::domain::{ChatMessage, ToolCall};
+use crate::{
+    domain::{ChatMessage, ToolCall},
+    upstream::wire::{ChunkView, WireUsage},
+};
 
 /// `data: [DONE]`, the end of a successful stream.
 pub const DONE: &str = "[DONE]";
@@ -34,17 +37,82 @@ fn completion_id(reply: &ChatMessage) -> String {
 }
 
 fn usage_json(reply: &ChatMessage) -> Option<serde_json::Value> {
-    reply.usage.map(|u| {
-        json!({
-            "prompt_tokens": u.prompt_tokens,
-            "completion_tokens": u.completion_tokens,
-            "total_tokens": u.prompt_tokens + u.completion_tokens,
-        })
-    })
+    reply
+        .usage
+        .map(|u| wire_usage_json(u.prompt_tokens, u.completion_tokens, u.reasoning_tokens))
 }
 
-/// A stored reply as the chunks of a stream: the role, the text, the tool calls (each
-/// whole), the finish reason, and the usage when asked for.
+/// A usage object: the reasoning tokens in `completion_tokens_details` when known.
+fn wire_usage_json(prompt: u32, completion: u32, reasoning: Option<u32>) -> serde_json::Value {
+    let mut usage = json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": u64::from(prompt) + u64::from(completion),
+    });
+    if let Some(reasoning) = reasoning {
+        usage["completion_tokens_details"] = json!({ "reasoning_tokens": reasoning });
+    }
+    usage
+}
+
+/// What the chunks we write in a live stream share with the upstream's own: its id, time
+/// and model (a client sees one completion).
+#[derive(Debug, Clone, Default)]
+pub struct ChunkHead {
+    id: String,
+    created: i64,
+    model: String,
+}
+
+impl ChunkHead {
+    pub fn of(chunk: &ChunkView<'_>) -> Self {
+        Self {
+            id: chunk.id.as_deref().unwrap_or_default().to_owned(),
+            created: chunk.created.unwrap_or_default(),
+            model: chunk.model.as_deref().unwrap_or_default().to_owned(),
+        }
+    }
+
+    fn chunk<'s>(&'s self, delta: serde_json::Value, finish_reason: Option<&'s str>) -> Chunk<'s> {
+        Chunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason,
+            }],
+            usage: None,
+        }
+    }
+
+    /// A chunk of one delta (`{"reasoning_content": …}`, `{"content": …}`, …).
+    pub fn delta_chunk(&self, delta: &serde_json::Value) -> String {
+        serde_json::to_string(&self.chunk(delta.clone(), None)).unwrap_or_default()
+    }
+
+    /// A chunk ending the choice with `finish_reason` and carrying `usage`.
+    pub fn finish_chunk(&self, finish_reason: Option<&str>, usage: Option<WireUsage>) -> String {
+        let mut chunk = self.chunk(json!({}), finish_reason);
+        if finish_reason.is_none() {
+            chunk.choices.clear();
+        }
+        chunk.usage = usage.map(|u| {
+            wire_usage_json(
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+            )
+        });
+        serde_json::to_string(&chunk).unwrap_or_default()
+    }
+}
+
+/// A stored reply as the chunks of a stream: the role, the reasoning, the text, the tool
+/// calls (each whole), the finish reason, and the usage when asked for.
 pub fn replay_chunks(reply: &ChatMessage, include_usage: bool) -> Vec<String> {
     let model = reply.model.as_deref().unwrap_or_default();
     let created = reply.created_at.as_second();
@@ -64,6 +132,9 @@ pub fn replay_chunks(reply: &ChatMessage, include_usage: bool) -> Vec<String> {
         usage: None,
     };
     let mut chunks = vec![chunk(json!({ "role": "assistant", "content": "" }), false)];
+    if let Some(reasoning) = reply.reasoning.as_deref().filter(|r| !r.is_empty()) {
+        chunks.push(chunk(json!({ "reasoning_content": reasoning }), false));
+    }
     if !reply.content.is_empty() || calls.is_empty() {
         chunks.push(chunk(json!({ "content": reply.content }), false));
     }
@@ -140,16 +211,21 @@ pub fn completion(reply: &ChatMessage) -> serde_json::Value {
     })
 }
 
-/// A reply's `message` object: `content` is `null` when the reply is tool calls alone.
+/// A reply's `message` object: `content` is `null` when the reply is tool calls alone; the
+/// reasoning, when there is some, is `reasoning_content`.
 fn message_json(reply: &ChatMessage) -> serde_json::Value {
-    match reply.tool_calls.as_deref() {
+    let mut message = match reply.tool_calls.as_deref() {
         Some(calls) if !calls.is_empty() => json!({
             "role": "assistant",
             "content": if reply.content.is_empty() { serde_json::Value::Null } else { json!(reply.content) },
             "tool_calls": calls.iter().map(tool_call_json).collect::<Vec<_>>(),
         }),
         _ => json!({ "role": "assistant", "content": reply.content }),
+    };
+    if let Some(reasoning) = &reply.reasoning {
+        message["reasoning_content"] = json!(reasoning);
     }
+    message
 }
 
 /// The error event ending a stream that failed after it started.
@@ -169,6 +245,7 @@ mod tests {
         m.usage = Some(Usage {
             prompt_tokens: 9,
             completion_tokens: 2,
+            reasoning_tokens: None,
         });
         m
     }

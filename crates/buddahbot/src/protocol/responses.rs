@@ -34,6 +34,9 @@ pub struct Settings {
     pub store: bool,
     pub background: bool,
     pub user: Option<String>,
+    /// The request's `reasoning` (`{effort, summary}`), echoed; `None` when not asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Value>,
 }
 
 /// A response's id: the reply message and its thread.
@@ -114,6 +117,24 @@ pub fn output_item_id(id: &MessageId) -> String {
     format!("fco_{id}")
 }
 
+/// The item id of a reply's reasoning item.
+pub fn reasoning_item_id(id: &MessageId) -> String {
+    format!("rs_{id}")
+}
+
+/// A reasoning text part.
+pub fn reasoning_text(text: &str) -> Value {
+    json!({ "type": "reasoning_text", "text": text })
+}
+
+/// A whole reasoning item: the text in `content` (Hermes writes no summary).
+pub fn reasoning_item(item_id: &str, text: &str) -> Value {
+    json!({
+        "id": item_id, "type": "reasoning", "status": "completed",
+        "summary": [], "content": [reasoning_text(text)],
+    })
+}
+
 /// An output text part: every key the specification requires.
 pub fn output_text(text: &str) -> Value {
     json!({ "type": "output_text", "text": text, "annotations": [], "logprobs": [] })
@@ -186,14 +207,17 @@ fn message_item(message: &ChatMessage, role: Role) -> Value {
         match &message.parts {
             Some(parts) => parts
                 .iter()
-                .map(|part| match part {
-                    MessagePart::Text { text } => json!({ "type": "input_text", "text": text }),
+                .filter_map(|part| match part {
+                    MessagePart::Text { text } => {
+                        Some(json!({ "type": "input_text", "text": text }))
+                    }
                     MessagePart::File { url, .. } if part.is_image() => {
-                        json!({ "type": "input_image", "image_url": url, "detail": "auto" })
+                        Some(json!({ "type": "input_image", "image_url": url, "detail": "auto" }))
                     }
                     MessagePart::File { url, filename, .. } => {
-                        json!({ "type": "input_file", "file_url": url, "filename": filename })
+                        Some(json!({ "type": "input_file", "file_url": url, "filename": filename }))
                     }
+                    MessagePart::Reasoning { .. } => None,
                 })
                 .collect(),
             None => vec![json!({ "type": "input_text", "text": message.content })],
@@ -208,10 +232,13 @@ fn message_item(message: &ChatMessage, role: Role) -> Value {
     })
 }
 
-/// The output items of a reply: its text as one message item (unless it is tool calls
-/// alone), then its tool calls.
+/// The output items of a reply: its reasoning (when it has some), its text as one message
+/// item (unless it is tool calls alone), then its tool calls.
 pub fn output(reply: &ChatMessage) -> Vec<Value> {
     let mut items = items(reply);
+    if let Some(reasoning) = &reply.reasoning {
+        items.insert(0, reasoning_item(&reasoning_item_id(&reply.id), reasoning));
+    }
     for item in &mut items {
         if let Some(object) = item.as_object_mut() {
             object.remove("response_id");
@@ -237,7 +264,7 @@ pub fn object(
             "input_tokens": u.prompt_tokens,
             "input_tokens_details": { "cached_tokens": 0 },
             "output_tokens": u.completion_tokens,
-            "output_tokens_details": { "reasoning_tokens": 0 },
+            "output_tokens_details": { "reasoning_tokens": u.reasoning_tokens.unwrap_or(0) },
             "total_tokens": u.prompt_tokens + u.completion_tokens,
         })
     });
@@ -275,7 +302,7 @@ pub fn object(
         "frequency_penalty": 0.0,
         "top_logprobs": 0,
         "temperature": settings.temperature,
-        "reasoning": Value::Null,
+        "reasoning": settings.reasoning.clone().unwrap_or(Value::Null),
         "user": settings.user,
         "usage": usage,
         "max_output_tokens": settings.max_output_tokens,
@@ -332,6 +359,7 @@ mod tests {
         reply.usage = Some(Usage {
             prompt_tokens: 5,
             completion_tokens: 3,
+            reasoning_tokens: None,
         });
         let out = output(&reply);
         assert_eq!(out.len(), 2);

@@ -119,6 +119,7 @@ pub async fn create(
         model: request.model,
         temperature: request.temperature,
         max_tokens: request.max_output_tokens,
+        reasoning: request.reasoning,
         // A background response streams to nobody: its events wait in the log for a
         // resumer, as those of a client that went away do.
         stream: request.stream || background_only,
@@ -218,7 +219,8 @@ pub fn prompt_message(message: &ChatMessage) -> Option<PromptMessage> {
                                 image_url: ImageUrl { url: url.clone() },
                             })
                         }
-                        crate::domain::MessagePart::File { .. } => None,
+                        crate::domain::MessagePart::File { .. }
+                        | crate::domain::MessagePart::Reasoning { .. } => None,
                     })
                     .collect(),
             )

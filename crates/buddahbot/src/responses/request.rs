@@ -59,6 +59,9 @@ pub struct CreateBody {
     pub text: Option<Value>,
     #[serde(default)]
     pub user: Option<String>,
+    /// `{effort, summary}`: whether the model reasons first (`effort: "none"` says no).
+    #[serde(default)]
+    pub reasoning: Option<Value>,
 }
 
 fn invalid(field: impl std::fmt::Display, reason: impl std::fmt::Display) -> ApiError {
@@ -91,6 +94,8 @@ pub struct CreateRequest {
     pub max_output_tokens: Option<MaxTokens>,
     pub response_format: Option<Value>,
     pub truncation_disabled: bool,
+    /// The model reasons before answering (asked for, or `DEFAULT_REASONING`).
+    pub reasoning: bool,
     pub stream: bool,
     pub settings: Settings,
 }
@@ -161,6 +166,7 @@ impl CreateRequest {
             Some("auto") => false,
             Some(_) => return Err(invalid("truncation", "must be `auto` or `disabled`")),
         };
+        let (reasoning, reasoning_echo) = reasoning(body.reasoning.as_ref(), config)?;
         let metadata = check_metadata(body.metadata.as_ref())?;
         let (text, response_format) = text_format(body.text.as_ref())?;
         let settings = Settings {
@@ -187,6 +193,7 @@ impl CreateRequest {
             store: body.store.unwrap_or(true),
             background: body.background.unwrap_or(false),
             user: body.user.clone(),
+            reasoning: reasoning_echo,
         };
         Ok(Self {
             model,
@@ -199,10 +206,52 @@ impl CreateRequest {
             max_output_tokens,
             response_format,
             truncation_disabled,
+            reasoning,
             stream: body.stream.unwrap_or(false),
             settings,
         })
     }
+}
+
+/// Whether the model reasons, from `reasoning: {effort, summary}` (or `DEFAULT_REASONING`),
+/// and the `reasoning` the Response echoes: `{effort, summary}` when it reasons, else `null`
+/// (or the request's own `effort: "none"`).
+fn reasoning(
+    raw: Option<&Value>,
+    config: &crate::config::Config,
+) -> Result<(bool, Option<Value>), ApiError> {
+    let given = raw.filter(|v| !v.is_null());
+    if let Some(value) = given
+        && !value.is_object()
+    {
+        return Err(invalid(
+            "reasoning",
+            "must be an object such as `{\"effort\": \"medium\"}`",
+        ));
+    }
+    let summary = given
+        .and_then(|r| r.get("summary"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    if !(summary.is_null()
+        || summary
+            .as_str()
+            .is_some_and(|s| ["auto", "concise", "detailed"].contains(&s)))
+    {
+        return Err(invalid(
+            "reasoning.summary",
+            "must be `auto`, `concise` or `detailed`",
+        ));
+    }
+    let on = crate::domain::parse_reasoning(given, None)
+        .map_err(|e| ApiError::InvalidBody(e.to_string()))?
+        .unwrap_or(config.chat.default_reasoning);
+    let effort = given
+        .and_then(|r| r.get("effort"))
+        .and_then(Value::as_str)
+        .unwrap_or(if on { "medium" } else { "none" });
+    let echo = (on || given.is_some()).then(|| json!({ "effort": effort, "summary": summary }));
+    Ok((on, echo))
 }
 
 /// A conversation given as `"id"` or `{"id": …}`: a thread id (`conv_…` or any thread's).
@@ -321,6 +370,8 @@ pub fn parse_input(
                 stored.push(message);
                 prompt.push(entry);
             }
+            // Reasoning the client passes back (earlier output): never sent to the model again.
+            "reasoning" => {}
             "" => return Err(invalid(at(".type"), "is required")),
             other => {
                 return Err(invalid(
@@ -331,6 +382,13 @@ pub fn parse_input(
                 ));
             }
         }
+    }
+    if stored.is_empty() {
+        // Reasoning items alone: nothing for the model to answer.
+        return Err(invalid(
+            "input",
+            "must hold a message, a function call or its output (reasoning items are ignored)",
+        ));
     }
     Ok((stored, prompt))
 }

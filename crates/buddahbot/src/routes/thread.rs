@@ -323,7 +323,8 @@ async fn attachments(
                     "filename": filename,
                     "size": size,
                 })),
-                crate::domain::MessagePart::Text { .. } => None,
+                crate::domain::MessagePart::Text { .. }
+                | crate::domain::MessagePart::Reasoning { .. } => None,
             })
         })
         .collect();

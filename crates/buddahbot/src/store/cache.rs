@@ -15,6 +15,8 @@ use crate::domain::{ToolCall, Usage};
 pub struct CachedReply {
     pub content: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
     pub finish_reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@
 //! after it arrives as an `Err` item of the stream. This module does not know about threads,
 //! storage or our own HTTP API.
 
+pub mod markup;
 pub mod sse;
 pub mod tool_calls;
 pub mod wire;

@@ -160,6 +160,13 @@ impl From<String> for PromptContent {
 /// unread; the client gets the chunk's own bytes.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ChunkView<'a> {
+    /// The completion's id, time and model: what a chunk we rewrite keeps of the original.
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub created: Option<i64>,
+    #[serde(default, borrow)]
+    pub model: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub choices: Vec<ChoiceView<'a>>,
     #[serde(default)]
@@ -180,28 +187,45 @@ pub struct ChoiceView<'a> {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct DeltaView<'a> {
     #[serde(default, borrow)]
+    pub role: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
     pub content: Option<Cow<'a, str>>,
+    /// Reasoning in a field of its own, as vLLM, SGLang and DeepSeek send it.
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<Cow<'a, str>>,
+    /// Reasoning in a field of its own, as OpenRouter and newer vLLM send it.
+    #[serde(default, borrow)]
+    pub reasoning: Option<Cow<'a, str>>,
     /// Pieces of tool calls: the first piece of a call has its id and name, the rest add to
     /// its arguments; `index` says which call a piece belongs to.
     #[serde(default, borrow)]
     pub tool_calls: Option<Vec<ToolCallDelta<'a>>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A piece of a tool call; serialized again (as the OpenAI wire has it) when a chunk is
+/// rewritten.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ToolCallDelta<'a> {
     #[serde(default)]
     pub index: usize,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub function: Option<FunctionDelta<'a>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct FunctionDelta<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Cow<'a, str>>,
 }
 
@@ -223,6 +247,28 @@ impl ChunkView<'_> {
 pub struct WireUsage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// How many of the completion tokens were reasoning, when the API says.
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct CompletionTokensDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u32>,
+}
+
+impl WireUsage {
+    /// The usage as stored with a reply.
+    pub fn into_usage(self) -> crate::domain::Usage {
+        crate::domain::Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            reasoning_tokens: self
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens),
+        }
+    }
 }
 
 /// The `stream: false` answer, `chat.completion`.
@@ -246,6 +292,11 @@ pub struct CompletionChoice {
 pub struct CompletionMessage {
     #[serde(default)]
     pub content: Option<String>,
+    /// Reasoning in a field of its own, under either name APIs use.
+    #[serde(default)]
+    pub reasoning_content: Option<String>,
+    #[serde(default)]
+    pub reasoning: Option<String>,
     #[serde(default)]
     pub tool_calls: Option<Vec<CompletionToolCall>>,
 }
