@@ -157,7 +157,8 @@ test("a reply's reasoning shows collapsed above its answer", async () => {
 test("a reload during a generation resumes it to the end", async () => {
   const page = await newPage();
   await signIn(page);
-  await send(page, "[[mock tokens=60 inter_token_ms=40]] Keep going");
+  // Long enough (6 s) that a reload on a loaded machine still lands in the middle.
+  await send(page, "[[mock tokens=150 inter_token_ms=40]] Keep going");
   await page.waitForFunction(() => (document.querySelector(".message.streaming .body")?.textContent.length ?? 0) > 10);
   await page.waitForFunction(() => location.hash.startsWith("#/c/"));
 
@@ -165,7 +166,7 @@ test("a reload during a generation resumes it to the end", async () => {
   await live(page).waitFor();
   await page.screenshot({ path: `${shots}resuming.png` });
   await idle(page);
-  assert.equal((await replies(page).last().locator(".body").innerText()).trim(), mockReply(60));
+  assert.equal((await replies(page).last().locator(".body").innerText()).trim(), mockReply(150));
   assert.equal(await replies(page).count(), 1);
   assert.deepEqual(page.errors, []);
 });
