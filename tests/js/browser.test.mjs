@@ -90,6 +90,12 @@ async function send(page, text) {
 async function chatOnce(page, text, tokens) {
   const before = await replies(page).count();
   await send(page, text);
+  // The page is idle before the request leaves too: wait for the new reply first.
+  await page.waitForFunction(
+    (n) => document.querySelectorAll("article.message.assistant:not(.streaming)").length > n,
+    before,
+    { timeout: 20_000 },
+  );
   await idle(page);
   assert.equal(await replies(page).count(), before + 1);
   if (tokens) assert.equal((await replies(page).last().locator(".body").innerText()).trim(), mockReply(tokens));
