@@ -27,6 +27,7 @@ mod helpers;
 mod import;
 mod isolation;
 mod limits;
+mod methods;
 mod models;
 mod organize;
 mod reasoning;

@@ -10,6 +10,7 @@ mod export;
 mod feedback;
 mod health;
 mod import;
+pub mod methods;
 mod models;
 mod organize;
 mod responses;
@@ -49,20 +50,22 @@ const PREFLIGHT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60
 
 /// `api/threads.rs`: `GET/POST/DELETE /api/threads`.
 pub fn threads(app: App) -> Router {
-    function(
+    build(
         app,
         Some(RouteClass::Api),
         get(threads::list)
             .post(threads::create)
             .delete(threads::delete_all),
         "GET, HEAD, POST, DELETE",
+        ErrorShape::Ours,
+        Some(methods::threads),
     )
 }
 
 /// `api/threads/[id].rs`: `GET/PATCH/DELETE /api/threads/:id`, the id in `?id=`, and
 /// `POST /api/threads/:id/title` (`?action=title`, by `vercel.json`'s rewrite).
 pub fn thread(app: App) -> Router {
-    function(
+    build(
         app,
         Some(RouteClass::Api),
         get(thread::get)
@@ -71,6 +74,8 @@ pub fn thread(app: App) -> Router {
             .put(thread::put_action)
             .delete(thread::delete),
         "GET, HEAD, POST, PUT, PATCH, DELETE",
+        ErrorShape::Ours,
+        Some(methods::thread),
     )
 }
 
@@ -99,26 +104,30 @@ pub fn chat_stop(app: App) -> Router {
 /// `…/{id}/input_items`, `…/{id}/cancel`), the segments in `?id=` and `?action=`. Creating
 /// a response is a chat turn.
 pub fn responses(app: App) -> Router {
-    openai_function(
+    build(
         app,
         Some(RouteClass::Chat),
         get(responses::get)
             .post(responses::post)
             .delete(responses::delete),
         "GET, HEAD, POST, DELETE",
+        ErrorShape::OpenAi,
+        Some(methods::responses),
     )
 }
 
 /// `api/conversations.rs`: the Conversations API (`/api/conversations`, `…/{id}`,
 /// `…/{id}/items`), the segments in `?id=`, `?action=` and `?item=`.
 pub fn conversations(app: App) -> Router {
-    openai_function(
+    build(
         app,
         Some(RouteClass::Api),
         get(responses::get_conversation)
             .post(responses::post_conversation)
             .delete(responses::delete_conversation),
         "GET, HEAD, POST, DELETE",
+        ErrorShape::OpenAi,
+        Some(methods::conversations),
     )
 }
 
@@ -271,17 +280,23 @@ fn function(
     methods: MethodRouter<App>,
     allow: &'static str,
 ) -> Router {
-    build(app, class, methods, allow, ErrorShape::Ours)
+    build(app, class, methods, allow, ErrorShape::Ours, None)
 }
 
+/// [`function`] with the error shape `shape` and, for a function of several routes, the
+/// methods each of them takes (checked behind the guard, before the handlers).
 fn build(
     app: App,
     class: Option<RouteClass>,
     methods: MethodRouter<App>,
     allow: &'static str,
     shape: ErrorShape,
+    sub_routes: Option<methods::SubRoutes>,
 ) -> Router {
-    let methods = methods.fallback(move || async move { ApiError::MethodNotAllowed { allow } });
+    let mut methods = methods.fallback(move || async move { ApiError::MethodNotAllowed { allow } });
+    if let Some(sub_routes) = sub_routes {
+        methods = methods.layer(middleware::from_fn_with_state(sub_routes, methods::check));
+    }
     let cors = cors(&app.config().http.allowed_origins);
     let mut router = Router::new().fallback_service(methods.with_state(app.clone()));
     if let Some(class) = class {
@@ -305,7 +320,7 @@ fn openai_function(
     methods: MethodRouter<App>,
     allow: &'static str,
 ) -> Router {
-    build(app, class, methods, allow, ErrorShape::OpenAi)
+    build(app, class, methods, allow, ErrorShape::OpenAi, None)
 }
 
 /// How a function's errors are written.
