@@ -1,11 +1,18 @@
 //! Redis going away: requests answer 503 `store_unavailable` within the response timeout,
 //! never hang or leak internals, and recover when Redis is back, without a restart.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use reqwest::{StatusCode, header};
+use reqwest::{Method, StatusCode, header};
+use serde_json::json;
 
-use crate::helpers::{TestApp, error_code, eventually, into_parts, random_user};
+use crate::helpers::{
+    Frozen, REDIS_TIMEOUT_MS, TestApp, error_code, eventually, into_parts, random_user,
+    turns::thread_turn,
+};
+
+/// How long past the response timeout a 503 may take (scheduling on a loaded machine).
+const ANSWER_MARGIN: Duration = Duration::from_millis(1_500);
 
 #[tokio::test]
 async fn endpoints_answer_503_while_redis_is_down_and_recover_when_it_returns() {
@@ -65,4 +72,137 @@ async fn a_process_started_while_redis_is_down_answers_503() {
     let (status, body) = app.get("/api/threads", &token).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(error_code(&body), "store_unavailable");
+}
+
+#[tokio::test]
+async fn a_turn_answered_503_while_redis_is_frozen_is_retried_to_a_reply_once_redis_thaws() {
+    // Arrange: a thread, and one turn before, so the connection and the control channel are
+    // up and only the turn's own write meets the frozen server.
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let thread = app.new_thread_id(&token, "frozen").await;
+    let warm = app
+        .chat(&token, thread_turn(&thread, "m0", "warm up"))
+        .await;
+    assert_eq!(warm.last_data(), Some("[DONE]"));
+    let turn = thread_turn(&thread, "m1", "asked while redis was frozen");
+
+    // Act: the turn meets a frozen Redis, which stays frozen past the response timeout.
+    let frozen = Frozen::redis(&app.redis);
+    let asked = Instant::now();
+    let resp = app
+        .client
+        .post(app.url("/api/chat"))
+        .bearer_auth(&token)
+        .json(&turn)
+        .send()
+        .await
+        .unwrap();
+    let waited = asked.elapsed();
+    let retry_after: u64 = resp.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, body) = into_parts(resp).await;
+    tokio::time::sleep(Duration::from_millis(REDIS_TIMEOUT_MS)).await;
+    drop(frozen);
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let retried = app.chat(&token, turn.clone()).await;
+
+    // Assert: 503 in time, then the retry gets the reply, stored once with its message.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(error_code(&body), "store_unavailable");
+    assert!(
+        waited < Duration::from_millis(REDIS_TIMEOUT_MS) + ANSWER_MARGIN,
+        "503 after {waited:?}"
+    );
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.json);
+    assert_eq!(retried.last_data(), Some("[DONE]"));
+    assert!(!retried.text().is_empty());
+    let messages = app.messages(&token, &thread).await;
+    let ids: Vec<&str> = messages.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.iter().filter(|id| **id == "m1").count(), 1, "{ids:?}");
+    assert_eq!(messages.len(), 4, "{ids:?}");
+    let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
+    assert_eq!(page["thread"]["status"], "idle");
+}
+
+#[tokio::test]
+async fn a_thread_left_streaming_by_a_503_turn_is_freed_once_redis_thaws() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let thread = app.new_thread_id(&token, "frozen").await;
+    let warm = app
+        .chat(&token, thread_turn(&thread, "m0", "warm up"))
+        .await;
+    assert_eq!(warm.last_data(), Some("[DONE]"));
+
+    // Act: a turn answered 503, then Redis thaws; nobody retries.
+    let frozen = Frozen::redis(&app.redis);
+    let (status, _) = app
+        .request(
+            Method::POST,
+            "/api/chat",
+            Some(&token),
+            Some(thread_turn(&thread, "m1", "never retried")),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(REDIS_TIMEOUT_MS)).await;
+    drop(frozen);
+
+    // Assert: the thread does not show a generation nobody runs, and another turn goes on.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let idle = eventually(Duration::from_secs(2), || async {
+        let (_, page) = app.get(&format!("/api/threads/{thread}"), &token).await;
+        (page["thread"]["status"] != "streaming").then_some(())
+    })
+    .await;
+    assert!(idle.is_some(), "the thread stayed streaming");
+    let next = app
+        .chat(&token, thread_turn(&thread, "m2", "another turn"))
+        .await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.json);
+    assert_eq!(next.last_data(), Some("[DONE]"));
+}
+
+#[tokio::test]
+async fn a_thread_create_answered_503_while_redis_is_frozen_succeeds_when_retried() {
+    // Arrange: one request first, so the connection is open.
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    app.create_thread(&token, "warm up").await;
+    let create = json!({ "id": "made-while-frozen", "title": "frozen", "tags": ["x"] });
+
+    // Act
+    let frozen = Frozen::redis(&app.redis);
+    let asked = Instant::now();
+    let (status, body) = app
+        .request(
+            Method::POST,
+            "/api/threads",
+            Some(&token),
+            Some(create.clone()),
+        )
+        .await;
+    let waited = asked.elapsed();
+    tokio::time::sleep(Duration::from_millis(REDIS_TIMEOUT_MS)).await;
+    drop(frozen);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (retried, thread) = app
+        .request(Method::POST, "/api/threads", Some(&token), Some(create))
+        .await;
+
+    // Assert
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(error_code(&body), "store_unavailable");
+    assert!(
+        waited < Duration::from_millis(REDIS_TIMEOUT_MS) + ANSWER_MARGIN,
+        "503 after {waited:?}"
+    );
+    assert_eq!(retried, StatusCode::CREATED, "{thread}");
+    assert_eq!(thread["tags"], json!(["x"]));
+    let (_, list) = app.get("/api/threads?limit=10", &token).await;
+    assert_eq!(list["threads"].as_array().unwrap().len(), 2, "{list}");
 }

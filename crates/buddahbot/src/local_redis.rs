@@ -72,6 +72,9 @@ pub struct RedisServer {
     dir: PathBuf,
     /// Whether `dir` was made by us (and is removed on drop).
     owns_dir: bool,
+    /// Whether every write is appended to an AOF in `dir` and fsynced before it is
+    /// acknowledged, so a restart (even after `SIGKILL`) finds every acknowledged write.
+    durable: bool,
 }
 
 impl RedisServer {
@@ -93,6 +96,19 @@ impl RedisServer {
     /// As [`RedisServer::start`]; `Spawn` also when the CA file cannot be read.
     pub async fn start_tls(tls: TlsFiles) -> Result<Self, LocalRedisError> {
         Self::start_with(Some(tls), false).await
+    }
+
+    /// As [`RedisServer::start`], but durable: `--appendonly yes --appendfsync always`, so a
+    /// [`RedisServer::restart`] after a kill finds every write the server acknowledged (the
+    /// chaos tests kill it under load).
+    ///
+    /// # Errors
+    /// As [`RedisServer::start`].
+    pub async fn start_durable() -> Result<Self, LocalRedisError> {
+        let mut server = Self::start_with(None, false).await?;
+        server.durable = true;
+        server.restart().await?;
+        Ok(server)
     }
 
     async fn start_with(tls: Option<TlsFiles>, cluster: bool) -> Result<Self, LocalRedisError> {
@@ -117,6 +133,7 @@ impl RedisServer {
                 bus_port,
                 dir,
                 owns_dir: true,
+                durable: false,
             };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
@@ -145,6 +162,11 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's process id while it runs (to freeze it with `SIGSTOP` in a test).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// `redis://127.0.0.1:<port>`, or `rediss://` for a TLS server.
@@ -196,7 +218,8 @@ impl RedisServer {
         command
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
+            .args(["--appendonly", if self.durable { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")

@@ -427,3 +427,30 @@ pub fn set_var(vars: &mut Vec<(String, String)>, name: &str, value: impl Into<St
 pub fn random_user() -> String {
     format!("github:{}", uuid::Uuid::new_v4().simple())
 }
+
+/// Redis frozen with `SIGSTOP` (its connections stay open and fill, nothing is answered)
+/// until this is dropped, which sends `SIGCONT`.
+pub struct Frozen(u32);
+
+impl Frozen {
+    /// Freezes the server `redis` runs.
+    pub fn redis(redis: &buddahbot::local_redis::RedisServer) -> Self {
+        let pid = redis.pid().expect("the server runs");
+        signal(pid, "-STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {which} {pid} failed");
+}

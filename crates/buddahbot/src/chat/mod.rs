@@ -9,7 +9,9 @@
 //!
 //! Nothing is sent before the model's first chunk has arrived, so every failure up to then
 //! still gets a real status (429, 502, 504) and a client can retry; the turn is then marked
-//! failed and a retry calls the model again without storing the user's message twice. Turns
+//! failed and a retry calls the model again without storing the user's message twice. A
+//! begin whose answer never came (a 503 on a frozen or slow Redis) is taken back once Redis
+//! answers ([`Undo`]), so its retry proceeds too. Turns
 //! are keyed by the user message id, which makes retries of a finished turn free: the stored
 //! reply is replayed.
 //!
@@ -51,7 +53,7 @@ use crate::{
     error::ApiError,
     http::headers::{ATTACHMENTS_SKIPPED, CACHE, CONTEXT_DROPPED_MESSAGES},
     store::{
-        LimitSet, NewTurn, RateDecision, StreamEnd, ThreadContext, TurnIds, TurnStart,
+        LimitSet, NewTurn, RateDecision, StreamEnd, ThreadContext, TurnIds, TurnStart, Undo,
         control::Registration,
     },
     upstream::wire::PromptMessage,
@@ -152,7 +154,18 @@ async fn answer(
                 },
                 limits,
             )
-            .await?;
+            .await
+            .inspect_err(|err| {
+                if err.outcome_unknown() {
+                    // The begin may still run once Redis answers: take it back then, so this
+                    // 503's retry finds the thread free.
+                    background.spawn(app.store().clone().settle(Undo::BeginTurn {
+                        ids: TurnIds::clone(&ids),
+                        regenerate: request.regenerate,
+                        lease: config.chat.generation_lease,
+                    }));
+                }
+            })?;
         let (stream_start_ms, thread_context) = match start {
             TurnStart::Proceed {
                 stream_start_ms,

@@ -1,14 +1,15 @@
 //! `GET /api/threads` (list), `POST /api/threads` (create), `DELETE /api/threads` (delete all).
 
-use axum::{extract::State, http::StatusCode};
+use axum::{Extension, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     app::App,
-    domain::{Thread, ThreadId, Title},
+    background::Background,
+    domain::{Thread, ThreadId, Title, now},
     error::ApiError,
     http::{AppJson, OptionalJson, QueryParams, guard::Authenticated, optional_param, page_limit},
-    store::ThreadCursor,
+    store::{ThreadCursor, Undo},
 };
 
 /// Threads per page when the client does not say.
@@ -64,6 +65,7 @@ pub async fn list(
 pub async fn create(
     State(app): State<App>,
     Authenticated(user): Authenticated,
+    background: Option<Extension<Background>>,
     query: QueryParams,
     request: axum::extract::Request,
 ) -> Result<axum::response::Response, ApiError> {
@@ -83,7 +85,8 @@ pub async fn create(
         .as_deref()
         .map(ThreadId::parse)
         .transpose()
-        .map_err(|e| ApiError::InvalidBody(format!("`id`: {e}; use 1-64 of A-Z a-z 0-9 _ -")))?;
+        .map_err(|e| ApiError::InvalidBody(format!("`id`: {e}; use 1-64 of A-Z a-z 0-9 _ -")))?
+        .unwrap_or_default();
     let title = match body.title.as_deref() {
         None => None,
         Some(raw) => {
@@ -91,10 +94,25 @@ pub async fn create(
         }
     };
     let organize = super::organize::parse(&body.rest)?;
+    let created_at = now();
+    // What takes the thread back if this request cannot answer for it.
+    let undo = Undo::CreateThread {
+        user: user.clone(),
+        thread: id.clone(),
+        created_at_ms: created_at.as_millisecond(),
+        messages: 0,
+    };
+    let background = background.map(|Extension(b)| b).unwrap_or_default();
     let thread = app
         .store()
-        .create_thread(&user, id, title)
-        .await?
+        .create_thread_at(&user, id, title, created_at)
+        .await
+        .inspect_err(|err| {
+            if err.outcome_unknown() {
+                // Created or not, the 503's retry must find the id free.
+                background.spawn(app.store().clone().settle(undo.clone()));
+            }
+        })?
         .ok_or(ApiError::ThreadExists)?;
     if organize.is_empty() {
         return Ok((StatusCode::CREATED, AppJson(thread)).into_response());
@@ -102,12 +120,9 @@ pub async fn create(
     let thread = super::thread::organized(&app, &user, &thread.id, &organize)
         .await
         .inspect_err(|_| {
-            // A thread that cannot take its fields (an external id in use) is not kept.
-            let app = app.clone();
-            let (user, id) = (user.clone(), thread.id.clone());
-            tokio::spawn(async move {
-                let _ = app.store().delete_thread(&user, &id).await;
-            });
+            // A thread that cannot take its fields (an external id in use), or whose fields
+            // may not have been written (503), is not kept.
+            background.spawn(app.store().clone().settle(undo));
         })?;
     Ok((StatusCode::CREATED, AppJson(thread)).into_response())
 }

@@ -11,7 +11,8 @@
 //! edge answers 503) or something else went wrong (500).
 //!
 //! The use cases by concern: `threads` (create, rename, delete, list, read a page), `turns`
-//! (a chat turn's begin, lease renewal, finish), [`stream`] (the resumable event log, stop),
+//! (a chat turn's begin, lease renewal, finish), `undo` (taking back a write whose request
+//! answered 503), [`stream`] (the resumable event log, stop),
 //! `limits` (rate limits and the token budget), `search` (the full-text index and queries), [`control`] (signals pushed to the process
 //! running a generation).
 
@@ -34,6 +35,7 @@ pub mod stream;
 mod summary;
 mod threads;
 mod turns;
+mod undo;
 
 use std::{sync::Arc, time::Duration};
 
@@ -58,6 +60,7 @@ pub use turns::{
     Calibration, ContextSummary, Finished, ModelTitle, NewTurn, Renewal, StreamEnd, ThreadContext,
     TurnIds, TurnStart,
 };
+pub use undo::Undo;
 
 /// The thread store: a cheap handle over one multiplexed connection per process.
 ///

@@ -82,6 +82,23 @@ pub static DELETE_THREAD: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// Takes back a begun turn whose request answered 503 (library: tree.lua, for the turn a
+/// regenerate means and the branch it left).
+pub static UNDO_BEGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/tree.lua"),
+        include_str!("scripts/undo_begin.lua")
+    ))
+});
+
+/// Takes back a created thread whose request answered 503 (library: index.lua).
+pub static UNDO_CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/index.lua"),
+        include_str!("scripts/undo_create.lua")
+    ))
+});
+
 pub static REQUEST_STOP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/request_stop.lua")));
 

@@ -127,11 +127,26 @@ impl Store {
         id: Option<ThreadId>,
         title: Option<Title>,
     ) -> Result<Option<Thread>, StoreError> {
+        self.create_thread_at(user, id.unwrap_or_default(), title, now())
+            .await
+    }
+
+    /// [`Store::create_thread`] with the id and creation time chosen by the caller, who can
+    /// then name the thread to an [`Undo`](super::Undo) should the creation's answer not come
+    /// back.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn create_thread_at(
+        &self,
+        user: &UserId,
+        id: ThreadId,
+        title: Option<Title>,
+        created_at: jiff::Timestamp,
+    ) -> Result<Option<Thread>, StoreError> {
         // A thread created without a title is named by its first reply's model-written one.
         let provisional = title.is_none();
         let title = title.unwrap_or_else(Title::untitled);
-        let id = id.unwrap_or_default();
-        let created_at = now();
         let created: i64 = scripts::CREATE_THREAD
             .key(keys::thread_meta(user, &id))
             .key(keys::thread_index(user))

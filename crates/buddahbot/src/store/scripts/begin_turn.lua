@@ -55,21 +55,7 @@ if ARGV[12] == '1' and treed and leaf then
   -- A regenerate names its turn by the client's id for the user message; after an edit the
   -- client still calls the edited version by the original's id: take the version on the
   -- active branch.
-  local at = tree_index(tree, leaf)
-  for _ = 1, 64 do
-    if not at or at < 0 then
-      break
-    end
-    local id, parent, _, origin = tree_node(tree, at)
-    if id == key then
-      break
-    end
-    if origin == key then
-      key = id
-      break
-    end
-    at = parent
-  end
+  key = tree_turn_key(tree, leaf, key)
 end
 local outcome = 'started'
 local prior = exists and redis.call('HGET', KEYS[4], key)

@@ -44,6 +44,28 @@ local function tree_index(tree, id)
   return index and tonumber(index)
 end
 
+-- The turn a regenerate means by `key`, the client's id for its user message: after an edit
+-- the client still calls the edited version by the original's id, so the version on the
+-- branch that ends at message `leaf` is taken (`key` itself when it is on that branch, or
+-- when the walk finds neither within 64 steps).
+local function tree_turn_key(tree, leaf, key)
+  local at = tree_index(tree, leaf)
+  for _ = 1, 64 do
+    if not at or at < 0 then
+      break
+    end
+    local id, parent, _, origin = tree_node(tree, at)
+    if id == key then
+      break
+    end
+    if origin == key then
+      return id
+    end
+    at = parent
+  end
+  return key
+end
+
 -- Records message `id` at list index `index` under the message at `parent` (-1: none).
 local function tree_add(tree, id, index, parent, origin)
   local depth = 0
