@@ -349,7 +349,7 @@ impl IntoResponse for ApiError {
 /// server mounts the function routers) log it once.
 pub async fn log_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = loggable_path(request.uri().path());
     let mut response = next.run(request).await;
     if let Some(err) = response.extensions_mut().remove::<Arc<ApiError>>() {
         let chain = cause_chain(err.as_ref());
@@ -365,6 +365,18 @@ pub async fn log_errors(request: Request, next: Next) -> Response {
         }
     }
     response
+}
+
+/// The path as logs may show it: a share link's token is a credential (whoever holds it reads
+/// the thread), so it is left out.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/api/shared/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, tail)) => format!("/api/shared/:token/{tail}"),
+            None => "/api/shared/:token".to_owned(),
+        },
+        None => path.to_owned(),
+    }
 }
 
 /// `error: cause: cause…`, for logs only.
@@ -383,6 +395,18 @@ fn cause_chain(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use crate::config::ConfigProblem;
+
+    #[test]
+    fn a_share_token_is_left_out_of_a_logged_path() {
+        let cases = [
+            ("/api/shared/abc123", "/api/shared/:token"),
+            ("/api/shared/abc123/copy", "/api/shared/:token/copy"),
+            ("/api/threads/t1", "/api/threads/t1"),
+        ];
+        for (path, logged) in cases {
+            assert_eq!(loggable_path(path), logged, "{path}");
+        }
+    }
 
     fn redis_error(kind: std::io::ErrorKind) -> redis::RedisError {
         std::io::Error::from(kind).into()

@@ -168,6 +168,20 @@ pub(crate) struct Knobs {
     pub context_tokens: Option<usize>,
 }
 
+impl Knobs {
+    /// Answers cleanly: no injected status, hang, cut, error or garbage.
+    pub(crate) fn without_faults(self) -> Self {
+        Self {
+            status: None,
+            hang: false,
+            cut_after: None,
+            error_after: None,
+            garbage_after: None,
+            ..self
+        }
+    }
+}
+
 fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     u64::deserialize(deserializer).map(Duration::from_millis)
 }

@@ -57,6 +57,7 @@
 //! | — | `think_as` | `x-mock-think-as` | where the reasoning goes: `inline` (default, in `<think>` tags), `reasoning_content` or `reasoning` (a delta field of its own) |
 //! | — | `think_close` | `x-mock-think-close` | `0`: the inline reasoning never closes; no answer, `finish_reason: "length"` |
 //! | — | `split_at` | `x-mock-split-at` | `P[,P…]`: cut the content (tags, reasoning, answer, inline calls) into chunks at these byte offsets instead of a chunk per word |
+//! | — | `faults` | `x-mock-faults` | `N`: the failure knobs (`status`, `hang`, `cut_after`, `error_after`, `garbage_after`) hold for the first N requests whose last user message is the same text only; later ones are answered cleanly (a client's retry succeeds) |
 //! | — | `tool_inline` | `x-mock-tool-inline` | with `tool_calls`: write each call into the content as `<tool_call>{"name", "arguments"}</tool_call>` (as Hermes does without a tool parser), `finish_reason: "stop"` |
 //!
 //! Precedence, lowest first: the instance config, directives, headers. Headers are for direct

@@ -57,10 +57,11 @@ enum Knob {
     ThinkClose,
     SplitAt,
     ToolInline,
+    Faults,
 }
 
 /// Every accepted knob name (directive spelling) and the knob it sets; first name is canonical.
-const KNOB_NAMES: [(&str, Knob); 20] = [
+const KNOB_NAMES: [(&str, Knob); 21] = [
     ("tokens", Knob::Tokens),
     ("ttft_ms", Knob::TtftMs),
     ("inter_token_ms", Knob::InterTokenMs),
@@ -81,6 +82,7 @@ const KNOB_NAMES: [(&str, Knob); 20] = [
     ("think_close", Knob::ThinkClose),
     ("split_at", Knob::SplitAt),
     ("tool_inline", Knob::ToolInline),
+    ("faults", Knob::Faults),
 ];
 
 impl Knob {
@@ -132,6 +134,7 @@ pub(crate) struct Overrides {
     think_close: Option<bool>,
     split_at: Option<Vec<usize>>,
     tool_inline: Option<bool>,
+    faults: Option<usize>,
 }
 
 /// Where the reasoning of a `think` reply goes.
@@ -249,6 +252,8 @@ impl Overrides {
             think_close: _,
             split_at: _,
             tool_inline: _,
+            // Read by `faults`.
+            faults: _,
         } = *self;
         knobs.tokens = tokens.unwrap_or(knobs.tokens);
         knobs.ttft = ttft.unwrap_or(knobs.ttft);
@@ -266,6 +271,12 @@ impl Overrides {
     /// word list: `echo=1`, so a test can make the model say exactly what it needs.
     pub(crate) fn echo(&self) -> bool {
         self.echo.unwrap_or(false)
+    }
+
+    /// `faults=N`: the failure knobs hold for the first N requests with the same last user
+    /// message only (`None`: for every request).
+    pub(crate) fn faults(&self) -> Option<usize> {
+        self.faults
     }
 
     /// The reasoning knobs this request set (no reasoning by default).
@@ -323,6 +334,7 @@ impl Overrides {
                 });
             }
             Knob::ThinkClose => self.think_close = Some(parse_flag(knob, value)?),
+            Knob::Faults => self.faults = Some(parse_count(knob, value)?),
             Knob::SplitAt => {
                 let offsets: Result<Vec<usize>, _> =
                     value.split(',').map(str::parse::<usize>).collect();

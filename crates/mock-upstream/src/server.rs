@@ -67,6 +67,8 @@ struct Shared {
     requests: Mutex<VecDeque<Bytes>>,
     /// Never reset, unlike `calls`, so reply ids stay unique for the life of the mock.
     next_id: AtomicU64,
+    /// Requests seen per last user message, for `faults=N` (cleared by `reset`).
+    faulted: Mutex<std::collections::HashMap<String, usize>>,
     /// Flipped once by [`MockState::stop`]; ends hanging requests and the server.
     stopping: watch::Sender<bool>,
 }
@@ -81,6 +83,7 @@ impl MockState {
                 abandoned: Arc::new(AtomicUsize::new(0)),
                 requests: Mutex::new(VecDeque::new()),
                 next_id: AtomicU64::new(0),
+                faulted: Mutex::new(std::collections::HashMap::new()),
                 stopping: watch::Sender::new(false),
             }),
         }
@@ -127,6 +130,11 @@ impl MockState {
         let mut requests = self.lock_requests();
         requests.clear();
         self.shared.calls.store(0, Ordering::Relaxed);
+        self.shared
+            .faulted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// Releases hanging requests (they get a 503) and stops a server started by
@@ -166,6 +174,19 @@ impl MockState {
             requests.pop_front();
         }
         requests.push_back(body);
+    }
+
+    /// Counts a request with `faults=N` and says whether its faults still hold: they do for
+    /// the first `times` requests whose last user message is `message`.
+    fn faults_due(&self, message: String, times: usize) -> bool {
+        let mut seen = self
+            .shared
+            .faulted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = seen.entry(message).or_insert(0);
+        *count += 1;
+        *count <= times
     }
 
     /// Checks the bearer token and copies the knobs out, under one short read lock.
@@ -235,6 +256,15 @@ async fn answer_chat(
     }
     overrides.read_headers(headers)?;
     overrides.apply(&mut knobs);
+    if let Some(times) = overrides.faults() {
+        let message: String = request
+            .last_user_message()
+            .map(|m| m.texts().collect())
+            .unwrap_or_default();
+        if !state.faults_due(message, times) {
+            knobs = knobs.without_faults();
+        }
+    }
     let echo = overrides.echo().then(|| echo_words(&request));
     let think = overrides.think();
     let tool_knobs = overrides.tools();
@@ -809,6 +839,11 @@ impl MockUpstream {
     /// See [`MockState::calls`].
     pub fn calls(&self) -> usize {
         self.state.calls()
+    }
+
+    /// See [`MockState::abandoned`].
+    pub fn abandoned(&self) -> usize {
+        self.state.abandoned()
     }
 
     /// See [`MockState::requests`].

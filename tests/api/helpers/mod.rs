@@ -5,7 +5,8 @@
 //! - [`sse`]: the one event-stream reader (`Reader`, `Sse`, `ChatReply`).
 //! - [`turns`]: chat request bodies and turn helpers (`chat_id`, `ui_turn`, `slow`, `stop`,
 //!   `dead_generator`, …).
-//! - [`functions`]: the Vercel function binaries, started alone.
+//! - [`functions`]: the Vercel function binaries, started alone (with their memory and
+//!   log when asked: `LoggedFunction`).
 //! - [`pki`]: a throwaway CA and server certificate for TLS Redis.
 //! - [`stored`]: looking at what Redis holds (`scan`, `pttls`), and the check that a blocking
 //!   read does not hold up the shared connection.

@@ -318,3 +318,17 @@ async fn a_non_streamed_reply_with_cut_after_breaks_mid_body() {
     assert_eq!(response.status(), 200);
     assert!(response.bytes().await.is_err());
 }
+
+#[tokio::test]
+async fn faults_hold_for_the_first_n_requests_of_a_message_only() {
+    let mock = TestMock::start(MockConfig::default()).await;
+    let body = stream_body("[[mock status=503 faults=2]] the same question");
+    let other = stream_body("[[mock status=503 faults=2]] another question");
+
+    let mut statuses = Vec::new();
+    for body in [&body, &body, &other, &body] {
+        statuses.push(mock.chat(body).send().await.unwrap().status().as_u16());
+    }
+
+    assert_eq!(statuses, [503, 503, 503, 200]);
+}
