@@ -112,3 +112,75 @@ async fn a_huge_limit_never_trips_over_float_precision() {
         assert_eq!(app.get("/api/threads", &token).await.0, StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn routes_without_credentials_are_limited_per_client_address() {
+    // Arrange: 3 public requests a minute per address.
+    let app = TestApp::spawn_with(|config| {
+        config.limits.public_per_minute = NonZeroU32::new(3);
+    })
+    .await;
+    let get = |path: &'static str, ip: &'static str| {
+        let url = app.url(path);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-forwarded-for", ip)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Act: three health checks from one address, then a fourth and a shared link's read.
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let resp = get("/api/health", "203.0.113.7").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["x-ratelimit-limit"], "3");
+        remaining.push(
+            resp.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let refused = get("/api/health", "203.0.113.7").await;
+    let shared = get("/api/shared/some-token", "203.0.113.7").await;
+    let other = get("/api/health", "198.51.100.2").await;
+
+    // Assert: the same 429 as every limit, for every public route of that address only.
+    assert_eq!(remaining, ["2", "1", "0"]);
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.headers()["x-ratelimit-remaining"], "0");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(shared.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        other.status(),
+        StatusCode::OK,
+        "another address has its own budget"
+    );
+}
+
+#[tokio::test]
+async fn health_still_reports_an_outage_with_the_public_limit_on() {
+    let mut app = TestApp::spawn_with(|config| {
+        config.limits.public_per_minute = NonZeroU32::new(100);
+    })
+    .await;
+    app.redis.stop().await;
+
+    let (status, body) = app.health(false).await;
+
+    // The limit cannot be counted without Redis: the request goes on, and health says why.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["redis"]["ok"], false);
+}

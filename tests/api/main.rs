@@ -38,6 +38,7 @@ mod resilience;
 mod responses;
 mod resume;
 mod search;
+mod server;
 mod session;
 mod share;
 mod store;

@@ -294,7 +294,7 @@ async fn a_fork_copies_exactly_the_branch_up_to_the_message() {
 #[tokio::test]
 async fn public_reads_are_limited_per_client_address() {
     let app = TestApp::spawn_with(|config| {
-        config.limits.requests_per_minute = std::num::NonZeroU32::new(3);
+        config.limits.public_per_minute = std::num::NonZeroU32::new(3);
     })
     .await;
     let token = app.token_for(&random_user());

@@ -207,6 +207,21 @@ pub const VARIABLES: &[Variable] = &[
         about: "other API requests per user per minute; 0 = no limit",
     },
     Variable {
+        name: "RATE_LIMIT_PUBLIC_PER_MIN",
+        default: Some("120"),
+        about: "requests per client address per minute to the routes without credentials (health, shared links); 0 = no limit",
+    },
+    Variable {
+        name: "REQUEST_HEAD_TIMEOUT_MS",
+        default: Some("10000"),
+        about: "dev server: a request's head must arrive within this, or its connection is closed",
+    },
+    Variable {
+        name: "REQUEST_BODY_TIMEOUT_MS",
+        default: Some("30000"),
+        about: "dev server: longest wait for the next piece of a request body (then 408)",
+    },
+    Variable {
         name: "DAILY_TOKEN_BUDGET",
         default: Some("0"),
         about: "prompt + completion tokens per user per UTC day; 0 = no budget",
@@ -368,6 +383,11 @@ pub struct HttpConfig {
     pub max_import_bytes: usize,
     /// Exact origins allowed to call cross-origin (with credentials). Empty: same-origin only.
     pub allowed_origins: Vec<HeaderValue>,
+    /// A server of our own (the dev server) closes a connection whose request head takes
+    /// longer (Vercel's edge does this for the functions).
+    pub head_timeout: Duration,
+    /// A server of our own answers 408 when a request body's next piece takes longer.
+    pub body_timeout: Duration,
 }
 
 /// Per-user limits; `None` disables one.
@@ -376,6 +396,8 @@ pub struct LimitsConfig {
     pub chat_per_minute: Option<NonZeroU32>,
     pub chat_per_day: Option<NonZeroU32>,
     pub requests_per_minute: Option<NonZeroU32>,
+    /// Requests per client address per minute to the routes without credentials.
+    pub public_per_minute: Option<NonZeroU32>,
     pub daily_token_budget: Option<NonZeroU64>,
 }
 
@@ -422,6 +444,9 @@ impl Config {
         let chat_per_minute = r.optional("RATE_LIMIT_CHAT_PER_MIN", parse_limit);
         let chat_per_day = r.optional("RATE_LIMIT_CHAT_PER_DAY", parse_limit);
         let requests_per_minute = r.optional("RATE_LIMIT_REQUESTS_PER_MIN", parse_limit);
+        let public_per_minute = r.optional("RATE_LIMIT_PUBLIC_PER_MIN", parse_limit);
+        let head_ms = r.optional("REQUEST_HEAD_TIMEOUT_MS", parse_positive);
+        let body_ms = r.optional("REQUEST_BODY_TIMEOUT_MS", parse_positive);
         let token_budget = r.optional("DAILY_TOKEN_BUDGET", parse_budget);
         let fallback_model = r.optional("FALLBACK_MODEL", parse_maybe);
         let system_prompt = r.optional("SYSTEM_PROMPT", parse_maybe);
@@ -526,11 +551,14 @@ impl Config {
                     max_body_bytes: saturating_usize(max_body?),
                     max_import_bytes: saturating_usize(max_import?),
                     allowed_origins: allowed_origins?,
+                    head_timeout: millis(head_ms?),
+                    body_timeout: millis(body_ms?),
                 },
                 limits: LimitsConfig {
                     chat_per_minute: chat_per_minute?,
                     chat_per_day: chat_per_day?,
                     requests_per_minute: requests_per_minute?,
+                    public_per_minute: public_per_minute?,
                     daily_token_budget: token_budget?,
                 },
             })

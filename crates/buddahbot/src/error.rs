@@ -79,6 +79,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("content type is not `application/json`")]
     UnsupportedMediaType,
+    /// The request body stopped arriving (a server of our own: `REQUEST_BODY_TIMEOUT_MS`).
+    #[error("the request body stalled")]
+    RequestTimeout,
     #[error("store operation failed")]
     Store(#[from] StoreError),
     #[error("model api failed")]
@@ -117,6 +120,7 @@ impl ApiError {
             | Self::NotStoppable => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(e) if e.is_rate_limit() => StatusCode::TOO_MANY_REQUESTS,
@@ -145,6 +149,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RequestTimeout => "request_timeout",
             Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
             Self::Store(_) => "internal_error",
             Self::Config(_) => "config_error",
@@ -201,6 +206,9 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 "The request body must be JSON, sent with `content-type: application/json`."
                     .to_owned()
+            }
+            Self::RequestTimeout => {
+                "The request body stopped arriving; send it again, without pauses.".to_owned()
             }
             Self::Store(StoreError::Unavailable(_)) => {
                 "The store is temporarily unavailable; retry shortly.".to_owned()
@@ -456,6 +464,7 @@ mod tests {
                 415,
                 "unsupported_media_type",
             ),
+            (ApiError::RequestTimeout, 408, "request_timeout"),
             (
                 StoreError::from(redis_error(std::io::ErrorKind::ConnectionRefused)).into(),
                 503,

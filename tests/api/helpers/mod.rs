@@ -75,6 +75,7 @@ pub fn test_vars_with_upstream(redis_url: &str, upstream: &str) -> Vec<(String, 
         ("RATE_LIMIT_CHAT_PER_MIN", "0".to_owned()),
         ("RATE_LIMIT_CHAT_PER_DAY", "0".to_owned()),
         ("RATE_LIMIT_REQUESTS_PER_MIN", "0".to_owned()),
+        ("RATE_LIMIT_PUBLIC_PER_MIN", "0".to_owned()),
         ("REDIS_CONNECT_TIMEOUT_MS", REDIS_TIMEOUT_MS.to_string()),
         ("REDIS_RESPONSE_TIMEOUT_MS", REDIS_TIMEOUT_MS.to_string()),
     ]

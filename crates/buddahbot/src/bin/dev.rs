@@ -11,15 +11,17 @@
 //! public development secret; without `NOUS_API_KEY` it answers chats from the offline demo
 //! model (the mock upstream the tests use, run in this process). Each default is announced in
 //! the log. It serves the web app of `public/` at `/`, and `/dev/session`, which signs the
-//! browser in as any user id typed into the app. The Vercel functions never do any of this.
+//! browser in as any user id typed into the app. It times out slow request heads and bodies
+//! (`REQUEST_HEAD_TIMEOUT_MS`, `REQUEST_BODY_TIMEOUT_MS`), as Vercel's edge does for the
+//! functions. The Vercel functions never do any of this.
 
 use std::{collections::HashMap, io::Write, net::SocketAddr, process::ExitCode};
 
-use axum::serve::ListenerExt;
 use buddahbot::{
     app::App,
     config::Config,
     domain::UserId,
+    http::server::{self, Timeouts},
     local_redis::RedisServer,
     routes::site::{DEV_SESSION_TTL_SECS, dev_session, dev_site},
     telemetry,
@@ -131,17 +133,21 @@ async fn serve() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    // Nagle plus delayed ACKs would add ~40 ms to small keep-alive responses.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     tracing::info!("listening on http://{addr}");
     tracing::info!("open http://{addr} in a browser to chat");
 
-    let result = axum::serve(listener, dev_site(app, PUBLIC_DIR.into()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string());
+    let timeouts = Timeouts {
+        head: app.config().http.head_timeout,
+        body: app.config().http.body_timeout,
+    };
+    let result = server::serve(
+        listener,
+        dev_site(app, PUBLIC_DIR.into()),
+        timeouts,
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string());
     drop(demo_model);
     if let Some(mut server) = private_redis {
         server.stop().await;

@@ -1,6 +1,8 @@
-//! The gate in front of every authenticated route: who is calling, whether a cookie-carried
-//! request comes from an origin allowed to act (CSRF), and whether the caller is within their
-//! rate limits. Handlers then take the caller through the [`Authenticated`] extractor.
+//! The gate in front of every route: who is calling, whether a cookie-carried request comes
+//! from an origin allowed to act (CSRF), and whether the caller is within their rate limits.
+//! Handlers then take the caller through the [`Authenticated`] extractor. The routes without
+//! credentials ([`RouteClass::Public`]: health, shared links) are counted per client address
+//! instead.
 //!
 //! # Design
 //! One middleware rather than three extractors, because the limit headers
@@ -15,8 +17,10 @@
 //! the `x-ratelimit-*` headers of every admitted request. (A refusal's headers come with the
 //! 429 itself, from `ApiError`.)
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{FromRequestParts, Request, State},
+    extract::{ConnectInfo, FromRequestParts, Request, State},
     http::{HeaderMap, HeaderValue, Method, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -28,7 +32,7 @@ use crate::{
     domain::UserId,
     error::ApiError,
     http::headers::set_limit_headers,
-    store::{LimitSet, RateDecision},
+    store::{LimitSet, RateDecision, StoreError},
     timing::{self, Phase},
 };
 
@@ -58,6 +62,9 @@ pub enum RouteClass {
     Chat,
     /// Ordinary API requests.
     Api,
+    /// No credentials: every request counts against its client address's
+    /// `RATE_LIMIT_PUBLIC_PER_MIN`.
+    Public,
 }
 
 /// State of the [`guard`] middleware.
@@ -68,6 +75,23 @@ pub struct Guard {
 }
 
 pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    if guard.class == RouteClass::Public {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let client = client_address(request.headers(), peer);
+        return match count_public(&guard.app, &client).await {
+            Ok(decision) => {
+                let mut response = next.run(request).await;
+                if let Some(decision) = decision {
+                    set_limit_headers(response.headers_mut(), &decision);
+                }
+                response
+            }
+            Err(err) => err.into_response(),
+        };
+    }
     // Borrow only the parts: a `Request` is not `Sync`, so holding `&Request` across an await
     // would make this future unsendable.
     let admitted = admit(&guard, request.method(), request.headers()).await;
@@ -128,6 +152,45 @@ async fn admit(guard: &Guard, method: &Method, headers: &HeaderMap) -> Result<Ad
     Ok((Authenticated(caller.user), Some(decision)))
 }
 
+/// Counts a request without credentials against its client address's public limit. When
+/// Redis cannot be reached the request goes on uncounted: the route answers for itself (health
+/// reports the outage, a shared link answers 503).
+async fn count_public(app: &App, client: &str) -> Result<Option<RateDecision>, ApiError> {
+    let limits = LimitSet::for_public(&app.config().limits);
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    let Ok(caller) = UserId::parse(&format!("ip:{client}")) else {
+        return Ok(None);
+    };
+    match app.store().check_rate(&caller, &limits).await {
+        Ok(decision) if !decision.allowed => Err(ApiError::RateLimited(decision)),
+        Ok(decision) => Ok(Some(decision)),
+        Err(StoreError::Unavailable(_)) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The client's address: as the platform reports it (Vercel's `x-real-ip`, or the first hop
+/// of `x-forwarded-for`), else the connection's peer (a server of our own), else `unknown`.
+/// Only characters of an IP address are kept, so it can name a key.
+pub fn client_address(headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> String {
+    headers
+        .get("x-real-ip")
+        .or_else(|| headers.get("x-forwarded-for"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| {
+            v.trim()
+                .chars()
+                .filter(|c| c.is_ascii_hexdigit() || *c == '.' || *c == ':')
+                .collect()
+        })
+        .filter(|v: &String| !v.is_empty())
+        .or_else(|| peer.map(|ip| ip.to_string()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -169,6 +232,44 @@ mod tests {
             map.insert(*name, value.parse().unwrap());
         }
         map
+    }
+
+    /// A case name, the request's headers, the peer, and the address counted.
+    type AddressCase = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Option<std::net::IpAddr>,
+        &'static str,
+    );
+
+    #[test]
+    fn the_client_address_is_the_platforms_then_the_peer() {
+        let peer = Some(std::net::IpAddr::from([192, 0, 2, 1]));
+        let cases: [AddressCase; 5] = [
+            (
+                "x-real-ip first",
+                &[("x-real-ip", "203.0.113.7"), ("x-forwarded-for", "1.1.1.1")],
+                peer,
+                "203.0.113.7",
+            ),
+            (
+                "the first hop",
+                &[("x-forwarded-for", "203.0.113.7, 10.0.0.1")],
+                peer,
+                "203.0.113.7",
+            ),
+            (
+                "only address characters",
+                &[("x-forwarded-for", "{2001:db8::1}")],
+                None,
+                "2001:db8::1",
+            ),
+            ("the peer", &[], peer, "192.0.2.1"),
+            ("nothing", &[], None, "unknown"),
+        ];
+        for (case, pairs, peer, want) in cases {
+            assert_eq!(client_address(&headers(pairs), peer), want, "{case}");
+        }
     }
 
     /// A case name, the request's headers, and whether it may act with the cookie.

@@ -1,6 +1,7 @@
 //! Request and response plumbing shared by every route: the JSON body extractors, query
 //! parameter parsing and page limits; [`guard`], the middleware in front of every
-//! authenticated route; and [`headers`], the response headers this API defines. The layers
+//! authenticated route; [`headers`], the response headers this API defines; and [`server`],
+//! serving a router on a socket of our own with request timeouts (the dev server). The layers
 //! every function router gets (CORS, error logging) are assembled in `routes`.
 
 use axum::{
@@ -15,6 +16,7 @@ use crate::{app::App, error::ApiError};
 
 pub mod guard;
 pub mod headers;
+pub mod server;
 pub mod timing;
 
 /// A JSON request body (or response). Refuses a non-JSON content type (415), a body above

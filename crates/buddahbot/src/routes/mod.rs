@@ -134,7 +134,7 @@ pub fn conversations(app: App) -> Router {
 /// `api/shared.rs`: `GET /api/shared/:token`, public (counted per client address), the
 /// token in `?token=`.
 pub fn shared(app: App) -> Router {
-    function(app, None, get(share::read), "GET, HEAD")
+    function(app, Some(RouteClass::Public), get(share::read), "GET, HEAD")
 }
 
 /// `api/models.rs`: `GET /api/models` (and `/api/models/:id`, the id in `?id=`), in OpenAI's
@@ -143,9 +143,9 @@ pub fn models(app: App) -> Router {
     openai_function(app, Some(RouteClass::Api), get(models::get), "GET, HEAD")
 }
 
-/// `api/health.rs`: `GET /api/health`, unauthenticated.
+/// `api/health.rs`: `GET /api/health`, unauthenticated (counted per client address).
 pub fn health(app: App) -> Router {
-    function(app, None, get(health::get), "GET, HEAD")
+    function(app, Some(RouteClass::Public), get(health::get), "GET, HEAD")
 }
 
 /// What a function serves when its configuration is invalid: every request gets the 500
@@ -271,8 +271,8 @@ pub fn local(app: App) -> Router {
         .layer(middleware::from_fn(server_timing))
 }
 
-/// A function's router: its methods, behind the guard (authentication, CSRF, rate limits)
-/// when `class` is set, with errors logged once and CORS answered outermost, so that error
+/// A function's router: its methods, behind the guard (authentication, CSRF, rate limits; for
+/// a public route, the limit of its client address) when `class` is set, with errors logged once and CORS answered outermost, so that error
 /// responses carry CORS headers too (a browser could not read them otherwise).
 fn function(
     app: App,

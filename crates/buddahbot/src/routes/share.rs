@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::{
     Json,
     extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
@@ -18,7 +18,7 @@ use crate::{
     error::ApiError,
     http::QueryParams,
     store::{
-        BranchPage, BranchRead, LimitSet,
+        BranchPage, BranchRead,
         share::{self, Snapshot},
     },
 };
@@ -232,22 +232,8 @@ pub async fn fork(
 }
 
 /// `GET /api/shared/:token`, public: the snapshot, or 404 once revoked, expired or its
-/// thread deleted. Counted per client address.
-pub async fn read(
-    State(app): State<App>,
-    query: QueryParams,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let client = client_address(&headers);
-    let limits = LimitSet::for_request(&app.config().limits);
-    if !limits.is_empty()
-        && let Ok(caller) = UserId::parse(&format!("ip:{client}"))
-    {
-        let decision = app.store().check_rate(&caller, &limits).await?;
-        if !decision.allowed {
-            return Err(ApiError::RateLimited(decision));
-        }
-    }
+/// thread deleted. Counted per client address by the guard (`RATE_LIMIT_PUBLIC_PER_MIN`).
+pub async fn read(State(app): State<App>, query: QueryParams) -> Result<Response, ApiError> {
     let token = query.get_once("token").unwrap_or_default();
     let snapshot = app
         .store()
@@ -266,24 +252,6 @@ pub async fn read(
         HeaderValue::from_static("public, max-age=60"),
     );
     Ok(response)
-}
-
-/// The client's address as the platform reports it (Vercel's `x-forwarded-for`, first
-/// hop), or `unknown`.
-fn client_address(headers: &HeaderMap) -> String {
-    headers
-        .get("x-real-ip")
-        .or_else(|| headers.get("x-forwarded-for"))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| {
-            v.trim()
-                .chars()
-                .filter(|c| c.is_ascii_hexdigit() || *c == '.' || *c == ':')
-                .collect()
-        })
-        .filter(|v: &String| !v.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// `POST /api/shared/:token/copy` (authenticated): the snapshot as a new thread of the

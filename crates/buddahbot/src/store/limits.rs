@@ -22,6 +22,8 @@ pub const CHAT_PER_MINUTE: &str = "chat-minute";
 pub const CHAT_PER_DAY: &str = "chat-day";
 /// See [`CHAT_PER_MINUTE`].
 pub const REQUESTS_PER_MINUTE: &str = "requests-minute";
+/// See [`CHAT_PER_MINUTE`]; counted per client address (under the caller `ip:<address>`).
+pub const PUBLIC_PER_MINUTE: &str = "public-minute";
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -98,6 +100,17 @@ impl LimitSet {
     pub fn for_request(config: &LimitsConfig) -> Self {
         Self {
             limits: RateLimit::configured(REQUESTS_PER_MINUTE, MINUTE, config.requests_per_minute)
+                .into_iter()
+                .collect(),
+            budget: None,
+        }
+    }
+
+    /// What a request without credentials counts against, per client address: the
+    /// configured public requests per minute.
+    pub fn for_public(config: &LimitsConfig) -> Self {
+        Self {
+            limits: RateLimit::configured(PUBLIC_PER_MINUTE, MINUTE, config.public_per_minute)
                 .into_iter()
                 .collect(),
             budget: None,
@@ -231,6 +244,7 @@ mod tests {
             chat_per_minute: NonZeroU32::new(5),
             chat_per_day: NonZeroU32::new(100),
             requests_per_minute: NonZeroU32::new(60),
+            public_per_minute: NonZeroU32::new(120),
             daily_token_budget: std::num::NonZeroU64::new(1_000),
         };
         assert_eq!(
@@ -272,6 +286,7 @@ mod tests {
             chat_per_minute: None,
             chat_per_day: NonZeroU32::new(100),
             requests_per_minute: None,
+            public_per_minute: None,
             daily_token_budget: None,
         };
         let chat = LimitSet::for_chat_turn(&config);
