@@ -6,8 +6,8 @@
 //! | field | written by | meaning |
 //! |---|---|---|
 //! | `id`, `userId`, `title`, `createdAt`, `updatedAt`, `messageCount`, `model` | create, begin/finish a turn, rename | the [`Thread`](crate::domain::Thread) (`messageCount` = the message list's length) |
-//! | `activeMessageId`, `activeUntil` | begin (taken), renew (extended), finish/fail (freed) | the one generation allowed at a time and its lease end (ms) |
-//! | `lastStatus` | finish, fail | `idle`, `error` or `stopped`: how the latest generation ended |
+//! | `activeMessageId`, `activeUntil` | begin (taken), renew (extended), finish/fail/undo (freed) | the one generation allowed at a time and its lease end (ms) |
+//! | `lastStatus` | finish, fail, undo | `idle`, `error` or `stopped`: how the latest generation ended |
 //! | `streamId`, `streamStart`, `streamFormat` | begin (streamed turns only) | the latest streamed generation: its reply id, the ms part of its event ids, its wire format |
 //! | `streamOwner` | begin | the control channel of the process generating it ([`control`](super::control)) |
 //! | `streamEndedAt` | finish, fail | when its last event was logged (ms) |
@@ -29,7 +29,8 @@
 //! # Turn states (`…:thread:<id>:turns`, a hash keyed by user message id)
 //! `g:<reply id>:<lease end ms>` generating; `d:<list index>:<reply id>` done, the reply at that
 //! index of the message list (the newest, after a regenerate); `f` failed before any reply
-//! was stored (a retry may generate).
+//! was stored, or its begin taken back after its request answered 503 (`undo_begin.lua`; a
+//! retry may generate).
 //!
 //! # The tree (`…:thread:<id>:tree`, a hash; only once the thread branched)
 //! `i<id>` → list index; `m<index>` → `<id> <parent index>[ <id of the message it edits>]`;
