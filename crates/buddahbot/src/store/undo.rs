@@ -142,3 +142,40 @@ impl Store {
         Ok(done > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unavailable(kind: std::io::ErrorKind) -> StoreError {
+        StoreError::from(redis::RedisError::from(std::io::Error::from(kind)))
+    }
+
+    #[test]
+    fn only_a_write_that_may_have_been_sent_has_an_unknown_outcome() {
+        let cases = [
+            ("timed out", unavailable(std::io::ErrorKind::TimedOut), true),
+            (
+                "connection reset",
+                unavailable(std::io::ErrorKind::ConnectionReset),
+                true,
+            ),
+            (
+                "connection refused",
+                unavailable(std::io::ErrorKind::ConnectionRefused),
+                false,
+            ),
+            (
+                "corrupt",
+                StoreError::Corrupt {
+                    key: "k".to_owned(),
+                    reason: "r".to_owned(),
+                },
+                false,
+            ),
+        ];
+        for (case, err, unknown) in cases {
+            assert_eq!(err.outcome_unknown(), unknown, "{case}");
+        }
+    }
+}
