@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::helpers::{
     Frozen, REDIS_TIMEOUT_MS, TestApp, error_code, eventually, into_parts, random_user,
-    turns::thread_turn,
+    turns::{thread_turn, user_turn},
 };
 
 /// How long past the response timeout a 503 may take (scheduling on a loaded machine).
@@ -165,6 +165,34 @@ async fn a_thread_left_streaming_by_a_503_turn_is_freed_once_redis_thaws() {
         .await;
     assert_eq!(next.status, StatusCode::OK, "{}", next.json);
     assert_eq!(next.last_data(), Some("[DONE]"));
+}
+
+#[tokio::test]
+async fn a_first_turn_answered_503_leaves_no_thread_behind_and_its_retry_makes_one() {
+    // Arrange: one request first, so the connection and the control channel are up.
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&random_user());
+    let warm = app.chat(&token, user_turn("warm up")).await;
+    assert_eq!(warm.last_data(), Some("[DONE]"));
+    let turn = json!({ "messages": [{ "id": "first", "role": "user", "content": "a new chat" }] });
+
+    // Act: a turn without a thread id (the server names the thread) meets a frozen Redis.
+    let frozen = Frozen::redis(&app.redis);
+    let (status, _) = app
+        .request(Method::POST, "/api/chat", Some(&token), Some(turn.clone()))
+        .await;
+    tokio::time::sleep(Duration::from_millis(REDIS_TIMEOUT_MS)).await;
+    drop(frozen);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, between) = app.get("/api/threads", &token).await;
+    let retried = app.chat(&token, turn).await;
+    let (_, after) = app.get("/api/threads", &token).await;
+
+    // Assert: the half-made thread is gone; the retry's thread is the only new one.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(between["threads"].as_array().unwrap().len(), 1, "{between}");
+    assert_eq!(retried.last_data(), Some("[DONE]"));
+    assert_eq!(after["threads"].as_array().unwrap().len(), 2, "{after}");
 }
 
 #[tokio::test]

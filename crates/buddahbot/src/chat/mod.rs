@@ -162,6 +162,8 @@ async fn answer(
                     background.spawn(app.store().clone().settle(Undo::BeginTurn {
                         ids: TurnIds::clone(&ids),
                         regenerate: request.regenerate,
+                        // A thread id of the server's own: no retry can name this thread.
+                        made_thread: request.thread_id.is_none().then_some(inputs.len()),
                         lease: config.chat.generation_lease,
                     }));
                 }

@@ -82,10 +82,11 @@ pub static DELETE_THREAD: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Takes back a begun turn whose request answered 503 (library: tree.lua, for the turn a
-/// regenerate means and the branch it left).
+/// Takes back a begun turn whose request answered 503 (libraries: tree.lua, for the turn a
+/// regenerate means and the branch it left; index.lua, to delete a thread it made).
 pub static UNDO_BEGIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/index.lua"),
         include_str!("scripts/tree.lua"),
         include_str!("scripts/undo_begin.lua")
     ))

@@ -38,6 +38,9 @@ pub enum Undo {
     BeginTurn {
         ids: TurnIds,
         regenerate: bool,
+        /// The number of messages the turn adds, when its request made the thread under an id
+        /// of its own (no client knows it: the retry makes another thread, so this one goes).
+        made_thread: Option<usize>,
         /// The begin's lease: once it ran out, the turn no longer blocks anything.
         lease: Duration,
     },
@@ -109,17 +112,27 @@ impl Store {
         let mut invocation;
         match undo {
             Undo::BeginTurn {
-                ids, regenerate, ..
+                ids,
+                regenerate,
+                made_thread,
+                ..
             } => {
+                let (user, thread) = (&ids.user, &ids.thread);
                 invocation = scripts::UNDO_BEGIN.prepare_invoke();
                 invocation
-                    .key(keys::thread_turns(&ids.user, &ids.thread))
-                    .key(keys::thread_meta(&ids.user, &ids.thread))
-                    .key(keys::thread_tree(&ids.user, &ids.thread))
-                    .key(keys::thread_path(&ids.user, &ids.thread))
+                    .key(keys::thread_turns(user, thread))
+                    .key(keys::thread_meta(user, thread))
+                    .key(keys::thread_tree(user, thread))
+                    .key(keys::thread_path(user, thread))
+                    .key(keys::thread_index(user))
+                    .key(keys::thread_messages(user, thread))
+                    .key(keys::thread_stream(user, thread))
                     .arg(ids.user_message.as_str())
                     .arg(ids.reply.as_str())
-                    .arg(if *regenerate { "1" } else { "0" });
+                    .arg(if *regenerate { "1" } else { "0" })
+                    .arg(if made_thread.is_some() { "1" } else { "0" })
+                    .arg(made_thread.unwrap_or(0))
+                    .arg(thread.as_str());
             }
             Undo::CreateThread {
                 user,
