@@ -279,18 +279,31 @@ async fn redis_killed_and_restarted_under_streaming_turns_loses_no_acknowledged_
         *labels.entry(outcome.label()).or_default() += 1;
     }
     let slowest_probe = probes.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let requests = app.mock.requests();
+    let calls: Vec<usize> = bodies
+        .iter()
+        .map(|body| {
+            let text = &body["messages"][0]["content"];
+            requests
+                .iter()
+                .filter(|r| r["messages"].as_array().unwrap().last().unwrap()["content"] == *text)
+                .count()
+        })
+        .collect();
     let retry_attempts: usize = retried.iter().map(|r| r.2).sum();
     let retry_conflicts: usize = retried.iter().map(|r| r.3).sum();
     eprintln!(
         "chaos ledger (redis killed): {TURNS} streaming turns; killed at {killed_at:?}, restarted at {restarted_at:?}; \
          first attempts: {labels:?}; {} requests during the outage, statuses {:?}, slowest answer {slowest_probe:?}; \
-         recovery {recovery:?} after the restart began; {} turns retried in {retry_attempts} attempts ({retry_conflicts} answered 409 while their lease ran), all stored",
+         recovery {recovery:?} after the restart began; {} turns retried in {retry_attempts} attempts ({retry_conflicts} answered 409), all stored once; \
+         {} model calls for {TURNS} turns",
         probes.len(),
         probes
             .iter()
             .map(|(s, _)| s.as_u16())
             .collect::<std::collections::BTreeSet<_>>(),
         retried.len(),
+        calls.iter().sum::<usize>(),
     );
     assert!(recovered.is_some(), "the process never recovered");
     for (status, took) in &probes {
@@ -323,6 +336,9 @@ async fn redis_killed_and_restarted_under_streaming_turns_loses_no_acknowledged_
         .await;
     }
     assert!(free_after_lease.is_some(), "a thread stayed streaming");
+    // A reply that could not be stored during the outage was stored once Redis was back: its
+    // retry replayed it, and no turn cost a second model call.
+    assert_eq!(calls, vec![1; TURNS], "model calls per turn");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,3 +234,64 @@ async fn a_thread_create_answered_503_while_redis_is_frozen_succeeds_when_retrie
     let (_, list) = app.get("/api/threads?limit=10", &token).await;
     assert_eq!(list["threads"].as_array().unwrap().len(), 2, "{list}");
 }
+
+#[tokio::test]
+async fn a_reply_that_could_not_be_stored_is_stored_once_redis_is_back_and_its_retry_replays_it() {
+    // Arrange: a Redis that keeps what it acknowledged, and a reply the model takes 700 ms to
+    // write, not streamed.
+    let redis = buddahbot::local_redis::RedisServer::start_durable()
+        .await
+        .unwrap();
+    let mut app = TestApp::spawn_on(redis, |_| {}, |_| {}).await;
+    let token = app.token_for(&random_user());
+    let thread = app.new_thread_id(&token, "killed while answering").await;
+    let mut turn = thread_turn(&thread, "m1", "[[mock ttft_ms=700]] hello");
+    turn["stream"] = json!(false);
+
+    // Act: Redis is killed while the model writes, so the reply cannot be stored; it comes
+    // back; the client retries.
+    let pending = {
+        let (client, url, token, turn) = (
+            app.client.clone(),
+            app.url("/api/chat"),
+            token.clone(),
+            turn.clone(),
+        );
+        tokio::spawn(async move {
+            into_parts(
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&turn)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.redis.stop().await;
+    let (status, body) = pending.await.unwrap();
+    app.redis.restart().await.unwrap();
+    let retried = eventually(Duration::from_secs(5), || async {
+        let (status, body) = app
+            .request(Method::POST, "/api/chat", Some(&token), Some(turn.clone()))
+            .await;
+        (status == StatusCode::OK).then_some(body)
+    })
+    .await;
+
+    // Assert: 503, then the reply the model wrote, replayed: one model call, stored once.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let retried = retried.expect("the retry never succeeded");
+    assert!(
+        !retried["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(app.mock.calls(), 1);
+    let messages = app.messages(&token, &thread).await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+}

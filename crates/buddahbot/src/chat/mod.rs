@@ -263,7 +263,10 @@ async fn answer(
             turn.stream(&request, &fitted.prompt, background, registration)
                 .await?
         }
-        (None, None) => turn.answer_whole(&request, &fitted.prompt).await?,
+        (None, None) => {
+            turn.answer_whole(&request, &fitted.prompt, &background)
+                .await?
+        }
     };
     if let Some(value) = cache_header {
         response.headers_mut().insert(CACHE, value);

@@ -30,7 +30,8 @@ use crate::{
         responses::{self, ResponseId, Settings},
     },
     store::{
-        CachedReply, Finished, LogBatch, ModelTitle, StreamEnd, TurnIds, control::Registration,
+        CachedReply, Finished, LogBatch, ModelTitle, StoreError, StreamEnd, TurnIds,
+        control::Registration,
     },
     timing::{self, Phase},
     upstream::{
@@ -307,6 +308,14 @@ impl Turn {
                     tracing::error!(thread = %self.ids.thread, error = %err, "the reply could not be stored");
                     outlet.retract(last);
                     encoder.fail(&STORE_FAILED, &mut outlet);
+                    outlet.flush().await;
+                    if matches!(err, StoreError::Unavailable(_)) && !self.ephemeral {
+                        // The client's stream ends now; the reply is stored once Redis answers.
+                        drop(outlet);
+                        let end = self.stream_end(unlogged.as_ref().filter(|_| keep_log));
+                        self.store_later(&message, title.as_ref(), end).await;
+                    }
+                    return;
                 }
                 Ok(Finished::Stored) if matches!(outcome, Outcome::Complete) => {
                     outlet.flush().await;
@@ -317,6 +326,38 @@ impl Turn {
             }
         }
         outlet.flush().await;
+    }
+
+    /// Stores a reply whose write got no answer (Redis down, frozen or slow) once Redis answers
+    /// again, so its client's retry replays it instead of waiting out the lease and calling the
+    /// model anew. Tries every 100 ms for at most one lease, which the turn holds meanwhile;
+    /// a write that did run is not repeated (`finish_turn.lua` answers it again).
+    async fn store_later(
+        &self,
+        message: &ChatMessage,
+        title: Option<&ModelTitle>,
+        end: StreamEnd<'_>,
+    ) {
+        let deadline = Instant::now() + self.app.config().chat.generation_lease;
+        loop {
+            tokio::time::sleep(STORE_RETRY_DELAY).await;
+            let stored = self
+                .app
+                .store()
+                .finish_turn(&self.ids, message, Some(self.prompt_chars), title, end)
+                .await;
+            match stored {
+                Ok(_) => {
+                    tracing::info!(thread = %self.ids.thread, "stored a reply once redis answered again");
+                    return;
+                }
+                Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {}
+                Err(err) => {
+                    tracing::error!(thread = %self.ids.thread, error = %err, "gave up storing the reply; its lease frees the thread");
+                    return;
+                }
+            }
+        }
     }
 
     /// Keeps a complete reply in the response cache, when the request may be answered from
@@ -413,11 +454,13 @@ impl Turn {
         }
     }
 
-    /// Calls the model without streaming and answers its reply once it is stored.
+    /// Calls the model without streaming and answers its reply once it is stored (or 503, and
+    /// stores it once Redis answers again, on `background`).
     pub async fn answer_whole(
         mut self,
         request: &TurnRequest,
         prompt: &[PromptMessage],
+        background: &Background,
     ) -> Result<Response, ApiError> {
         let upstream = self.app.upstream();
         let ((body, completion), model) = self
@@ -468,7 +511,8 @@ impl Turn {
             self.count_tokens(&message).await;
         } else {
             let title = self.take_title();
-            self.app
+            let stored = self
+                .app
                 .store()
                 .finish_turn(
                     &self.ids,
@@ -477,7 +521,18 @@ impl Turn {
                     title.as_ref(),
                     StreamEnd::NONE,
                 )
-                .await?;
+                .await;
+            if let Err(err) = stored {
+                if matches!(err, StoreError::Unavailable(_)) {
+                    // Answered 503: the reply is stored once Redis answers, for the retry.
+                    let message = message.clone();
+                    background.spawn(async move {
+                        self.store_later(&message, title.as_ref(), StreamEnd::NONE)
+                            .await;
+                    });
+                }
+                return Err(err.into());
+            }
         }
         self.cache(&message).await;
         let body = match &self.response {
@@ -584,6 +639,9 @@ impl Tee<'_> {
         });
     }
 }
+
+/// The wait between attempts to store a reply while Redis does not answer.
+const STORE_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// The reply arrived but could not be stored.
 const STORE_FAILED: Failure<'static> = Failure {

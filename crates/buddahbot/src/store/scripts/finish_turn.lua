@@ -17,6 +17,7 @@
 --       of the entry the `XADD` before wrote ('' for none), 13 the title the model wrote for
 --       the thread's first turn ('' for none; it replaces a provisional title only, and its
 --       tokens are in ARGV 8), 14.. the stream's last event (stream.lua)
+-- Sent again for a reply it stored already, it changes nothing and returns the same index.
 -- Returns the reply's list index, -1 when the thread is gone (or was made again: its turns do
 -- not hold this one), or -2 (nothing written) when
 -- no events came but a resumer waits for them (`streamWanted`): send them.
@@ -31,11 +32,19 @@ end
 -- it, so nothing of it is written there (the events the XADD before added are taken out).
 -- A generation that still holds the thread is in it.
 local own = meta[2] == ARGV[6]
-if not own and redis.call('HEXISTS', KEYS[4], ARGV[4]) == 0 then
-  if ARGV[12] ~= '' and meta[3] ~= ARGV[6] then
-    redis.call('XDEL', KEYS[5], ARGV[12])
+if not own then
+  local state = redis.call('HGET', KEYS[4], ARGV[4])
+  if not state then
+    if ARGV[12] ~= '' and meta[3] ~= ARGV[6] then
+      redis.call('XDEL', KEYS[5], ARGV[12])
+    end
+    return -1
   end
-  return -1
+  -- Stored already: a finish whose answer was lost, sent again (chat/turn.rs `store_later`).
+  local index, by = string.match(state, '^d:(%d+):(.*)$')
+  if by == ARGV[6] then
+    return tonumber(index)
+  end
 end
 if not ARGV[16] and meta[4] == ARGV[6] then
   -- A resumer came for the events after the generator last looked: it must send them.
