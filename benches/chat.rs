@@ -1402,6 +1402,7 @@ impl Bench {
             ("RATE_LIMIT_CHAT_PER_MIN", limit.to_owned()),
             ("RATE_LIMIT_CHAT_PER_DAY", limit.to_owned()),
             ("RATE_LIMIT_REQUESTS_PER_MIN", limit.to_owned()),
+            ("RATE_LIMIT_PUBLIC_PER_MIN", limit.to_owned()),
             (
                 "RUST_LOG",
                 std::env::var("RUST_LOG")

@@ -76,6 +76,7 @@ pub async fn serve(pinned: bool, vars: &[(&str, &str)]) -> Result<Served> {
         ("RATE_LIMIT_CHAT_PER_MIN", "0"),
         ("RATE_LIMIT_CHAT_PER_DAY", "0"),
         ("RATE_LIMIT_REQUESTS_PER_MIN", "0"),
+        ("RATE_LIMIT_PUBLIC_PER_MIN", "0"),
     ];
     let config = Config::from_vars(
         defaults
