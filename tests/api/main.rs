@@ -30,6 +30,7 @@ mod limits;
 mod methods;
 mod models;
 mod organize;
+mod properties;
 mod reasoning;
 mod redis_cost;
 mod resilience;
