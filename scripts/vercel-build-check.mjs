@@ -290,6 +290,18 @@ function output(cliDir) {
     }
   }
 
+  // 4b. A path segment is one id however it is spelled: `/api/threads/bogus&id=t1` must not
+  //     reach a function as `?id=t1`. The function sees the segment whole, or `id` twice,
+  //     which it refuses (404; it takes `id` exactly once: tests/api/edges.rs).
+  for (const sample of ["/api/threads/bogus&id=t1", "/api/threads/bogus&id=t1/title", "/api/chat/bogus&id=t1/stream", "/api/conversations/bogus&id=t1", "/api/threads/bogus%26id%3Dt1"]) {
+    const hit = route(routes, sample);
+    if (hit?.dest === undefined) continue; // answered by the platform itself: nothing reaches a function
+    const ids = new URL(hit.dest, "http://x").searchParams.getAll("id");
+    if (ids.length === 1 && ids[0] === "t1") {
+      fail(`a request for ${sample} reaches ${describe(hit)}: the function would take the id "t1" from inside another segment; make the route pass the segment whole`);
+    }
+  }
+
   // 5. Static files: only what public/ holds, unchanged. Without public/, Vercel publishes the
   //    repository root (Cargo.toml, sources, .env files...).
   const staticDir = path.join(out, "static");

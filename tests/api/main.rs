@@ -32,6 +32,7 @@ mod logs;
 mod methods;
 mod models;
 mod organize;
+mod properties;
 mod reasoning;
 mod redis_cost;
 mod resilience;

@@ -158,7 +158,7 @@ impl Splitter {
             }
             Mode::Call => {
                 self.call.push_str(&held);
-                self.end_call(&mut on);
+                self.end_call(false, &mut on);
             }
         }
     }
@@ -226,7 +226,7 @@ impl Splitter {
                     self.mode = Mode::Answer;
                     self.trim_answer = true;
                 }
-                _ => self.end_call(on),
+                _ => self.end_call(true, on),
             }
             rest = after;
         }
@@ -253,7 +253,8 @@ impl Splitter {
     }
 
     /// Ends a `<tool_call>` block: a call when its body is one, else its text as written.
-    fn end_call(&mut self, on: &mut impl FnMut(Piece<'_>)) {
+    /// Ends the open call: at its `</tool_call>` (`closed`) or at the end of the reply.
+    fn end_call(&mut self, closed: bool, on: &mut impl FnMut(Piece<'_>)) {
         let body = std::mem::take(&mut self.call);
         self.mode = Mode::Answer;
         match parse_call(&body) {
@@ -275,7 +276,10 @@ impl Splitter {
                 self.trim_answer = true;
             }
             None => {
-                let text = format!("{CALL_OPEN}{body}{CALL_CLOSE}");
+                // Not a call: the text as the model wrote it, with no closing tag it did not
+                // write.
+                let close = if closed { CALL_CLOSE } else { "" };
+                let text = format!("{CALL_OPEN}{body}{close}");
                 self.answer(&text, on);
             }
         }
@@ -586,7 +590,8 @@ mod tests {
         );
         assert_eq!(
             split_pieces(&["<tool_call>{\"name\":"], true),
-            said("", "<tool_call>{\"name\":</tool_call>", &[], "t")
+            said("", "<tool_call>{\"name\":", &[], "t"),
+            "an unclosed block that is not a call is given as written, with no closing tag"
         );
     }
 
