@@ -16,6 +16,7 @@ mod chat;
 mod cluster;
 mod connections;
 mod context;
+mod contract;
 mod cors;
 mod edges;
 mod errors;
