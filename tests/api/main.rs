@@ -36,6 +36,7 @@ mod redis_cost;
 mod resilience;
 mod responses;
 mod resume;
+mod schemathesis;
 mod search;
 mod session;
 mod share;
