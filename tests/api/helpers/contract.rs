@@ -8,7 +8,8 @@
 //! the documented type, its content type is one the status lists, a JSON body validates against
 //! that media type's schema, and so does every event of an event stream (`x-sse-data`) and
 //! every line of an NDJSON stream (`x-ndjson-item`), as they pass. A path that is no route must
-//! answer `404` in an error shape; a method the route does not take, `405` with `allow`.
+//! answer `404` in an error shape; a method the route does not take, `405` with `allow`; the
+//! dev server's `408` (a request too slow to arrive) may answer any route, in an error shape.
 //!
 //! Mismatches are collected in the app's [`Violations`]; the app fails
 //! the test when it is dropped ([`Violations::assert_none`]), naming each one.
@@ -208,6 +209,11 @@ async fn inspect(
 ) -> Response {
     let status = response.status();
     let at = format!("{} -> {}", target.label, status.as_u16());
+    if status == StatusCode::REQUEST_TIMEOUT {
+        // The dev server's answer to a request that arrives too slowly, on any route (the
+        // document says so once, in its description).
+        return check_error_body(violations, &at, response, None).await;
+    }
     let Some(template) = &target.template else {
         // No route: the router's own 404.
         if status != StatusCode::NOT_FOUND {
