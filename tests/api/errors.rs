@@ -398,3 +398,70 @@ async fn chat_accepts_what_the_openai_sdks_send() {
     assert_eq!(sent["messages"][1]["content"], "hello");
     assert_eq!(sent["max_tokens"], 50);
 }
+
+#[tokio::test]
+async fn every_route_that_reads_its_body_itself_refuses_one_over_the_limit_in_its_error_shape() {
+    // These routes parse their (optional) bodies themselves; axum's own byte extractor answered
+    // a plain-text 413 at its 2 MB default, whatever `MAX_BODY_BYTES` said.
+    let app = small_body_app().await;
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(LIMIT));
+    let cases = vec![
+        case(
+            "share",
+            Method::POST,
+            "/api/threads/t1/share",
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+        case(
+            "fork",
+            Method::POST,
+            "/api/threads/t1/fork",
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+        case(
+            "title",
+            Method::POST,
+            "/api/threads/t1/title",
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+        case(
+            "feedback",
+            Method::PUT,
+            "/api/threads/t1/messages/m1/feedback",
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+        case(
+            "create a response",
+            Method::POST,
+            "/api/responses",
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+        case(
+            "create a conversation",
+            Method::POST,
+            "/api/conversations",
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+        case(
+            "add items",
+            Method::POST,
+            "/api/conversations/c1/items",
+            413,
+            "payload_too_large",
+        )
+        .json(&big),
+    ];
+    run(&app, cases).await;
+}

@@ -331,19 +331,34 @@ async fn conversation_items_can_be_added_read_and_deleted_and_metadata_updated()
     assert_eq!(listed["data"][0]["id"], id.as_str());
 }
 
-/// The test's rendering of the specification's shapes (see its `$comment`).
-const SCHEMA: &str = include_str!("responses.schema.json");
-
-/// Fails the test unless `value` is valid against the schema's definition `name`.
+/// Fails the test unless `value` is valid against the OpenAPI document's schema `name` (the
+/// Open Responses specification's shapes: `Response`, `ResponseEvent<Type>`, …).
 fn check_shape(name: &str, value: &Value) {
-    let schema: Value = serde_json::from_str(SCHEMA).unwrap();
-    let root = json!({ "$defs": schema["$defs"], "$ref": format!("#/$defs/{name}") });
-    let validator = jsonschema::validator_for(&root).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
+    let schema = json!({ "$ref": format!("#/components/schemas/{name}") });
+    assert!(
+        crate::helpers::contract::SPEC["components"]["schemas"]
+            .get(name)
+            .is_some(),
+        "docs/openapi.json has no schema {name}"
+    );
+    let errors = crate::helpers::contract::schema_errors(&schema, value);
     assert!(errors.is_empty(), "{name}: {errors:?}\n{value}");
+}
+
+/// The document's schema of the Responses API event `kind` (`response.output_text.delta` ->
+/// `ResponseEventResponseOutputTextDelta`).
+fn event_schema(kind: &str) -> String {
+    let words: String = kind
+        .split(['.', '_'])
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("ResponseEvent{words}")
 }
 
 /// The events of a streamed `POST /api/responses`: (event line, data).
@@ -421,7 +436,7 @@ async fn every_streamed_event_and_the_response_have_the_specifications_shape() {
                 data["sequence_number"], i as u64,
                 "strictly increasing, no gaps"
             );
-            check_shape(&format!("event_{}", name.replace('.', "_")), data);
+            check_shape(&event_schema(name), data);
         }
         let kinds: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
@@ -438,7 +453,7 @@ async fn every_streamed_event_and_the_response_have_the_specifications_shape() {
             assert!(kinds.contains(kind), "{kind} in {kinds:?}");
         }
         let last = &events.last().unwrap().1["response"];
-        check_shape("response", last);
+        check_shape("Response", last);
         // Stored before the terminal event: the same Response comes back.
         let (status, stored) = app
             .get(
@@ -447,7 +462,7 @@ async fn every_streamed_event_and_the_response_have_the_specifications_shape() {
             )
             .await;
         assert_eq!(status, StatusCode::OK);
-        check_shape("response", &stored);
+        check_shape("Response", &stored);
         assert_eq!(stored["output"], last["output"]);
         assert_eq!(stored["status"], last["status"]);
     }

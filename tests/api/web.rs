@@ -8,7 +8,7 @@ use buddahbot::routes::site::{CONTENT_SECURITY_POLICY, dev_site};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, random_user, run_node_test, serve};
+use crate::helpers::{TestApp, random_user, run_node_test, serve, with_contract};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,7 +20,11 @@ fn public_dir() -> PathBuf {
 
 /// The app and the dev server's site router beside it (on its own port): the site's address.
 async fn site(app: &TestApp) -> (String, tokio::task::JoinHandle<()>) {
-    serve(dev_site(app.app.clone(), public_dir())).await
+    serve(with_contract(
+        dev_site(app.app.clone(), public_dir()),
+        app.violations(),
+    ))
+    .await
 }
 
 #[tokio::test]

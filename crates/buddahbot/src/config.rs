@@ -209,7 +209,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "RATE_LIMIT_PUBLIC_PER_MIN",
         default: Some("120"),
-        about: "requests per client address per minute to the routes without credentials (health, shared links); 0 = no limit",
+        about: "requests per client address per minute to the routes without credentials (health, shared links, the OpenAPI document); 0 = no limit",
     },
     Variable {
         name: "REQUEST_HEAD_TIMEOUT_MS",

@@ -2,6 +2,7 @@
 //! a real socket, and request helpers), and the submodules below. Feature test files import
 //! from here only, never from each other.
 //!
+//! - [`contract`]: every response checked against the OpenAPI document (`docs/openapi.json`).
 //! - [`sse`]: the one event-stream reader (`Reader`, `Sse`, `ChatReply`).
 //! - [`turns`]: chat request bodies and turn helpers (`chat_id`, `ui_turn`, `slow`, `stop`,
 //!   `dead_generator`, …).
@@ -11,6 +12,7 @@
 //! - [`stored`]: looking at what Redis holds (`scan`, `pttls`), and the check that a blocking
 //!   read does not hold up the shared connection.
 
+pub mod contract;
 pub mod functions;
 pub mod pki;
 pub mod sse;
@@ -114,11 +116,14 @@ pub struct TestApp<R = RedisServer> {
     pub app: App,
     signer: Hs256,
     server: tokio::task::JoinHandle<()>,
+    /// What [`contract::check`] found wrong in the app's responses; the test fails on drop.
+    violations: contract::Violations,
 }
 
 impl<R> Drop for TestApp<R> {
     fn drop(&mut self) {
         self.server.abort();
+        self.violations.assert_none();
     }
 }
 
@@ -154,7 +159,8 @@ impl<R: TestRedis> TestApp<R> {
         tweak(&mut config);
         let signer = Hs256::new(&config.auth.secrets);
         let app = App::new(config).unwrap();
-        let (address, server) = serve(routes::local(app.clone())).await;
+        let violations = contract::Violations::default();
+        let (address, server) = serve(with_contract(routes::local(app.clone()), &violations)).await;
         Self {
             address,
             client: reqwest::Client::new(),
@@ -163,7 +169,14 @@ impl<R: TestRedis> TestApp<R> {
             app,
             signer,
             server,
+            violations,
         }
+    }
+
+    /// Where the responses of another router serving this app (the dev server's site) report
+    /// their mismatches with the document: see [`with_contract`].
+    pub fn violations(&self) -> &contract::Violations {
+        &self.violations
     }
 
     /// A valid Auth.js session token for `user`, as the cookie `cookie_name` would carry it.
@@ -366,6 +379,15 @@ pub async fn run_python_test(app: &TestApp, user: &str, file: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `router` with every response checked against the OpenAPI document, mismatches going to
+/// `violations` (see [`contract`]).
+pub fn with_contract(router: axum::Router, violations: &contract::Violations) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        violations.clone(),
+        contract::check,
+    ))
 }
 
 /// Serves `router` on a free loopback port, as the dev server does (TCP_NODELAY on).

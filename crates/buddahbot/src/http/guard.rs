@@ -1,8 +1,8 @@
 //! The gate in front of every route: who is calling, whether a cookie-carried request comes
 //! from an origin allowed to act (CSRF), and whether the caller is within their rate limits.
 //! Handlers then take the caller through the [`Authenticated`] extractor. The routes without
-//! credentials ([`RouteClass::Public`]: health, shared links) are counted per client address
-//! instead.
+//! credentials ([`RouteClass::Public`]: health, shared links, the OpenAPI document) are
+//! counted per client address instead.
 //!
 //! # Design
 //! One middleware rather than three extractors, because the limit headers

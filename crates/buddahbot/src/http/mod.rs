@@ -66,6 +66,26 @@ impl<T: DeserializeOwned> FromRequest<App> for OptionalJson<T> {
     }
 }
 
+/// A request body as bytes, whatever its content type, read within `MAX_BODY_BYTES`: for
+/// routes that parse it themselves. Past the limit, 413 `payload_too_large` in the project's
+/// error shape (axum's own `Bytes` extractor would answer plain text at its 2 MB default).
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<App> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
+        let limit = app.config().http.max_body_bytes;
+        if content_length(req.headers()).is_some_and(|len| len > limit as u64) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map(Self)
+            .map_err(|_| ApiError::PayloadTooLarge { limit })
+    }
+}
+
 impl<T: Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()

@@ -12,6 +12,7 @@ mod health;
 mod import;
 pub mod methods;
 mod models;
+mod openapi;
 mod organize;
 mod responses;
 mod search;
@@ -148,6 +149,16 @@ pub fn health(app: App) -> Router {
     function(app, Some(RouteClass::Public), get(health::get), "GET, HEAD")
 }
 
+/// `api/openapi.json.rs`: `GET /api/openapi.json`, the API's OpenAPI document, public.
+pub fn openapi(app: App) -> Router {
+    function(
+        app,
+        Some(RouteClass::Public),
+        get(openapi::get),
+        "GET, HEAD",
+    )
+}
+
 /// What a function serves when its configuration is invalid: every request gets the 500
 /// `config_error` JSON naming the offending variables, so the problem shows in the browser
 /// and in the logs instead of as a crash loop.
@@ -171,101 +182,122 @@ fn thread_id(query: &crate::http::QueryParams) -> Result<crate::domain::ThreadId
         .ok_or(ApiError::ThreadNotFound)
 }
 
+/// One route of [`local`]: its path as axum spells it, and the function router serving it,
+/// with the platform's rewrite of the path's segments into the query.
+struct Mount {
+    path: &'static str,
+    router: fn(App) -> Router,
+}
+
+/// Every route of [`local`], in one table, so the routes a test checks against the OpenAPI
+/// document ([`local_paths`]) are the ones served.
+const MOUNTS: &[Mount] = &[
+    Mount {
+        path: "/api/threads",
+        router: threads,
+    },
+    Mount {
+        path: "/api/threads/{id}",
+        router: |app| thread(app).layer(middleware::map_request(segment_as_id_param)),
+    },
+    Mount {
+        path: "/api/threads/{id}/messages/{item}/feedback",
+        router: |app| thread(app).layer(middleware::map_request(segments_as_params)),
+    },
+    Mount {
+        path: "/api/feedback",
+        router: feedback_list,
+    },
+    Mount {
+        path: "/api/import",
+        router: |app| threads(app).layer(middleware::map_request(import_params)),
+    },
+    Mount {
+        path: "/api/search",
+        router: |app| threads(app).layer(middleware::map_request(search_params)),
+    },
+    Mount {
+        path: "/api/export",
+        router: |app| threads(app).layer(middleware::map_request(export_params)),
+    },
+    Mount {
+        path: "/api/shared/{token}",
+        router: |app| shared(app).layer(middleware::map_request(segment_as_token_param)),
+    },
+    Mount {
+        path: "/api/shared/{token}/copy",
+        router: |app| threads(app).layer(middleware::map_request(shared_copy_params)),
+    },
+    Mount {
+        path: "/api/threads/{id}/{action}",
+        router: |app| thread(app).layer(middleware::map_request(segments_as_params)),
+    },
+    Mount {
+        path: "/api/health",
+        router: health,
+    },
+    Mount {
+        path: "/api/openapi.json",
+        router: openapi,
+    },
+    Mount {
+        path: "/api/models",
+        router: models,
+    },
+    Mount {
+        path: "/api/models/{id}",
+        router: |app| models(app).layer(middleware::map_request(segment_as_id_param)),
+    },
+    Mount {
+        path: "/api/responses",
+        router: responses,
+    },
+    Mount {
+        path: "/api/responses/{*rest}",
+        router: |app| responses(app).layer(middleware::map_request(segments_as_params)),
+    },
+    Mount {
+        path: "/api/conversations",
+        router: conversations,
+    },
+    Mount {
+        path: "/api/conversations/{*rest}",
+        router: |app| conversations(app).layer(middleware::map_request(segments_as_params)),
+    },
+    Mount {
+        path: "/api/chat",
+        router: chat,
+    },
+    Mount {
+        path: "/api/chat/completions",
+        router: chat,
+    },
+    Mount {
+        path: "/api/chat/{id}/stream",
+        router: |app| chat_stream(app).layer(middleware::map_request(parent_segment_as_id_param)),
+    },
+    Mount {
+        path: "/api/chat/{id}/stop",
+        router: |app| chat_stop(app).layer(middleware::map_request(parent_segment_as_id_param)),
+    },
+];
+
+/// The paths [`local`] routes, as axum spells them (`/api/threads/{id}`,
+/// `/api/responses/{*rest}`): every route of the API.
+pub fn local_paths() -> impl Iterator<Item = &'static str> {
+    MOUNTS.iter().map(|mount| mount.path)
+}
+
 /// Every function on one port, routed the way `vercel.json` and the platform route them.
 ///
 /// Each function router is mounted whole (as a service, so it sees the full original URI, as
 /// on Vercel) rather than nested, which would strip the path.
 pub fn local(app: App) -> Router {
-    Router::new()
-        .route_service("/api/threads", threads(app.clone()).into_service())
-        .route_service(
-            "/api/threads/{id}",
-            thread(app.clone())
-                .layer(middleware::map_request(segment_as_id_param))
-                .into_service(),
-        )
-        .route_service(
-            "/api/threads/{id}/messages/{item}/feedback",
-            thread(app.clone())
-                .layer(middleware::map_request(segments_as_params))
-                .into_service(),
-        )
-        .route_service("/api/feedback", feedback_list(app.clone()).into_service())
-        .route_service(
-            "/api/import",
-            threads(app.clone())
-                .layer(middleware::map_request(import_params))
-                .into_service(),
-        )
-        .route_service(
-            "/api/search",
-            threads(app.clone())
-                .layer(middleware::map_request(search_params))
-                .into_service(),
-        )
-        .route_service(
-            "/api/export",
-            threads(app.clone())
-                .layer(middleware::map_request(export_params))
-                .into_service(),
-        )
-        .route_service(
-            "/api/shared/{token}",
-            shared(app.clone())
-                .layer(middleware::map_request(segment_as_token_param))
-                .into_service(),
-        )
-        .route_service(
-            "/api/shared/{token}/copy",
-            threads(app.clone())
-                .layer(middleware::map_request(shared_copy_params))
-                .into_service(),
-        )
-        .route_service(
-            "/api/threads/{id}/{action}",
-            thread(app.clone())
-                .layer(middleware::map_request(segments_as_params))
-                .into_service(),
-        )
-        .route_service("/api/health", health(app.clone()).into_service())
-        .route_service("/api/models", models(app.clone()).into_service())
-        .route_service(
-            "/api/models/{id}",
-            models(app.clone())
-                .layer(middleware::map_request(segment_as_id_param))
-                .into_service(),
-        )
-        .route_service("/api/responses", responses(app.clone()).into_service())
-        .route_service(
-            "/api/responses/{*rest}",
-            responses(app.clone())
-                .layer(middleware::map_request(segments_as_params))
-                .into_service(),
-        )
-        .route_service(
-            "/api/conversations",
-            conversations(app.clone()).into_service(),
-        )
-        .route_service(
-            "/api/conversations/{*rest}",
-            conversations(app.clone())
-                .layer(middleware::map_request(segments_as_params))
-                .into_service(),
-        )
-        .route_service("/api/chat", chat(app.clone()).into_service())
-        .route_service("/api/chat/completions", chat(app.clone()).into_service())
-        .route_service(
-            "/api/chat/{id}/stream",
-            chat_stream(app.clone())
-                .layer(middleware::map_request(parent_segment_as_id_param))
-                .into_service(),
-        )
-        .route_service(
-            "/api/chat/{id}/stop",
-            chat_stop(app)
-                .layer(middleware::map_request(parent_segment_as_id_param))
-                .into_service(),
-        )
+    MOUNTS
+        .iter()
+        .fold(Router::new(), |router, mount| {
+            router.route_service(mount.path, (mount.router)(app.clone()).into_service())
+        })
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(middleware::from_fn(log_errors))
         .layer(middleware::from_fn(server_timing))

@@ -15,7 +15,7 @@ use crate::{
     background::Background,
     domain::ThreadId,
     error::ApiError,
-    http::{QueryParams, guard::Authenticated, optional_param},
+    http::{QueryParams, RawBody, guard::Authenticated, optional_param},
     responses::{self, ItemPage, request::CreateBody},
     store::LimitSet,
 };
@@ -26,7 +26,7 @@ pub async fn post(
     Authenticated(user): Authenticated,
     background: Option<Extension<Background>>,
     query: QueryParams,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     match (query.get_once("id"), query.get("action")) {
         (None, None) => {
@@ -100,7 +100,7 @@ pub async fn post_conversation(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let body = json_body(&body)?;
     if query.get_once("id").is_none() {

@@ -10,7 +10,7 @@ use crate::{
     app::App,
     domain::{ChatMessage, MessageId, Thread, Title},
     error::ApiError,
-    http::{AppJson, QueryParams, guard::Authenticated, optional_param, page_limit},
+    http::{AppJson, QueryParams, RawBody, guard::Authenticated, optional_param, page_limit},
     protocol::ai_sdk,
     store::{BranchPage, BranchRead, LeafSet, MessageCursor},
 };
@@ -219,7 +219,7 @@ pub async fn post_action(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let id = super::thread_id(&query)?;
@@ -280,7 +280,7 @@ pub async fn put_action(
     State(app): State<App>,
     Authenticated(user): Authenticated,
     query: QueryParams,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<axum::response::Response, ApiError> {
     if query.get("action").is_none() {
         return Err(ApiError::MethodNotAllowed {
