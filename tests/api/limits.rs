@@ -99,6 +99,77 @@ async fn the_daily_token_budget_stops_chats_once_spent() {
 }
 
 #[tokio::test]
+async fn both_chat_limits_count_every_turn_and_the_tightest_refuses() {
+    // The minute's limit is the tighter at first; the day's, once the minute's is the larger.
+    for (per_minute, per_day, refused_by) in [(4, 6, 4), (10, 2, 2)] {
+        let app = TestApp::spawn_with(|config| {
+            config.limits.chat_per_minute = NonZeroU32::new(per_minute);
+            config.limits.chat_per_day = NonZeroU32::new(per_day);
+        })
+        .await;
+        let user = random_user();
+        let token = app.token_for(&user);
+        let allowed = per_minute.min(per_day);
+        for i in 0..allowed {
+            let reply = app.chat(&token, user_turn(&format!("turn {i}"))).await;
+            assert_eq!(reply.status, StatusCode::OK, "turn {i}: {}", reply.json);
+            // Each limit's remaining turns; the headers report the one with fewer.
+            let (left_minute, left_day) = (per_minute - i - 1, per_day - i - 1);
+            let tightest = if left_minute <= left_day {
+                (per_minute, left_minute)
+            } else {
+                (per_day, left_day)
+            };
+            assert_eq!(reply.header("x-ratelimit-limit"), tightest.0.to_string());
+            assert_eq!(
+                reply.header("x-ratelimit-remaining"),
+                tightest.1.to_string()
+            );
+        }
+
+        let refused = app.chat(&token, user_turn("one too many")).await;
+
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.header("x-ratelimit-limit"), refused_by.to_string());
+        let retry_after: u64 = refused.header("retry-after").parse().unwrap();
+        if refused_by == per_minute {
+            assert!((1..=60).contains(&retry_after), "{retry_after}");
+        } else {
+            // A day of two turns frees one every 12 hours.
+            assert!(retry_after > 11 * 3600, "{retry_after}");
+        }
+        assert_eq!(app.mock.calls(), usize::try_from(allowed).unwrap());
+
+        // Both limits' arrival times live in one key, the minute's first.
+        let key = app
+            .keys_of(&user)
+            .await
+            .into_iter()
+            .filter(|k| k.contains(":ratelimit:"))
+            .collect::<Vec<_>>();
+        assert_eq!(key.len(), 1, "{key:?}");
+        assert!(
+            key[0].ends_with(":ratelimit:chat-minute+chat-day"),
+            "{key:?}"
+        );
+        let value: String = redis::cmd("GET")
+            .arg(&key[0])
+            .query_async(&mut app.redis_conn().await)
+            .await
+            .unwrap();
+        let tats: Vec<u64> = value.split(' ').map(|t| t.parse().unwrap()).collect();
+        assert_eq!(tats.len(), 2, "{value}");
+        let now = u64::try_from(buddahbot::domain::now().as_millisecond()).unwrap();
+        let ahead = |tat: u64, period_ms: u64, allowed: u32| {
+            let expected = period_ms / u64::from(allowed) * u64::from(per_minute.min(per_day));
+            tat > now && tat - now <= expected && tat - now + 10_000 >= expected
+        };
+        assert!(ahead(tats[0], 60_000, per_minute), "{value} at {now}");
+        assert!(ahead(tats[1], 86_400_000, per_day), "{value} at {now}");
+    }
+}
+
+#[tokio::test]
 async fn a_huge_limit_never_trips_over_float_precision() {
     let app = TestApp::spawn_with(|config| {
         config.limits.chat_per_minute = NonZeroU32::new(u32::MAX);

@@ -94,10 +94,18 @@ pub fn feedback_data(user: &UserId) -> String {
     format!("{PREFIX}{{{user}}}:feedback:data")
 }
 
-/// `user:{<userId>}:ratelimit:<name>`, one rate limit's state (a GCRA arrival time). Expires
-/// by itself once the limit is fully replenished.
-pub fn rate_limit(user: &UserId, name: &str) -> String {
-    format!("{PREFIX}{{{user}}}:ratelimit:{name}")
+/// `user:{<userId>}:ratelimit:<name>[+<name>…]`, the state of the rate limits one request
+/// counts against together (their GCRA arrival times, in the order of the names, separated by
+/// spaces). Expires by itself once the longest limit's period has passed.
+pub fn rate_limits<'a>(user: &UserId, names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut key = format!("{PREFIX}{{{user}}}:ratelimit:");
+    for (i, name) in names.into_iter().enumerate() {
+        if i > 0 {
+            key.push('+');
+        }
+        key.push_str(name);
+    }
+    key
 }
 
 /// `user:{<userId>}:tokens:<yyyy-mm-dd>`, completion and prompt tokens used that UTC day.
@@ -164,8 +172,12 @@ mod tests {
         );
         assert_eq!(user_pattern(&user), "user:{github:583231}:*");
         assert_eq!(
-            rate_limit(&user, "chat-minute"),
+            rate_limits(&user, ["chat-minute"]),
             "user:{github:583231}:ratelimit:chat-minute"
+        );
+        assert_eq!(
+            rate_limits(&user, ["chat-minute", "chat-day"]),
+            "user:{github:583231}:ratelimit:chat-minute+chat-day"
         );
         assert_eq!(
             daily_tokens(&user, "2026-11-22"),

@@ -15,8 +15,9 @@ use crate::{
     domain::{UserId, now},
 };
 
-/// The names of the limits. Each is the suffix of its Redis key ([`keys::rate_limit`]), so
-/// renaming one silently resets every user's counter for it.
+/// The names of the limits. The limits a request counts against together are kept in one
+/// Redis key named after them ([`keys::rate_limits`]), so renaming one, or configuring a
+/// limit on or off, silently resets every user's counters for that set.
 pub const CHAT_PER_MINUTE: &str = "chat-minute";
 /// See [`CHAT_PER_MINUTE`].
 pub const CHAT_PER_DAY: &str = "chat-day";
@@ -125,9 +126,14 @@ impl LimitSet {
     pub(super) fn push_args(&self, invocation: &mut redis::ScriptInvocation<'_>, user: &UserId) {
         let now = now();
         invocation.arg(self.limits.len());
+        if !self.limits.is_empty() {
+            invocation.key(keys::rate_limits(
+                user,
+                self.limits.iter().map(|limit| limit.name),
+            ));
+        }
         for limit in &self.limits {
             invocation
-                .key(keys::rate_limit(user, limit.name))
                 .arg(duration_ms(limit.period))
                 .arg(limit.allowed.max(1));
         }

@@ -2,8 +2,8 @@
 -- stores the user's message (once), creating the thread when asked, and records that its
 -- reply is being generated. One round trip, atomic. The field names, turn states and the
 -- lease rule are those of store/schema.rs; the branches, those of tree.lua.
--- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 tree, 7 path, 8.. the limits' keys
---       and the token counter
+-- KEYS: 1 meta, 2 messages, 3 index, 4 turns, 5 stream, 6 tree, 7 path, 8.. the limits' key
+--       (when any limit applies) and the token counter
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 the turn's key (its first message's id), 5 the
 --       messages it adds (the user's, or tool results), one JSON document per line,
 --       6 assistant message id, 7 lease end (ms), 8 '1' to create a missing thread,
