@@ -140,7 +140,8 @@ async fn both_chat_limits_count_every_turn_and_the_tightest_refuses() {
         }
         assert_eq!(app.mock.calls(), usize::try_from(allowed).unwrap());
 
-        // Both limits' arrival times live in one key, the minute's first.
+        // Both limits' arrival times live in one key, the minute's first, then when the key
+        // expires: twice the longest period (a day) after it was set.
         let key = app
             .keys_of(&user)
             .await
@@ -152,21 +153,106 @@ async fn both_chat_limits_count_every_turn_and_the_tightest_refuses() {
             key[0].ends_with(":ratelimit:chat-minute+chat-day"),
             "{key:?}"
         );
-        let value: String = redis::cmd("GET")
-            .arg(&key[0])
-            .query_async(&mut app.redis_conn().await)
+        let mut conn = app.redis_conn().await;
+        let (value, ttl): (String, u64) = redis::pipe()
+            .get(&key[0])
+            .pttl(&key[0])
+            .query_async(&mut conn)
             .await
             .unwrap();
-        let tats: Vec<u64> = value.split(' ').map(|t| t.parse().unwrap()).collect();
-        assert_eq!(tats.len(), 2, "{value}");
+        let cells: Vec<u64> = value.split(' ').map(|t| t.parse().unwrap()).collect();
+        assert_eq!(cells.len(), 3, "{value}");
         let now = u64::try_from(buddahbot::domain::now().as_millisecond()).unwrap();
         let ahead = |tat: u64, period_ms: u64, allowed: u32| {
             let expected = period_ms / u64::from(allowed) * u64::from(per_minute.min(per_day));
             tat > now && tat - now <= expected && tat - now + 10_000 >= expected
         };
-        assert!(ahead(tats[0], 60_000, per_minute), "{value} at {now}");
-        assert!(ahead(tats[1], 86_400_000, per_day), "{value} at {now}");
+        assert!(ahead(cells[0], 60_000, per_minute), "{value} at {now}");
+        assert!(ahead(cells[1], 86_400_000, per_day), "{value} at {now}");
+        let two_days = 2 * 86_400_000;
+        assert!(
+            cells[2] > now && cells[2] - now <= two_days,
+            "{value} at {now}"
+        );
+        assert!(
+            ttl <= two_days && ttl + 10_000 >= cells[2] - now,
+            "{ttl} for {value}"
+        );
     }
+}
+
+#[tokio::test]
+async fn the_limits_key_keeps_its_expiry_until_less_than_a_period_is_left() {
+    let app = TestApp::spawn_with(|config| {
+        config.limits.chat_per_minute = NonZeroU32::new(100);
+        config.limits.chat_per_day = NonZeroU32::new(1000);
+    })
+    .await;
+    let user = random_user();
+    let token = app.token_for(&user);
+    let mut conn = app.redis_conn().await;
+    let turn = |text: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            assert_eq!(
+                app.chat(token, user_turn(text)).await.status,
+                StatusCode::OK
+            )
+        }
+    };
+    turn("first").await;
+    let key = app
+        .keys_of(&user)
+        .await
+        .into_iter()
+        .find(|k| k.contains(":ratelimit:"))
+        .unwrap();
+    let state = |conn: &mut redis::aio::MultiplexedConnection| {
+        let key = key.clone();
+        let mut conn = conn.clone();
+        async move {
+            let (value, ttl): (String, i64) = redis::pipe()
+                .get(&key)
+                .pttl(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let cells: Vec<String> = value.split(' ').map(str::to_owned).collect();
+            (cells, ttl)
+        }
+    };
+    let day: i64 = 86_400_000;
+
+    // More than a period left: the next request keeps the expiry.
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(day * 3 / 2)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    turn("second").await;
+    let (cells, ttl) = state(&mut conn).await;
+    assert!(
+        ttl <= day * 3 / 2 && ttl > day * 3 / 2 - 10_000,
+        "the expiry was set again: {ttl}"
+    );
+
+    // Less than a period left (by the key's own account): it is set to two periods again.
+    let soon = buddahbot::domain::now().as_millisecond() + 1_000;
+    let value = format!("{} {} {soon}", cells[0], cells[1]);
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(value)
+        .arg("PX")
+        .arg(1_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    turn("third").await;
+    let (cells, ttl) = state(&mut conn).await;
+    assert!(ttl > 2 * day - 10_000 && ttl <= 2 * day, "{ttl}");
+    let expires: i64 = cells[2].parse().unwrap();
+    assert!(expires > soon + day, "{cells:?}");
 }
 
 #[tokio::test]
