@@ -38,6 +38,7 @@ pub static PRUNE_INDEX: LazyLock<Script> =
 /// model is called; places its messages in the thread's tree (tree.lua).
 pub static BEGIN_TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/append.lua"),
         include_str!("scripts/limits.lua"),
         include_str!("scripts/index.lua"),
         include_str!("scripts/tree.lua"),
@@ -49,6 +50,7 @@ pub static BEGIN_TURN: LazyLock<Script> = LazyLock::new(|| {
 /// thread's tree (tree.lua).
 pub static FINISH_TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/append.lua"),
         include_str!("scripts/stream.lua"),
         include_str!("scripts/index.lua"),
         include_str!("scripts/tree.lua"),

@@ -89,16 +89,19 @@ if meta[2] and tonumber(meta[3] or '0') > now then
 end
 local fields = {'updatedAt', ARGV[2], 'activeMessageId', ARGV[6], 'activeUntil', ARGV[7]}
 if not exists then
-  for _, v in ipairs({'id', ARGV[1], 'userId', ARGV[9], 'title', ARGV[10], 'createdAt', ARGV[2],
-      'titleAuto', '1'}) do
-    fields[#fields + 1] = v
-  end
+  append(fields, {'id', ARGV[1], 'userId', ARGV[9], 'title', ARGV[10], 'createdAt', ARGV[2],
+    'titleAuto', '1'})
 end
 -- The thread's first turn, under a provisional title: the model may write it one.
 wants_title = not prior and (not exists or (meta[13] == '1' and tonumber(meta[14] or '0') == 0))
-local inputs = {}
-for line in string.gmatch(ARGV[5], '[^\n]+') do
-  inputs[#inputs + 1] = line
+local inputs = ARGV[5] ~= '' and {ARGV[5]} or {}
+if string.find(ARGV[5], '\n', 1, true) then
+  -- Several messages (tool results); one is found with a plain search, not a pattern read
+  -- character by character.
+  inputs = {}
+  for line in string.gmatch(ARGV[5], '[^\n]+') do
+    inputs[#inputs + 1] = line
+  end
 end
 if not prior then
   -- Where the messages go: after the active leaf, or under (beside) a named message.
@@ -136,7 +139,8 @@ if not prior then
   fields[#fields + 1] = count
   local first = count - #inputs
   local last_id = nil
-  for k, line in ipairs(inputs) do
+  for k = 1, #inputs do
+    local line = inputs[k]
     last_id = tree_id_of(line)
     if treed then
       local index = first + k - 1
@@ -180,18 +184,17 @@ if treed and reply_parent then
 end
 local stale = {}
 if ARGV[11] ~= '' then
-  for _, v in ipairs({'streamId', ARGV[6], 'streamStart', ARGV[2], 'streamFormat', ARGV[11],
-      'streamOwner', ARGV[13]}) do
-    fields[#fields + 1] = v
-  end
+  append(fields, {'streamId', ARGV[6], 'streamStart', ARGV[2], 'streamFormat', ARGV[11],
+    'streamOwner', ARGV[13]})
 elseif meta[4] then
   -- Not streamed: nothing to resume.
   stale = {'streamId', 'streamStart', 'streamFormat', 'streamOwner'}
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-for i, name in ipairs({'streamEndedAt', 'stopRequested', 'streamWanted'}) do
+local ended = {'streamEndedAt', 'stopRequested', 'streamWanted'}
+for i = 1, 3 do
   if meta[i + 4] then
-    stale[#stale + 1] = name
+    stale[#stale + 1] = ended[i]
   end
 end
 if #stale > 0 then
@@ -204,9 +207,9 @@ redis.call('HSET', KEYS[4], key, 'g:' .. ARGV[6] .. ':' .. ARGV[7])
 -- The thread's keys live on from here (its listings, in reindex); finish_turn, moments
 -- later, does not extend them again.
 reindex(KEYS[3], ARGV[1], ARGV[2], KEYS[1], ARGV[3], {meta[17], meta[18], meta[19]})
-for _, i in ipairs({1, 2, 4}) do
-  redis.call('PEXPIRE', KEYS[i], ARGV[3])
-end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
 if treed then
   redis.call('PEXPIRE', tree, ARGV[3])
   redis.call('PEXPIRE', path, ARGV[3])

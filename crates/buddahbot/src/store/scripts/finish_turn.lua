@@ -93,9 +93,7 @@ end
 local chars, tokens = string.match(ARGV[11], '^(%d+) (%d+)$')
 if chars then
   -- How this thread's prompts measure: the next turn's estimate of its size starts here.
-  for _, v in ipairs({'promptChars', chars, 'promptTokens', tokens}) do
-    fields[#fields + 1] = v
-  end
+  append(fields, {'promptChars', chars, 'promptTokens', tokens})
 end
 local stale = {}
 if ARGV[13] ~= '' and meta[7] == '1' then
@@ -107,10 +105,8 @@ if ARGV[13] ~= '' and meta[7] == '1' then
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if own then
-  for _, name in ipairs({'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted',
-      'replyParent', 'leafBeforeTurn'}) do
-    stale[#stale + 1] = name
-  end
+  append(stale, {'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted',
+    'replyParent', 'leafBeforeTurn'})
 end
 if #stale > 0 then
   redis.call('HDEL', KEYS[1], unpack(stale))

@@ -42,9 +42,9 @@ local function reindex(index, id, score, meta, ttl, f, slide)
       sets[#sets + 1] = index .. ':tag:' .. string.lower(tag)
     end
   end
-  for _, set in ipairs(sets) do
-    if redis.call('ZADD', set, score, id) == 1 or slide ~= false then
-      redis.call('PEXPIRE', set, ttl)
+  for k = 1, #sets do
+    if redis.call('ZADD', sets[k], score, id) == 1 or slide ~= false then
+      redis.call('PEXPIRE', sets[k], ttl)
     end
   end
   search_changed(index, id, ttl)
