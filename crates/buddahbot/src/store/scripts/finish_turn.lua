@@ -22,7 +22,8 @@
 -- not hold this one), or -2 (nothing written) when
 -- no events came but a resumer waits for them (`streamWanted`): send them.
 local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'streamId', 'streamWanted',
-  'tree', 'replyParent', 'titleAuto', 'archived', 'pinned', 'tags')
+  'tree', 'replyParent', 'titleAuto', 'archived', 'pinned', 'tags', 'stopRequested',
+  'leafBeforeTurn')
 if not meta[1] then
   -- Deleted meanwhile: the XADD before may have made the stream again.
   redis.call('DEL', KEYS[5])
@@ -105,8 +106,15 @@ if ARGV[13] ~= '' and meta[7] == '1' then
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if own then
-  append(stale, {'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted',
-    'replyParent', 'leafBeforeTurn'})
+  -- The generation's fields, those that are there (a field that is not costs Redis a search
+  -- of the whole hash).
+  append(stale, {'activeMessageId', 'activeUntil'})
+  local names = {'streamWanted', 4, 'replyParent', 6, 'stopRequested', 11, 'leafBeforeTurn', 12}
+  for i = 1, #names, 2 do
+    if meta[names[i + 1]] then
+      stale[#stale + 1] = names[i]
+    end
+  end
 end
 if #stale > 0 then
   redis.call('HDEL', KEYS[1], unpack(stale))
