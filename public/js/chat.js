@@ -498,6 +498,9 @@ export function createChat({ sidebar, setError }) {
           setError(error.status === 404 ? "This chat does not exist (any more)." : describe(error));
         }
       }
+      // The composer stays disabled until the first chat is open: a message sent earlier would be
+      // wiped from the page by this very call.
+      input.disabled = $("send").disabled = false;
       input.focus();
     },
   };
