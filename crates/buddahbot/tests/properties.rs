@@ -1,5 +1,6 @@
 //! Property tests of every parser at the edge: the upstream event-stream scanner and the
-//! reply splitter (any split of any input gives the same result as one read), the bearer
+//! reply splitter (any split of any input gives the same result as one read), the chunk reader
+//! (reads what serde reads, the same way), the bearer
 //! token and Auth.js session token decoders (random and mutated tokens never panic and are
 //! never accepted) and the pagination cursors (random strings never panic; what parses
 //! re-encodes to itself).
@@ -21,6 +22,7 @@ use buddahbot::{
     domain::{ThreadId, UserId},
     store::{MessageCursor, SearchCursor, ThreadCursor},
     upstream::{
+        chunk,
         markup::{Piece, Splitter},
         sse::SseScanner,
         wire::{ChoiceView, ChunkView, DeltaView},
@@ -363,6 +365,228 @@ fn the_reply_splitter_reads_the_same_reply_however_the_chunks_split_it() {
                 .sum();
             prop_assert!(said_len <= text.len() + field.len(), "said {:?}", whole);
             Ok(())
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The chunk reader (upstream/chunk.rs) against serde: generated chunks, whole and mutated.
+
+/// Any JSON value, nested a little: what a chunk may carry in fields we skip.
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        (-1.0e12..1.0e12_f64).prop_map(serde_json::Value::from),
+        any::<String>().prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::vec(("[a-z_]{1,8}", inner), 0..4)
+                .prop_map(|fields| serde_json::Value::Object(fields.into_iter().collect())),
+        ]
+    })
+}
+
+/// A string field as an API may send it: absent, `null`, or any text.
+fn text_field() -> impl Strategy<Value = Option<serde_json::Value>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(serde_json::Value::Null)),
+        any::<String>().prop_map(|s| Some(s.into())),
+        "[a-z ]{0,12}".prop_map(|s| Some(s.into())),
+        // What JSON escapes: quotes, backslashes, control characters; and non-ASCII.
+        "[a\"\\\\/\n\r\t\u{1}\u{8}\u{c}\u{1f}é€😀]{0,12}".prop_map(|s| Some(s.into())),
+    ]
+}
+
+fn object(
+    fields: Vec<(&str, Option<serde_json::Value>)>,
+    extra: Vec<(String, serde_json::Value)>,
+) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (key, value) in fields {
+        if let Some(value) = value {
+            map.insert(key.to_owned(), value);
+        }
+    }
+    for (key, value) in extra {
+        map.entry(format!("x_{key}")).or_insert(value);
+    }
+    serde_json::Value::Object(map)
+}
+
+fn extra_fields() -> impl Strategy<Value = Vec<(String, serde_json::Value)>> {
+    proptest::collection::vec(("[a-z]{1,6}", any_json()), 0..3)
+}
+
+fn tool_call_json() -> impl Strategy<Value = serde_json::Value> {
+    (
+        any::<u8>(),
+        text_field(),
+        text_field(),
+        text_field(),
+        text_field(),
+        any::<bool>(),
+    )
+        .prop_map(|(index, id, kind, name, arguments, with_function)| {
+            let function = with_function
+                .then(|| object(vec![("name", name), ("arguments", arguments)], vec![]));
+            object(
+                vec![
+                    ("index", Some(index.into())),
+                    ("id", id),
+                    ("type", kind),
+                    ("function", function),
+                ],
+                vec![],
+            )
+        })
+}
+
+fn choice_json() -> impl Strategy<Value = serde_json::Value> {
+    (
+        (text_field(), text_field(), text_field(), text_field()),
+        proptest::option::of(proptest::collection::vec(tool_call_json(), 0..3)),
+        text_field(),
+        any_json(),
+        extra_fields(),
+    )
+        .prop_map(
+            |((role, content, reasoning_content, reasoning), calls, finish, logprobs, extra)| {
+                let delta = object(
+                    vec![
+                        ("role", role),
+                        ("content", content),
+                        ("reasoning_content", reasoning_content),
+                        ("reasoning", reasoning),
+                        ("tool_calls", calls.map(serde_json::Value::from)),
+                    ],
+                    vec![],
+                );
+                object(
+                    vec![
+                        ("index", Some(0.into())),
+                        ("delta", Some(delta)),
+                        ("logprobs", Some(logprobs)),
+                        ("finish_reason", finish),
+                    ],
+                    extra,
+                )
+            },
+        )
+}
+
+fn usage_json() -> impl Strategy<Value = Option<serde_json::Value>> {
+    let details = prop_oneof![
+        Just(None),
+        Just(Some(serde_json::Value::Null)),
+        proptest::option::of(any::<u32>())
+            .prop_map(|n| Some(json!({"reasoning_tokens": n, "cached": 1}))),
+    ];
+    prop_oneof![
+        Just(None),
+        Just(Some(serde_json::Value::Null)),
+        (any::<u32>(), any::<u32>(), details).prop_map(|(p, c, d)| Some(object(
+            vec![
+                ("prompt_tokens", Some(p.into())),
+                ("completion_tokens", Some(c.into())),
+                ("total_tokens", Some((u64::from(p) + u64::from(c)).into())),
+                ("completion_tokens_details", d),
+            ],
+            vec![],
+        ))),
+    ]
+}
+
+/// A chunk as JSON text, compact or pretty.
+fn chunk_json() -> impl Strategy<Value = String> {
+    (
+        (
+            text_field(),
+            proptest::option::of(any::<i64>()),
+            text_field(),
+        ),
+        proptest::collection::vec(choice_json(), 0..3),
+        usage_json(),
+        proptest::option::of(text_field()),
+        extra_fields(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |((id, created, model), choices, usage, error, extra, pretty)| {
+                let value = object(
+                    vec![
+                        ("id", id),
+                        ("object", Some("chat.completion.chunk".into())),
+                        ("created", created.map(Into::into)),
+                        ("model", model),
+                        ("choices", Some(choices.into())),
+                        ("usage", usage),
+                        (
+                            "error",
+                            error.map(|message| object(vec![("message", message)], vec![])),
+                        ),
+                    ],
+                    extra,
+                );
+                if pretty {
+                    serde_json::to_string_pretty(&value).unwrap()
+                } else {
+                    value.to_string()
+                }
+            },
+        )
+}
+
+/// Whatever serde reads, the chunk reader reads the same.
+fn reads_as_serde(text: &str) -> Result<(), TestCaseError> {
+    let ours = chunk::read(text);
+    if let Ok(reference) = serde_json::from_str::<ChunkView<'_>>(text) {
+        prop_assert_eq!(ours, Ok(reference), "{}", text);
+    }
+    Ok(())
+}
+
+#[test]
+fn the_chunk_reader_reads_every_chunk_as_serde_does() {
+    check("chunk_read", cases(512, 1_000_000), chunk_json(), |text| {
+        prop_assert!(
+            serde_json::from_str::<ChunkView<'_>>(&text).is_ok(),
+            "{}",
+            text
+        );
+        reads_as_serde(&text)
+    });
+}
+
+#[test]
+fn the_chunk_reader_agrees_with_serde_on_damaged_chunks_and_never_panics() {
+    let damage = proptest::collection::vec(
+        (
+            0.0..1.0_f64,
+            prop::sample::select(br#"{}[]:,"\ 0-9.eEnul/"#.to_vec()),
+        ),
+        1..4,
+    );
+    check(
+        "chunk_damaged",
+        cases(512, 1_000_000),
+        (chunk_json(), damage),
+        |(text, damage)| {
+            let mut bytes = text.into_bytes();
+            for (at, byte) in damage {
+                let at = ((bytes.len() as f64) * at) as usize;
+                if at < bytes.len() {
+                    bytes[at] = byte;
+                }
+            }
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => reads_as_serde(text),
+                Err(_) => Ok(()),
+            }
         },
     );
 }

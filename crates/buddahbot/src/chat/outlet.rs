@@ -13,7 +13,6 @@
 //! back for them); otherwise its client has them all and the stored reply says the same.
 
 use std::{
-    fmt::Write as _,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -193,9 +192,16 @@ pub struct Mark {
 
 /// One SSE event, `id:` first when it has one.
 pub fn write_event(out: &mut BytesMut, id: Option<EventId>, data: &[u8]) {
-    if let Some(id) = id {
-        // Writing a number into a growable buffer cannot fail.
-        let _ = writeln!(out, "id: {id}");
+    out.reserve(data.len() + 56);
+    if let Some(EventId { ms, seq }) = id {
+        // `id: <ms>-<seq>` (EventId's Display), without the formatting machinery: once per
+        // token.
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(digits.format(ms).as_bytes());
+        out.extend_from_slice(b"-");
+        out.extend_from_slice(digits.format(seq).as_bytes());
+        out.extend_from_slice(b"\n");
     }
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(data);

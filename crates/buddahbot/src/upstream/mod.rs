@@ -6,6 +6,7 @@
 //! after it arrives as an `Err` item of the stream. This module does not know about threads,
 //! storage or our own HTTP API.
 
+pub mod chunk;
 pub mod markup;
 pub mod sse;
 pub mod tool_calls;
@@ -138,7 +139,13 @@ fn classify(data: &[u8]) -> Event<'_> {
     if data.is_empty() {
         return Event::Skip;
     }
-    match serde_json::from_slice::<ChunkView<'_>>(data) {
+    // The chunk reader takes text; serde reads the rare event with a stray byte (in a field
+    // we skip, it reads fine).
+    let parsed = match std::str::from_utf8(data) {
+        Ok(text) => chunk::read(text).map_err(|err| err.to_string()),
+        Err(_) => serde_json::from_slice::<ChunkView<'_>>(data).map_err(|err| err.to_string()),
+    };
+    match parsed {
         Ok(ChunkView {
             error: Some(error), ..
         }) => Event::Remote(
@@ -147,8 +154,8 @@ fn classify(data: &[u8]) -> Event<'_> {
                 .map_or_else(|| "unspecified error".to_owned(), Cow::into_owned),
         ),
         Ok(view) => Event::Chunk(view),
-        Err(_) => {
-            tracing::warn!(event = %String::from_utf8_lossy(data), "skipping an upstream event that is not a chunk");
+        Err(error) => {
+            tracing::warn!(event = %String::from_utf8_lossy(data), %error, "skipping an upstream event that is not a chunk");
             Event::Skip
         }
     }

@@ -137,7 +137,7 @@ impl SseScanner {
     /// the first half of `\r\n`, so it does not end a line until the next byte is known.
     fn line_at(&self, at: usize) -> Option<Line> {
         let rest = self.buf.get(at..)?;
-        let end = rest.iter().position(|&b| b == b'\n' || b == b'\r')?;
+        let end = memchr::memchr2(b'\n', b'\r', rest)?;
         let next = match rest[end] {
             b'\r' => match rest.get(end + 1) {
                 Some(b'\n') => end + 2,

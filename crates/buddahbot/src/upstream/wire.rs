@@ -158,14 +158,14 @@ impl From<String> for PromptContent {
 /// What the turn reads of one `chat.completion.chunk` event, borrowed from its bytes (a
 /// string is copied only when it holds escapes). Everything else in the chunk is skipped
 /// unread; the client gets the chunk's own bytes.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ChunkView<'a> {
     /// The completion's id, time and model: what a chunk we rewrite keeps of the original.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     pub id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub created: Option<i64>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     pub model: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub choices: Vec<ChoiceView<'a>>,
@@ -176,25 +176,25 @@ pub struct ChunkView<'a> {
     pub error: Option<ErrorView<'a>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ChoiceView<'a> {
     #[serde(default, borrow)]
     pub delta: DeltaView<'a>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     pub finish_reason: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct DeltaView<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     pub role: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     pub content: Option<Cow<'a, str>>,
     /// Reasoning in a field of its own, as vLLM, SGLang and DeepSeek send it.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     pub reasoning_content: Option<Cow<'a, str>>,
     /// Reasoning in a field of its own, as OpenRouter and newer vLLM send it.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     pub reasoning: Option<Cow<'a, str>>,
     /// Pieces of tool calls: the first piece of a call has its id and name, the rest add to
     /// its arguments; `index` says which call a piece belongs to.
@@ -204,15 +204,21 @@ pub struct DeltaView<'a> {
 
 /// A piece of a tool call; serialized again (as the OpenAI wire has it) when a chunk is
 /// rewritten.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct ToolCallDelta<'a> {
     #[serde(default)]
     pub index: usize,
-    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub id: Option<Cow<'a, str>>,
     #[serde(
         default,
         borrow,
+        deserialize_with = "borrowed",
         rename = "type",
         skip_serializing_if = "Option::is_none"
     )]
@@ -221,19 +227,41 @@ pub struct ToolCallDelta<'a> {
     pub function: Option<FunctionDelta<'a>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct FunctionDelta<'a> {
-    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<Cow<'a, str>>,
-    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub arguments: Option<Cow<'a, str>>,
 }
 
 /// An error the API reports mid-stream, as far as we read it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ErrorView<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     pub message: Option<Cow<'a, str>>,
+}
+
+/// A string field read without a copy when it has no escapes. serde's `Deserialize` for
+/// `Cow<str>` always copies (only a bare `Cow` field marked `borrow` borrows, which an
+/// `Option` of one is not): a chunk's id, model and text would cost an allocation each.
+fn borrowed<'de, D>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
 }
 
 impl ChunkView<'_> {
@@ -312,4 +340,44 @@ pub struct CompletionFunction {
     pub name: String,
     #[serde(default)]
     pub arguments: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_read_without_copying_its_strings_unless_they_hold_escapes() {
+        let data = r#"{"id":"c-1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi \"you\""},"finish_reason":null}],"system_fingerprint":"x"}"#;
+        let view: ChunkView<'_> = serde_json::from_str(data).unwrap();
+        assert!(matches!(view.id, Some(Cow::Borrowed("c-1"))));
+        assert!(matches!(view.model, Some(Cow::Borrowed("m"))));
+        let delta = &view.choices[0].delta;
+        assert!(matches!(delta.role, Some(Cow::Borrowed("assistant"))));
+        assert!(matches!(&delta.content, Some(Cow::Owned(text)) if text == "Hi \"you\""));
+        assert_eq!(view.choices[0].finish_reason, None);
+    }
+
+    #[test]
+    fn a_tool_call_piece_and_an_error_are_read_too() {
+        let data = r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"}]}"#;
+        let view: ChunkView<'_> = serde_json::from_str(data).unwrap();
+        let call = &view.choices[0].delta.tool_calls.as_ref().unwrap()[0];
+        assert_eq!(call.index, 1);
+        assert!(matches!(call.id, Some(Cow::Borrowed("call_1"))));
+        assert_eq!(call.kind.as_deref(), Some("function"));
+        let function = call.function.as_ref().unwrap();
+        assert_eq!(function.name.as_deref(), Some("f"));
+        assert_eq!(function.arguments.as_deref(), Some("{\"a\":1}"));
+        assert_eq!(view.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+
+        let error: ChunkView<'_> =
+            serde_json::from_str(r#"{"error":{"message":"overloaded"}}"#).unwrap();
+        assert_eq!(error.error.unwrap().message.as_deref(), Some("overloaded"));
+        let usage: ChunkView<'_> = serde_json::from_str(
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+        )
+        .unwrap();
+        assert!(usage.is_usage_only());
+    }
 }
