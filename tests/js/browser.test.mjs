@@ -88,16 +88,25 @@ async function send(page, text) {
 }
 
 async function chatOnce(page, text, tokens) {
-  const before = await replies(page).count();
+  // The messages shown before sending: right after "New chat" the previous thread's may still
+  // be on the page, so the reply is found after the new message, not by counting replies.
+  const shown = await page.locator("article.message.user").evaluateAll((els) => els.map((el) => el.dataset.id));
   await send(page, text);
   // The page is idle before the request leaves too: wait for the new reply first.
   await page.waitForFunction(
-    (n) => document.querySelectorAll("article.message.assistant:not(.streaming)").length > n,
-    before,
+    (old) => {
+      const last = document.querySelector("#messages > article.message:last-of-type");
+      const asked = last?.previousElementSibling;
+      return (
+        last?.matches(".assistant:not(.streaming)") &&
+        asked?.matches("article.message.user") &&
+        !old.includes(asked.dataset.id)
+      );
+    },
+    shown,
     { timeout: 20_000 },
   );
   await idle(page);
-  assert.equal(await replies(page).count(), before + 1);
   if (tokens) assert.equal((await replies(page).last().locator(".body").innerText()).trim(), mockReply(tokens));
 }
 
