@@ -12,12 +12,19 @@ pub mod sse;
 pub mod tool_calls;
 pub mod wire;
 
-use std::{borrow::Cow, pin::Pin, time::Duration};
+use std::{borrow::Cow, time::Duration};
 
-use futures_util::{FutureExt, Stream, StreamExt};
-use reqwest::{
-    StatusCode,
+use futures_util::{FutureExt, StreamExt};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::{
+    Method, Request, Response, StatusCode, Uri,
+    body::Incoming,
     header::{self, HeaderValue},
+};
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioTimer},
 };
 use secrecy::ExposeSecret;
 use url::Url;
@@ -47,7 +54,7 @@ pub enum TimeoutKind {
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("cannot reach the model api")]
-    Connect(#[source] reqwest::Error),
+    Connect(#[source] hyper_util::client::legacy::Error),
     #[error("the model api timed out ({0:?})")]
     Timeout(TimeoutKind),
     #[error("the model api answered {status}: {body_snippet}")]
@@ -59,7 +66,7 @@ pub enum UpstreamError {
     #[error("the model api broke the protocol: {0}")]
     Protocol(String),
     #[error("the model api connection failed mid-reply")]
-    Stream(#[source] reqwest::Error),
+    Stream(#[source] hyper::Error),
     #[error("the model api reported an error mid-reply: {message}")]
     Remote { message: String },
 }
@@ -99,7 +106,10 @@ pub struct Chunk<'a> {
 }
 
 /// The body of a streamed reply, read as it arrives.
-type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type BodyStream = BodyDataStream<Incoming>;
+
+/// The pooled HTTP(S) client (keep-alive connections, `TCP_NODELAY`).
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A streamed reply that has started: its first chunk has arrived (and waits in the buffer
 /// to be read like the rest). Read it by alternating [`ReplyStream::drain`], which hands
@@ -162,9 +172,9 @@ fn classify(data: &[u8]) -> Event<'_> {
 }
 
 impl ReplyStream {
-    fn new(response: reqwest::Response) -> Self {
+    fn new(response: Response<Incoming>) -> Self {
         Self {
-            body: Box::pin(response.bytes_stream()),
+            body: response.into_body().into_data_stream(),
             scanner: SseScanner::new(),
             done: false,
             ended: None,
@@ -299,27 +309,37 @@ impl ReplyStream {
 /// The model API client. Cheap to clone.
 #[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    client: HttpClient,
     url: Url,
-    models_url: Url,
+    /// `{base}/chat/completions` and `{base}/models`, parsed once.
+    uri: Uri,
+    models_uri: Uri,
     auth: HeaderValue,
     ttft_timeout: Duration,
 }
 
 impl Upstream {
-    /// Builds the client (no I/O).
+    /// Builds the client (no I/O): HTTP/1.1, kept-alive connections idle up to 90 s,
+    /// `TCP_NODELAY`, TLS by rustls with the bundled Mozilla roots.
     ///
     /// # Errors
-    /// [`UpstreamError::Protocol`] when the key cannot be a header or the TLS backend fails
-    /// to initialise.
+    /// [`UpstreamError::Protocol`] when the key cannot be a header, the base URL cannot be a
+    /// request target or the TLS backend fails to initialise.
     pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| UpstreamError::Protocol(format!("cannot set up TLS: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .http1_only()
-            .build()
-            .map_err(|e| UpstreamError::Protocol(format!("cannot build the http client: {e}")))?;
+            .pool_timer(TokioTimer::new())
+            .build(https);
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose_secret()))
             .map_err(|_| UpstreamError::Protocol("the api key is not a valid header".into()))?;
         auth.set_sensitive(true);
@@ -327,8 +347,9 @@ impl Upstream {
         let models_url = endpoint(&config.base_url, &["models"])?;
         Ok(Self {
             client,
+            uri: target(&url)?,
+            models_uri: target(&models_url)?,
             url,
-            models_url,
             auth,
             ttft_timeout: config.ttft_timeout,
         })
@@ -388,7 +409,12 @@ impl Upstream {
     ) -> Result<(Bytes, ChatCompletion), UpstreamError> {
         let answered = tokio::time::timeout(limit, async {
             let response = self.send(request).await?;
-            let body = response.bytes().await.map_err(UpstreamError::Stream)?;
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(UpstreamError::Stream)?
+                .to_bytes();
             let parsed: ChatCompletion = serde_json::from_slice(&body)
                 .map_err(|e| UpstreamError::Protocol(format!("not a chat.completion: {e}")))?;
             Ok((body, parsed))
@@ -408,19 +434,11 @@ impl Upstream {
     /// # Errors
     /// `Connect`, `Timeout(FirstToken)` or `Status` as for a chat request.
     pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
-        let request = self
-            .client
-            .get(self.models_url.clone())
-            .header(header::AUTHORIZATION, self.auth.clone())
-            .timeout(timeout)
-            .send();
-        let response = request.await.map_err(|e| {
-            if e.is_timeout() {
-                UpstreamError::Timeout(TimeoutKind::FirstToken)
-            } else {
-                UpstreamError::Connect(e)
-            }
-        })?;
+        let request = self.request(Method::GET, &self.models_uri, Bytes::new())?;
+        let response = tokio::time::timeout(timeout, self.client.request(request))
+            .await
+            .map_err(|_| UpstreamError::Timeout(TimeoutKind::FirstToken))?
+            .map_err(UpstreamError::Connect)?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -433,16 +451,38 @@ impl Upstream {
         }
     }
 
+    /// A request to `uri` with our key, and `body` as JSON unless it is empty.
+    fn request(
+        &self,
+        method: Method,
+        uri: &Uri,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri.clone())
+            .header(header::AUTHORIZATION, self.auth.clone());
+        if !body.is_empty() {
+            builder = builder.header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| UpstreamError::Protocol(format!("cannot make the request: {e}")))
+    }
+
     async fn send(
         &self,
         request: &ChatCompletionRequest<'_>,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let body = serde_json::to_vec(request)
+            .map_err(|e| UpstreamError::Protocol(format!("cannot write the request: {e}")))?;
+        let request = self.request(Method::POST, &self.uri, Bytes::from(body))?;
         let response = self
             .client
-            .post(self.url.clone())
-            .header(header::AUTHORIZATION, self.auth.clone())
-            .json(request)
-            .send()
+            .request(request)
             .await
             .map_err(UpstreamError::Connect)?;
         let status = response.status();
@@ -450,7 +490,12 @@ impl Upstream {
             return Ok(response);
         }
         let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-        let body = response.bytes().await.unwrap_or_default();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
         let cut = body.len().min(ERROR_SNIPPET_BYTES);
         Err(UpstreamError::Status {
             status,
@@ -477,6 +522,13 @@ async fn let_others_run() {
         }
     })
     .await;
+}
+
+/// A URL as a request target.
+fn target(url: &Url) -> Result<Uri, UpstreamError> {
+    url.as_str().parse().map_err(|e| {
+        UpstreamError::Protocol(format!("the model api url is not a request target: {e}"))
+    })
 }
 
 /// `{base}/<segments>`. `Url::join` would drop the last segment of a base without a trailing
