@@ -541,6 +541,54 @@ fn chunk_json() -> impl Strategy<Value = String> {
         )
 }
 
+/// A chunk as a model streams most of them: an id, time and model, one choice whose delta
+/// has one text field, perhaps usage and fields of its own; compact or pretty.
+fn stream_chunk_json() -> impl Strategy<Value = String> {
+    (
+        (
+            text_field(),
+            proptest::option::of(any::<i64>()),
+            text_field(),
+        ),
+        (0..3usize, "[a-z ]{0,12}"),
+        usage_json(),
+        extra_fields(),
+        extra_fields(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |((id, created, model), (which, text), usage, extra, choice_extra, pretty)| {
+                let name = ["content", "reasoning_content", "reasoning"][which];
+                let delta = object(vec![(name, Some(text.into()))], vec![]);
+                let choice = object(
+                    vec![
+                        ("index", Some(0.into())),
+                        ("delta", Some(delta)),
+                        ("logprobs", Some(serde_json::Value::Null)),
+                        ("finish_reason", Some(serde_json::Value::Null)),
+                    ],
+                    choice_extra,
+                );
+                let value = object(
+                    vec![
+                        ("id", id),
+                        ("object", Some("chat.completion.chunk".into())),
+                        ("created", created.map(Into::into)),
+                        ("model", model),
+                        ("choices", Some(vec![choice].into())),
+                        ("usage", usage),
+                    ],
+                    extra,
+                );
+                if pretty {
+                    serde_json::to_string_pretty(&value).unwrap()
+                } else {
+                    value.to_string()
+                }
+            },
+        )
+}
+
 /// Whatever serde reads, the chunk reader reads the same.
 fn reads_as_serde(text: &str) -> Result<(), TestCaseError> {
     let ours = chunk::read(text);
@@ -587,6 +635,97 @@ fn the_chunk_reader_agrees_with_serde_on_damaged_chunks_and_never_panics() {
                 Ok(text) => reads_as_serde(text),
                 Err(_) => Ok(()),
             }
+        },
+    );
+}
+
+/// A chunk's text field's value, where the chunk has one and it was read without a copy.
+fn text_span(text: &str) -> Option<std::ops::Range<usize>> {
+    let view = chunk::read(text).ok()?;
+    let delta = &view.choices.first()?.delta;
+    let Some(Cow::Borrowed(value)) = delta
+        .content
+        .as_ref()
+        .or(delta.reasoning_content.as_ref())
+        .or(delta.reasoning.as_ref())
+    else {
+        return None;
+    };
+    let start = value.as_ptr() as usize - text.as_ptr() as usize;
+    Some(start..start + value.len())
+}
+
+/// Any text to put in a chunk as its raw bytes: plain, or with quotes, escapes, control
+/// characters, JSON syntax.
+fn raw_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-zA-Z0-9 .,!?'-]{0,24}",
+        2 => "\\PC{0,12}",
+        1 => proptest::collection::vec(
+            prop::sample::select(vec!["a", " ", "\"", "\\", "\\n", "\\u00e9", "\u{1}", "}", "]", ",", "é", "😀"]),
+            0..8,
+        )
+        .prop_map(|parts| parts.concat()),
+    ]
+}
+
+/// What may take the place of a quote around a chunk's text, or of a character in it.
+const EDGE_BYTES: &[u8] = b"\"\\\x01 a}";
+
+#[test]
+fn a_chunk_read_from_the_shape_of_the_last_reads_as_it_does_in_full() {
+    let damage = proptest::collection::vec(
+        (
+            0.0..1.0_f64,
+            prop::sample::select(br#"{}[]:,"\ 0-9.eEnul/"#.to_vec()),
+        ),
+        0..3,
+    );
+    let edge = proptest::option::of((0..3u8, prop::sample::select(EDGE_BYTES.to_vec())));
+    check(
+        "chunk_shape",
+        cases(512, 1_000_000),
+        (
+            prop_oneof![chunk_json(), stream_chunk_json()],
+            proptest::collection::vec((raw_text(), damage, edge), 1..4),
+        ),
+        |(first, nexts)| {
+            let mut shape = chunk::Shape::default();
+            prop_assert_eq!(shape.read(&first), chunk::read(&first), "{}", first);
+            let Some(span) = text_span(&first) else {
+                return Ok(());
+            };
+            for (text, damage, edge) in nexts {
+                // The first chunk with another text in its place, perhaps damaged, at the
+                // quotes around it or in it too.
+                let mut bytes =
+                    format!("{}{text}{}", &first[..span.start], &first[span.end..]).into_bytes();
+                if let Some((place, byte)) = edge {
+                    let at = match place {
+                        0 => span.start - 1,
+                        1 => span.start + text.len() / 2,
+                        _ => span.start + text.len(),
+                    };
+                    bytes[at] = byte;
+                }
+                for (at, byte) in damage {
+                    let at = ((bytes.len() as f64) * at) as usize;
+                    if at < bytes.len() {
+                        bytes[at] = byte;
+                    }
+                }
+                let Ok(next) = std::str::from_utf8(&bytes) else {
+                    continue;
+                };
+                prop_assert_eq!(
+                    shape.read(next),
+                    chunk::read(next),
+                    "{} after {}",
+                    next,
+                    first
+                );
+            }
+            Ok(())
         },
     );
 }

@@ -117,6 +117,8 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub struct ReplyStream {
     body: BodyStream,
     scanner: SseScanner,
+    /// What the chunks read so far say about the next ones.
+    shape: chunk::Shape,
     /// `[DONE]` arrived.
     done: bool,
     /// How the body ended, when that was found while taking ready frames.
@@ -142,17 +144,17 @@ enum Event<'a> {
     Skip,
 }
 
-fn classify(data: &[u8]) -> Event<'_> {
+fn classify<'a>(data: &'a [u8], shape: &mut chunk::Shape) -> Event<'a> {
     if data == b"[DONE]" {
         return Event::Done;
     }
     if data.is_empty() {
         return Event::Skip;
     }
-    // The chunk reader takes text; serde reads the rare event with a stray byte (in a field
-    // we skip, it reads fine).
+    // The chunk reader (most chunks are read from the shape of the one before) takes text;
+    // serde reads the rare event with a stray byte (in a field we skip, it reads fine).
     let parsed = match std::str::from_utf8(data) {
-        Ok(text) => chunk::read(text).map_err(|err| err.to_string()),
+        Ok(text) => shape.read(text).map_err(|err| err.to_string()),
         Err(_) => serde_json::from_slice::<ChunkView<'_>>(data).map_err(|err| err.to_string()),
     };
     match parsed {
@@ -176,6 +178,7 @@ impl ReplyStream {
         Self {
             body: response.into_body().into_data_stream(),
             scanner: SseScanner::new(),
+            shape: chunk::Shape::default(),
             done: false,
             ended: None,
         }
@@ -184,7 +187,8 @@ impl ReplyStream {
     /// Waits until the first chunk has arrived, leaving it to be read.
     async fn first_chunk(&mut self) -> Result<(), UpstreamError> {
         loop {
-            match self.scanner.peek_event().map(classify) {
+            let shape = &mut self.shape;
+            match self.scanner.peek_event().map(|data| classify(data, shape)) {
                 Some(Event::Chunk(_)) => return Ok(()),
                 Some(Event::Done) => {
                     return Err(UpstreamError::Protocol(
@@ -216,7 +220,7 @@ impl ReplyStream {
             let Some(raw) = self.scanner.next_event() else {
                 return Ok(Drained::More);
             };
-            match classify(raw) {
+            match classify(raw, &mut self.shape) {
                 Event::Chunk(view) => on_chunk(Chunk { raw, view }),
                 Event::Done => self.done = true,
                 Event::Remote(message) => return Err(UpstreamError::Remote { message }),
