@@ -83,25 +83,26 @@ pub fn clean(raw: &str) -> Option<Title> {
     let line =
         line.trim_end_matches(|c: char| "\"'“”‘’«»`*.!?:;,".contains(c) || c.is_whitespace());
     let mut title = String::new();
+    // Characters in `title` so far.
+    let mut chars = 0;
     for word in line.split_whitespace() {
-        let word: String = word
-            .chars()
-            .filter(|c| !matches!(c, '"' | '“' | '”'))
-            .collect();
-        if word.is_empty() {
+        let word = word.chars().filter(|c| !matches!(c, '"' | '“' | '”'));
+        let length = word.clone().count();
+        if length == 0 {
             continue;
         }
-        let needed = title.chars().count() + usize::from(!title.is_empty()) + word.chars().count();
+        let needed = chars + usize::from(!title.is_empty()) + length;
         if needed > MAX_CHARS {
             if title.is_empty() {
-                title = word.chars().take(MAX_CHARS).collect();
+                title.extend(word.take(MAX_CHARS));
             }
             break;
         }
         if !title.is_empty() {
             title.push(' ');
         }
-        title.push_str(&word);
+        title.extend(word);
+        chars = needed;
     }
     Title::parse(&title).ok()
 }

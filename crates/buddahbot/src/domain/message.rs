@@ -55,23 +55,26 @@ impl Title {
     /// boundary near [`TITLE_FROM_MESSAGE_CHARS`] characters (with an ellipsis when cut).
     pub fn from_message(text: &str) -> Self {
         let mut title = String::new();
+        // Characters in `title` so far.
+        let mut chars = 0;
         let mut cut = false;
         for word in text.split_whitespace() {
-            let word: String = word.chars().filter(|c| !c.is_control()).collect();
-            let needed =
-                title.chars().count() + usize::from(!title.is_empty()) + word.chars().count();
+            let word = word.chars().filter(|c| !c.is_control());
+            let length = word.clone().count();
+            let needed = chars + usize::from(!title.is_empty()) + length;
             if needed > TITLE_FROM_MESSAGE_CHARS {
                 cut = true;
                 if title.is_empty() {
                     // One very long word: cut inside it.
-                    title = word.chars().take(TITLE_FROM_MESSAGE_CHARS).collect();
+                    title.extend(word.take(TITLE_FROM_MESSAGE_CHARS));
                 }
                 break;
             }
             if !title.is_empty() {
                 title.push(' ');
             }
-            title.push_str(&word);
+            title.extend(word);
+            chars = needed;
         }
         if title.is_empty() {
             return Self::untitled();
@@ -569,6 +572,12 @@ mod tests {
             61
         );
         assert_eq!(Title::from_message(" \n ").as_str(), DEFAULT_TITLE);
+        // Characters are counted, not bytes; control characters are dropped.
+        let wide = format!("{} {} more", "é".repeat(30), "\u{7}ü".repeat(29));
+        assert_eq!(
+            Title::from_message(&wide).as_str(),
+            format!("{} {}…", "é".repeat(30), "ü".repeat(29))
+        );
     }
 
     #[test]

@@ -311,8 +311,8 @@ enum Found {
 
 /// The first of `tags` in `text`, or the start of one cut off by the end of `text`.
 fn find_tag(text: &str, tags: &[&'static str]) -> Found {
-    for (at, _) in text.match_indices('<') {
-        let rest = &text[at..];
+    for at in memchr::memchr_iter(b'<', text.as_bytes()) {
+        let rest = text.get(at..).unwrap_or_default();
         for &tag in tags {
             if rest.starts_with(tag) {
                 return Found::Tag(at, tag);
