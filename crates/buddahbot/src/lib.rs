@@ -21,7 +21,8 @@
 //!   live here too.
 //! - [`upstream`]: the model API client (OpenAI chat completions, streamed), with
 //!   [`upstream::sse`], the incremental event-stream reader, [`upstream::chunk`], which
-//!   reads each streamed chunk's fields in place, [`upstream::tool_calls`],
+//!   reads each streamed chunk's fields in place (most of them from the shape of the chunk
+//!   before), [`upstream::tool_calls`],
 //!   which puts streamed tool calls back together, and [`upstream::markup`], which tells a
 //!   reply's reasoning (a field of its own, or inline `<think>` tags) from its answer and
 //!   reads Hermes' inline `<tool_call>` blocks as calls.
