@@ -610,27 +610,36 @@ fn the_chunk_reader_reads_every_chunk_as_serde_does() {
     });
 }
 
-#[test]
-fn the_chunk_reader_agrees_with_serde_on_damaged_chunks_and_never_panics() {
-    let damage = proptest::collection::vec(
+/// Damage to a chunk: JSON syntax bytes at places given as fractions of its length.
+fn damage(count: std::ops::Range<usize>) -> impl Strategy<Value = Vec<(f64, u8)>> {
+    proptest::collection::vec(
         (
             0.0..1.0_f64,
             prop::sample::select(br#"{}[]:,"\ 0-9.eEnul/"#.to_vec()),
         ),
-        1..4,
-    );
+        count,
+    )
+}
+
+fn apply_damage(bytes: &mut [u8], damage: &[(f64, u8)]) {
+    for &(at, byte) in damage {
+        let at = ((bytes.len() as f64) * at) as usize;
+        if at < bytes.len() {
+            bytes[at] = byte;
+        }
+    }
+}
+
+#[test]
+fn the_chunk_reader_agrees_with_serde_on_damaged_chunks_and_never_panics() {
+    let damage = damage(1..4);
     check(
         "chunk_damaged",
         cases(512, 1_000_000),
         (chunk_json(), damage),
         |(text, damage)| {
             let mut bytes = text.into_bytes();
-            for (at, byte) in damage {
-                let at = ((bytes.len() as f64) * at) as usize;
-                if at < bytes.len() {
-                    bytes[at] = byte;
-                }
-            }
+            apply_damage(&mut bytes, &damage);
             match std::str::from_utf8(&bytes) {
                 Ok(text) => reads_as_serde(text),
                 Err(_) => Ok(()),
@@ -674,13 +683,7 @@ const EDGE_BYTES: &[u8] = b"\"\\\x01 a}";
 
 #[test]
 fn a_chunk_read_from_the_shape_of_the_last_reads_as_it_does_in_full() {
-    let damage = proptest::collection::vec(
-        (
-            0.0..1.0_f64,
-            prop::sample::select(br#"{}[]:,"\ 0-9.eEnul/"#.to_vec()),
-        ),
-        0..3,
-    );
+    let damage = damage(0..3);
     let edge = proptest::option::of((0..3u8, prop::sample::select(EDGE_BYTES.to_vec())));
     check(
         "chunk_shape",
@@ -708,12 +711,7 @@ fn a_chunk_read_from_the_shape_of_the_last_reads_as_it_does_in_full() {
                     };
                     bytes[at] = byte;
                 }
-                for (at, byte) in damage {
-                    let at = ((bytes.len() as f64) * at) as usize;
-                    if at < bytes.len() {
-                        bytes[at] = byte;
-                    }
-                }
+                apply_damage(&mut bytes, &damage);
                 let Ok(next) = std::str::from_utf8(&bytes) else {
                     continue;
                 };
