@@ -7,7 +7,12 @@
 //!   no delays), the baseline;
 //! - `local`: `routes::local` served with `TCP_NODELAY` by a child process (this bench binary
 //!   re-executed with `BENCH_SERVE_LOCAL=1`), as the `dev` server serves it;
-//! - `function`: the built `chat` function binary, where `vercel_runtime::run` owns the socket.
+//! - `function`: the built `chat` function binary, where `vercel_runtime::run` owns the socket;
+//! - `relay`: a process that only relays each request to the mock and streams its answer back
+//!   (hyper, keep-alive, `TCP_NODELAY`; no auth, Redis or parsing; this bench binary
+//!   re-executed with `BENCH_SERVE_RELAY`), pinned as the servers are: its overhead is what
+//!   a process in between costs by itself on this machine (the extra connection's hops and
+//!   wake-ups), the floor under a server's. It has no targets; the summary ends with it.
 //!
 //! Both servers are separate processes, so their CPU time can be read from `/proc`. They run
 //! with auth (a minted HS256 token), rate limits (on, never refusing), persistence and the
@@ -30,7 +35,9 @@
 //!   non-empty content) and total (send -> end of a stream ending in `[DONE]`) p50/p99, the
 //!   overhead (proxy percentile − direct percentile: a difference of percentiles), the server's
 //!   CPU ms per turn (utime+stime of the server process, `/proc/<pid>/stat`, over the window ÷
-//!   turns answered OK) and Redis CPU µs per turn (`INFO cpu`, the same way).
+//!   turns answered OK) and Redis CPU µs per turn (`INFO cpu`, the same way); and the p50 of
+//!   each phase of the servers' own `Server-Timing` header (`auth`, `store`, `upstream`,
+//!   `total`: where a TTFT overhead goes inside the server, and how much is outside it).
 //! - Redis per turn, first (while Redis is nearly empty, after a short warm-up of each server):
 //!   `BENCH_REDIS_TURNS` sequential 64-token turns per server under `MONITOR` (round trips per
 //!   turn, told apart by the servers' client ports; commands run inside scripts; `INFO
@@ -88,11 +95,14 @@ mod common;
 #[path = "common/measure.rs"]
 mod measure;
 
-use common::{BoxError, Result, progress, report};
+use common::{Result, progress, report};
 use measure::{info_field, percentile, taskset};
 
 /// Set in the environment of the re-executed bench binary that serves `routes::local`.
 const SERVE_LOCAL: &str = "BENCH_SERVE_LOCAL";
+/// Set (to the mock's base URL) in the environment of the re-executed bench binary that only
+/// relays requests to the mock.
+const SERVE_RELAY: &str = "BENCH_SERVE_RELAY";
 /// The port that child listens on.
 const SERVE_PORT: &str = "BENCH_SERVE_PORT";
 
@@ -136,6 +146,9 @@ fn main() -> Result<()> {
     if std::env::var_os(SERVE_LOCAL).is_some() {
         return serve_local();
     }
+    if let Ok(upstream) = std::env::var(SERVE_RELAY) {
+        return serve_relay(&upstream);
+    }
     let settings = Settings::from_env();
     // Before any runtime thread exists, so that every thread of this process inherits it.
     let pinning = Pinning::apply();
@@ -173,22 +186,78 @@ fn serve_local() -> Result<()> {
         }
         let port: u16 = std::env::var(SERVE_PORT)?.parse()?;
         let app = App::new(Config::from_env()?)?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let orphaned = async {
-            use tokio::io::AsyncReadExt;
-            let mut stdin = tokio::io::stdin();
-            let mut buf = [0u8; 64];
-            while stdin.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        serve_child(port, routes::local(app)).await
+    })
+}
+
+/// Serves `router` on `port` with `TCP_NODELAY` until this child's stdin closes.
+async fn serve_child(port: u16, router: axum::Router) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let orphaned = async {
+        use tokio::io::AsyncReadExt;
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while stdin.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    };
+    let serve = std::future::IntoFuture::into_future(axum::serve(listener, router));
+    tokio::select! {
+        served = serve => served?,
+        () = orphaned => {}
+    }
+    Ok(())
+}
+
+/// The `relay` target's process: hands each `POST /relay` to the mock as it came (body and
+/// `Authorization`) on a pooled keep-alive connection, and streams the mock's answer back as
+/// it arrives; no auth, Redis, parsing or encoding. Its overhead over `direct` is what a
+/// process in between costs on this machine by itself (the hops and wake-ups of the extra
+/// connection): the floor under a server's overhead.
+fn serve_relay(upstream: &str) -> Result<()> {
+    use axum::{
+        body::{Body, Bytes},
+        http::{HeaderMap, Request, StatusCode, Uri, header::AUTHORIZATION},
+        response::IntoResponse,
+    };
+    use http_body_util::Full;
+    use hyper_util::{
+        client::legacy::{Client, connect::HttpConnector},
+        rt::TokioExecutor,
+    };
+
+    let target: Uri = format!("{upstream}/chat/completions").parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let port: u16 = std::env::var(SERVE_PORT)?.parse()?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(http);
+        let relay = move |headers: HeaderMap, body: Bytes| {
+            let (client, target) = (client.clone(), target.clone());
+            async move {
+                let mut request = Request::post(target).header(CONTENT_TYPE, "application/json");
+                if let Some(auth) = headers.get(AUTHORIZATION) {
+                    request = request.header(AUTHORIZATION, auth);
+                }
+                let answered = match request.body(Full::new(body)) {
+                    Ok(request) => client.request(request).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match answered {
+                    Ok(response) => response.map(Body::new),
+                    Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
+                }
+            }
         };
-        let serve = std::future::IntoFuture::into_future(axum::serve(listener, routes::local(app)));
-        tokio::select! {
-            served = serve => served?,
-            () = orphaned => {}
-        }
-        Ok::<(), BoxError>(())
+        let router = axum::Router::new()
+            .route("/relay", axum::routing::post(relay))
+            .route("/health", axum::routing::get(|| async { "ok" }));
+        serve_child(port, router).await
     })
 }
 
@@ -553,24 +622,33 @@ async fn run(
         let Some(direct) = levels.get(&(load.name(), "direct")) else {
             continue;
         };
-        for target in targets.iter().filter(|t| t.server.is_some()) {
+        for target in targets.iter().filter(|t| t.name != "direct") {
             let Some(proxied) = levels.get(&(load.name(), target.name)) else {
                 continue;
             };
             report!(
-                "          {} overhead: TTFT p50 {:+.3} p99 {:+.3} ms; total p50 {:+.3} p99 {:+.3} ms; server busy {:.0}% of a CPU{}",
+                "          {} overhead: TTFT p50 {:+.3} p99 {:+.3} ms; total p50 {:+.3} p99 {:+.3} ms{}{}",
                 target.name,
                 diff_ms(&proxied.ttft, &direct.ttft, 50.0),
                 diff_ms(&proxied.ttft, &direct.ttft, 99.0),
                 diff_ms(&proxied.total, &direct.total, 50.0),
                 diff_ms(&proxied.total, &direct.total, 99.0),
-                proxied.server_busy() * 100.0,
+                match proxied.cpu {
+                    Some(_) => format!(
+                        "; server busy {:.0}% of a CPU",
+                        proxied.server_busy() * 100.0
+                    ),
+                    None => String::new(),
+                },
                 match load {
                     Load::Open(_) =>
                         format!("; send lag p99 {} ms", ms(percentile(&proxied.lag, 99.0))),
                     Load::Closed(_) => String::new(),
                 },
             );
+            if let Some(timing) = proxied.timing_p50() {
+                report!("          {} Server-Timing p50: {timing}", target.name);
+            }
         }
     }
 
@@ -783,6 +861,21 @@ async fn run(
             );
         }
     }
+    // What a process in between costs by itself on this machine, under each server's figure.
+    for load in &settings.loads {
+        let (Some(relay), Some(direct)) = (
+            levels.get(&(load.name(), "relay")),
+            levels.get(&(load.name(), "direct")),
+        ) else {
+            continue;
+        };
+        report!(
+            "floor (relay: a process that only relays to the mock): {} TTFT overhead p50 {:.3} p99 {:.3} ms",
+            load.name(),
+            diff_ms(&relay.ttft, &direct.ttft, 50.0),
+            diff_ms(&relay.ttft, &direct.ttft, 99.0),
+        );
+    }
     Ok(())
 }
 
@@ -884,6 +977,40 @@ struct Answer {
     ttft: Option<Duration>,
     total: Duration,
     thread: Option<String>,
+    /// The server's own split of its time (`Server-Timing`), when it sent one.
+    timing: Option<ServerTiming>,
+}
+
+/// The phases of a `Server-Timing` header the server writes, in milliseconds.
+#[derive(Clone, Copy, Default)]
+struct ServerTiming {
+    auth: f64,
+    store: f64,
+    upstream: f64,
+    total: f64,
+}
+
+impl ServerTiming {
+    /// Reads `auth;dur=0.012, store;dur=0.051, …`; phases it does not know are left out.
+    fn parse(value: &str) -> Self {
+        let mut timing = Self::default();
+        for metric in value.split(',') {
+            let mut parts = metric.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let dur = parts
+                .find_map(|p| p.strip_prefix("dur="))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_default();
+            match name {
+                "auth" => timing.auth = dur,
+                "store" => timing.store = dur,
+                "upstream" => timing.upstream = dur,
+                "total" => timing.total = dur,
+                _ => {}
+            }
+        }
+        timing
+    }
 }
 
 struct Failure {
@@ -934,6 +1061,11 @@ async fn one(client: &Client, target: &Target, ask: &Ask, sched: Instant) -> Sam
             .get("x-thread-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let timing = response
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .map(ServerTiming::parse);
         let (mut ttfb, mut ttft, mut done) = (None, None, false);
         let mut line: Vec<u8> = Vec::with_capacity(1024);
         let mut refusal = Vec::new();
@@ -995,6 +1127,7 @@ async fn one(client: &Client, target: &Target, ask: &Ask, sched: Instant) -> Sam
             ttft,
             total,
             thread,
+            timing,
         })
     };
     // reqwest's timeout covers the body too; this is a second bound.
@@ -1219,6 +1352,7 @@ async fn run_load(
                             stats.ok += 1;
                             stats.ttft.extend(answer.ttft);
                             stats.total.push(answer.total);
+                            stats.timings.extend(answer.timing);
                             stats
                                 .lag
                                 .push(sample.start.saturating_duration_since(sample.sched));
@@ -1281,6 +1415,8 @@ struct LoadStats {
     /// Threads of every successful proxied turn, warm-up included.
     threads: Vec<String>,
     cpu: Option<CpuDelta>,
+    /// The servers' `Server-Timing` of the window's successful requests.
+    timings: Vec<ServerTiming>,
 }
 
 impl LoadStats {
@@ -1299,6 +1435,25 @@ impl LoadStats {
         self.cpu.map_or(f64::NAN, |cpu| {
             cpu.server / cpu.wall.as_secs_f64().max(f64::EPSILON)
         })
+    }
+
+    /// The p50 of each `Server-Timing` phase, if the target sent the header.
+    fn timing_p50(&self) -> Option<String> {
+        if self.timings.is_empty() {
+            return None;
+        }
+        let p50 = |phase: fn(&ServerTiming) -> f64| {
+            let mut values: Vec<f64> = self.timings.iter().map(phase).collect();
+            values.sort_unstable_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        Some(format!(
+            "auth {:.3}, store {:.3}, upstream {:.3}, total {:.3} ms",
+            p50(|t| t.auth),
+            p50(|t| t.store),
+            p50(|t| t.upstream),
+            p50(|t| t.total),
+        ))
     }
 
     fn row(&self, name: &str) -> String {
@@ -1352,6 +1507,8 @@ struct Bench {
     mock: MockUpstream,
     local: Server,
     function: Server,
+    /// Only forwards requests to the mock ([`serve_relay`]).
+    relay: Server,
     user: String,
     token: String,
     limited: bool,
@@ -1437,6 +1594,17 @@ impl Bench {
             log,
         )
         .await?;
+        let relay_port = free_port()?;
+        let relay = Server::start(
+            "relay",
+            server_command(&std::env::current_exe()?, pinning.on)
+                .env(SERVE_RELAY, mock.base_url())
+                .env(SERVE_PORT, relay_port.to_string()),
+            format!("http://127.0.0.1:{relay_port}"),
+            "/health",
+            log,
+        )
+        .await?;
         let function_port = free_port()?;
         let function = Server::start(
             "function",
@@ -1453,6 +1621,7 @@ impl Bench {
             mock,
             local,
             function,
+            relay,
             user,
             token,
             limited,
@@ -1461,7 +1630,7 @@ impl Bench {
         })
     }
 
-    fn targets(&self) -> [Target; 3] {
+    fn targets(&self) -> [Target; 4] {
         let proxy = |server: &Server| Target {
             name: server.name,
             url: format!("{}/api/chat", server.base),
@@ -1472,6 +1641,12 @@ impl Bench {
             Target {
                 name: "direct",
                 url: format!("{}/chat/completions", self.mock.base_url()),
+                bearer: UPSTREAM_KEY.to_owned(),
+                server: None,
+            },
+            Target {
+                name: "relay",
+                url: format!("{}/relay", self.relay.base),
                 bearer: UPSTREAM_KEY.to_owned(),
                 server: None,
             },
