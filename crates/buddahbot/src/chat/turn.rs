@@ -1,7 +1,7 @@
 //! One turn in flight, past `begin_turn`: call the model, then stream the reply (forwarding
 //! each network read of it as one frame while keeping a copy) or answer it whole, and store it.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, ops::ControlFlow, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -35,7 +35,7 @@ use crate::{
     },
     timing::{self, Phase},
     upstream::{
-        Drained, ReplyStream, TimeoutKind, UpstreamError,
+        Chunk, Drained, ReplyStream, TimeoutKind, UpstreamError,
         markup::Splitter,
         wire::{ChoiceView, ChunkView, DeltaView, PromptMessage},
     },
@@ -135,13 +135,14 @@ impl Turn {
         };
         let mut outlet = Outlet::new(tx, self.stream_start_ms);
         tee.encoder.open(&self.ids.reply, &mut outlet);
-        let mut drained = tee.forward_ready(&mut rest, &mut outlet);
+        // Up to the first text: what arrived with it is read after the head has left.
+        let mut drained = tee.forward_first(&mut rest, &mut outlet);
         // The model's first chunk often only names the role; when its first text has already
         // arrived too, it leaves with the head.
         while tee.reply.is_empty() && matches!(drained, Ok(Drained::More)) {
             match rest.try_fill().await {
                 Ok(true) => {
-                    drained = tee.forward_ready(&mut rest, &mut outlet);
+                    drained = tee.forward_first(&mut rest, &mut outlet);
                 }
                 Ok(false) => break,
                 Err(err) => drained = Err(err),
@@ -194,6 +195,11 @@ impl Turn {
             match std::mem::replace(&mut drained, Ok(Drained::More)) {
                 Err(err) => break Outcome::BrokeOff(err),
                 Ok(Drained::Done) => break Outcome::Complete,
+                Ok(Drained::Held) => {
+                    // Chunks that came with the first text: read now, sent together.
+                    drained = tee.forward_ready(&mut rest, &mut outlet);
+                    continue;
+                }
                 Ok(Drained::More) => {}
             }
             if !outlet.is_flushed() {
@@ -618,16 +624,40 @@ impl Tee<'_> {
         outlet: &mut Outlet,
     ) -> Result<Drained, UpstreamError> {
         rest.drain(|chunk| {
-            let plain = self.splitter.is_plain(&chunk.view);
-            self.encoder.chunk(&chunk, plain, outlet);
-            let (reply, encoder) = (&mut *self.reply, &mut *self.encoder);
-            self.splitter.split(&chunk.view, |piece| {
-                reply.piece(&piece);
-                encoder.piece(&piece, outlet);
-            });
-            self.encoder.end_chunk(&chunk, self.splitter, outlet);
-            self.reply.end_chunk(&chunk.view, self.splitter);
+            self.forward(&chunk, outlet);
+            ControlFlow::Continue(())
         })
+    }
+
+    /// [`Tee::forward_ready`] until the reply has its first text (or tool call): the head
+    /// leaves with it, not after everything that arrived in the same read
+    /// ([`Drained::Held`] then).
+    fn forward_first(
+        &mut self,
+        rest: &mut ReplyStream,
+        outlet: &mut Outlet,
+    ) -> Result<Drained, UpstreamError> {
+        rest.drain(|chunk| {
+            self.forward(&chunk, outlet);
+            if self.reply.is_empty() {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        })
+    }
+
+    /// Keeps and encodes one chunk.
+    fn forward(&mut self, chunk: &Chunk<'_>, outlet: &mut Outlet) {
+        let plain = self.splitter.is_plain(&chunk.view);
+        self.encoder.chunk(chunk, plain, outlet);
+        let (reply, encoder) = (&mut *self.reply, &mut *self.encoder);
+        self.splitter.split(&chunk.view, |piece| {
+            reply.piece(&piece);
+            encoder.piece(&piece, outlet);
+        });
+        self.encoder.end_chunk(chunk, self.splitter, outlet);
+        self.reply.end_chunk(&chunk.view, self.splitter);
     }
 
     /// Keeps and encodes what the splitter held back, at the end of the reply.

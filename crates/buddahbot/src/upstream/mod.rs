@@ -12,7 +12,7 @@ pub mod sse;
 pub mod tool_calls;
 pub mod wire;
 
-use std::{borrow::Cow, time::Duration};
+use std::{borrow::Cow, ops::ControlFlow, time::Duration};
 
 use futures_util::{FutureExt, StreamExt};
 use http_body_util::{BodyDataStream, BodyExt, Full};
@@ -130,6 +130,8 @@ pub struct ReplyStream {
 pub enum Drained {
     /// The chunks received so far are read; more are to come.
     More,
+    /// The reader stopped early: chunks received are still to be read, without waiting.
+    Held,
     /// The reply is complete (`[DONE]`).
     Done,
 }
@@ -211,17 +213,25 @@ impl ReplyStream {
         }
     }
 
-    /// Hands every chunk received so far to `on_chunk`, in order, without waiting.
+    /// Hands every chunk received so far to `on_chunk`, in order, without waiting, until it
+    /// says to stop ([`Drained::Held`]).
     ///
     /// # Errors
     /// [`UpstreamError::Remote`] when the API reported an error in the stream.
-    pub fn drain(&mut self, mut on_chunk: impl FnMut(Chunk<'_>)) -> Result<Drained, UpstreamError> {
+    pub fn drain(
+        &mut self,
+        mut on_chunk: impl FnMut(Chunk<'_>) -> ControlFlow<()>,
+    ) -> Result<Drained, UpstreamError> {
         while !self.done {
             let Some(raw) = self.scanner.next_event() else {
                 return Ok(Drained::More);
             };
             match classify(raw, &mut self.shape) {
-                Event::Chunk(view) => on_chunk(Chunk { raw, view }),
+                Event::Chunk(view) => {
+                    if on_chunk(Chunk { raw, view }).is_break() {
+                        return Ok(Drained::Held);
+                    }
+                }
                 Event::Done => self.done = true,
                 Event::Remote(message) => return Err(UpstreamError::Remote { message }),
                 Event::Skip => {}
@@ -544,4 +554,103 @@ fn endpoint(base: &Url, segments: &[&str]) -> Result<Url, UpstreamError> {
         .pop_if_empty()
         .extend(segments);
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use mock_upstream::{MockConfig, MockUpstream};
+
+    use super::*;
+    use crate::{
+        domain::Role,
+        upstream::wire::{PromptMessage, StreamOptions},
+    };
+
+    /// A stream of the mock's whole `tokens`-token reply (no delays), every byte of it read
+    /// (not yet drained).
+    async fn whole_reply(mock: &MockUpstream, tokens: usize) -> ReplyStream {
+        let upstream = Upstream::new(&UpstreamConfig {
+            api_key: "sk-test".to_owned().into(),
+            base_url: mock.base_url().parse().unwrap(),
+            default_model: "Hermes-4-70B".to_owned(),
+            allowed_models: Vec::new(),
+            fallback_model: None,
+            connect_timeout: Duration::from_secs(2),
+            ttft_timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let messages = [PromptMessage::new(
+            Role::User,
+            format!("hi [[mock tokens={tokens}]]"),
+        )];
+        let request = ChatCompletionRequest {
+            model: "Hermes-4-70B",
+            messages: &messages,
+            temperature: None,
+            max_tokens: None,
+            stream: true,
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
+            tools: Vec::new(),
+            tool_choice: None,
+            top_p: None,
+            response_format: None,
+            parallel_tool_calls: None,
+        };
+        let mut reply = upstream.stream(&request).await.unwrap();
+        while reply.fill(true).await.unwrap() {}
+        reply
+    }
+
+    #[tokio::test]
+    async fn a_drain_told_to_stop_leaves_the_rest_for_the_next_one() {
+        let mock = MockUpstream::start(MockConfig::default().with_api_key("sk-test"))
+            .await
+            .unwrap();
+        let mut reply = whole_reply(&mock, 8).await;
+
+        // Stopped at the first chunk with text: the role chunk before it, nothing after.
+        let mut first = Vec::new();
+        let drained = reply.drain(|chunk| {
+            let text: Option<String> = chunk
+                .view
+                .choices
+                .first()
+                .and_then(|c| c.delta.content.as_deref())
+                .map(str::to_owned);
+            first.push(text.clone());
+            if text.is_some_and(|t| !t.is_empty()) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!(drained.unwrap(), Drained::Held);
+        assert!(first.len() <= 2, "read past the first text: {first:?}");
+        let first_text = first.last().cloned().flatten().unwrap();
+
+        // The next drain reads every chunk left, to `[DONE]`, without waiting for anything.
+        let mut rest = String::new();
+        let mut usage = false;
+        let drained = reply.drain(|chunk| {
+            if let Some(text) = chunk
+                .view
+                .choices
+                .first()
+                .and_then(|c| c.delta.content.as_deref())
+            {
+                rest.push_str(text);
+            }
+            usage |= chunk.view.usage.is_some();
+            ControlFlow::Continue(())
+        });
+        assert_eq!(drained.unwrap(), Drained::Done);
+        assert_eq!(
+            format!("{first_text}{rest}"),
+            mock_upstream::reply_text(8),
+            "a chunk was lost or read twice"
+        );
+        assert!(usage, "the usage chunk was not read");
+    }
 }
