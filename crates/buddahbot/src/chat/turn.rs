@@ -136,13 +136,13 @@ impl Turn {
         let mut outlet = Outlet::new(tx, self.stream_start_ms);
         tee.encoder.open(&self.ids.reply, &mut outlet);
         // Up to the first text: what arrived with it is read after the head has left.
-        let mut drained = tee.forward_first(&mut rest, &mut outlet);
+        let mut drained = tee.forward_ready(&mut rest, &mut outlet, Upto::FirstText);
         // The model's first chunk often only names the role; when its first text has already
         // arrived too, it leaves with the head.
         while tee.reply.is_empty() && matches!(drained, Ok(Drained::More)) {
             match rest.try_fill().await {
                 Ok(true) => {
-                    drained = tee.forward_first(&mut rest, &mut outlet);
+                    drained = tee.forward_ready(&mut rest, &mut outlet, Upto::FirstText);
                 }
                 Ok(false) => break,
                 Err(err) => drained = Err(err),
@@ -197,7 +197,7 @@ impl Turn {
                 Ok(Drained::Done) => break Outcome::Complete,
                 Ok(Drained::Held) => {
                     // Chunks that came with the first text: read now, sent together.
-                    drained = tee.forward_ready(&mut rest, &mut outlet);
+                    drained = tee.forward_ready(&mut rest, &mut outlet, Upto::Ready);
                     continue;
                 }
                 Ok(Drained::More) => {}
@@ -221,7 +221,7 @@ impl Turn {
                     drained = match filled {
                         Err(err) => Err(err),
                         Ok(false) => Err(ReplyStream::ended_early()),
-                        Ok(true) => tee.forward_ready(&mut rest, &mut outlet),
+                        Ok(true) => tee.forward_ready(&mut rest, &mut outlet, Upto::Ready),
                     };
                 }
                 () = &mut deadline => break Outcome::BrokeOff(UpstreamError::Timeout(TimeoutKind::Reply)),
@@ -616,33 +616,30 @@ struct Tee<'t> {
     encoder: &'t mut Encoder,
 }
 
+/// How far [`Tee::forward_ready`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upto {
+    /// Every chunk received.
+    Ready,
+    /// Up to the reply's first text (or tool call): the head leaves with it, not after
+    /// everything that arrived in the same read ([`Drained::Held`] then).
+    FirstText,
+}
+
 impl Tee<'_> {
-    /// Keeps and encodes every chunk received so far.
+    /// Keeps and encodes the chunks received so far, `upto` where it says.
     fn forward_ready(
         &mut self,
         rest: &mut ReplyStream,
         outlet: &mut Outlet,
+        upto: Upto,
     ) -> Result<Drained, UpstreamError> {
         rest.drain(|chunk| {
             self.forward(&chunk, outlet);
-            ControlFlow::Continue(())
-        })
-    }
-
-    /// [`Tee::forward_ready`] until the reply has its first text (or tool call): the head
-    /// leaves with it, not after everything that arrived in the same read
-    /// ([`Drained::Held`] then).
-    fn forward_first(
-        &mut self,
-        rest: &mut ReplyStream,
-        outlet: &mut Outlet,
-    ) -> Result<Drained, UpstreamError> {
-        rest.drain(|chunk| {
-            self.forward(&chunk, outlet);
-            if self.reply.is_empty() {
-                ControlFlow::Continue(())
-            } else {
+            if upto == Upto::FirstText && !self.reply.is_empty() {
                 ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
         })
     }
