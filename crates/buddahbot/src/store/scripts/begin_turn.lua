@@ -48,6 +48,10 @@ local tree, path = KEYS[6], KEYS[7]
 local treed = meta[15] == '1'
 local leaf = meta[16]
 local choice, target = string.match(ARGV[14], '^(%a):([%w_%-]+)$')
+if treed or choice or ARGV[12] == '1' then
+  -- Only a branched thread, an edit or a regenerate reads or makes the tree.
+  tree_load()
+end
 if not exists and choice then
   return answer('no_parent', target)
 end
@@ -55,7 +59,7 @@ if ARGV[12] == '1' and treed and leaf then
   -- A regenerate names its turn by the client's id for the user message; after an edit the
   -- client still calls the edited version by the original's id: take the version on the
   -- active branch.
-  key = tree_turn_key(tree, leaf, key)
+  key = Tree.turn_key(tree, leaf, key)
 end
 local outcome = 'started'
 local prior = exists and redis.call('HGET', KEYS[4], key)
@@ -111,27 +115,27 @@ if not prior then
       local last = redis.call('LINDEX', KEYS[2], -1)
       if not (choice == 'c' and last and tree_id_of(last) == target
           and not tree_superseded(last)) then
-        tree_build(KEYS[1], KEYS[2], tree, path, ARGV[3])
+        Tree.build(KEYS[1], KEYS[2], tree, path, ARGV[3])
         treed = true
         leaf = redis.call('HGET', KEYS[1], 'activeLeafId')
       end
     end
     if treed then
-      parent = tree_index(tree, target)
+      parent = Tree.index(tree, target)
       if not parent then
         return answer('no_parent', target)
       end
       if choice == 's' then
-        local _, up = tree_node(tree, parent)
+        local _, up = Tree.node(tree, parent)
         parent = up
       end
-      if parent ~= (leaf and tree_index(tree, leaf) or -1) then
+      if parent ~= (leaf and Tree.index(tree, leaf) or -1) then
         -- A new branch: the active one is now the way to its parent.
-        tree_path_to(tree, path, parent)
+        Tree.path_to(tree, path, parent)
       end
     end
   elseif treed then
-    parent = leaf and tree_index(tree, leaf) or -1
+    parent = leaf and Tree.index(tree, leaf) or -1
   end
   -- The list's length is the thread's message count.
   local count = redis.call('RPUSH', KEYS[2], unpack(inputs))
@@ -144,8 +148,8 @@ if not prior then
     last_id = tree_id_of(line)
     if treed then
       local index = first + k - 1
-      tree_add(tree, last_id, index, parent, k == 1 and choice == 's' and target or nil)
-      tree_push(tree, path, index, parent)
+      Tree.add(tree, last_id, index, parent, k == 1 and choice == 's' and target or nil)
+      Tree.push(tree, path, index, parent)
       parent = index
     end
   end
@@ -156,22 +160,22 @@ elseif replaced then
   -- Regenerate: the new reply will be a sibling of the old one, which stays. Until it is
   -- stored the branch ends at their parent; if it fails, the old reply shows again.
   if not treed then
-    tree_build(KEYS[1], KEYS[2], tree, path, ARGV[3])
+    Tree.build(KEYS[1], KEYS[2], tree, path, ARGV[3])
     treed = true
     leaf = redis.call('HGET', KEYS[1], 'activeLeafId')
   end
-  local _, up = tree_node(tree, replaced)
+  local _, up = Tree.node(tree, replaced)
   reply_parent = up
-  tree_path_to(tree, path, reply_parent)
+  Tree.path_to(tree, path, reply_parent)
   if leaf then
     fields[#fields + 1] = 'leafBeforeTurn'
     fields[#fields + 1] = leaf
   end
 elseif treed then
   -- A retry: the turn's messages were stored together, from its key on.
-  reply_parent = (tree_index(tree, key) or 0) + #inputs - 1
-  if reply_parent ~= (leaf and tree_index(tree, leaf) or -1) then
-    tree_path_to(tree, path, reply_parent)
+  reply_parent = (Tree.index(tree, key) or 0) + #inputs - 1
+  if reply_parent ~= (leaf and Tree.index(tree, leaf) or -1) then
+    Tree.path_to(tree, path, reply_parent)
   end
 end
 if treed and reply_parent then
@@ -179,7 +183,7 @@ if treed and reply_parent then
   fields[#fields + 1] = reply_parent
   if reply_parent >= 0 then
     fields[#fields + 1] = 'activeLeafId'
-    fields[#fields + 1] = (tree_node(tree, reply_parent))
+    fields[#fields + 1] = (Tree.node(tree, reply_parent))
   end
 end
 local stale = {}

@@ -5,6 +5,7 @@
 -- KEYS: 1 turns, 2 meta, 3 stream, 4 tree, 5 path
 -- ARGV: 1 user message id, 2 assistant message id of the failed attempt, 3 now (ms),
 --       4.. the stream's last events (stream.lua; none when nothing was sent)
+tree_load()
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.sub(current, 1, #ARGV[2] + 2) == 'g:' .. ARGV[2] then
   redis.call('HSET', KEYS[1], ARGV[1], 'f')
@@ -18,10 +19,10 @@ if meta[1] == ARGV[2] then
   redis.call('HDEL', KEYS[2], 'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted',
     'replyParent', 'leafBeforeTurn')
   redis.call('HSET', KEYS[2], 'lastStatus', 'error')
-  local before = meta[3] and tree_index(KEYS[4], meta[3])
+  local before = meta[3] and Tree.index(KEYS[4], meta[3])
   if before then
     redis.call('HSET', KEYS[2], 'activeLeafId', meta[3])
-    tree_path_to(KEYS[4], KEYS[5], before)
+    Tree.path_to(KEYS[4], KEYS[5], before)
   end
   return 1
 end

@@ -60,22 +60,23 @@ if shown then
   fields[#fields + 1] = ARGV[6]
 end
 if meta[5] == '1' then
+  tree_load()
   -- Under the parent begin_turn chose; a generation that lost its lease to another finds
   -- its parent by the turn's key.
   local parent = own and tonumber(meta[6])
-    or tree_index(KEYS[7], ARGV[4]) or -1
-  tree_add(KEYS[7], ARGV[6], count - 1, parent)
+    or Tree.index(KEYS[7], ARGV[4]) or -1
+  Tree.add(KEYS[7], ARGV[6], count - 1, parent)
   if shown then
-    if (tree_entry_index(redis.call('LINDEX', KEYS[8], -1)) or -1) == parent then
-      tree_push(KEYS[7], KEYS[8], count - 1, parent)
+    if (Tree.entry_index(redis.call('LINDEX', KEYS[8], -1)) or -1) == parent then
+      Tree.push(KEYS[7], KEYS[8], count - 1, parent)
     else
-      tree_path_to(KEYS[7], KEYS[8], count - 1)
+      Tree.path_to(KEYS[7], KEYS[8], count - 1)
     end
   else
     -- Not shown, but a sibling of what may be: the branch shown marks its version.
-    local _, _, depth = tree_node(KEYS[7], count - 1)
+    local _, _, depth = Tree.node(KEYS[7], count - 1)
     local entry = redis.call('LINDEX', KEYS[8], depth)
-    local above = depth > 0 and tree_entry_index(redis.call('LINDEX', KEYS[8], depth - 1)) or -1
+    local above = depth > 0 and Tree.entry_index(redis.call('LINDEX', KEYS[8], depth - 1)) or -1
     if entry and above == parent and not string.find(entry, '*', 1, true) then
       redis.call('LSET', KEYS[8], depth, entry .. '*')
     end

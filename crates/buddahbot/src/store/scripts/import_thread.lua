@@ -13,6 +13,7 @@
 --       tree, 14 model ('' for none), 15.. per message, oldest first: its parent's list index
 --       (-1: none), its JSON
 -- Returns 1 when written, 0 when the thread exists.
+tree_load()
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -58,9 +59,9 @@ if ARGV[13] == '1' then
   fields[#fields + 1] = 'tree'
   fields[#fields + 1] = '1'
   for k = 1, #jsons do
-    tree_add(KEYS[5], ids[k], k - 1, parents[k])
+    Tree.add(KEYS[5], ids[k], k - 1, parents[k])
   end
-  tree_path_to(KEYS[5], KEYS[6], leaf)
+  Tree.path_to(KEYS[5], KEYS[6], leaf)
   redis.call('PEXPIRE', KEYS[5], ttl)
   redis.call('PEXPIRE', KEYS[6], ttl)
 end

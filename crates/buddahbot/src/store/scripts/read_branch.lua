@@ -16,6 +16,7 @@
 --     none), the id of its parent ('' for none), the messages (JSON), for each of them its
 --     parent's children (tree.lua's `c` field)}
 --   {meta, 'no_message'} when ARGV 1 names no message of the thread.
+tree_load()
 local meta = redis.call('HGETALL', KEYS[1])
 if #meta == 0 then
   return {}
@@ -54,7 +55,7 @@ if not treed then
       return {meta, 'linear', start, got}
     end
   end
-  tree_build(KEYS[1], KEYS[2], tree, path, redis.call('PTTL', KEYS[1]))
+  Tree.build(KEYS[1], KEYS[2], tree, path, redis.call('PTTL', KEYS[1]))
   meta = redis.call('HGETALL', KEYS[1])
 end
 -- The page's list indexes, oldest first, and its first message's parent's (-1: none);
@@ -65,8 +66,8 @@ if ARGV[1] == '' then
   -- the parent of the page's first message in front when there is one.
   local got, ahead = nil, false
   if before then
-    local _, _, depth = tree_node(tree, before)
-    if depth and tree_entry_index(redis.call('LINDEX', path, depth)) == before then
+    local _, _, depth = Tree.node(tree, before)
+    if depth and Tree.entry_index(redis.call('LINDEX', path, depth)) == before then
       got = depth > 0
         and redis.call('LRANGE', path, math.max(depth - limit - 1, 0), depth - 1) or {}
       ahead = depth - limit - 1 >= 0
@@ -79,9 +80,9 @@ if ARGV[1] == '' then
     page, marked = {}, {}
     for k, entry in ipairs(got) do
       if k == 1 and ahead then
-        parent = tree_entry_index(entry)
+        parent = Tree.entry_index(entry)
       else
-        page[#page + 1], marked[#page + 1] = tree_entry_index(entry)
+        page[#page + 1], marked[#page + 1] = Tree.entry_index(entry)
       end
     end
   end
@@ -90,20 +91,20 @@ if not page then
   -- Another branch (or a cursor from before a switch): up the tree from its end.
   local at
   if before then
-    local _, up = tree_node(tree, before)
+    local _, up = Tree.node(tree, before)
     at = up or -1
   else
-    at = tree_index(tree, ARGV[1])
+    at = Tree.index(tree, ARGV[1])
     if not at then
       return {meta, 'no_message'}
     end
     if ARGV[4] ~= '1' then
-      at = tree_newest_leaf(tree, at)
+      at = Tree.newest_leaf(tree, at)
     end
   end
   local up_the_tree = {}
   while at >= 0 and #up_the_tree < limit do
-    local id, up = tree_node(tree, at)
+    local id, up = Tree.node(tree, at)
     if not id then
       break
     end
@@ -140,7 +141,7 @@ while k <= #page do
   k = k + 1
 end
 if parent >= 0 and parent_id == '' and #page > 0 then
-  parent_id = (tree_node(tree, parent)) or ''
+  parent_id = (Tree.node(tree, parent)) or ''
 end
 -- Each message's versions: its parent's children, read at once for those that have more
 -- than one (all of them off the active branch's path, which does not say).

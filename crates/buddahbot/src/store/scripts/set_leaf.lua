@@ -6,6 +6,7 @@
 -- ARGV: 1 message id, 2 now (ms)
 -- Returns {outcome, the new active leaf's id} where outcome is 'ok' | 'not_found' (no such
 -- thread) | 'no_message' | 'busy'.
+tree_load()
 local meta = redis.call('HMGET', KEYS[1], 'id', 'activeMessageId', 'activeUntil', 'tree')
 if not meta[1] then
   return {'not_found', ''}
@@ -19,14 +20,14 @@ if meta[4] ~= '1' then
     redis.call('HSET', KEYS[1], 'activeLeafId', ARGV[1])
     return {'ok', ARGV[1]}
   end
-  tree_build(KEYS[1], KEYS[2], KEYS[3], KEYS[4], redis.call('PTTL', KEYS[1]))
+  Tree.build(KEYS[1], KEYS[2], KEYS[3], KEYS[4], redis.call('PTTL', KEYS[1]))
 end
-local at = tree_index(KEYS[3], ARGV[1])
+local at = Tree.index(KEYS[3], ARGV[1])
 if not at then
   return {'no_message', ''}
 end
-local newest = tree_newest_leaf(KEYS[3], at)
-local leaf = tree_node(KEYS[3], newest)
+local newest = Tree.newest_leaf(KEYS[3], at)
+local leaf = Tree.node(KEYS[3], newest)
 redis.call('HSET', KEYS[1], 'activeLeafId', leaf)
-tree_path_to(KEYS[3], KEYS[4], newest)
+Tree.path_to(KEYS[3], KEYS[4], newest)
 return {'ok', leaf}

@@ -6,6 +6,7 @@
 -- ARGV: 1 thread id, 2 now (ms), 3 ttl (ms), 4 new title or '', 5 model or '',
 --       6.. message JSON to append, oldest first
 -- Returns the meta hash as a flat array, or nil when the thread does not exist.
+tree_load()
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return nil
 end
@@ -15,14 +16,14 @@ if appended > 0 then
   local f = redis.call('HMGET', KEYS[1], 'tree', 'activeLeafId')
   treed = f[1] == '1'
   local count = redis.call('RPUSH', KEYS[2], unpack(ARGV, 6))
-  local parent = treed and (f[2] and tree_index(KEYS[4], f[2]) or -1)
+  local parent = treed and (f[2] and Tree.index(KEYS[4], f[2]) or -1)
   local last_id = nil
   for k = 6, #ARGV do
     local index = count - appended + k - 6
     last_id = tree_id_of(ARGV[k])
     if treed then
-      tree_add(KEYS[4], last_id, index, parent)
-      tree_push(KEYS[4], KEYS[5], index, parent)
+      Tree.add(KEYS[4], last_id, index, parent)
+      Tree.push(KEYS[4], KEYS[5], index, parent)
       parent = index
     end
   end

@@ -8,11 +8,12 @@
 -- and turn states are those of store/schema.rs.
 -- KEYS: 1 turns, 2 meta, 3 tree, 4 path, 5 index, 6 messages, 7 stream
 -- ARGV: 1 the turn's key as the request named it, 2 assistant message id of the attempt,
---       3 '1' for a regenerate (its key may be an edited version's: tree_turn_key), 4 '1'
+--       3 '1' for a regenerate (its key may be an edited version's: Tree.turn_key), 4 '1'
 --       when the request made the thread under an id of its own, 5 the number of messages
 --       the turn adds, 6 thread id
 -- Returns 1 when it freed (or deleted) the thread, 0 when there was nothing of the attempt
 -- to take back.
+tree_load()
 local meta = redis.call('HMGET', KEYS[2], 'activeMessageId', 'leafBeforeTurn', 'activeLeafId',
   'tree', 'messageCount')
 if meta[1] ~= ARGV[2] then
@@ -25,7 +26,7 @@ if ARGV[4] == '1' and tonumber(meta[5] or '0') <= tonumber(ARGV[5]) then
 end
 local key = ARGV[1]
 if ARGV[3] == '1' and meta[4] == '1' and meta[3] then
-  key = tree_turn_key(KEYS[3], meta[3], key)
+  key = Tree.turn_key(KEYS[3], meta[3], key)
 end
 local current = redis.call('HGET', KEYS[1], key)
 if current and string.sub(current, 1, #ARGV[2] + 2) == 'g:' .. ARGV[2] then
@@ -34,9 +35,9 @@ end
 redis.call('HDEL', KEYS[2], 'activeMessageId', 'activeUntil', 'stopRequested', 'streamWanted',
   'replyParent', 'leafBeforeTurn')
 redis.call('HSET', KEYS[2], 'lastStatus', 'error')
-local before = meta[2] and tree_index(KEYS[3], meta[2])
+local before = meta[2] and Tree.index(KEYS[3], meta[2])
 if before then
   redis.call('HSET', KEYS[2], 'activeLeafId', meta[2])
-  tree_path_to(KEYS[3], KEYS[4], before)
+  Tree.path_to(KEYS[3], KEYS[4], before)
 end
 return 1
