@@ -29,9 +29,11 @@ impl LeaseKeeper {
         let lease = app.config().chat.generation_lease;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         Self(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(lease / 3);
-            // The first tick is immediate; the lease was just taken.
-            ticks.tick().await;
+            // The lease was just taken: the first renewal is a period away (an interval's
+            // usual immediate first tick would be a timer that fires at once, a trip through
+            // the runtime's driver for nothing).
+            let period = lease / 3;
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 ticks.tick().await;
                 let until = now().as_millisecond().saturating_add(lease_ms);
