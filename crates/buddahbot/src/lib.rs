@@ -53,6 +53,8 @@
 //!   private Redis Cluster for tests.
 //! - [`telemetry`]: tracing to stderr.
 //! - `src/bin/dev.rs`: the local server with embedded defaults, serving the web app.
+//! - `link/`: the hot functions' list (`hot.order`, by `scripts/link-order`) and the build
+//!   script module that hands it to the release link (`order.rs`, from both `build.rs`).
 
 /// Every process built on this crate (the functions, `dev`, tests and benches) allocates
 /// with mimalloc: a turn makes many small, short-lived allocations, which glibc's allocator
