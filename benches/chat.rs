@@ -26,7 +26,8 @@
 //! with `taskset`. The report says whether pinning is on.
 //!
 //! # What it reports (stdout; progress goes to stderr)
-//! - The idle RSS of each server right after start (`VmRSS`).
+//! - The idle RSS of each server (`VmRSS`) right after start and after its first turn, the
+//!   second as the neutral harness reads it (its readiness check is a turn), held to 15 MB.
 //! - Per load level (`c1`, `c64`: closed loop with 1 / 64 workers; `r500`, `r1000`: open loop
 //!   at that many requests/s, sent on schedule whatever earlier ones do, with at most
 //!   `BENCH_MAX_INFLIGHT` (4096) in flight; beyond that a request is dropped and counted as an
