@@ -5,8 +5,9 @@
 //! # Targets
 //! - `direct`: the mock upstream itself (in this process; `BENCH_TOKENS` tokens, default 64,
 //!   no delays), the baseline;
-//! - `local`: `routes::local` served with `TCP_NODELAY` by a child process (this bench binary
-//!   re-executed with `BENCH_SERVE_LOCAL=1`), as the `dev` server serves it;
+//! - `local`: what the `dev` server serves (`dev_site`), served as it serves it
+//!   (`http::server::serve`: `TCP_NODELAY`, header and body timeouts) by a child process (this
+//!   bench binary re-executed with `BENCH_SERVE_LOCAL=1`);
 //! - `function`: the built `chat` function binary, where `vercel_runtime::run` owns the socket;
 //! - `relay`: a process that only relays each request to the mock and streams its answer back
 //!   (hyper, keep-alive, `TCP_NODELAY`; no auth, Redis or parsing; this bench binary
@@ -82,7 +83,13 @@ use std::{
 
 use axum::serve::ListenerExt;
 use buddahbot::{
-    app::App, auth::jwt::Hs256, config::Config, domain::UserId, local_redis::RedisServer, routes,
+    app::App,
+    auth::jwt::Hs256,
+    config::Config,
+    domain::UserId,
+    http::server::{self, Timeouts},
+    local_redis::RedisServer,
+    routes::site::dev_site,
 };
 use mock_upstream::{MockConfig, MockUpstream};
 use reqwest::{Client, header::CONTENT_TYPE};
@@ -99,7 +106,7 @@ mod measure;
 use common::{Result, progress, report};
 use measure::{info_field, percentile, taskset};
 
-/// Set in the environment of the re-executed bench binary that serves `routes::local`.
+/// Set in the environment of the re-executed bench binary that serves what `dev` serves.
 const SERVE_LOCAL: &str = "BENCH_SERVE_LOCAL";
 /// Set (to the mock's base URL) in the environment of the re-executed bench binary that only
 /// relays requests to the mock.
@@ -175,9 +182,11 @@ fn main() -> Result<()> {
     result
 }
 
-/// The `local` target's process: serves `routes::local` on `BENCH_SERVE_PORT` with
-/// `TCP_NODELAY`, configured from its environment, until killed or until its stdin closes (the
-/// bench holds the other end, so the server does not outlive a bench that was killed).
+/// The `local` target's process: serves what the `dev` binary serves (`dev_site`, the API
+/// and the web app) the way it serves it (`http::server::serve`: `TCP_NODELAY`, the header
+/// and body timeouts of its configuration), on `BENCH_SERVE_PORT`, configured from its
+/// environment, until killed or until its stdin closes (the bench holds the other end, so the
+/// server does not outlive a bench that was killed).
 fn serve_local() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -188,8 +197,23 @@ fn serve_local() -> Result<()> {
         }
         let port: u16 = std::env::var(SERVE_PORT)?.parse()?;
         let app = App::new(Config::from_env()?)?;
-        serve_child(port, routes::local(app)).await
+        let timeouts = Timeouts {
+            head: app.config().http.head_timeout,
+            body: app.config().http.body_timeout,
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let site = dev_site(app, concat!(env!("CARGO_MANIFEST_DIR"), "/public").into());
+        server::serve(listener, site, timeouts, orphaned()).await?;
+        Ok(())
     })
+}
+
+/// Ends when this child's stdin closes: the bench that started it is gone.
+async fn orphaned() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while stdin.read(&mut buf).await.is_ok_and(|n| n > 0) {}
 }
 
 /// Serves `router` on `port` with `TCP_NODELAY` until this child's stdin closes.
@@ -198,16 +222,10 @@ async fn serve_child(port: u16, router: axum::Router) -> Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let orphaned = async {
-        use tokio::io::AsyncReadExt;
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 64];
-        while stdin.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-    };
     let serve = std::future::IntoFuture::into_future(axum::serve(listener, router));
     tokio::select! {
         served = serve => served?,
-        () = orphaned => {}
+        () = orphaned() => {}
     }
     Ok(())
 }
