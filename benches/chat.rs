@@ -197,10 +197,7 @@ fn serve_local() -> Result<()> {
         }
         let port: u16 = std::env::var(SERVE_PORT)?.parse()?;
         let app = App::new(Config::from_env()?)?;
-        let timeouts = Timeouts {
-            head: app.config().http.head_timeout,
-            body: app.config().http.body_timeout,
-        };
+        let timeouts = Timeouts::from(&app.config().http);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let site = dev_site(app, concat!(env!("CARGO_MANIFEST_DIR"), "/public").into());
         server::serve(listener, site, timeouts, orphaned()).await?;

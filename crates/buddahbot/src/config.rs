@@ -637,9 +637,11 @@ impl RedisConfig {
             .urls
             .get(n % self.urls.len().max(1))
             .map_or("", |u| u.expose_secret());
+        let info =
+            redis::IntoConnectionInfo::into_connection_info(url)?.set_tcp_settings(tcp_settings());
         match self.tls_certificates() {
-            None => redis::Client::open(url),
-            Some(certs) => redis::Client::build_with_tls(url, certs),
+            None => redis::Client::open(info),
+            Some(certs) => redis::Client::build_with_tls(info, certs),
         }
     }
 
@@ -659,7 +661,8 @@ impl RedisConfig {
         let urls = self.urls.iter().map(|u| u.expose_secret());
         let mut builder = redis::cluster::ClusterClientBuilder::new(urls)
             .connection_timeout(self.connect_timeout)
-            .overall_response_timeout(response_timeout);
+            .overall_response_timeout(response_timeout)
+            .tcp_settings(tcp_settings());
         if let Some(timeout) = response_timeout {
             builder = builder.response_timeout(timeout);
         }
@@ -675,6 +678,14 @@ impl RedisConfig {
             root_cert: Some(ca.pem().to_vec()),
         })
     }
+}
+
+/// Every Redis connection sends at once (`TCP_NODELAY`; the client's default is to wait): with
+/// Nagle's algorithm a command written while an earlier one's reply is outstanding waits for
+/// that reply, a round trip that on a remote Redis (Upstash from a function) is added to the
+/// concurrent turns' latency.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }
 
 /// rustls needs a process-wide crypto provider. It picks `ring` on its own while `ring` is the
@@ -1169,6 +1180,32 @@ mod tests {
         assert_eq!(config.redis.urls[0].expose_secret(), url);
         assert_eq!(config.redis.ca_cert, None);
         config.redis.client().unwrap();
+    }
+
+    #[test]
+    fn redis_connections_send_at_once() {
+        let pem = test_ca_pem();
+        for env in [
+            with(minimal(), &[("REDIS_URL", "redis://127.0.0.1:6390")]),
+            with(
+                minimal(),
+                &[
+                    ("REDIS_URL", "rediss://127.0.0.1:6390"),
+                    ("REDIS_CA_CERT", &pem),
+                ],
+            ),
+        ] {
+            let config = Config::from_vars(env).unwrap();
+            for client in [config.redis.client(), config.redis.node_client(1)] {
+                assert!(
+                    client
+                        .unwrap()
+                        .get_connection_info()
+                        .tcp_settings()
+                        .nodelay()
+                );
+            }
+        }
     }
 
     #[test]

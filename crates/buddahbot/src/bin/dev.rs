@@ -136,10 +136,7 @@ async fn serve() -> Result<(), String> {
     tracing::info!("listening on http://{addr}");
     tracing::info!("open http://{addr} in a browser to chat");
 
-    let timeouts = Timeouts {
-        head: app.config().http.head_timeout,
-        body: app.config().http.body_timeout,
-    };
+    let timeouts = Timeouts::from(&app.config().http);
     let result = server::serve(
         listener,
         dev_site(app, PUBLIC_DIR.into()),

@@ -42,7 +42,7 @@ use hyper_util::{
 };
 use tokio::net::TcpListener;
 
-use crate::error::ApiError;
+use crate::{config::HttpConfig, error::ApiError};
 
 /// How long open connections may take to finish once shutdown began.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -54,6 +54,15 @@ pub struct Timeouts {
     pub head: Duration,
     /// Between two pieces of the body; then `408 request_timeout`.
     pub body: Duration,
+}
+
+impl From<&HttpConfig> for Timeouts {
+    fn from(http: &HttpConfig) -> Self {
+        Self {
+            head: http.head_timeout,
+            body: http.body_timeout,
+        }
+    }
 }
 
 /// Serves `router` on `listener` (TCP_NODELAY on every connection) until `shutdown`
