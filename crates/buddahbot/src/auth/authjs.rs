@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned, de::IgnoredAny};
 use sha2::{Digest, Sha256, Sha512};
 
-use super::{AuthError, jwt::LEEWAY_SECS};
+use super::{AuthError, Valid, jwt::LEEWAY_SECS};
 use crate::domain::UserId;
 
 /// Auth.js v5 session cookie on plain `http://` deployments.
@@ -73,6 +73,9 @@ enum Salt {
     /// NextAuth v4 never salts, whatever its cookie is called.
     V4,
 }
+
+/// The salts a bearer Auth.js token is tried under when its `kid` does not tell, in order.
+const BEARER_SALTS: [Salt; 3] = [Salt::SecureV5, Salt::V5, Salt::V4];
 
 impl Salt {
     fn from_cookie_name(name: &str) -> Option<Self> {
@@ -397,8 +400,9 @@ struct Claims {
     sub: Option<String>,
 }
 
-/// Checks the decrypted claims at `now` (Unix seconds) and returns the subject.
-fn check_claims(plaintext: &[u8], now: i64) -> Result<UserId, AuthError> {
+/// Checks the decrypted claims at `now` (Unix seconds) and returns the subject and how long
+/// the token stays valid.
+fn check_claims(plaintext: &[u8], now: i64) -> Result<Valid, AuthError> {
     let claims: Claims = json_object(plaintext)?;
     // Whole seconds well inside f64's exact range until the year 285 million.
     let now = now as f64;
@@ -413,7 +417,8 @@ fn check_claims(plaintext: &[u8], now: i64) -> Result<UserId, AuthError> {
         return Err(AuthError::NotYetValid);
     }
     let sub = claims.sub.ok_or(AuthError::MissingClaim)?;
-    UserId::parse(&sub).map_err(AuthError::BadSubject)
+    let user = UserId::parse(&sub).map_err(AuthError::BadSubject)?;
+    Ok(Valid::new(user, claims.nbf, Some(exp)))
 }
 
 fn unix_now() -> i64 {
@@ -466,6 +471,11 @@ impl AuthJs {
         self.decode_at(token, salt, unix_now())
     }
 
+    /// [`AuthJs::decode`], with how long the token stays valid.
+    pub(super) fn decode_valid(&self, token: &str, salt: &str) -> Result<Valid, AuthError> {
+        self.open(token, Salt::from_cookie_name(salt).as_slice(), unix_now())
+    }
+
     /// Decrypts an Auth.js token sent as `Authorization: Bearer`, as Auth.js's `getToken`
     /// allows. The cookie name is unknown, so the `kid` picks the salt; a token without one is
     /// tried under the secure v5 name, the plain v5 name, then as v4. `%XX` escapes are
@@ -475,6 +485,12 @@ impl AuthJs {
     /// As [`AuthJs::decode`], trying every salt.
     pub fn bearer(&self, token: &str) -> Result<UserId, AuthError> {
         self.bearer_at(token, unix_now())
+    }
+
+    /// [`AuthJs::bearer`], with how long the token stays valid.
+    pub(super) fn bearer_valid(&self, token: &str) -> Result<Valid, AuthError> {
+        let token = percent_decode(token)?;
+        self.open(&token, &BEARER_SALTS, unix_now())
     }
 
     /// Issues a session token for the cookie `cookie_name` (a v5 name), exactly as Auth.js's
@@ -529,14 +545,16 @@ impl AuthJs {
     fn decode_at(&self, token: &str, salt: &str, now: i64) -> Result<UserId, AuthError> {
         let salts = Salt::from_cookie_name(salt);
         self.open(token, salts.as_slice(), now)
+            .map(|valid| valid.user)
     }
 
     fn bearer_at(&self, token: &str, now: i64) -> Result<UserId, AuthError> {
         let token = percent_decode(token)?;
-        self.open(&token, &[Salt::SecureV5, Salt::V5, Salt::V4], now)
+        self.open(&token, &BEARER_SALTS, now)
+            .map(|valid| valid.user)
     }
 
-    fn open(&self, token: &str, salts: &[Salt], now: i64) -> Result<UserId, AuthError> {
+    fn open(&self, token: &str, salts: &[Salt], now: i64) -> Result<Valid, AuthError> {
         let jwe = Jwe::parse(token)?;
         let candidates = self
             .keys
@@ -1220,6 +1238,37 @@ mod tests {
                 "{case}"
             );
         }
+    }
+
+    #[test]
+    fn a_kept_window_never_outlasts_the_claims_check() {
+        let at = |offset: f64| NOW as f64 + offset;
+        let mut held = 0;
+        for exp in [at(0.0), at(0.5), at(0.999), at(30.25), at(-14.5)] {
+            for nbf in [
+                None,
+                Some(at(-3.5)),
+                Some(at(0.0)),
+                Some(at(0.5)),
+                Some(at(14.5)),
+            ] {
+                let plain = serde_json::json!({ "sub": "ada", "exp": exp, "nbf": nbf }).to_string();
+                let Ok(valid) = check_claims(plain.as_bytes(), NOW) else {
+                    continue;
+                };
+                for now in NOW - 40..NOW + 60 {
+                    if valid.holds_at(now) {
+                        held += 1;
+                        assert!(
+                            check_claims(plain.as_bytes(), now).is_ok(),
+                            "exp {exp}, nbf {nbf:?}: kept at {now}, refused by the check"
+                        );
+                    }
+                }
+            }
+        }
+        // Not empty: most of these windows hold for a while.
+        assert!(held > 100, "{held}");
     }
 
     #[test]

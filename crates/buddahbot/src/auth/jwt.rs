@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::AuthError;
+use super::{AuthError, Valid};
 use crate::domain::UserId;
 
 /// Clock tolerance on `exp`, the same Auth.js applies to its own tokens.
@@ -13,6 +13,9 @@ pub const LEEWAY_SECS: u64 = 15;
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Read again here (the library checked them) for how long the token stays valid.
+    exp: Option<f64>,
+    nbf: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -68,10 +71,19 @@ impl Hs256 {
     /// - [`AuthError::MissingClaim`] without `exp` or `sub`;
     /// - [`AuthError::BadSubject`] when `sub` is not a valid [`UserId`].
     pub fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+        self.check(token).map(|valid| valid.user)
+    }
+
+    /// [`Hs256::verify`], with how long the token stays valid.
+    pub(super) fn check(&self, token: &str) -> Result<Valid, AuthError> {
         let mut last = AuthError::BadSignature;
         for key in &self.keys {
             match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
-                Ok(data) => return UserId::parse(&data.claims.sub).map_err(AuthError::BadSubject),
+                Ok(data) => {
+                    let Claims { sub, exp, nbf } = data.claims;
+                    let user = UserId::parse(&sub).map_err(AuthError::BadSubject)?;
+                    return Ok(Valid::new(user, nbf, exp));
+                }
                 Err(e) => match e.kind() {
                     ErrorKind::InvalidSignature => last = AuthError::BadSignature,
                     ErrorKind::ExpiredSignature => return Err(AuthError::Expired),

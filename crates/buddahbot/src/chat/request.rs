@@ -622,8 +622,17 @@ fn derived_id(thread: &ThreadId, position: u64, kind: &str, key: &str) -> Messag
     }
     hash.update(key.as_bytes());
     let digest = hash.finalize();
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    MessageId::parse(&format!("h{hex}")).unwrap_or_default()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [b'h'; 25];
+    for (pair, byte) in id[1..].chunks_exact_mut(2).zip(&digest[..12]) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    // ASCII by construction.
+    std::str::from_utf8(&id)
+        .ok()
+        .and_then(|id| MessageId::parse(id).ok())
+        .unwrap_or_default()
 }
 
 /// Where a turn's new message goes: under the body's `parentId`, beside the message an AI SDK
@@ -1152,6 +1161,21 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn derived_ids_stay_what_they_were() {
+        // A retry sent to a newer deployment must name the same message: these are the ids
+        // every earlier version made (SHA-256 of thread, position, kind and key; 12 bytes).
+        let thread = ThreadId::parse("thread-1").unwrap();
+        assert_eq!(
+            derived_id(&thread, 0, "user", "Hello there").as_str(),
+            "h0a8f9974002c60925c5a3475"
+        );
+        assert_eq!(
+            derived_id(&thread, 3, "tool", "call_abc").as_str(),
+            "hce304ad5d203a5b3ec6d1484"
+        );
+    }
 
     fn config() -> Config {
         Config::from_vars(
