@@ -11,7 +11,8 @@
 //! - [`domain`]: ids, titles, messages and threads, and the function tools a request offers,
 //!   valid by construction.
 //! - [`auth`]: the caller's identity from a bearer token (an HS256 JWT or an Auth.js session
-//!   JWE) or the Auth.js session cookie; knows only [`domain`].
+//!   JWE) or the Auth.js session cookie, with the credentials verified lately (by digest,
+//!   within their life) not verified again; knows only [`domain`].
 //! - [`store`]: threads, messages, turns, resumable streams and rate limits in Redis, one
 //!   round trip per use case; [`store::keys`] is the only place keys are built and
 //!   [`store::schema`] names what is inside them (fields, turn states, the lease rule);
@@ -40,7 +41,8 @@
 //! - [`http`]: JSON extractors, query parsing, page limits; [`http::guard`], the middleware
 //!   that authenticates, checks CSRF and counts rate limits, with the `Authenticated`
 //!   extractor; [`http::headers`], the header names and rate-limit headers;
-//!   [`http::timing`], the `Server-Timing` middleware.
+//!   [`http::timing`], the `Server-Timing` middleware; [`http::shared`], which keeps a
+//!   router's layers from copying the stack beneath them for every request.
 //! - [`error`]: [`error::ApiError`], the single JSON error shape, and the error log.
 //! - [`search`]: words as search sees them (Unicode segmentation, case and accent folding),
 //!   queries (phrases, the prefix) and snippets; the index itself is the store's.

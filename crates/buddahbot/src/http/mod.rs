@@ -17,6 +17,7 @@ use crate::{app::App, error::ApiError};
 pub mod guard;
 pub mod headers;
 pub mod server;
+pub mod shared;
 pub mod timing;
 
 /// A JSON request body (or response). Refuses a non-JSON content type (415), a body above

@@ -76,9 +76,9 @@ pub async fn serve(
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let router = router.layer(middleware::from_fn_with_state(
-        timeouts.body,
-        answer_stalled,
+    let router = router.layer((
+        middleware::from_fn_with_state(timeouts.body, answer_stalled),
+        super::shared::SharedLayer,
     ));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

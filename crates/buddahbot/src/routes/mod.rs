@@ -42,6 +42,7 @@ use crate::{
     http::{
         guard::{Guard, RouteClass, guard},
         headers,
+        shared::SharedLayer,
         timing::server_timing,
     },
 };
@@ -299,8 +300,8 @@ pub fn local(app: App) -> Router {
             router.route_service(mount.path, (mount.router)(app.clone()).into_service())
         })
         .fallback(|| async { ApiError::RouteNotFound })
-        .layer(middleware::from_fn(log_errors))
-        .layer(middleware::from_fn(server_timing))
+        .layer((middleware::from_fn(log_errors), SharedLayer))
+        .layer((middleware::from_fn(server_timing), SharedLayer))
 }
 
 /// A function's router: its methods, behind the guard (authentication, CSRF, rate limits; for
@@ -327,22 +328,30 @@ fn build(
 ) -> Router {
     let mut methods = methods.fallback(move || async move { ApiError::MethodNotAllowed { allow } });
     if let Some(sub_routes) = sub_routes {
-        methods = methods.layer(middleware::from_fn_with_state(sub_routes, methods::check));
+        methods = methods.layer((
+            middleware::from_fn_with_state(sub_routes, methods::check),
+            SharedLayer,
+        ));
     }
     let cors = cors(&app.config().http.allowed_origins);
+    // Each layer over `SharedLayer`: a request then copies no stack beneath a layer
+    // (`http::shared`).
     let mut router = Router::new().fallback_service(methods.with_state(app.clone()));
     if let Some(class) = class {
-        router = router.layer(middleware::from_fn_with_state(Guard { app, class }, guard));
+        router = router.layer((
+            middleware::from_fn_with_state(Guard { app, class }, guard),
+            SharedLayer,
+        ));
     }
     if shape == ErrorShape::OpenAi {
-        router = router.layer(middleware::from_fn(openai_errors));
+        router = router.layer((middleware::from_fn(openai_errors), SharedLayer));
     }
     router
-        .layer(middleware::from_fn(log_errors))
+        .layer((middleware::from_fn(log_errors), SharedLayer))
         // Failures are logged once, by `log_errors`, with their cause.
-        .layer(TraceLayer::new_for_http().on_failure(()))
-        .layer(cors)
-        .layer(middleware::from_fn(server_timing))
+        .layer((TraceLayer::new_for_http().on_failure(()), SharedLayer))
+        .layer((cors, SharedLayer))
+        .layer((middleware::from_fn(server_timing), SharedLayer))
 }
 
 /// [`function`] for the OpenAI-compatible APIs: errors in OpenAI's shape.
