@@ -468,12 +468,12 @@ impl AuthJs {
     /// - [`AuthError::MissingClaim`] without `exp` or `sub`;
     /// - [`AuthError::BadSubject`] when `sub` is not a valid [`UserId`].
     pub fn decode(&self, token: &str, salt: &str) -> Result<UserId, AuthError> {
-        self.decode_at(token, salt, unix_now())
+        self.decode_valid(token, salt).map(|valid| valid.user)
     }
 
     /// [`AuthJs::decode`], with how long the token stays valid.
     pub(super) fn decode_valid(&self, token: &str, salt: &str) -> Result<Valid, AuthError> {
-        self.open(token, Salt::from_cookie_name(salt).as_slice(), unix_now())
+        self.decode_valid_at(token, salt, unix_now())
     }
 
     /// Decrypts an Auth.js token sent as `Authorization: Bearer`, as Auth.js's `getToken`
@@ -484,13 +484,12 @@ impl AuthJs {
     /// # Errors
     /// As [`AuthJs::decode`], trying every salt.
     pub fn bearer(&self, token: &str) -> Result<UserId, AuthError> {
-        self.bearer_at(token, unix_now())
+        self.bearer_valid(token).map(|valid| valid.user)
     }
 
     /// [`AuthJs::bearer`], with how long the token stays valid.
     pub(super) fn bearer_valid(&self, token: &str) -> Result<Valid, AuthError> {
-        let token = percent_decode(token)?;
-        self.open(&token, &BEARER_SALTS, unix_now())
+        self.bearer_valid_at(token, unix_now())
     }
 
     /// Issues a session token for the cookie `cookie_name` (a v5 name), exactly as Auth.js's
@@ -542,16 +541,26 @@ impl AuthJs {
         ))
     }
 
+    fn decode_valid_at(&self, token: &str, salt: &str, now: i64) -> Result<Valid, AuthError> {
+        self.open(token, Salt::from_cookie_name(salt).as_slice(), now)
+    }
+
+    fn bearer_valid_at(&self, token: &str, now: i64) -> Result<Valid, AuthError> {
+        let token = percent_decode(token)?;
+        self.open(&token, &BEARER_SALTS, now)
+    }
+
+    /// [`AuthJs::decode`] at `now` (Unix seconds), for tests of the clock's rules.
+    #[cfg(test)]
     fn decode_at(&self, token: &str, salt: &str, now: i64) -> Result<UserId, AuthError> {
-        let salts = Salt::from_cookie_name(salt);
-        self.open(token, salts.as_slice(), now)
+        self.decode_valid_at(token, salt, now)
             .map(|valid| valid.user)
     }
 
+    /// [`AuthJs::bearer`] at `now` (Unix seconds), for tests of the clock's rules.
+    #[cfg(test)]
     fn bearer_at(&self, token: &str, now: i64) -> Result<UserId, AuthError> {
-        let token = percent_decode(token)?;
-        self.open(&token, &BEARER_SALTS, now)
-            .map(|valid| valid.user)
+        self.bearer_valid_at(token, now).map(|valid| valid.user)
     }
 
     fn open(&self, token: &str, salts: &[Salt], now: i64) -> Result<Valid, AuthError> {
