@@ -78,6 +78,20 @@ async function assertText(locator, text) {
 const replies = (page) => page.locator("article.message.assistant:not(.streaming)");
 const live = (page) => page.locator("article.message.streaming .body");
 
+// Waits until nothing streams and the last finished reply reads exactly `text` (a shorter
+// mock reply is a prefix of a longer one, so a substring match would pass on the old one).
+async function lastReplyIs(page, text) {
+  await page.waitForFunction(
+    (want) => {
+      const bodies = document.querySelectorAll("article.message.assistant:not(.streaming) .body");
+      const last = bodies[bodies.length - 1];
+      return !document.querySelector(".message.streaming") && last?.innerText.trim() === want;
+    },
+    text,
+    { timeout: 20_000 },
+  );
+}
+
 async function idle(page) {
   await page.waitForFunction(() => !document.querySelector(".message.streaming") && document.querySelector("#stop").hidden, null, { timeout: 20_000 });
 }
@@ -211,7 +225,12 @@ test("rename, tags, pin, search with a highlighted hit, archive, and delete all"
 
   await page.getByRole("button", { name: "Pin", exact: true }).click();
   await assertText(page.locator("#pin"), "Unpin");
-  await page.waitForFunction(() => document.querySelector("#threads li:first-child a")?.textContent.includes("Trip to Rome"));
+  // The rename already put the chat first (newest first): wait for the list's reload that
+  // shows it pinned, not just for its title at the top.
+  await page.waitForFunction(() => {
+    const first = document.querySelector("#threads li:first-child");
+    return first?.querySelector(".pin") && first.textContent.includes("Trip to Rome");
+  });
   assert.ok(await page.locator("#threads li:first-child .pin").isVisible());
 
   await page.getByLabel("Search chats").fill("rome");
@@ -276,13 +295,13 @@ test("editing a message makes a branch, the switcher goes back, and feedback sti
   const user = page.locator("article.message.user");
   await assertText(user.locator(".body"), "Edited question");
   await assertText(user.locator(".versions"), "2/2");
-  assert.equal((await replies(page).last().locator(".body").innerText()).trim(), mockReply(5));
+  await lastReplyIs(page, mockReply(5));
   await page.screenshot({ path: `${shots}branches.png` });
 
   await user.getByRole("button", { name: "Previous version" }).click();
   await assertText(user.locator(".versions"), "1/2");
   await assertText(user.locator(".body"), "Original question");
-  assert.equal((await replies(page).last().locator(".body").innerText()).trim(), mockReply(16));
+  await lastReplyIs(page, mockReply(16));
 
   await replies(page).last().getByRole("button", { name: "Good reply" }).click();
   await page.waitForFunction(() => document.querySelector('[aria-label="Good reply"]')?.getAttribute("aria-pressed") === "true");
