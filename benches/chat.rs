@@ -37,9 +37,10 @@
 //!   non-empty content) and total (send -> end of a stream ending in `[DONE]`) p50/p99, the
 //!   overhead (proxy percentile − direct percentile: a difference of percentiles), the server's
 //!   CPU ms per turn (utime+stime of the server process, `/proc/<pid>/stat`, over the window ÷
-//!   turns answered OK) and Redis CPU µs per turn (`INFO cpu`, the same way); and the p50 of
-//!   each phase of the servers' own `Server-Timing` header (`auth`, `store`, `upstream`,
-//!   `total`: where a TTFT overhead goes inside the server, and how much is outside it).
+//!   turns answered OK) and Redis CPU µs per turn (`INFO cpu`, the same way); and the p50 and
+//!   p99 of each phase of the servers' own `Server-Timing` header (`auth`, `store`,
+//!   `upstream`, `total`: where a TTFT overhead or its tail goes inside the server, and how
+//!   much is outside it).
 //! - Redis per turn, first (while Redis is nearly empty, after a short warm-up of each server):
 //!   `BENCH_REDIS_TURNS` sequential 64-token turns per server under `MONITOR` (round trips per
 //!   turn, told apart by the servers' client ports; commands run inside scripts; `INFO
@@ -669,8 +670,11 @@ async fn run(
                     Load::Closed(_) => String::new(),
                 },
             );
-            if let Some(timing) = proxied.timing_p50() {
-                report!("          {} Server-Timing p50: {timing}", target.name);
+            if let Some(timing) = proxied.timing_percentiles() {
+                report!(
+                    "          {} Server-Timing p50 / p99: {timing}",
+                    target.name
+                );
             }
         }
     }
@@ -1461,22 +1465,24 @@ impl LoadStats {
         })
     }
 
-    /// The p50 of each `Server-Timing` phase, if the target sent the header.
-    fn timing_p50(&self) -> Option<String> {
+    /// The p50 and p99 of each `Server-Timing` phase, if the target sent the header (each
+    /// percentile of a phase on its own: the p99s need not come from one request).
+    fn timing_percentiles(&self) -> Option<String> {
         if self.timings.is_empty() {
             return None;
         }
-        let p50 = |phase: fn(&ServerTiming) -> f64| {
+        let at = |phase: fn(&ServerTiming) -> f64| {
             let mut values: Vec<f64> = self.timings.iter().map(phase).collect();
             values.sort_unstable_by(f64::total_cmp);
-            values[values.len() / 2]
+            let p99 = (values.len() * 99 / 100).min(values.len() - 1);
+            format!("{:.3} / {:.3}", values[values.len() / 2], values[p99])
         };
         Some(format!(
-            "auth {:.3}, store {:.3}, upstream {:.3}, total {:.3} ms",
-            p50(|t| t.auth),
-            p50(|t| t.store),
-            p50(|t| t.upstream),
-            p50(|t| t.total),
+            "auth {}, store {}, upstream {}, total {} ms",
+            at(|t| t.auth),
+            at(|t| t.store),
+            at(|t| t.upstream),
+            at(|t| t.total),
         ))
     }
 
