@@ -1474,8 +1474,9 @@ impl LoadStats {
         let at = |phase: fn(&ServerTiming) -> f64| {
             let mut values: Vec<f64> = self.timings.iter().map(phase).collect();
             values.sort_unstable_by(f64::total_cmp);
-            let p99 = (values.len() * 99 / 100).min(values.len() - 1);
-            format!("{:.3} / {:.3}", values[values.len() / 2], values[p99])
+            // Nearest rank, as `percentile` takes it.
+            let rank = |q: usize| (values.len() * q).div_ceil(100).clamp(1, values.len()) - 1;
+            format!("{:.3} / {:.3}", values[rank(50)], values[rank(99)])
         };
         Some(format!(
             "auth {}, store {}, upstream {}, total {} ms",
