@@ -1472,11 +1472,17 @@ impl LoadStats {
             return None;
         }
         let at = |phase: fn(&ServerTiming) -> f64| {
-            let mut values: Vec<f64> = self.timings.iter().map(phase).collect();
-            values.sort_unstable_by(f64::total_cmp);
-            // Nearest rank, as `percentile` takes it.
-            let rank = |q: usize| (values.len() * q).div_ceil(100).clamp(1, values.len()) - 1;
-            format!("{:.3} / {:.3}", values[rank(50)], values[rank(99)])
+            let mut values: Vec<Duration> = self
+                .timings
+                .iter()
+                .map(|t| Duration::from_secs_f64(phase(t).max(0.0) / 1e3))
+                .collect();
+            values.sort_unstable();
+            format!(
+                "{} / {}",
+                ms(percentile(&values, 50.0)),
+                ms(percentile(&values, 99.0))
+            )
         };
         Some(format!(
             "auth {}, store {}, upstream {}, total {} ms",
